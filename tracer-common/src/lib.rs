@@ -1,0 +1,158 @@
+//! Plain data shared by the eBPF programs and the `vethtrace` collector.
+//!
+//! Every record in the ring buffer starts with an [`EventHeader`]; its `kind` says which typed
+//! section follows. All types are `#[repr(C)]` with explicit padding so that both sides agree on
+//! the layout byte for byte; the size assertions at the bottom keep it that way.
+#![no_std]
+
+/// Version of the event layout; bumped whenever a section changes shape.
+pub const EVENT_VERSION: u8 = 1;
+
+/// `EventHeader::kind` values.
+pub mod kind {
+    /// A frame seen by the TC programs: [`crate::PacketEvent`].
+    pub const PACKET: u8 = 1;
+}
+
+/// `PacketEvent::dir` values: the host's view of the interface.
+pub mod dir {
+    /// The host receives the frame (on a host-side cali: the pod sent it).
+    pub const INGRESS: u8 = 0;
+    /// The host transmits the frame (towards the pod).
+    pub const EGRESS: u8 = 1;
+}
+
+/// Bits of `Packet::valid`: which parts of [`Packet`] hold parsed data.
+pub mod valid {
+    /// Ethernet header (MACs, ethertype).
+    pub const L2: u16 = 1 << 0;
+    /// ARP body (`arp_*`).
+    pub const ARP: u16 = 1 << 1;
+    /// IPv4 header.
+    pub const IPV4: u16 = 1 << 2;
+    /// IPv6 header.
+    pub const IPV6: u16 = 1 << 3;
+    /// Ports (TCP or UDP).
+    pub const PORTS: u16 = 1 << 4;
+    /// TCP header beyond the ports (seq, ack, flags, window).
+    pub const TCP: u16 = 1 << 5;
+    /// UDP length.
+    pub const UDP: u16 = 1 << 6;
+    /// ICMP or ICMPv6 type and code.
+    pub const ICMP: u16 = 1 << 7;
+    /// ICMP echo id and sequence.
+    pub const ICMP_ECHO: u16 = 1 << 8;
+    /// Neighbour discovery target address (`nd_target`).
+    pub const ND_TARGET: u16 = 1 << 9;
+    /// The frame ended (or was malformed) before a header that its predecessor announced.
+    pub const TRUNCATED: u16 = 1 << 15;
+}
+
+/// Bits of `Packet::ip_flags`.
+pub mod ipf {
+    /// IPv4 don't-fragment.
+    pub const DF: u8 = 1 << 0;
+    /// IPv4 more-fragments, or an IPv6 fragment header with M set.
+    pub const MF: u8 = 1 << 1;
+    /// A fragment: non-zero offset, MF set, or an IPv6 fragment header.
+    pub const FRAGMENT: u8 = 1 << 2;
+}
+
+/// Common start of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of [`kind`].
+    pub kind: u8,
+    /// [`EVENT_VERSION`] of the writer.
+    pub version: u8,
+    /// Size of the whole record in bytes, header included.
+    pub len: u16,
+    /// CPU that produced the record.
+    pub cpu: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the record was made.
+    pub ts_ns: u64,
+}
+
+/// The parsed frame: L2, then ARP or IP, then L4. `valid` says which parts are meaningful.
+/// Multi-byte fields are host byte order; addresses and MACs are in wire order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Packet {
+    /// Bits from [`valid`].
+    pub valid: u16,
+    /// Ethertype after any VLAN tags.
+    pub ethertype: u16,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// VLAN TCIs, outermost first (a tag the driver moved into skb metadata comes first).
+    pub vlan: [u16; 2],
+    /// How many entries of `vlan` are set.
+    pub nvlan: u8,
+    /// IP protocol (IPv6: the upper-layer header after extension headers).
+    pub ip_proto: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// Bits from [`ipf`].
+    pub ip_flags: u8,
+    /// IPv4 identification or IPv6 flow label.
+    pub ip_id: u32,
+    /// IPv4 addresses use the first 4 bytes.
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub tcp_win: u16,
+    /// TCP flag byte (FIN 0x01 … CWR 0x80).
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub _pad0: u8,
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    pub udp_len: u16,
+    /// Neighbour solicitation/advertisement target.
+    pub nd_target: [u8; 16],
+    pub arp_op: u16,
+    pub arp_sha: [u8; 6],
+    pub arp_spa: [u8; 4],
+    pub arp_tha: [u8; 6],
+    pub arp_tpa: [u8; 4],
+    pub _pad1: [u8; 6],
+}
+
+/// A frame seen by TC on a traced interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketEvent {
+    pub header: EventHeader,
+    pub ifindex: u32,
+    /// `skb->len`: bytes of the frame from the MAC header on.
+    pub len: u32,
+    /// One of [`dir`].
+    pub dir: u8,
+    pub _pad: [u8; 7],
+    pub packet: Packet,
+}
+
+/// Index of the single entry in the per-CPU `LOST` counter array.
+pub const LOST_RESERVE: u32 = 0;
+/// Entries in the per-CPU `LOST` counter array.
+pub const LOST_SLOTS: u32 = 1;
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
+const _: () = assert!(core::mem::size_of::<Packet>() == 128);
+const _: () = assert!(core::mem::size_of::<PacketEvent>() == 16 + 16 + 128);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` integers and byte arrays with explicit padding: every bit pattern
+    // is valid.
+    unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Packet {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PacketEvent {}
+}

@@ -1,0 +1,22 @@
+//! vethtrace's kernel side: one module per hook family.
+//!
+//! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame).
+//!
+//! Shared pieces: [`parse`] (bounded frame parser), [`emit`] (ring buffer and loss counters).
+#![no_std]
+#![no_main]
+
+mod emit;
+mod parse;
+mod tc;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program with a reachable panic path, so this is never run.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

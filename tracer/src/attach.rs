@@ -1,0 +1,186 @@
+//! Attaching the TC programs to interfaces, and taking them off again.
+//!
+//! TCX links (Linux >= 6.6) die with the process, so nothing can stay attached. clsact filters
+//! outlive it; for them a reaper child process (see [`crate::reaper`]) is told about every filter
+//! and removes whatever is left when vethtrace exits, however it exits (SIGKILL included).
+//!
+//! Other programs' qdiscs and filters are never replaced, reordered or removed: TCX links are
+//! added in front of the chain and pass every packet on; clsact filters get a priority the
+//! kernel picks in front of existing ones.
+
+use std::collections::HashMap;
+
+use aya::{
+    Ebpf,
+    programs::{
+        LinkOrder, ProgramError, SchedClassifier,
+        tc::{self, NlOptions, SchedClassifierLink, TcAttach, TcAttachType, TcHandle},
+    },
+    util::KernelVersion,
+};
+
+use crate::{cli::TcMode, reaper::ReaperHandle};
+
+pub const INGRESS_PROG: &str = "vethtrace_in";
+pub const EGRESS_PROG: &str = "vethtrace_eg";
+
+/// How programs are attached on this kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Tcx,
+    Clsact,
+}
+
+impl Backend {
+    /// `auto` takes TCX where the kernel has it (>= 6.6).
+    pub fn choose(mode: TcMode) -> Self {
+        match mode {
+            TcMode::Tcx => Self::Tcx,
+            TcMode::Clsact => Self::Clsact,
+            TcMode::Auto => {
+                if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)) {
+                    Self::Tcx
+                } else {
+                    Self::Clsact
+                }
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcx => "tcx",
+            Self::Clsact => "clsact",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("loading {prog} failed (verifier log follows): {source}")]
+    Load {
+        prog: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching {prog} to {iface} failed: {source}")]
+    Attach {
+        prog: &'static str,
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("starting the clsact reaper failed: {0}")]
+    Reaper(#[from] std::io::Error),
+}
+
+/// The two links on one interface; dropping them detaches.
+struct Attachment {
+    links: Vec<(SchedClassifierLink, Option<(TcHandle, u16, TcHandle)>)>,
+}
+
+/// Owns the loaded TC programs and every link they have.
+pub struct Attacher {
+    backend: Backend,
+    reaper: Option<ReaperHandle>,
+    attached: HashMap<u32, Attachment>,
+}
+
+impl Attacher {
+    /// Loads both programs into the kernel.
+    pub fn new(ebpf: &mut Ebpf, backend: Backend) -> Result<Self, AttachError> {
+        for name in [INGRESS_PROG, EGRESS_PROG] {
+            program(ebpf, name)?
+                .load()
+                .map_err(|source| AttachError::Load { prog: name, source })?;
+        }
+        let reaper = match backend {
+            Backend::Clsact => Some(ReaperHandle::spawn()?),
+            Backend::Tcx => None,
+        };
+        Ok(Self { backend, reaper, attached: HashMap::new() })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn is_attached(&self, ifindex: u32) -> bool {
+        self.attached.contains_key(&ifindex)
+    }
+
+    pub fn count(&self) -> usize {
+        self.attached.len()
+    }
+
+    /// Attaches ingress and egress to `ifindex`. Attaching twice is a no-op.
+    pub fn attach(&mut self, ebpf: &mut Ebpf, ifindex: u32, iface: &str) -> Result<(), AttachError> {
+        if self.is_attached(ifindex) {
+            return Ok(());
+        }
+        if self.backend == Backend::Clsact {
+            // Fails harmlessly when the qdisc is there already (ours or another program's).
+            let _ = tc::qdisc_add_clsact(ifindex);
+        }
+        let mut attachment = Attachment { links: Vec::with_capacity(2) };
+        for (name, hook) in [(INGRESS_PROG, TcAttachType::Ingress), (EGRESS_PROG, TcAttachType::Egress)] {
+            let prog = program(ebpf, name)?;
+            let attach = match self.backend {
+                Backend::Tcx => TcAttach::Tcx { attach_type: hook, order: LinkOrder::first() },
+                Backend::Clsact => TcAttach::Netlink { parent: hook.into(), options: NlOptions::default() },
+            };
+            let err = |source| AttachError::Attach { prog: name, iface: iface.to_owned(), source };
+            let id = prog.attach(ifindex, attach).map_err(err)?;
+            let link = prog.take_link(id).map_err(err)?;
+            let filter = match self.backend {
+                Backend::Clsact => Some((
+                    link.parent().map_err(err)?,
+                    link.priority().map_err(err)?,
+                    link.handle().map_err(err)?,
+                )),
+                Backend::Tcx => None,
+            };
+            if let (Some(reaper), Some((parent, prio, handle))) = (&mut self.reaper, filter) {
+                reaper.track(ifindex, parent, prio, handle);
+            }
+            attachment.links.push((link, filter));
+        }
+        self.attached.insert(ifindex, attachment);
+        Ok(())
+    }
+
+    /// Detaches from `ifindex` (or only forgets it, when the interface is gone).
+    pub fn detach(&mut self, ifindex: u32) {
+        let Some(attachment) = self.attached.remove(&ifindex) else {
+            return;
+        };
+        for (link, filter) in attachment.links {
+            // Fails when the interface has gone, which took the link or filter with it.
+            let _ = aya::programs::Link::detach(link);
+            if let (Some(reaper), Some((parent, prio, handle))) = (&mut self.reaper, filter) {
+                reaper.untrack(ifindex, parent, prio, handle);
+            }
+        }
+    }
+
+    pub fn detach_all(&mut self) {
+        let all: Vec<u32> = self.attached.keys().copied().collect();
+        for ifindex in all {
+            self.detach(ifindex);
+        }
+    }
+}
+
+impl Drop for Attacher {
+    fn drop(&mut self) {
+        self.detach_all();
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier, AttachError> {
+    ebpf.program_mut(name)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(AttachError::MissingProgram(name))
+}

@@ -1,0 +1,123 @@
+//! Command-line interface (clap derive). Parsing only: no I/O here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Live per-packet tracer for the veth pairs that connect Kubernetes pods to their node.
+#[derive(Debug, Parser)]
+#[command(name = "vethtrace", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Internal: removes clsact filters left behind if vethtrace dies (even by SIGKILL).
+    #[command(name = "__reaper", hide = true)]
+    Reaper,
+}
+
+/// Options of the default command: trace the matching interfaces.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Interfaces to trace, as shell globs on the name; repeat for more. Interfaces that appear
+    /// later and match are traced as they come.
+    #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
+    pub iface: Vec<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Write events to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Exit non-zero if any event was lost (ring buffer full).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Ring buffer size in bytes: a power of two, at least 4096.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = parse_ring_size)]
+    pub ring_size: u32,
+
+    /// How the TC programs attach: TCX links (Linux >= 6.6), clsact filters, or auto.
+    #[arg(long, value_enum, default_value_t = TcMode::Auto)]
+    pub tc_mode: TcMode,
+
+    /// Create this file once every matching interface is attached (for scripts and tests).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One tcpdump-like line per event.
+    Text,
+    /// One JSON object per line (schema in the README).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TcMode {
+    Auto,
+    Tcx,
+    Clsact,
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if n < 4096 || !n.is_power_of_two() {
+        return Err(format!("{n} is not a power of two of at least 4096"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vethtrace").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_trace_cali_as_text() {
+        let cli = parse(&[]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.trace.iface, ["cali*"]);
+        assert_eq!(cli.trace.output, OutputFormat::Text);
+        assert_eq!(cli.trace.tc_mode, TcMode::Auto);
+        assert!(!cli.trace.strict);
+    }
+
+    #[test]
+    fn repeated_ifaces_and_json() {
+        let cli = parse(&["--iface", "cali*", "-i", "tap*", "--output", "json", "--strict"]).unwrap();
+        assert_eq!(cli.trace.iface, ["cali*", "tap*"]);
+        assert_eq!(cli.trace.output, OutputFormat::Json);
+        assert!(cli.trace.strict);
+    }
+
+    #[test]
+    fn ring_size_must_be_a_power_of_two() {
+        assert_eq!(parse(&["--ring-size", "65536"]).unwrap().trace.ring_size, 65536);
+        assert!(parse(&["--ring-size", "65535"]).is_err());
+        assert!(parse(&["--ring-size", "1024"]).is_err());
+        assert!(parse(&["--ring-size", "lots"]).is_err());
+    }
+
+    #[test]
+    fn unknown_flag_and_bad_output_are_errors() {
+        assert!(parse(&["--nope"]).is_err());
+        assert!(parse(&["--output", "xml"]).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! The ring buffer side of the collector: wait for readiness, drain everything, count losses.
+
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use tokio::io::unix::AsyncFd;
+use tracer_common::LOST_RESERVE;
+
+use crate::ebpf::{EVENTS_MAP, LOST_MAP};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("opening map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("waiting on the ring buffer: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Collector {
+    ring: AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+}
+
+impl Collector {
+    /// Takes the ring buffer and the loss counters out of the object.
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
+        let map = |name: &'static str, ebpf: &mut Ebpf| ebpf.take_map(name).ok_or(CollectError::MissingMap(name));
+        let ring = RingBuf::try_from(map(EVENTS_MAP, ebpf)?)
+            .map_err(|source| CollectError::Map { name: EVENTS_MAP, source })?;
+        let lost = PerCpuArray::try_from(map(LOST_MAP, ebpf)?)
+            .map_err(|source| CollectError::Map { name: LOST_MAP, source })?;
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as long as
+        // the `RingBuf` lives, and the `AsyncFd` owns the `RingBuf`.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| CollectError::Io(e.into_parts().1))?;
+        Ok(Self { ring, lost })
+    }
+
+    /// Waits until records are ready, then hands every one of them to `each`.
+    /// Returns how many were drained.
+    pub async fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<usize, CollectError> {
+        let mut guard = self.ring.readable_mut().await?;
+        let n = drain_ring(guard.get_inner_mut(), &mut each);
+        guard.clear_ready();
+        // Records submitted between the last read and clear_ready would otherwise wait for the
+        // next wakeup.
+        Ok(n + drain_ring(self.ring.get_mut(), &mut each))
+    }
+
+    /// Drains without waiting (at exit).
+    pub fn drain_now(&mut self, mut each: impl FnMut(&[u8])) -> usize {
+        drain_ring(self.ring.get_mut(), &mut each)
+    }
+
+    /// Records the kernel could not reserve, summed over CPUs.
+    pub fn lost(&self) -> u64 {
+        self.lost.get(&LOST_RESERVE, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
+    }
+}
+
+fn drain_ring(ring: &mut RingBuf<MapData>, each: &mut impl FnMut(&[u8])) -> usize {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        each(&item);
+        n += 1;
+    }
+    n
+}

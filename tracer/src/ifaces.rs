@@ -1,0 +1,90 @@
+//! Which interfaces to trace: shell globs on the interface name.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("bad interface glob '{glob}': {reason}")]
+    BadGlob { glob: String, reason: String },
+}
+
+/// The set of `--iface` globs.
+#[derive(Debug, Clone)]
+pub struct IfaceFilter {
+    globs: Vec<String>,
+    set: GlobSet,
+}
+
+impl IfaceFilter {
+    pub fn new(globs: &[String]) -> Result<Self, FilterError> {
+        let mut builder = GlobSetBuilder::new();
+        for glob in globs {
+            let bad = |reason: &str| FilterError::BadGlob { glob: glob.clone(), reason: reason.into() };
+            if glob.is_empty() {
+                return Err(bad("empty"));
+            }
+            if glob.contains('/') || glob.chars().any(char::is_whitespace) {
+                return Err(bad("interface names never contain '/' or spaces"));
+            }
+            let literal_len = glob.chars().filter(|c| !"*?[]{}!".contains(*c)).count();
+            if !glob.contains(['*', '?', '[', '{']) && literal_len > IFNAME_MAX {
+                return Err(bad("longer than the 15 characters an interface name can have"));
+            }
+            let g = Glob::new(glob).map_err(|e| bad(&e.kind().to_string()))?;
+            builder.add(g);
+        }
+        let set = builder
+            .build()
+            .map_err(|e| FilterError::BadGlob { glob: globs.join(" "), reason: e.to_string() })?;
+        Ok(Self { globs: globs.to_vec(), set })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.set.is_match(name)
+    }
+
+    /// The globs as the user wrote them, for messages.
+    pub fn describe(&self) -> String {
+        self.globs.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(globs: &[&str]) -> Result<IfaceFilter, FilterError> {
+        IfaceFilter::new(&globs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn cali_glob_matches_calico_host_ends_only() {
+        let f = filter(&["cali*"]).unwrap();
+        assert!(f.matches("cali1234567890a"));
+        assert!(f.matches("cali"));
+        assert!(!f.matches("eth0"));
+        assert!(!f.matches("xcali1"));
+        assert!(!f.matches("tap0"));
+    }
+
+    #[test]
+    fn several_globs_are_a_union() {
+        let f = filter(&["cali*", "tap?", "veth[0-3]"]).unwrap();
+        assert!(f.matches("tap1"));
+        assert!(!f.matches("tap10"));
+        assert!(f.matches("veth2"));
+        assert!(!f.matches("veth7"));
+        assert!(f.matches("calia"));
+    }
+
+    #[test]
+    fn bad_globs_are_rejected_with_the_glob_named() {
+        for bad in ["cali[", "", "a/b", "eth 0", "averyveryverylongname"] {
+            let err = filter(&[bad]).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+}

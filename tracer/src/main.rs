@@ -1,0 +1,57 @@
+//! `vethtrace`: flags in, one line per problem out, exit codes that scripts can trust.
+
+use std::process::ExitCode;
+
+use clap::{Parser, error::ErrorKind};
+use tracer::{
+    cli::{Cli, Command},
+    reaper, trace,
+};
+
+/// Exit code when `--strict` is given and events were lost.
+const EXIT_LOST: u8 = 3;
+/// Exit code for bad flags.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    // Anything unexpected is one line, never a backtrace.
+    std::panic::set_hook(Box::new(|info| eprintln!("vethtrace: internal error: {info}")));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            eprintln!("vethtrace: {} (see --help)", first.trim_start_matches("error: "));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .init();
+    let result = match cli.command {
+        Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
+        None => run_trace(&cli.trace),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("vethtrace: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let counters = runtime.block_on(trace::run(args))?;
+    eprintln!(
+        "vethtrace: {} events, {} lost, {} undecodable",
+        counters.events, counters.lost, counters.undecodable
+    );
+    if args.strict && counters.lost > 0 {
+        eprintln!("vethtrace: --strict: {} events were lost", counters.lost);
+        return Ok(ExitCode::from(EXIT_LOST));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,236 @@
+//! A typed view of a parsed frame ([`tracer_common::Packet`]), shared by every printer.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use tracer_common::{Packet, ipf, valid};
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// A MAC address printed as `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Accessors that honour `valid`: each returns `None` for a part that was not parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketView<'a>(pub &'a Packet);
+
+impl PacketView<'_> {
+    fn has(&self, bit: u16) -> bool {
+        self.0.valid & bit != 0
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.has(valid::TRUNCATED)
+    }
+
+    pub fn l2(&self) -> Option<(Mac, Mac, u16)> {
+        self.has(valid::L2)
+            .then(|| (Mac(self.0.src_mac), Mac(self.0.dst_mac), self.0.ethertype))
+    }
+
+    pub fn vlans(&self) -> &[u16] {
+        &self.0.vlan[..usize::from(self.0.nvlan.min(2))]
+    }
+
+    pub fn src_ip(&self) -> Option<IpAddr> {
+        self.ip(&self.0.src_ip)
+    }
+
+    pub fn dst_ip(&self) -> Option<IpAddr> {
+        self.ip(&self.0.dst_ip)
+    }
+
+    fn ip(&self, raw: &[u8; 16]) -> Option<IpAddr> {
+        if self.has(valid::IPV4) {
+            Some(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])))
+        } else if self.has(valid::IPV6) {
+            Some(IpAddr::V6(Ipv6Addr::from(*raw)))
+        } else {
+            None
+        }
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.has(valid::IPV6)
+    }
+
+    pub fn ip_proto(&self) -> Option<u8> {
+        self.has(valid::IPV4 | valid::IPV6).then_some(self.0.ip_proto)
+    }
+
+    pub fn ttl(&self) -> Option<u8> {
+        self.ip_proto().map(|_| self.0.ttl)
+    }
+
+    pub fn ip_id(&self) -> Option<u32> {
+        self.ip_proto().map(|_| self.0.ip_id)
+    }
+
+    pub fn dont_fragment(&self) -> bool {
+        self.0.ip_flags & ipf::DF != 0
+    }
+
+    pub fn fragment(&self) -> bool {
+        self.0.ip_flags & ipf::FRAGMENT != 0
+    }
+
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        self.has(valid::PORTS).then_some((self.0.sport, self.0.dport))
+    }
+
+    /// seq, ack, flags, window.
+    pub fn tcp(&self) -> Option<(u32, u32, u8, u16)> {
+        self.has(valid::TCP)
+            .then_some((self.0.tcp_seq, self.0.tcp_ack, self.0.tcp_flags, self.0.tcp_win))
+    }
+
+    pub fn udp_len(&self) -> Option<u16> {
+        self.has(valid::UDP).then_some(self.0.udp_len)
+    }
+
+    pub fn icmp(&self) -> Option<(u8, u8)> {
+        self.has(valid::ICMP).then_some((self.0.icmp_type, self.0.icmp_code))
+    }
+
+    pub fn icmp_echo(&self) -> Option<(u16, u16)> {
+        self.has(valid::ICMP_ECHO).then_some((self.0.icmp_id, self.0.icmp_seq))
+    }
+
+    pub fn nd_target(&self) -> Option<Ipv6Addr> {
+        self.has(valid::ND_TARGET).then(|| Ipv6Addr::from(self.0.nd_target))
+    }
+
+    pub fn arp(&self) -> Option<Arp> {
+        self.has(valid::ARP).then(|| Arp {
+            op: self.0.arp_op,
+            sha: Mac(self.0.arp_sha),
+            spa: Ipv4Addr::from(self.0.arp_spa),
+            tha: Mac(self.0.arp_tha),
+            tpa: Ipv4Addr::from(self.0.arp_tpa),
+        })
+    }
+}
+
+/// The body of an Ethernet/IPv4 ARP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arp {
+    pub op: u16,
+    pub sha: Mac,
+    pub spa: Ipv4Addr,
+    pub tha: Mac,
+    pub tpa: Ipv4Addr,
+}
+
+/// "ipv4", "ipv6", "arp" or `0x88cc`-style hex.
+pub fn ethertype_name(ethertype: u16) -> String {
+    match ethertype {
+        ETH_P_IP => "ipv4".into(),
+        ETH_P_IPV6 => "ipv6".into(),
+        ETH_P_ARP => "arp".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+/// "tcp", "udp", "icmp", "icmpv6" or the number.
+pub fn proto_name(proto: u8) -> String {
+    match proto {
+        IPPROTO_TCP => "tcp".into(),
+        IPPROTO_UDP => "udp".into(),
+        IPPROTO_ICMP => "icmp".into(),
+        IPPROTO_ICMPV6 => "icmpv6".into(),
+        other => other.to_string(),
+    }
+}
+
+/// "request", "reply" or the number.
+pub fn arp_op_name(op: u16) -> String {
+    match op {
+        1 => "request".into(),
+        2 => "reply".into(),
+        other => other.to_string(),
+    }
+}
+
+/// TCP flags the way tcpdump prints them: `S`, `S.`, `P.`, `F.`, `R`, `R.`, `.` …
+pub fn tcp_flags(flags: u8) -> String {
+    const LETTERS: [(u8, char); 7] = [
+        (0x01, 'F'),
+        (0x02, 'S'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'W'),
+    ];
+    let mut s: String = LETTERS.iter().filter(|(bit, _)| flags & bit != 0).map(|&(_, c)| c).collect();
+    if flags & 0x10 != 0 {
+        s.push('.');
+    }
+    if s.is_empty() {
+        s.push_str("none");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_flags_read_like_tcpdump() {
+        assert_eq!(tcp_flags(0x02), "S");
+        assert_eq!(tcp_flags(0x12), "S.");
+        assert_eq!(tcp_flags(0x18), "P.");
+        assert_eq!(tcp_flags(0x11), "F.");
+        assert_eq!(tcp_flags(0x04), "R");
+        assert_eq!(tcp_flags(0x14), "R.");
+        assert_eq!(tcp_flags(0x10), ".");
+        assert_eq!(tcp_flags(0x00), "none");
+        assert_eq!(tcp_flags(0xc2), "SEW");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(ethertype_name(0x0800), "ipv4");
+        assert_eq!(ethertype_name(0x88cc), "0x88cc");
+        assert_eq!(proto_name(58), "icmpv6");
+        assert_eq!(proto_name(132), "132");
+        assert_eq!(arp_op_name(2), "reply");
+        assert_eq!(Mac([0xee; 6]).to_string(), "ee:ee:ee:ee:ee:ee");
+    }
+
+    #[test]
+    fn view_hides_what_was_not_parsed() {
+        let p = Packet { valid: valid::L2, src_ip: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ..Default::default() };
+        let v = PacketView(&p);
+        assert!(v.l2().is_some());
+        assert_eq!(v.src_ip(), None);
+        assert_eq!(v.ports(), None);
+        assert_eq!(v.arp(), None);
+        let p = Packet { valid: valid::L2 | valid::IPV4, ..p };
+        assert_eq!(PacketView(&p).src_ip(), Some("10.0.0.1".parse().unwrap()));
+    }
+}
