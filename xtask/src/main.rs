@@ -1,1 +1,55 @@
-fn main(){}
+//! Project tasks: `cargo xtask <task>` (or `./x <task>` on a fresh machine).
+
+mod demo;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "vethtrace project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing: apt packages, the eBPF nightly, bpf-linker (idempotent).
+    Setup,
+    /// Build, then trace a Calico-style node built in network namespaces while it makes traffic.
+    Demo {
+        /// Extra arguments for vethtrace (e.g. `-- --output json`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Every test: unit tests, then the privileged integration tests (root needed).
+    Test,
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(task: Task) -> anyhow::Result<()> {
+    match task {
+        Task::Setup => setup::run(),
+        Task::Demo { args } => {
+            setup::run()?;
+            demo::run(&args)
+        }
+        Task::Test => {
+            setup::run()?;
+            test::run()
+        }
+    }
+}

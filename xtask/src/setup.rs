@@ -1,0 +1,117 @@
+//! Installs what building and testing vethtrace needs, and says what it installs. Idempotent:
+//! a second run installs nothing.
+
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::run;
+
+/// Nightly that compiles tracer-ebpf; its LLVM major (22) must match bpf-linker's.
+/// Keep in step with `EBPF_TOOLCHAIN` in tracer/build.rs.
+pub const EBPF_TOOLCHAIN: &str = "nightly-2026-06-20";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// Debian packages: LLVM for bpf-linker, network tools for the tests and the demo (tcpdump and
+/// bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "iproute2",
+    "tcpdump",
+    "bpftool",
+    "bpftrace",
+    "nftables",
+    "iperf3",
+    "iputils-ping",
+    "iputils-arping",
+    "netcat-openbsd",
+    "socat",
+    "busybox-static",
+    "cpio",
+    "kmod",
+    "qemu-system-x86",
+];
+
+pub fn run() -> anyhow::Result<()> {
+    apt_packages()?;
+    ebpf_toolchain()?;
+    bpf_linker()?;
+    Ok(())
+}
+
+fn apt_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !run::stdout(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .contains("install ok installed")
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("these Debian packages are missing and installing them needs root: {}", missing.join(" "));
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    run::status(Command::new("apt-get").args(["update", "-q"]))?;
+    run::status(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn ebpf_toolchain() -> anyhow::Result<()> {
+    let has_rust_src = run::stdout(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        EBPF_TOOLCHAIN,
+        "--installed",
+    ]))
+    .lines()
+    .any(|l| l.starts_with("rust-src"));
+    if has_rust_src {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Rust {EBPF_TOOLCHAIN} with rust-src (compiles the eBPF programs)");
+    run::status(Command::new("rustup").args(["set", "auto-self-update", "disable"]))?;
+    run::status(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        EBPF_TOOLCHAIN,
+        "--profile",
+        "minimal",
+        "-c",
+        "rust-src",
+    ]))
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    if run::stdout(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} built against LLVM 22 (about a minute)");
+    run::status(
+        Command::new("cargo")
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", LLVM_PREFIX),
+    )
+}
+
+pub fn is_root() -> bool {
+    run::stdout(Command::new("id").arg("-u")).trim() == "0"
+}
