@@ -1,7 +1,10 @@
 //! vethtrace's collector: loading and attaching ([`ebpf`], [`attach`], [`reaper`]), collection
-//! ([`collect`], [`event`]), the interface set ([`links`], [`ifaces`]), and output ([`packet`],
-//! [`output`]). [`trace`] ties them together; `main.rs` is the edge (flags, errors, exit codes).
+//! ([`collect`], [`event`]), the node's network state ([`mirror`]: links, routes, rules,
+//! neighbours, sysctls) and the interface set ([`ifaces`]), route/neighbour annotation
+//! ([`annotate`]), and output ([`packet`], [`output`]). [`trace`] ties them together;
+//! `main.rs` is the edge (flags, errors, exit codes).
 
+pub mod annotate;
 pub mod attach;
 pub mod caps;
 pub mod cli;
@@ -9,7 +12,8 @@ pub mod collect;
 pub mod ebpf;
 pub mod event;
 pub mod ifaces;
-pub mod links;
+pub mod kernel;
+pub mod mirror;
 pub mod output;
 pub mod packet;
 pub mod reaper;
