@@ -6,7 +6,7 @@
 #![no_std]
 
 /// Version of the event layout; bumped whenever a section changes shape.
-pub const EVENT_VERSION: u8 = 1;
+pub const EVENT_VERSION: u8 = 2;
 
 /// `EventHeader::kind` values.
 pub mod kind {
@@ -20,6 +20,21 @@ pub mod dir {
     pub const INGRESS: u8 = 0;
     /// The host transmits the frame (towards the pod).
     pub const EGRESS: u8 = 1;
+}
+
+/// `PacketEvent::fib_ret` values: the return codes of `bpf_fib_lookup` (BPF_FIB_LKUP_RET_*),
+/// plus [`fib::NOT_RUN`] for frames it was not asked about (egress, non-IP).
+pub mod fib {
+    pub const SUCCESS: u8 = 0;
+    pub const BLACKHOLE: u8 = 1;
+    pub const UNREACHABLE: u8 = 2;
+    pub const PROHIBIT: u8 = 3;
+    pub const NOT_FWDED: u8 = 4;
+    pub const FWD_DISABLED: u8 = 5;
+    pub const UNSUPP_LWT: u8 = 6;
+    pub const NO_NEIGH: u8 = 7;
+    pub const FRAG_NEEDED: u8 = 8;
+    pub const NOT_RUN: u8 = 0xff;
 }
 
 /// Bits of `Packet::valid`: which parts of [`Packet`] hold parsed data.
@@ -133,7 +148,11 @@ pub struct PacketEvent {
     pub len: u32,
     /// One of [`dir`].
     pub dir: u8,
-    pub _pad: [u8; 7],
+    /// The kernel's forwarding verdict for this frame at TC ingress: one of [`fib`].
+    pub fib_ret: u8,
+    pub _pad: [u8; 2],
+    /// `bpf_fib_lookup`'s egress interface (set for SUCCESS, NO_NEIGH and FRAG_NEEDED).
+    pub fib_ifindex: u32,
     pub packet: Packet,
 }
 
@@ -145,6 +164,7 @@ pub const LOST_SLOTS: u32 = 1;
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
 const _: () = assert!(core::mem::size_of::<Packet>() == 128);
 const _: () = assert!(core::mem::size_of::<PacketEvent>() == 16 + 16 + 128);
+const _: () = assert!(core::mem::offset_of!(PacketEvent, fib_ifindex) == 28);
 
 #[cfg(feature = "user")]
 mod pod {

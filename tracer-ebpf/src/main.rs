@@ -1,12 +1,14 @@
 //! vethtrace's kernel side: one module per hook family.
 //!
-//! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame).
+//! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame), with the
+//!   kernel's FIB verdict on ingress ([`fib`]).
 //!
 //! Shared pieces: [`parse`] (bounded frame parser), [`emit`] (ring buffer and loss counters).
 #![no_std]
 #![no_main]
 
 mod emit;
+mod fib;
 mod parse;
 mod tc;
 

@@ -1,12 +1,14 @@
 //! TC classifiers on ingress and egress of every traced interface: one `PacketEvent` per frame.
 //!
+//! On ingress the event also carries the kernel's forwarding verdict ([`crate::fib`]).
+//!
 //! They only read. Both return `TC_ACT_UNSPEC` (TCX: "next"), so the packet continues to any
 //! other program on the hook and then on its normal way; the verdict is never changed.
 
 use aya_ebpf::{bindings::__sk_buff, macros::classifier, programs::TcContext, EbpfContext};
-use tracer_common::{PacketEvent, dir, kind};
+use tracer_common::{PacketEvent, dir, fib, kind};
 
-use crate::{emit, parse};
+use crate::{emit, fib as fib_lookup, parse};
 
 /// "Continue": TC_ACT_UNSPEC on clsact, TCX_NEXT on TCX.
 const TC_ACT_UNSPEC: i32 = -1;
@@ -67,5 +69,11 @@ fn record(ctx: &TcContext, direction: u8) {
     ev.len = meta.len;
     ev.dir = direction;
     parse::parse(ctx, &mut ev.packet, meta.accel_vlan);
+    // Only ingress: on egress the kernel has already routed the frame.
+    (ev.fib_ret, ev.fib_ifindex) = if direction == dir::INGRESS {
+        fib_lookup::verdict(ctx, &ev.packet, meta.ifindex)
+    } else {
+        (fib::NOT_RUN, 0)
+    };
     entry.submit(0);
 }

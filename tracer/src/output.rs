@@ -7,6 +7,7 @@ use serde::Serialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tracer_common::{PacketEvent, dir};
 
+use crate::annotate::Annotation;
 use crate::packet::{
     self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Mac, PacketView,
 };
@@ -28,16 +29,31 @@ pub enum Format {
 
 /// Formats events into `buf`, one line each.
 pub fn write_packet(format: Format, buf: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::Result<()> {
+    write_annotated(format, buf, ev, meta, None)
+}
+
+/// [`write_packet`] with the route/neighbour annotation: appended to a text line, merged into
+/// the JSON object (keys in the README).
+pub fn write_annotated(
+    format: Format,
+    buf: &mut Vec<u8>,
+    ev: &PacketEvent,
+    meta: Meta<'_>,
+    annotation: Option<&Annotation<'_>>,
+) -> io::Result<()> {
     match format {
         Format::Text => {
             let mut line = String::with_capacity(160);
             text_packet(&mut line, ev, meta);
+            if let Some(a) = annotation {
+                let _ = write!(line, "{a}");
+            }
             line.push('\n');
             buf.extend_from_slice(line.as_bytes());
             Ok(())
         }
         Format::Json => {
-            serde_json::to_writer(&mut *buf, &JsonPacket::new(ev, meta))?;
+            serde_json::to_writer(&mut *buf, &JsonPacket { annotation, ..JsonPacket::new(ev, meta) })?;
             buf.push(b'\n');
             Ok(())
         }
@@ -241,6 +257,8 @@ struct JsonPacket<'a> {
     arp_tpa: Option<std::net::Ipv4Addr>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
+    #[serde(flatten)]
+    annotation: Option<&'a Annotation<'a>>,
 }
 
 impl<'a> JsonPacket<'a> {
@@ -289,6 +307,7 @@ impl<'a> JsonPacket<'a> {
             arp_tha: arp.map(|a| a.tha),
             arp_tpa: arp.map(|a| a.tpa),
             truncated: v.truncated(),
+            annotation: None,
         }
     }
 }

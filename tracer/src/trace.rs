@@ -2,7 +2,6 @@
 //! stream events until Ctrl-C/SIGTERM, then flush, detach and report counters.
 
 use std::{
-    collections::HashMap,
     fs::File,
     io::{self, BufWriter, Write},
     time::Duration,
@@ -10,9 +9,11 @@ use std::{
 
 use anyhow::Context as _;
 use aya::Ebpf;
+use futures::StreamExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
+    annotate,
     attach::{Attacher, Backend},
     caps,
     cli::{OutputFormat, TraceArgs},
@@ -20,7 +21,7 @@ use crate::{
     ebpf,
     event::{self, Event},
     ifaces::IfaceFilter,
-    links::{self, LinkChange},
+    mirror::{self, Mirror, links::LinkChange},
     output::{self, Format, Meta},
 };
 
@@ -60,7 +61,8 @@ struct Sink {
     buf: Vec<u8>,
     out: BufWriter<Box<dyn Write>>,
     clock: Clock,
-    names: HashMap<u32, String>,
+    /// The node's network state: interface names and everything the annotation looks up.
+    mirror: Mirror,
     counters: Counters,
 }
 
@@ -69,15 +71,16 @@ impl Sink {
         match event::decode(bytes) {
             Ok(Event::Packet(ev)) => {
                 let index_name;
-                let iface = match self.names.get(&ev.ifindex) {
-                    Some(n) => n.as_str(),
+                let iface = match self.mirror.links.name(ev.ifindex) {
+                    Some(n) => n,
                     None => {
                         index_name = format!("if{}", ev.ifindex);
                         &index_name
                     }
                 };
                 let meta = Meta { iface, wall_ns: self.clock.wall(ev.header.ts_ns) };
-                if output::write_packet(self.format, &mut self.buf, &ev, meta).is_ok() {
+                let annotation = annotate::annotate(&self.mirror, &ev);
+                if output::write_annotated(self.format, &mut self.buf, &ev, meta, Some(&annotation)).is_ok() {
                     self.counters.events += 1;
                 }
             }
@@ -103,11 +106,10 @@ struct Tracing {
 }
 
 impl Tracing {
-    fn apply(&mut self, change: LinkChange, names: &mut HashMap<u32, String>) {
+    fn apply(&mut self, change: LinkChange) {
         match change {
             LinkChange::Present { index, name } => {
                 let wanted = self.filter.matches(&name);
-                names.insert(index, name.clone());
                 if wanted && !self.attacher.is_attached(index) {
                     match self.attacher.attach(&mut self.ebpf, index, &name) {
                         Ok(()) => log::info!("tracing {name} (ifindex {index})"),
@@ -118,12 +120,11 @@ impl Tracing {
                     log::info!("{name} no longer matches; detached");
                 }
             }
-            LinkChange::Removed { index } => {
+            LinkChange::Removed { index, name } => {
                 if self.attacher.is_attached(index) {
-                    log::info!("{} went away", names.get(&index).map_or("?", String::as_str));
+                    log::info!("{name} went away");
                 }
                 self.attacher.detach(index);
-                names.remove(&index);
             }
         }
     }
@@ -144,6 +145,9 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     let backend = Backend::choose(args.tc_mode);
     let attacher = Attacher::new(&mut ebpf, backend)?;
     let mut tracing = Tracing { filter, attacher, ebpf };
+    // Subscribe before the dump so that nothing falls between the two.
+    let (netlink, mut notifications) = mirror::subscribe()?;
+    let node = Mirror::load(&netlink).await?;
     let mut sink = Sink {
         format: match args.output {
             OutputFormat::Text => Format::Text,
@@ -152,13 +156,11 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
         buf: Vec::with_capacity(1 << 16),
         out: BufWriter::with_capacity(1 << 16, open_output(args)?),
         clock: Clock::now(),
-        names: HashMap::new(),
+        mirror: node,
         counters: Counters::default(),
     };
-
-    let (handle, mut link_messages) = links::subscribe()?;
-    for change in links::dump(&handle).await? {
-        tracing.apply(change, &mut sink.names);
+    for change in sink.mirror.present_links() {
+        tracing.apply(change);
     }
     let describe = tracing.filter.describe();
     eprintln!(
@@ -181,15 +183,21 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     let mut reported_lost = 0;
     loop {
         tokio::select! {
-            drained = collector.drain(|b| sink.record(b)) => {
-                drained?;
-                sink.flush().context("writing events")?;
-            }
-            change = links::next(&mut link_messages) => match change {
-                Some(Some(change)) => tracing.apply(change, &mut sink.names),
-                Some(None) => {}
-                None => anyhow::bail!("the netlink link monitor closed"),
+            // In this order: network changes before events, so that an event is annotated with
+            // the state the kernel announced before it; signals and the tick before events, so
+            // that a busy ring never starves them (events are always ready under load).
+            biased;
+            notification = notifications.next() => match notification {
+                Some((msg, _)) => {
+                    for change in sink.mirror.handle(&netlink, msg).await? {
+                        tracing.apply(change);
+                    }
+                }
+                None => anyhow::bail!("the netlink monitor closed"),
             },
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            () = &mut deadline => break,
             _ = tick.tick() => {
                 let lost = collector.lost();
                 if lost > reported_lost {
@@ -200,9 +208,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
                     reported_lost = lost;
                 }
             }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            () = &mut deadline => break,
+            drained = collector.drain(|b| sink.record(b)) => {
+                drained?;
+                sink.flush().context("writing events")?;
+            }
         }
     }
     collector.drain_now(|b| sink.record(b));

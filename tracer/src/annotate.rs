@@ -1,0 +1,473 @@
+//! Route and neighbour annotation: for every IP event the route the kernel would take for its
+//! destination (from the [`Mirror`]), the neighbour entry of that route's next hop, the
+//! kernel's own verdict at packet time (`bpf_fib_lookup` on ingress), and short notes for the
+//! things people hunt for on a Calico node.
+//!
+//! Everything here reads the mirror; nothing talks to the kernel.
+
+use std::{
+    fmt::{self, Write as _},
+    net::IpAddr,
+};
+
+use serde::Serialize;
+use tracer_common::{PacketEvent, dir, fib};
+
+use crate::{
+    mirror::{
+        Mirror,
+        fib::Resolution,
+        neigh::NeighState,
+        prefix::{Family, Prefix},
+        routes::{NextHop, Route, RouteKind, scope_name, table_name},
+        rules::Flow,
+    },
+    packet::{Arp, Mac, PacketView},
+};
+
+/// An interface as the annotation names it: by name, or `if<N>` when the mirror does not
+/// know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dev<'m> {
+    pub index: u32,
+    pub name: Option<&'m str>,
+}
+
+impl<'m> Dev<'m> {
+    fn new(mirror: &'m Mirror, index: u32) -> Self {
+        Self { index, name: mirror.links.name(index) }
+    }
+}
+
+impl fmt::Display for Dev<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "if{}", self.index),
+        }
+    }
+}
+
+impl Serialize for Dev<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `bpf_fib_lookup`'s answer, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FibVerdict {
+    Success,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    NotForwarded,
+    ForwardingDisabled,
+    UnsupportedLwt,
+    NoNeighbour,
+    FragNeeded,
+}
+
+impl FibVerdict {
+    pub fn from_ret(ret: u8) -> Option<Self> {
+        Some(match ret {
+            fib::SUCCESS => Self::Success,
+            fib::BLACKHOLE => Self::Blackhole,
+            fib::UNREACHABLE => Self::Unreachable,
+            fib::PROHIBIT => Self::Prohibit,
+            fib::NOT_FWDED => Self::NotForwarded,
+            fib::FWD_DISABLED => Self::ForwardingDisabled,
+            fib::UNSUPP_LWT => Self::UnsupportedLwt,
+            fib::NO_NEIGH => Self::NoNeighbour,
+            fib::FRAG_NEEDED => Self::FragNeeded,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Blackhole => "blackhole",
+            Self::Unreachable => "unreachable",
+            Self::Prohibit => "prohibit",
+            Self::NotForwarded => "not_fwded",
+            Self::ForwardingDisabled => "fwd_disabled",
+            Self::UnsupportedLwt => "unsupp_lwt",
+            Self::NoNeighbour => "no_neigh",
+            Self::FragNeeded => "frag_needed",
+        }
+    }
+
+    /// Verdicts that come with an egress interface.
+    fn has_dev(self) -> bool {
+        matches!(self, Self::Success | Self::NoNeighbour | Self::FragNeeded)
+    }
+}
+
+fn serialize_name<S: serde::Serializer, T: Copy>(
+    v: &Option<T>,
+    s: S,
+    name: fn(T) -> &'static str,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(name(*v)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The annotation of one event; the field names are the JSON keys (documented in the README).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Annotation<'m> {
+    /// The matched prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_dst: Option<Prefix>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_kind")]
+    pub route_type: Option<RouteKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_dev: Option<Dev<'m>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_scope: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_gw: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_table: Option<u32>,
+    /// The next hop whose neighbour entry was looked up (the gateway, else the destination).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neigh_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_neigh")]
+    pub neigh_state: Option<NeighState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neigh_lladdr: Option<Mac>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_fib")]
+    pub fib: Option<FibVerdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fib_dev: Option<Dev<'m>>,
+    pub notes: Vec<String>,
+}
+
+fn ser_kind<S: serde::Serializer>(v: &Option<RouteKind>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_name(v, s, RouteKind::name)
+}
+
+fn ser_neigh<S: serde::Serializer>(v: &Option<NeighState>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_name(v, s, NeighState::name)
+}
+
+fn ser_fib<S: serde::Serializer>(v: &Option<FibVerdict>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_name(v, s, FibVerdict::name)
+}
+
+/// The route and neighbour for one destination, before any check looks at them.
+struct Lookup<'m> {
+    resolution: Resolution<'m>,
+    /// The next hop's neighbour address and entry (for unicast routes only).
+    neighbour: Option<(IpAddr, &'m NextHop, NeighState, Option<Mac>)>,
+}
+
+/// Annotates one packet event.
+pub fn annotate<'m>(mirror: &'m Mirror, ev: &PacketEvent) -> Annotation<'m> {
+    let view = PacketView(&ev.packet);
+    let mut a = Annotation::default();
+    if let Some(arp) = view.arp() {
+        annotate_arp(mirror, ev, arp, &mut a);
+        return a;
+    }
+    let Some(dst) = view.dst_ip() else { return a };
+    let iif = (ev.dir == dir::INGRESS).then(|| mirror.links.name(ev.ifindex)).flatten();
+    let scoped = is_scoped(dst) || view.src_ip().is_some_and(|s| Family::of(s) == Family::V6 && is_scoped(s));
+    let flow = Flow {
+        dst,
+        src: view.src_ip(),
+        iif,
+        // Link-local and multicast destinations are looked up on the interface itself.
+        oif: is_scoped(dst).then_some(ev.ifindex),
+        tos: 0,
+        proto: view.ip_proto().unwrap_or_default(),
+        sport: view.ports().map_or(0, |p| p.0),
+        dport: view.ports().map_or(0, |p| p.1),
+    };
+    let lookup = look_up(mirror, &flow);
+    describe(mirror, &lookup, &mut a);
+    describe_fib(mirror, ev, &mut a);
+    note_refusal(&lookup, dst, &mut a);
+    note_broken_neighbour(mirror, &lookup, &mut a);
+    if ev.dir == dir::EGRESS && !scoped {
+        note_wrong_egress(mirror, ev, &lookup, &mut a);
+        note_dst_mac(ev, &lookup, &mut a);
+    }
+    if !scoped {
+        note_fib_disagreement(mirror, ev, &lookup, &mut a);
+    }
+    a
+}
+
+/// IPv6 link-local and multicast (and IPv4 multicast/broadcast): bound to one interface, never
+/// forwarded by bpf_fib_lookup.
+fn is_scoped(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unicast_link_local(),
+    }
+}
+
+fn look_up<'m>(mirror: &'m Mirror, flow: &Flow<'_>) -> Lookup<'m> {
+    let resolution = mirror.route_get(flow);
+    let neighbour = match resolution {
+        Resolution::Route { route, nexthop: Some(nh) } if route.kind == RouteKind::Unicast => {
+            let ip = nh.gateway.unwrap_or(flow.dst);
+            let entry = mirror.neighbours.get(nh.dev, ip);
+            Some((ip, nh, entry.map_or(NeighState::None, |n| n.state), entry.and_then(|n| n.lladdr)))
+        }
+        _ => None,
+    };
+    Lookup { resolution, neighbour }
+}
+
+/// Fills the route_* and neigh_* fields.
+fn describe<'m>(mirror: &'m Mirror, lookup: &Lookup<'m>, a: &mut Annotation<'m>) {
+    match lookup.resolution {
+        Resolution::Route { route, nexthop } => describe_route(mirror, route, nexthop, a),
+        Resolution::RuleRefused { kind, priority } => {
+            a.route_type = Some(kind);
+            a.notes.push(format!("rule {priority} says {}", kind.name()));
+        }
+        Resolution::NoRoute => {}
+    }
+    if let Some((ip, _, state, lladdr)) = lookup.neighbour {
+        a.neigh_ip = Some(ip);
+        a.neigh_state = Some(state);
+        a.neigh_lladdr = lladdr;
+    }
+}
+
+fn describe_route<'m>(mirror: &'m Mirror, route: &Route, nexthop: Option<&NextHop>, a: &mut Annotation<'m>) {
+    a.route_dst = Some(route.dst);
+    a.route_type = Some(route.kind);
+    a.route_scope = Some(scope_name(route.scope));
+    a.route_table = Some(route.table);
+    a.route_dev = nexthop.map(|n| Dev::new(mirror, n.dev));
+    a.route_gw = nexthop.and_then(|n| n.gateway);
+}
+
+fn describe_fib<'m>(mirror: &'m Mirror, ev: &PacketEvent, a: &mut Annotation<'m>) {
+    let Some(verdict) = FibVerdict::from_ret(ev.fib_ret) else { return };
+    a.fib = Some(verdict);
+    a.fib_dev = verdict.has_dev().then(|| Dev::new(mirror, ev.fib_ifindex));
+}
+
+fn note_refusal(lookup: &Lookup<'_>, dst: IpAddr, a: &mut Annotation<'_>) {
+    match lookup.resolution {
+        Resolution::Route { route, .. } if route.kind.is_refusal() => {
+            a.notes.push(format!("route {} {} drops it", route.kind.name(), route.dst));
+        }
+        Resolution::NoRoute => a.notes.push(format!("no route to {dst}")),
+        _ => {}
+    }
+}
+
+fn note_broken_neighbour(mirror: &Mirror, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+    if let Some((ip, nh, state, _)) = lookup.neighbour
+        && state.is_broken()
+    {
+        a.notes.push(format!("neigh {ip} on {} is {}", Dev::new(mirror, nh.dev), state.name()));
+    }
+}
+
+/// The host sent the frame out of a different interface than the route names.
+fn note_wrong_egress(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+    if let Some((_, nh, _, _)) = lookup.neighbour
+        && nh.dev != ev.ifindex
+    {
+        a.notes.push(format!(
+            "left on {} but the route says dev {}",
+            Dev::new(mirror, ev.ifindex),
+            Dev::new(mirror, nh.dev)
+        ));
+    }
+}
+
+/// A unicast frame whose destination MAC is not what the neighbour table holds for the next hop.
+fn note_dst_mac(ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+    let Some((ip, nh, _, Some(lladdr))) = lookup.neighbour else { return };
+    let dst_mac = Mac(ev.packet.dst_mac);
+    let group = dst_mac.0[0] & 1 != 0;
+    if nh.dev == ev.ifindex && !group && dst_mac != lladdr {
+        a.notes.push(format!("dst MAC {dst_mac} is not neigh {ip}'s {lladdr}"));
+    }
+}
+
+/// What bpf_fib_lookup should have said if the mirror were exact.
+fn expected_fib(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, family: Family) -> (FibVerdict, Option<u32>) {
+    if mirror.sysctls.forwarding(family, ev.ifindex) == Some(false) {
+        return (FibVerdict::ForwardingDisabled, None);
+    }
+    match lookup.resolution {
+        Resolution::RuleRefused { kind, .. } => (refusal_verdict(kind), None),
+        Resolution::Route { route, .. } if route.kind.is_refusal() => (refusal_verdict(route.kind), None),
+        _ => match lookup.neighbour {
+            Some((_, nh, state, _)) if state.is_valid() => (FibVerdict::Success, Some(nh.dev)),
+            Some((_, nh, _, _)) => (FibVerdict::NoNeighbour, Some(nh.dev)),
+            None => (FibVerdict::NotForwarded, None),
+        },
+    }
+}
+
+fn refusal_verdict(kind: RouteKind) -> FibVerdict {
+    match kind {
+        RouteKind::Blackhole => FibVerdict::Blackhole,
+        RouteKind::Unreachable => FibVerdict::Unreachable,
+        _ => FibVerdict::Prohibit,
+    }
+}
+
+/// The kernel's verdict at packet time against the mirror's answer now.
+fn note_fib_disagreement(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+    let (Some(actual), Some(dst)) = (a.fib, PacketView(&ev.packet).dst_ip()) else { return };
+    let (expected, expected_dev) = expected_fib(mirror, ev, lookup, Family::of(dst));
+    let actual_dev = actual.has_dev().then_some(ev.fib_ifindex);
+    let same_route =
+        |e: FibVerdict| matches!(e, FibVerdict::Success | FibVerdict::NoNeighbour) && expected_dev == actual_dev;
+    let agree = match actual {
+        FibVerdict::UnsupportedLwt => true,
+        FibVerdict::FragNeeded => same_route(expected),
+        _ => actual == expected && expected_dev == actual_dev,
+    };
+    if agree {
+        return;
+    }
+    if same_route(expected) && same_route(actual) {
+        // Same route, the neighbour changed between the packet and now (the first packet to a
+        // next hop is what starts its resolution).
+        a.notes.push(format!("kernel fib {} at packet time, neigh now {}", actual.name(), neigh_state_name(lookup)));
+        return;
+    }
+    let mut note = format!("kernel fib {}", actual.name());
+    if let Some(d) = actual_dev {
+        let _ = write!(note, " {}", Dev::new(mirror, d));
+    }
+    let _ = write!(note, " but the mirror says {}", expected.name());
+    if let Some(d) = expected_dev {
+        let _ = write!(note, " {}", Dev::new(mirror, d));
+    }
+    note.push_str(" (mirror lagged or policy routing differs)");
+    a.notes.push(note);
+}
+
+fn neigh_state_name(lookup: &Lookup<'_>) -> &'static str {
+    lookup.neighbour.map_or("none", |n| n.2.name())
+}
+
+/// ARP: the route for the address asked about, and the proxy-ARP and reply-MAC checks.
+fn annotate_arp<'m>(mirror: &'m Mirror, ev: &PacketEvent, arp: Arp, a: &mut Annotation<'m>) {
+    match (arp.op, ev.dir) {
+        (1, dir::INGRESS) => {
+            let flow = Flow {
+                dst: IpAddr::V4(arp.tpa),
+                src: Some(IpAddr::V4(arp.spa)),
+                iif: mirror.links.name(ev.ifindex),
+                oif: None,
+                tos: 0,
+                proto: 0,
+                sport: 0,
+                dport: 0,
+            };
+            let lookup = look_up(mirror, &flow);
+            describe(mirror, &lookup, a);
+            note_proxy_arp(mirror, ev.ifindex, arp, &lookup, a);
+        }
+        (2, dir::EGRESS) => note_arp_reply_mac(mirror, ev.ifindex, arp, a),
+        _ => {}
+    }
+}
+
+/// Whether the kernel's proxy ARP (arp_process → arp_fwd_proxy) can answer a request that
+/// arrived on `dev`: forwarding and proxy_arp on, and a unicast route for the target that
+/// leaves through another interface. Without a default route, 169.254.1.1 has none: the known
+/// Calico failure (projectcalico/calico#3270).
+fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+    let on = Dev::new(mirror, dev);
+    let target = IpAddr::V4(arp.tpa);
+    let route_dev = match lookup.resolution {
+        Resolution::Route { route, .. } if route.kind == RouteKind::Local => return,
+        Resolution::Route { route, nexthop: Some(nh) } if route.kind == RouteKind::Unicast => Some(nh.dev),
+        _ => None,
+    };
+    match route_dev {
+        None => a.notes.push(format!("no route to {target} lets proxy ARP answer on {on} (no default route?)")),
+        Some(d) if d == dev => {
+            a.notes.push(format!("the route to {target} points back out {on}: proxy ARP stays silent"))
+        }
+        Some(_) => {
+            if mirror.sysctls.proxy_arp(dev) == Some(false) && !mirror.neighbours.is_proxied(dev, target) {
+                a.notes.push(format!("proxy_arp is off on {on}: {target} will not be answered"));
+            }
+            if mirror.sysctls.forwarding(Family::V4, dev) == Some(false) {
+                a.notes.push(format!("forwarding is off on {on}: proxy ARP stays silent"));
+            }
+        }
+    }
+}
+
+fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation<'_>) {
+    let Some(own) = mirror.links.get(dev).and_then(|l| l.mac) else { return };
+    if arp.sha != own {
+        a.notes.push(format!("ARP reply carries {} but {}'s MAC is {own}", arp.sha, Dev::new(mirror, dev)));
+    }
+}
+
+impl fmt::Display for Annotation<'_> {
+    /// The text form: ` | route 10.244.1.6 dev cali… scope link, neigh 10.244.1.6 REACHABLE
+    /// 92:7d:…, fib success cali… ⚠ note ⚠ note` — only the parts that are known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = " | ";
+        if let Some(kind) = self.route_type {
+            f.write_str(sep)?;
+            sep = ", ";
+            write_route(f, self, kind)?;
+        }
+        if let (Some(ip), Some(state)) = (self.neigh_ip, self.neigh_state) {
+            write!(f, "{sep}neigh {ip} {}", state.name())?;
+            sep = ", ";
+            if let Some(mac) = self.neigh_lladdr {
+                write!(f, " {mac}")?;
+            }
+        }
+        if let Some(verdict) = self.fib {
+            write!(f, "{sep}fib {}", verdict.name())?;
+            if let Some(dev) = self.fib_dev {
+                write!(f, " {dev}")?;
+            }
+        }
+        for note in &self.notes {
+            write!(f, " ⚠ {note}")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_route(f: &mut fmt::Formatter<'_>, a: &Annotation<'_>, kind: RouteKind) -> fmt::Result {
+    f.write_str("route ")?;
+    if kind != RouteKind::Unicast {
+        write!(f, "{} ", kind.name())?;
+    }
+    match a.route_dst {
+        Some(dst) => write!(f, "{dst}")?,
+        None => f.write_str("by rule")?,
+    }
+    if let Some(gw) = a.route_gw {
+        write!(f, " via {gw}")?;
+    }
+    if let Some(dev) = a.route_dev {
+        write!(f, " dev {dev}")?;
+    }
+    if let Some(table) = a.route_table.filter(|t| *t != crate::mirror::routes::RT_TABLE_MAIN) {
+        match table_name(table) {
+            Some(name) => write!(f, " table {name}")?,
+            None => write!(f, " table {table}")?,
+        }
+    }
+    if let Some(scope) = a.route_scope.filter(|s| *s != "global") {
+        write!(f, " scope {scope}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Interfaces: name, index, MAC, MTU, up/down, and for a veth its peer's index and netns id.
+
+use std::collections::HashMap;
+
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+
+use crate::packet::Mac;
+
+/// What the tracer needs to know when an interface appears, changes or goes away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkChange {
+    /// It exists with this name (new, renamed, or changed state).
+    Present { index: u32, name: String },
+    /// It is gone (`name` is what it was called).
+    Removed { index: u32, name: String },
+}
+
+/// One interface as RTM_NEWLINK describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// `None` for interfaces without a 6-byte hardware address (lo has one of zeros).
+    pub mac: Option<Mac>,
+    pub mtu: u32,
+    /// IFF_UP: administratively up.
+    pub up: bool,
+    /// IFLA_LINK: for a veth, the peer's ifindex (in the peer's netns).
+    pub peer_index: Option<u32>,
+    /// IFLA_LINK_NETNSID: the peer's netns id as this netns knows it (veth in another netns).
+    pub peer_netns_id: Option<i32>,
+}
+
+impl Link {
+    pub fn from_message(msg: &LinkMessage) -> Option<Self> {
+        let mut link =
+            Link { index: msg.header.index, up: msg.header.flags.contains(LinkFlags::Up), ..Link::default() };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name.clone_from(n),
+                LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(Mac),
+                LinkAttribute::Mtu(m) => link.mtu = *m,
+                // IFLA_LINK equal to the own index means "no lower device" (lo, some tunnels).
+                LinkAttribute::Link(i) if *i != msg.header.index => link.peer_index = Some(*i),
+                LinkAttribute::LinkNetNsId(id) => link.peer_netns_id = Some(*id),
+                _ => {}
+            }
+        }
+        (!link.name.is_empty()).then_some(link)
+    }
+}
+
+/// Every interface of the netns by index.
+#[derive(Debug, Default, Clone)]
+pub struct Links {
+    by_index: HashMap<u32, Link>,
+}
+
+impl Links {
+    pub fn get(&self, index: u32) -> Option<&Link> {
+        self.by_index.get(&index)
+    }
+
+    pub fn name(&self, index: u32) -> Option<&str> {
+        self.get(index).map(|l| l.name.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Link> {
+        self.by_index.values()
+    }
+
+    /// Stores `link`; returns whether its up/down state flipped (which the kernel does not
+    /// announce for the IPv4 routes it flushes).
+    pub fn upsert(&mut self, link: Link) -> bool {
+        let flipped = self.by_index.get(&link.index).is_some_and(|old| old.up != link.up);
+        self.by_index.insert(link.index, link);
+        flipped
+    }
+
+    pub fn remove(&mut self, index: u32) -> Option<Link> {
+        self.by_index.remove(&index)
+    }
+
+    pub fn clear(&mut self) {
+        self.by_index.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_peer_and_mac_are_read() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 7;
+        msg.header.flags = LinkFlags::Up;
+        msg.attributes = vec![
+            LinkAttribute::IfName("calia1b2c3d4e5f".into()),
+            LinkAttribute::Address(vec![0xee; 6]),
+            LinkAttribute::Mtu(1450),
+            LinkAttribute::Link(2),
+            LinkAttribute::LinkNetNsId(3),
+        ];
+        let link = Link::from_message(&msg).unwrap();
+        assert_eq!(link.name, "calia1b2c3d4e5f");
+        assert_eq!(link.mac, Some(Mac([0xee; 6])));
+        assert_eq!((link.mtu, link.up, link.peer_index, link.peer_netns_id), (1450, true, Some(2), Some(3)));
+        let mut links = Links::default();
+        assert!(!links.upsert(link.clone()));
+        assert!(links.upsert(Link { up: false, ..link }));
+        assert_eq!(links.name(7), Some("calia1b2c3d4e5f"));
+    }
+}
