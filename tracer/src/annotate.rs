@@ -5,6 +5,8 @@
 //!
 //! Everything here reads the mirror; nothing talks to the kernel.
 
+pub mod bench;
+
 use std::{
     fmt::{self, Write as _},
     net::IpAddr,
@@ -470,4 +472,208 @@ fn write_route(f: &mut fmt::Formatter<'_>, a: &Annotation<'_>, kind: RouteKind) 
         write!(f, " scope {scope}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use tracer_common::valid;
+
+    use super::{
+        bench::{CALI_MAC, FIRST_CALI, UPLINK, calico_node, pod_ip, pod_mac, tcp_event},
+        *,
+    };
+    use crate::mirror::{
+        neigh::{NeighUpdate, Neighbour},
+        routes::{NextHop, RT_TABLE_MAIN},
+        sysctl::{DevConf, NetconfMessage},
+    };
+
+    const POD0: u32 = FIRST_CALI;
+    const POD1: u32 = FIRST_CALI + 1;
+
+    fn notes_of(a: &Annotation<'_>) -> String {
+        a.notes.join(" | ")
+    }
+
+    #[test]
+    fn pod_to_pod_text_and_json() {
+        let m = calico_node(4);
+        let ev = tcp_event(0, pod_ip(1), dir::INGRESS, POD0, fib::SUCCESS, POD1);
+        let a = annotate(&m, &ev);
+        assert_eq!(
+            a.to_string(),
+            format!(
+                " | route 10.244.1.6 dev cali00000a1b2c4 scope link, neigh 10.244.1.6 REACHABLE {}, fib success cali00000a1b2c4",
+                pod_mac(1)
+            )
+        );
+        let j = serde_json::to_value(&a).unwrap();
+        assert_eq!(j["route_dst"], "10.244.1.6");
+        assert_eq!(j["route_type"], "unicast");
+        assert_eq!(j["route_dev"], "cali00000a1b2c4");
+        assert_eq!(j["route_scope"], "link");
+        assert_eq!(j["route_table"], 254);
+        assert!(j.get("route_gw").is_none());
+        assert_eq!(j["neigh_ip"], "10.244.1.6");
+        assert_eq!(j["neigh_state"], "REACHABLE");
+        assert_eq!(j["fib"], "success");
+        assert_eq!(j["fib_dev"], "cali00000a1b2c4");
+        assert_eq!(j["notes"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn outside_traffic_goes_via_the_gateway() {
+        let m = calico_node(2);
+        let a = annotate(&m, &tcp_event(0, Ipv4Addr::new(1, 1, 1, 1), dir::INGRESS, POD0, fib::SUCCESS, UPLINK));
+        assert!(a.to_string().starts_with(" | route default via 10.99.0.2 dev eth0, neigh 10.99.0.2 REACHABLE"), "{a}");
+        assert!(a.notes.is_empty());
+    }
+
+    #[test]
+    fn frame_left_on_the_wrong_cali() {
+        let m = calico_node(3);
+        let mut ev = tcp_event(0, pod_ip(1), dir::EGRESS, FIRST_CALI + 2, fib::NOT_RUN, 0);
+        ev.packet.dst_mac = pod_mac(1).0;
+        let a = annotate(&m, &ev);
+        assert_eq!(notes_of(&a), "left on cali00000a1b2c5 but the route says dev cali00000a1b2c4");
+    }
+
+    #[test]
+    fn destination_mac_differs_from_the_neighbour() {
+        let m = calico_node(2);
+        let mut ev = tcp_event(0, pod_ip(1), dir::EGRESS, POD1, fib::NOT_RUN, 0);
+        ev.packet.dst_mac = [0x02, 0, 0, 0, 0, 0x99];
+        let a = annotate(&m, &ev);
+        assert_eq!(notes_of(&a), format!("dst MAC 02:00:00:00:00:99 is not neigh 10.244.1.6's {}", pod_mac(1)));
+        ev.packet.dst_mac = [0xff; 6];
+        assert!(annotate(&m, &ev).notes.is_empty(), "broadcast is not a mismatch");
+    }
+
+    #[test]
+    fn failed_neighbour_is_noted_and_agrees_with_no_neigh() {
+        let mut m = calico_node(2);
+        let failed = Neighbour { state: NeighState::Failed, lladdr: None };
+        m.neighbours.apply(NeighUpdate { dev: POD1, ip: pod_ip(1).into(), proxy: false, neighbour: failed }, true);
+        let a = annotate(&m, &tcp_event(0, pod_ip(1), dir::INGRESS, POD0, fib::NO_NEIGH, POD1));
+        assert_eq!(notes_of(&a), "neigh 10.244.1.6 on cali00000a1b2c4 is FAILED");
+        assert!(a.to_string().contains("neigh 10.244.1.6 FAILED, fib no_neigh cali00000a1b2c4 ⚠ neigh"), "{a}");
+    }
+
+    #[test]
+    fn refusal_routes_and_rules() {
+        let mut m = calico_node(2);
+        let mut blackhole = bench_route("10.250.0.0", 16);
+        blackhole.kind = RouteKind::Blackhole;
+        m.routes.insert(blackhole, false);
+        let a = annotate(&m, &tcp_event(0, Ipv4Addr::new(10, 250, 0, 1), dir::INGRESS, POD0, fib::BLACKHOLE, 0));
+        assert_eq!(notes_of(&a), "route blackhole 10.250.0.0/16 drops it");
+        assert_eq!(serde_json::to_value(&a).unwrap()["fib"], "blackhole");
+        let mut rule = crate::mirror::rules::Rule::lookup(Family::V4, 100, 0);
+        rule.verb = crate::mirror::rules::RuleVerb::Prohibit;
+        rule.dst = Some(Prefix::new("10.66.0.0".parse().unwrap(), 16));
+        m.rules.insert(rule);
+        let a = annotate(&m, &tcp_event(0, Ipv4Addr::new(10, 66, 0, 1), dir::INGRESS, POD0, fib::PROHIBIT, 0));
+        assert_eq!(notes_of(&a), "rule 100 says prohibit");
+        assert!(a.to_string().starts_with(" | route prohibit by rule, fib prohibit"), "{a}");
+    }
+
+    fn bench_route(dst: &str, len: u8) -> Route {
+        Route {
+            dst: Prefix::new(dst.parse().unwrap(), len),
+            table: RT_TABLE_MAIN,
+            kind: RouteKind::Unicast,
+            scope: 0,
+            tos: 0,
+            metric: 0,
+            prefsrc: None,
+            nexthops: vec![NextHop { dev: 0, gateway: None, dead: false, linkdown: false }],
+        }
+    }
+
+    #[test]
+    fn fib_disagreement_is_reported() {
+        let m = calico_node(3);
+        // The kernel sent it elsewhere than the mirror's route says.
+        let a = annotate(&m, &tcp_event(0, pod_ip(1), dir::INGRESS, POD0, fib::SUCCESS, FIRST_CALI + 2));
+        assert_eq!(
+            notes_of(&a),
+            "kernel fib success cali00000a1b2c5 but the mirror says success cali00000a1b2c4 (mirror lagged or policy routing differs)"
+        );
+        // Same route, the neighbour resolved in between.
+        let a = annotate(&m, &tcp_event(0, pod_ip(1), dir::INGRESS, POD0, fib::NO_NEIGH, POD1));
+        assert_eq!(notes_of(&a), "kernel fib no_neigh at packet time, neigh now REACHABLE");
+    }
+
+    fn arp(op: u16, direction: u8, ifindex: u32, sha: Mac, spa: Ipv4Addr, tpa: Ipv4Addr) -> PacketEvent {
+        let mut ev = tcp_event(0, tpa, direction, ifindex, fib::NOT_RUN, 0);
+        ev.packet = tracer_common::Packet {
+            valid: valid::L2 | valid::ARP,
+            ethertype: 0x0806,
+            arp_op: op,
+            arp_sha: sha.0,
+            arp_spa: spa.octets(),
+            arp_tpa: tpa.octets(),
+            ..Default::default()
+        };
+        ev
+    }
+
+    const GW: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+    #[test]
+    fn proxy_arp_checks() {
+        let mut m = calico_node(2);
+        let request = arp(1, dir::INGRESS, POD0, pod_mac(0), pod_ip(0), GW);
+        let a = annotate(&m, &request);
+        assert!(a.notes.is_empty(), "{:?}", a.notes);
+        assert!(a.to_string().starts_with(" | route default via 10.99.0.2 dev eth0"), "{a}");
+
+        let off = DevConf { proxy_neigh: Some(false), ..DevConf::default() };
+        m.sysctls.apply(NetconfMessage { family: Family::V4, ifindex: POD0 as i32, conf: off });
+        assert_eq!(
+            notes_of(&annotate(&m, &request)),
+            "proxy_arp is off on cali00000a1b2c3: 169.254.1.1 will not be answered"
+        );
+
+        let mut default = bench_route("0.0.0.0", 0);
+        default.nexthops[0] =
+            NextHop { dev: UPLINK, gateway: Some("10.99.0.2".parse().unwrap()), dead: false, linkdown: false };
+        m.routes.remove(&default);
+        assert_eq!(
+            notes_of(&annotate(&m, &request)),
+            "no route to 169.254.1.1 lets proxy ARP answer on cali00000a1b2c3 (no default route?)"
+        );
+    }
+
+    #[test]
+    fn arp_reply_with_a_foreign_mac() {
+        let m = calico_node(2);
+        let good = arp(2, dir::EGRESS, POD0, CALI_MAC, GW, pod_ip(0));
+        assert!(annotate(&m, &good).notes.is_empty());
+        let bad = arp(2, dir::EGRESS, POD0, Mac([2, 0, 0, 0, 0, 1]), GW, pod_ip(0));
+        assert_eq!(
+            notes_of(&annotate(&m, &bad)),
+            "ARP reply carries 02:00:00:00:00:01 but cali00000a1b2c3's MAC is ee:ee:ee:ee:ee:ee"
+        );
+    }
+
+    #[test]
+    fn ipv6_link_local_is_looked_up_on_its_own_interface() {
+        let mut m = calico_node(2);
+        for dev in [POD0, POD1] {
+            let mut r = bench_route("fe80::", 64);
+            r.nexthops[0].dev = dev;
+            r.metric = 256;
+            m.routes.insert(r, false);
+        }
+        let mut ev = tcp_event(0, pod_ip(1), dir::EGRESS, POD1, fib::NOT_RUN, 0);
+        ev.packet.valid = valid::L2 | valid::IPV6;
+        ev.packet.dst_ip = "fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        ev.packet.src_ip = "fe80::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let a = annotate(&m, &ev);
+        assert_eq!(a.route_dev.map(|d| d.index), Some(POD1));
+        assert!(a.notes.is_empty(), "{:?}", a.notes);
+    }
 }

@@ -1,0 +1,245 @@
+//! The annotation path's cost: synthetic ring-buffer records through decode + annotate + format
+//! into a buffer, on one core, against a mirror shaped like a Calico node.
+//!
+//! A plain function (no bench harness) so that `cargo xtask bench` or a hidden subcommand can
+//! call it; run it in release mode.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Instant,
+};
+
+use tracer_common::{EVENT_VERSION, EventHeader, Packet, PacketEvent, dir, fib, kind, valid};
+
+use crate::{
+    event::{self, Event},
+    mirror::{
+        Mirror,
+        links::Link,
+        neigh::{NeighState, NeighUpdate, Neighbour},
+        prefix::{Family, Prefix},
+        routes::{NextHop, RT_TABLE_LOCAL, RT_TABLE_MAIN, Route, RouteKind},
+        rules::Rule,
+        sysctl::{DevConf, IFINDEX_ALL, NetconfMessage},
+    },
+    output::{self, Format, Meta},
+    packet::Mac,
+};
+
+/// ifindex of the uplink in [`calico_node`]; pod `n` (from 0) has its cali at `FIRST_CALI + n`.
+pub const UPLINK: u32 = 2;
+pub const FIRST_CALI: u32 = 10;
+pub const CALI_MAC: Mac = Mac([0xee; 6]);
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+
+/// Pod `n`'s address: 10.244.1.5, 10.244.1.6, …
+pub fn pod_ip(n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 1, 5)) + n)
+}
+
+/// Pod `n`'s MAC (the pod end of its veth).
+pub fn pod_mac(n: u32) -> Mac {
+    let b = n.to_be_bytes();
+    Mac([0x92, 0x7d, b[0], b[1], b[2], b[3]])
+}
+
+fn unicast(dst: IpAddr, len: u8, dev: u32, gateway: Option<IpAddr>, table: u32, kind: RouteKind, scope: u8) -> Route {
+    Route {
+        dst: Prefix::new(dst, len),
+        table,
+        kind,
+        scope,
+        tos: 0,
+        metric: 0,
+        prefsrc: None,
+        nexthops: vec![NextHop { dev, gateway, dead: false, linkdown: false }],
+    }
+}
+
+fn link(index: u32, name: String, mac: Mac) -> Link {
+    Link { index, name, mac: Some(mac), mtu: 1500, up: true, peer_index: Some(2), peer_netns_id: Some(1) }
+}
+
+/// A node as scripts/calico-node.sh builds it, with `pods` pods: uplink eth0 10.99.0.1/30 with a
+/// default route via 10.99.0.2, one cali per pod with a /32 route, proxy_arp on, forwarding on,
+/// and REACHABLE neighbours for every pod and the gateway.
+pub fn calico_node(pods: u32) -> Mirror {
+    let mut m = Mirror::default();
+    m.links.upsert(link(UPLINK, "eth0".into(), Mac([0x9e, 0x52, 0, 0, 0, 1])));
+    for fam in [Family::V4, Family::V6] {
+        m.rules.insert(Rule::lookup(fam, 0, RT_TABLE_LOCAL));
+        m.rules.insert(Rule::lookup(fam, 32766, RT_TABLE_MAIN));
+    }
+    let node_ip = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1));
+    m.routes.insert(unicast(node_ip, 32, UPLINK, None, RT_TABLE_LOCAL, RouteKind::Local, 254), false);
+    m.routes.insert(unicast(node_ip, 30, UPLINK, None, RT_TABLE_MAIN, RouteKind::Unicast, 253), false);
+    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    m.routes.insert(unicast(any, 0, UPLINK, Some(GATEWAY.into()), RT_TABLE_MAIN, RouteKind::Unicast, 0), false);
+    let reachable = |mac| Neighbour { state: NeighState::Reachable, lladdr: Some(mac) };
+    let gw_mac = Mac([0x9e, 0x52, 0, 0, 0, 2]);
+    m.neighbours
+        .apply(NeighUpdate { dev: UPLINK, ip: GATEWAY.into(), proxy: false, neighbour: reachable(gw_mac) }, true);
+    let conf = DevConf { forwarding: Some(true), rp_filter: Some(0), proxy_neigh: Some(false) };
+    m.sysctls.apply(NetconfMessage { family: Family::V4, ifindex: IFINDEX_ALL, conf });
+    for n in 0..pods {
+        let dev = FIRST_CALI + n;
+        m.links.upsert(link(dev, format!("cali{:011x}", 0xa1b2c3_u32 + n), CALI_MAC));
+        let ip = IpAddr::V4(pod_ip(n));
+        m.routes.insert(unicast(ip, 32, dev, None, RT_TABLE_MAIN, RouteKind::Unicast, 253), false);
+        m.neighbours.apply(NeighUpdate { dev, ip, proxy: false, neighbour: reachable(pod_mac(n)) }, true);
+        let conf = DevConf { forwarding: Some(true), rp_filter: Some(0), proxy_neigh: Some(true) };
+        m.sysctls.apply(NetconfMessage { family: Family::V4, ifindex: dev as i32, conf });
+    }
+    m
+}
+
+/// A TCP segment from pod `from` to `to` (an address), as the TC program records it.
+pub fn tcp_event(from: u32, to: Ipv4Addr, direction: u8, ifindex: u32, fib_ret: u8, fib_ifindex: u32) -> PacketEvent {
+    let mut p = Packet {
+        valid: valid::L2 | valid::IPV4 | valid::PORTS | valid::TCP,
+        ethertype: 0x0800,
+        src_mac: pod_mac(from).0,
+        dst_mac: CALI_MAC.0,
+        ip_proto: 6,
+        ttl: 64,
+        sport: 40000,
+        dport: 80,
+        tcp_seq: 1,
+        tcp_flags: 0x18,
+        tcp_win: 502,
+        ..Packet::default()
+    };
+    p.src_ip[..4].copy_from_slice(&pod_ip(from).octets());
+    p.dst_ip[..4].copy_from_slice(&to.octets());
+    PacketEvent {
+        header: EventHeader {
+            kind: kind::PACKET,
+            version: EVENT_VERSION,
+            len: size_of::<PacketEvent>() as u16,
+            cpu: 0,
+            ts_ns: 1_000_000,
+        },
+        ifindex,
+        len: 1514,
+        dir: direction,
+        fib_ret,
+        fib_ifindex,
+        packet: p,
+        ..PacketEvent::default()
+    }
+}
+
+fn record_bytes(ev: &PacketEvent) -> Vec<u8> {
+    // SAFETY: `PacketEvent` is `#[repr(C)]` plain data with explicit padding, fully initialised.
+    unsafe { std::slice::from_raw_parts((ev as *const PacketEvent).cast::<u8>(), size_of::<PacketEvent>()) }.to_vec()
+}
+
+/// The traffic mix: pod→pod on ingress and egress, pod→outside via the default route.
+fn records(pods: u32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for n in 0..pods.min(64) {
+        let peer = (n + 1) % pods;
+        let (cali, peer_cali) = (FIRST_CALI + n, FIRST_CALI + peer);
+        out.push(record_bytes(&tcp_event(n, pod_ip(peer), dir::INGRESS, cali, fib::SUCCESS, peer_cali)));
+        let mut egress = tcp_event(n, pod_ip(peer), dir::EGRESS, peer_cali, fib::NOT_RUN, 0);
+        egress.packet.dst_mac = pod_mac(peer).0;
+        out.push(record_bytes(&egress));
+        out.push(record_bytes(&tcp_event(
+            n,
+            Ipv4Addr::new(93, 184, 216, n as u8),
+            dir::INGRESS,
+            cali,
+            fib::SUCCESS,
+            UPLINK,
+        )));
+    }
+    out
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchReport {
+    pub events: u64,
+    pub seconds: f64,
+    /// Bytes of output produced (to show the formatting really happened).
+    pub output_bytes: u64,
+}
+
+impl BenchReport {
+    pub fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+}
+
+/// Which stages run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stages {
+    /// decode + annotate only.
+    Annotate,
+    /// decode + annotate + format in `Format`.
+    Full(Format),
+}
+
+/// Runs `events` synthetic records through the chosen stages on the calling thread against a
+/// node with `pods` pods.
+pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
+    let mirror = calico_node(pods.max(2));
+    let records = records(pods.max(2));
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut output_bytes = 0u64;
+    let start = Instant::now();
+    for i in 0..events {
+        let bytes = &records[(i % records.len() as u64) as usize];
+        let Ok(Event::Packet(ev)) = event::decode(bytes) else { continue };
+        let annotation = super::annotate(&mirror, &ev);
+        match stages {
+            Stages::Annotate => {
+                std::hint::black_box(&annotation);
+            }
+            Stages::Full(format) => {
+                let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
+                let meta = Meta { iface, wall_ns: 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns) };
+                let _ = output::write_annotated(format, &mut buf, &ev, meta, Some(&annotation));
+                if buf.len() > 1 << 20 {
+                    output_bytes += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    BenchReport { events, seconds, output_bytes: output_bytes + buf.len() as u64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_synthetic_traffic_is_annotated_without_notes() {
+        let mirror = calico_node(8);
+        for bytes in records(8) {
+            let Ok(Event::Packet(ev)) = event::decode(&bytes) else { panic!("undecodable") };
+            let a = super::super::annotate(&mirror, &ev);
+            assert!(a.route_type.is_some() && a.neigh_state == Some(NeighState::Reachable), "{a:?}");
+            assert!(a.notes.is_empty(), "{:?}", a.notes);
+        }
+        let r = run(10_000, 8, Stages::Full(Format::Json));
+        assert!(r.output_bytes > 10_000 * 100);
+    }
+
+    /// `cargo +1.99.1 test --release -p tracer --lib annotate::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check: run in release mode"]
+    fn measure() {
+        for stages in [Stages::Annotate, Stages::Full(Format::Text), Stages::Full(Format::Json)] {
+            let r = run(3_000_000, 100, stages);
+            println!(
+                "{stages:?}: {:.2} M events/s ({} events in {:.2} s)",
+                r.events_per_sec() / 1e6,
+                r.events,
+                r.seconds
+            );
+        }
+    }
+}
