@@ -1,0 +1,448 @@
+//! Harness for the privileged integration tests: a Calico-style node in network namespaces
+//! (scripts/calico-node.sh), the real `vethtrace` binary, and tcpdump as the independent oracle.
+//!
+//! Every test needs root. A missing privilege fails the test, it never skips: a green run must
+//! mean the kernel paths really ran.
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU32, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Fails the test unless it runs as root.
+pub fn require_root() {
+    let uid = String::from_utf8(Command::new("id").arg("-u").output().expect("id").stdout).unwrap();
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "privileged integration test: run as root (CI={:?})",
+        std::env::var("CI").ok()
+    );
+}
+
+/// The binary under test: $VETHTRACE_BIN (the VM sets it) or the one cargo built.
+pub fn vethtrace_bin() -> PathBuf {
+    std::env::var_os("VETHTRACE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vethtrace")), PathBuf::from)
+}
+
+fn script() -> PathBuf {
+    std::env::var_os("VETHTRACE_SCRIPTS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts"),
+        PathBuf::from,
+    )
+    .join("calico-node.sh")
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
+}
+
+/// A unique namespace prefix per test (tests run in parallel).
+pub fn unique_prefix(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("vt{tag}{}x{}", std::process::id() % 10000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A Calico-style node with pods pod1 (10.244.1.5, fd00:244::5) and pod2 (10.244.1.6,
+/// fd00:244::6), removed on drop.
+pub struct Node {
+    pub prefix: String,
+}
+
+impl Node {
+    pub fn up(tag: &str) -> Self {
+        require_root();
+        let node = Self { prefix: unique_prefix(tag) };
+        node.topo(&["up"]);
+        node
+    }
+
+    fn topo(&self, args: &[&str]) -> String {
+        stdout(Command::new("bash").arg(script()).args(args).env("VT_PREFIX", &self.prefix))
+    }
+
+    /// Name of the node's namespace.
+    pub fn ns(&self) -> String {
+        format!("{}node", self.prefix)
+    }
+
+    pub fn pod_ns(&self, pod: &str) -> String {
+        format!("{}p-{pod}", self.prefix)
+    }
+
+    /// Host-side interface of `pod`.
+    pub fn cali(&self, pod: &str) -> String {
+        self.topo(&["cali", pod]).trim().to_owned()
+    }
+
+    pub fn add_pod(&self, pod: &str, ip4: &str, ip6: &str) {
+        self.topo(&["add-pod", pod, ip4, ip6]);
+    }
+
+    pub fn del_pod(&self, pod: &str) {
+        self.topo(&["del-pod", pod]);
+    }
+
+    /// A command that runs inside namespace `ns`.
+    pub fn exec(ns: &str, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, program]);
+        cmd
+    }
+
+    pub fn in_node(&self, program: &str) -> Command {
+        Self::exec(&self.ns(), program)
+    }
+
+    pub fn in_pod(&self, pod: &str, program: &str) -> Command {
+        Self::exec(&self.pod_ns(pod), program)
+    }
+
+    /// `ip -n <node> …`
+    pub fn ip(&self, args: &[&str]) -> String {
+        stdout(Command::new("ip").arg("-n").arg(self.ns()).args(args))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script()).arg("down").env("VT_PREFIX", &self.prefix).status();
+    }
+}
+
+/// A running vethtrace with JSON output to a file.
+///
+/// Tracers in one test binary run one at a time, so that a test can tell its own programs
+/// from bpftool's list of everything loaded.
+pub struct Tracer {
+    child: Option<Child>,
+    dir: PathBuf,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+static ONE_TRACER: Mutex<()> = Mutex::new(());
+
+/// What a stopped vethtrace left.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub events: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Events of `kind` ("packet", …).
+    pub fn of_kind(&self, kind: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["kind"] == kind).collect()
+    }
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_prefix(tag));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Tracer {
+    /// Starts vethtrace inside the node namespace and waits until it is attached.
+    pub fn start(node: &Node, args: &[&str]) -> Self {
+        let one_at_a_time = ONE_TRACER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = scratch_dir("tr");
+        let ready = dir.join("ready");
+        let child = node
+            .in_node(vethtrace_bin().to_str().unwrap())
+            .args(["--output", "json", "--write"])
+            .arg(dir.join("events.json"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(args)
+            .stderr(fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .expect("start vethtrace");
+        let mut tracer = Self { child: Some(child), dir, _one_at_a_time: one_at_a_time };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready.exists() {
+            if let Some(status) = tracer.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("vethtrace exited before it was ready: {status}\n{}", tracer.stderr());
+            }
+            assert!(Instant::now() < deadline, "vethtrace not ready after 20 s\n{}", tracer.stderr());
+            thread::sleep(Duration::from_millis(20));
+        }
+        tracer
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// Events written so far (complete lines only).
+    pub fn events_so_far(&self) -> Vec<Value> {
+        parse_events(&fs::read_to_string(self.dir.join("events.json")).unwrap_or_default())
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// Sends `sig` and waits for the process to end.
+    pub fn stop_with(mut self, sig: i32) -> Finished {
+        self.signal(sig);
+        let status = wait_timeout(self.child.as_mut().unwrap(), Duration::from_secs(20));
+        self.child = None;
+        Finished {
+            status,
+            events: parse_events(&fs::read_to_string(self.dir.join("events.json")).unwrap_or_default()),
+            stderr: fs::read_to_string(self.dir.join("stderr")).unwrap_or_default(),
+        }
+    }
+
+    pub fn stop(self) -> Finished {
+        self.stop_with(libc::SIGINT)
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn parse_events(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| l.ends_with('}'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// tcpdump writing one direction of one interface to a pcap file.
+pub struct Tcpdump {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Tcpdump {
+    /// `dir` is "in" or "out" (tcpdump -Q).
+    pub fn start(node: &Node, iface: &str, dir: &str) -> Self {
+        let path = scratch_dir("pc").join(format!("{iface}-{dir}.pcap"));
+        let mut child = node
+            .in_node("tcpdump")
+            // -Z root: tcpdump would otherwise drop to its own user and fail to write here;
+            // --immediate-mode: frames still in a TPACKET_V3 block at SIGINT would be lost.
+            .args(["-n", "-U", "--immediate-mode", "-Z", "root", "-i", iface, "-Q", dir, "-w"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump (apt package tcpdump)");
+        // tcpdump says "listening on" once the capture is active.
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("listening on") => break,
+                Some(Ok(_)) => {}
+                other => panic!("tcpdump did not start on {iface}: {other:?}"),
+            }
+        }
+        thread::spawn(move || for _ in lines {});
+        Self { child, path }
+    }
+
+    /// Stops tcpdump and returns the captured frames.
+    pub fn stop(mut self) -> Vec<Vec<u8>> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        wait_timeout(&mut self.child, Duration::from_secs(10));
+        let file = fs::File::open(&self.path).unwrap();
+        let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
+        let mut frames = Vec::new();
+        while let Some(pkt) = reader.next_packet() {
+            frames.push(pkt.expect("pcap packet").data.into_owned());
+        }
+        let _ = fs::remove_file(&self.path);
+        frames
+    }
+}
+
+/// tcpdump's TCP flag letters, written here from the TCP header bits (not from vethtrace's code).
+fn tcp_letters(tcp: &etherparse::TcpSlice<'_>) -> String {
+    let mut s = String::new();
+    for (on, c) in [(tcp.fin(), 'F'), (tcp.syn(), 'S'), (tcp.rst(), 'R'), (tcp.psh(), 'P'), (tcp.urg(), 'U'), (tcp.ece(), 'E'), (tcp.cwr(), 'W')] {
+        if on {
+            s.push(c);
+        }
+    }
+    if tcp.ack() {
+        s.push('.');
+    }
+    s
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// A comparable summary of a captured frame, decoded by etherparse.
+pub fn frame_key(frame: &[u8]) -> String {
+    use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
+    let Ok(p) = SlicedPacket::from_ethernet(frame) else {
+        return "undecodable".into();
+    };
+    let mut key = String::new();
+    if let Some(LinkSlice::Ethernet2(eth)) = &p.link {
+        key += &format!("{} > {} type {:04x}", mac(eth.source()), mac(eth.destination()), u16::from(eth.ether_type()));
+    }
+    match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            key += &format!(" {} > {} proto {}", ip.header().source_addr(), ip.header().destination_addr(), ip.header().protocol().0);
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            key += &format!(" {} > {} proto {}", ip.header().source_addr(), ip.header().destination_addr(), ip.payload().ip_number.0);
+        }
+        Some(NetSlice::Arp(arp)) => {
+            let a = arp.to_packet();
+            if let Ok(a) = a.try_eth_ipv4() {
+                key += &format!(
+                    " arp {} {} {} {} {}",
+                    a.operation.0,
+                    mac(a.sender_mac),
+                    a.sender_ipv4_addr(),
+                    mac(a.target_mac),
+                    a.target_ipv4_addr()
+                );
+            }
+        }
+        None => {}
+    }
+    match &p.transport {
+        Some(TransportSlice::Tcp(t)) => key += &format!(" ports {} > {} flags {}", t.source_port(), t.destination_port(), tcp_letters(t)),
+        Some(TransportSlice::Udp(u)) => key += &format!(" ports {} > {}", u.source_port(), u.destination_port()),
+        Some(TransportSlice::Icmpv4(i)) => key += &format!(" icmp {} {}", i.type_u8(), i.code_u8()),
+        Some(TransportSlice::Icmpv6(i)) => key += &format!(" icmp {} {}", i.type_u8(), i.code_u8()),
+        None => {}
+    }
+    key
+}
+
+/// The same summary built from a vethtrace JSON packet event.
+pub fn event_key(e: &Value) -> String {
+    let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    let n = |k: &str| e[k].as_u64().unwrap_or_default();
+    let ethertype = match e["ethertype"].as_str().unwrap_or_default() {
+        "ipv4" => 0x0800,
+        "ipv6" => 0x86dd,
+        "arp" => 0x0806,
+        hex => u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap_or_default(),
+    };
+    let mut key = format!("{} > {} type {ethertype:04x}", s("src_mac"), s("dst_mac"));
+    if e.get("src").is_some() {
+        let proto = match e["proto"].as_str().unwrap_or_default() {
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            "icmpv6" => 58,
+            other => other.parse().unwrap_or_default(),
+        };
+        key += &format!(" {} > {} proto {proto}", s("src"), s("dst"));
+    }
+    if e.get("arp_op").is_some() {
+        let op = match e["arp_op"].as_str().unwrap_or_default() {
+            "request" => 1,
+            "reply" => 2,
+            other => other.parse().unwrap_or_default(),
+        };
+        key += &format!(" arp {op} {} {} {} {}", s("arp_sha"), s("arp_spa"), s("arp_tha"), s("arp_tpa"));
+    }
+    if e.get("tcp_flags").is_some() {
+        key += &format!(" ports {} > {} flags {}", n("sport"), n("dport"), s("tcp_flags"));
+    } else if e.get("sport").is_some() {
+        key += &format!(" ports {} > {}", n("sport"), n("dport"));
+    } else if e.get("icmp_type").is_some() {
+        key += &format!(" icmp {} {}", n("icmp_type"), n("icmp_code"));
+    }
+    key
+}
+
+/// Packet events grouped by (interface, direction), each group as sorted keys.
+pub fn events_by_iface_dir(events: &[Value]) -> BTreeMap<(String, String), Vec<String>> {
+    let mut map: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["kind"] == "packet") {
+        let k = (e["iface"].as_str().unwrap().to_owned(), e["dir"].as_str().unwrap().to_owned());
+        map.entry(k).or_default().push(event_key(e));
+    }
+    for v in map.values_mut() {
+        v.sort();
+    }
+    map
+}
+
+/// Programs loaded in the kernel with the given names, by id (from bpftool, not from vethtrace).
+pub fn bpf_prog_ids(names: &[&str]) -> Vec<u64> {
+    let out = stdout(Command::new("bpftool").args(["-j", "prog", "show"]));
+    let progs: Vec<Value> = serde_json::from_str(&out).expect("bpftool JSON");
+    progs
+        .iter()
+        .filter(|p| names.contains(&p["name"].as_str().unwrap_or_default()))
+        .filter_map(|p| p["id"].as_u64())
+        .collect()
+}
+
+/// Waits up to `limit` for `cond`.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
