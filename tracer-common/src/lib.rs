@@ -41,7 +41,7 @@ pub mod fib {
 pub mod valid {
     /// Ethernet header (MACs, ethertype).
     pub const L2: u16 = 1 << 0;
-    /// ARP body (`arp_*`).
+    /// Ethernet/IPv4 ARP addresses (`arp_sha`, `arp_spa`, `arp_tha`, `arp_tpa`).
     pub const ARP: u16 = 1 << 1;
     /// IPv4 header.
     pub const IPV4: u16 = 1 << 2;
@@ -59,6 +59,8 @@ pub mod valid {
     pub const ICMP_ECHO: u16 = 1 << 8;
     /// Neighbour discovery target address (`nd_target`).
     pub const ND_TARGET: u16 = 1 << 9;
+    /// ARP operation (`arp_op`), also for ARP of other hardware/protocol types.
+    pub const ARP_OP: u16 = 1 << 10;
     /// The frame ended (or was malformed) before a header that its predecessor announced.
     pub const TRUNCATED: u16 = 1 << 15;
 }

@@ -9,8 +9,10 @@
 
 mod emit;
 mod fib;
-mod parse;
 mod tc;
+
+// The parser lives in the library so that host tests can run it on fixture frames.
+use tracer_ebpf::parse;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -111,7 +111,7 @@ fn parse_arp<F: Frame>(f: &F, p: &mut Packet, off: usize) {
         return;
     };
     p.arp_op = be16(sub!(fixed, 6, 2));
-    p.valid |= valid::ARP;
+    p.valid |= valid::ARP_OP;
     let ethernet_ipv4 =
         be16(sub!(fixed, 0, 2)) == 1 && be16(sub!(fixed, 2, 2)) == ETH_P_IP && fixed[4] == 6 && fixed[5] == 4;
     if !ethernet_ipv4 {
@@ -125,6 +125,7 @@ fn parse_arp<F: Frame>(f: &F, p: &mut Packet, off: usize) {
     p.arp_spa = sub!(addrs, 6, 4);
     p.arp_tha = sub!(addrs, 10, 6);
     p.arp_tpa = sub!(addrs, 16, 4);
+    p.valid |= valid::ARP;
 }
 
 #[inline(always)]

@@ -25,10 +25,13 @@ pub fn vethtrace_eg(ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
-impl parse::Frame for TcContext {
+/// The frame under a TC program, read with `bpf_skb_load_bytes`.
+struct TcFrame<'a>(&'a TcContext);
+
+impl parse::Frame for TcFrame<'_> {
     #[inline(always)]
     fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        TcContext::load::<[u8; N]>(self, offset).ok()
+        self.0.load::<[u8; N]>(offset).ok()
     }
 }
 
@@ -68,7 +71,7 @@ fn record(ctx: &TcContext, direction: u8) {
     ev.ifindex = meta.ifindex;
     ev.len = meta.len;
     ev.dir = direction;
-    parse::parse(ctx, &mut ev.packet, meta.accel_vlan);
+    parse::parse(&TcFrame(ctx), &mut ev.packet, meta.accel_vlan);
     // Only ingress: on egress the kernel has already routed the frame.
     (ev.fib_ret, ev.fib_ifindex) = if direction == dir::INGRESS {
         fib_lookup::verdict(ctx, &ev.packet, meta.ifindex)

@@ -93,6 +93,11 @@ pub fn text_packet(out: &mut String, ev: &PacketEvent, meta: Meta<'_>) {
     let _ = write!(out, "ethertype {} (0x{ethertype:04x}), length {}: ", ethertype_label(ethertype), ev.len);
     if let Some(arp) = v.arp() {
         text_arp(out, &v, arp);
+    } else if let Some(op) = v.arp_op() {
+        let _ = write!(out, "ARP, op {op} (not Ethernet/IPv4)");
+        if v.truncated() {
+            out.push_str(" [truncated]");
+        }
     } else if let (Some(s), Some(d)) = (v.src_ip(), v.dst_ip()) {
         text_ip(out, &v, s, d);
     } else if ethertype == ETH_P_ARP || v.truncated() {
@@ -301,7 +306,7 @@ impl<'a> JsonPacket<'a> {
             icmp_id: echo.map(|e| e.0),
             icmp_seq: echo.map(|e| e.1),
             nd_target: v.nd_target(),
-            arp_op: arp.map(|a| packet::arp_op_name(a.op)),
+            arp_op: v.arp_op().map(packet::arp_op_name),
             arp_sha: arp.map(|a| a.sha),
             arp_spa: arp.map(|a| a.spa),
             arp_tha: arp.map(|a| a.tha),
@@ -386,7 +391,7 @@ mod tests {
     #[test]
     fn arp_request_and_reply() {
         let mut p = l2(0x0806);
-        p.valid |= valid::ARP;
+        p.valid |= valid::ARP | valid::ARP_OP;
         p.arp_op = 1;
         p.arp_sha = [0x92, 0x7d, 0, 0, 0, 1];
         p.arp_spa = [10, 244, 1, 5];

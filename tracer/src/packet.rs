@@ -123,6 +123,12 @@ impl PacketView<'_> {
         self.has(valid::ND_TARGET).then(|| Ipv6Addr::from(self.0.nd_target))
     }
 
+    /// The ARP operation, present even when the addresses are not (other ARP types, short frames).
+    pub fn arp_op(&self) -> Option<u16> {
+        self.has(valid::ARP_OP).then_some(self.0.arp_op)
+    }
+
+    /// The Ethernet/IPv4 ARP body.
     pub fn arp(&self) -> Option<Arp> {
         self.has(valid::ARP).then(|| Arp {
             op: self.0.arp_op,
