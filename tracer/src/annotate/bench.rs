@@ -176,6 +176,8 @@ impl BenchReport {
 pub enum Stages {
     /// decode + annotate only.
     Annotate,
+    /// decode + format in `Format`, no annotation: the baseline the annotation adds to.
+    FormatOnly(Format),
     /// decode + annotate + format in `Format`.
     Full(Format),
 }
@@ -191,20 +193,20 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
     for i in 0..events {
         let bytes = &records[(i % records.len() as u64) as usize];
         let Ok(Event::Packet(ev)) = event::decode(bytes) else { continue };
-        let annotation = super::annotate(&mirror, &ev);
-        match stages {
+        let (format, annotation) = match stages {
             Stages::Annotate => {
-                std::hint::black_box(&annotation);
+                std::hint::black_box(super::annotate(&mirror, &ev));
+                continue;
             }
-            Stages::Full(format) => {
-                let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
-                let meta = Meta { iface, wall_ns: 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns) };
-                let _ = output::write_annotated(format, &mut buf, &ev, meta, Some(&annotation));
-                if buf.len() > 1 << 20 {
-                    output_bytes += buf.len() as u64;
-                    buf.clear();
-                }
-            }
+            Stages::FormatOnly(format) => (format, None),
+            Stages::Full(format) => (format, Some(super::annotate(&mirror, &ev))),
+        };
+        let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
+        let meta = Meta { iface, wall_ns: 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns) };
+        let _ = output::write_annotated(format, &mut buf, &ev, meta, annotation.as_ref());
+        if buf.len() > 1 << 20 {
+            output_bytes += buf.len() as u64;
+            buf.clear();
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -232,7 +234,14 @@ mod tests {
     #[test]
     #[ignore = "a measurement, not a check: run in release mode"]
     fn measure() {
-        for stages in [Stages::Annotate, Stages::Full(Format::Text), Stages::Full(Format::Json)] {
+        let all = [
+            Stages::Annotate,
+            Stages::FormatOnly(Format::Text),
+            Stages::Full(Format::Text),
+            Stages::FormatOnly(Format::Json),
+            Stages::Full(Format::Json),
+        ];
+        for stages in all {
             let r = run(3_000_000, 100, stages);
             println!(
                 "{stages:?}: {:.2} M events/s ({} events in {:.2} s)",
