@@ -342,3 +342,40 @@ fn ip_route_get_is_the_oracle_for_a_pod_that_appears_while_tracing() {
     assert_matches_iproute2(&node, &e);
     tracer.stop();
 }
+
+#[test]
+fn lost_notifications_are_recovered_by_a_full_redump() {
+    let node = Node::up("ov");
+    slow_neighbour_aging(&node, &[&node.cali("pod1"), "eth0"]);
+    warm_up(&node);
+    node.ip(&["route", "add", "10.202.0.0/16", "via", "10.99.0.2", "dev", "eth0"]);
+    let tracer = Tracer::start(&node, &["--iface", "cali*"]);
+    // While vethtrace cannot read, far more notifications than its socket buffer holds: the
+    // kernel drops them and reports ENOBUFS, which must lead to a full re-dump.
+    tracer.signal(libc::SIGSTOP);
+    let batch: String = (0..40_000)
+        .map(|i| format!("route add 10.200.{}.{}/32 via 10.99.0.2 dev eth0\n", i / 250, i % 250 + 1))
+        .collect();
+    let batch_file = std::env::temp_dir().join(format!("{}-routes.batch", node.prefix));
+    std::fs::write(&batch_file, batch).unwrap();
+    node.ip(&["-batch", batch_file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&batch_file);
+    node.ip(&["route", "add", "10.201.0.0/16", "via", "10.99.0.2", "dev", "eth0"]);
+    node.ip(&["route", "del", "10.202.0.0/16"]);
+    tracer.signal(libc::SIGCONT);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tracer.stderr().contains("re-reading the node's network state") {
+        assert!(Instant::now() < deadline, "no re-dump after an overrun:\n{}", tracer.stderr());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let e = echo_request(&node, &tracer, "10.201.0.9");
+    assert_eq!(e["route_dst"], "10.201.0.0/16", "{e}");
+    let e = echo_request(&node, &tracer, "10.202.0.9");
+    assert_eq!(e["route_dst"], "default", "a route deleted during the overrun is still mirrored: {e}");
+    let e = echo_request(&node, &tracer, "10.200.23.250");
+    assert_eq!(e["route_dst"], "10.200.23.250", "{e}");
+    assert_matches_iproute2(&node, &e);
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+}
