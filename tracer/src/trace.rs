@@ -210,12 +210,20 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             }
             drained = collector.drain(|b| sink.record(b)) => {
                 drained?;
-                sink.flush().context("writing events")?;
+                match sink.flush() {
+                    // The reader went away (`vethtrace | head`): stop as on Ctrl-C.
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+                    other => other.context("writing events")?,
+                }
             }
         }
     }
     collector.drain_now(|b| sink.record(b));
-    sink.flush().context("writing events")?;
+    if let Err(e) = sink.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(anyhow::Error::new(e).context("writing events"));
+    }
     tracing.attacher.detach_all();
     sink.counters.lost = collector.lost();
     Ok(sink.counters)

@@ -24,12 +24,7 @@ use serde_json::Value;
 /// Fails the test unless it runs as root.
 pub fn require_root() {
     let uid = String::from_utf8(Command::new("id").arg("-u").output().expect("id").stdout).unwrap();
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "privileged integration test: run as root (CI={:?})",
-        std::env::var("CI").ok()
-    );
+    assert_eq!(uid.trim(), "0", "privileged integration test: run as root (CI={:?})", std::env::var("CI").ok());
 }
 
 /// The binary under test: $VETHTRACE_BIN (the VM sets it) or the one cargo built.
@@ -38,11 +33,9 @@ pub fn vethtrace_bin() -> PathBuf {
 }
 
 fn script() -> PathBuf {
-    std::env::var_os("VETHTRACE_SCRIPTS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts"),
-        PathBuf::from,
-    )
-    .join("calico-node.sh")
+    std::env::var_os("VETHTRACE_SCRIPTS")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts"), PathBuf::from)
+        .join("calico-node.sh")
 }
 
 /// Runs a command, panicking with its output when it fails.
@@ -294,8 +287,8 @@ impl Tcpdump {
         Self { child, path }
     }
 
-    /// Stops tcpdump and returns the captured frames.
-    pub fn stop(mut self) -> Vec<Vec<u8>> {
+    /// Stops tcpdump and returns the captured frames with their capture times (since the epoch).
+    pub fn stop(mut self) -> Vec<(Duration, Vec<u8>)> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         wait_timeout(&mut self.child, Duration::from_secs(10));
@@ -303,7 +296,8 @@ impl Tcpdump {
         let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
         let mut frames = Vec::new();
         while let Some(pkt) = reader.next_packet() {
-            frames.push(pkt.expect("pcap packet").data.into_owned());
+            let pkt = pkt.expect("pcap packet");
+            frames.push((pkt.timestamp, pkt.data.into_owned()));
         }
         let _ = fs::remove_file(&self.path);
         frames
@@ -313,7 +307,15 @@ impl Tcpdump {
 /// tcpdump's TCP flag letters, written here from the TCP header bits (not from vethtrace's code).
 fn tcp_letters(tcp: &etherparse::TcpSlice<'_>) -> String {
     let mut s = String::new();
-    for (on, c) in [(tcp.fin(), 'F'), (tcp.syn(), 'S'), (tcp.rst(), 'R'), (tcp.psh(), 'P'), (tcp.urg(), 'U'), (tcp.ece(), 'E'), (tcp.cwr(), 'W')] {
+    for (on, c) in [
+        (tcp.fin(), 'F'),
+        (tcp.syn(), 'S'),
+        (tcp.rst(), 'R'),
+        (tcp.psh(), 'P'),
+        (tcp.urg(), 'U'),
+        (tcp.ece(), 'E'),
+        (tcp.cwr(), 'W'),
+    ] {
         if on {
             s.push(c);
         }
@@ -340,10 +342,20 @@ pub fn frame_key(frame: &[u8]) -> String {
     }
     match &p.net {
         Some(NetSlice::Ipv4(ip)) => {
-            key += &format!(" {} > {} proto {}", ip.header().source_addr(), ip.header().destination_addr(), ip.header().protocol().0);
+            key += &format!(
+                " {} > {} proto {}",
+                ip.header().source_addr(),
+                ip.header().destination_addr(),
+                ip.header().protocol().0
+            );
         }
         Some(NetSlice::Ipv6(ip)) => {
-            key += &format!(" {} > {} proto {}", ip.header().source_addr(), ip.header().destination_addr(), ip.payload().ip_number.0);
+            key += &format!(
+                " {} > {} proto {}",
+                ip.header().source_addr(),
+                ip.header().destination_addr(),
+                ip.payload().ip_number.0
+            );
         }
         Some(NetSlice::Arp(arp)) => {
             let a = arp.to_packet();
@@ -361,7 +373,9 @@ pub fn frame_key(frame: &[u8]) -> String {
         None => {}
     }
     match &p.transport {
-        Some(TransportSlice::Tcp(t)) => key += &format!(" ports {} > {} flags {}", t.source_port(), t.destination_port(), tcp_letters(t)),
+        Some(TransportSlice::Tcp(t)) => {
+            key += &format!(" ports {} > {} flags {}", t.source_port(), t.destination_port(), tcp_letters(t))
+        }
         Some(TransportSlice::Udp(u)) => key += &format!(" ports {} > {}", u.source_port(), u.destination_port()),
         Some(TransportSlice::Icmpv4(i)) => key += &format!(" icmp {} {}", i.type_u8(), i.code_u8()),
         Some(TransportSlice::Icmpv6(i)) => key += &format!(" icmp {} {}", i.type_u8(), i.code_u8()),
@@ -409,10 +423,22 @@ pub fn event_key(e: &Value) -> String {
     key
 }
 
-/// Packet events grouped by (interface, direction), each group as sorted keys.
-pub fn events_by_iface_dir(events: &[Value]) -> BTreeMap<(String, String), Vec<String>> {
+/// Wall-clock time of an event (its `time` key), since the epoch.
+pub fn event_time(e: &Value) -> Duration {
+    let t = time::OffsetDateTime::parse(e["time"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 time");
+    Duration::from_nanos(u64::try_from(t.unix_timestamp_nanos()).unwrap())
+}
+
+/// Now, since the epoch.
+pub fn now() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap()
+}
+
+/// Packet events inside `window`, grouped by (interface, direction), each group as sorted keys.
+pub fn events_by_iface_dir(events: &[Value], window: &std::ops::Range<Duration>) -> BTreeMap<(String, String), Vec<String>> {
     let mut map: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e["kind"] == "packet") {
+    for e in events.iter().filter(|e| e["kind"] == "packet" && window.contains(&event_time(e))) {
         let k = (e["iface"].as_str().unwrap().to_owned(), e["dir"].as_str().unwrap().to_owned());
         map.entry(k).or_default().push(event_key(e));
     }
