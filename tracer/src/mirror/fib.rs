@@ -188,6 +188,25 @@ mod tests {
     }
 
     #[test]
+    fn goto_skips_rules_and_a_goto_loop_ends() {
+        let mut m = node();
+        m.routes.insert(route("10.244.1.6", 32, 9, None, 0, 100), false);
+        let mut jump = lookup_rule(Family::V4, 10, 0);
+        jump.verb = RuleVerb::Goto(30);
+        m.rules.insert(jump);
+        let mut skipped = lookup_rule(Family::V4, 20, 0);
+        skipped.verb = RuleVerb::Blackhole;
+        m.rules.insert(skipped);
+        m.rules.insert(lookup_rule(Family::V4, 30, 100));
+        assert_eq!(dev_of(m.route_get(&flow("10.244.1.6"))), Some(9));
+        // A goto back to itself: the walk gives up instead of spinning.
+        let mut looping = lookup_rule(Family::V4, 5, 0);
+        looping.verb = RuleVerb::Goto(5);
+        m.rules.insert(looping);
+        assert_eq!(m.route_get(&flow("10.244.1.6")), Resolution::NoRoute);
+    }
+
+    #[test]
     fn without_a_rule_dump_the_builtin_rules_apply() {
         let mut m = node();
         m.rules.clear();
