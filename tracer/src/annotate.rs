@@ -6,6 +6,7 @@
 //! Everything here reads the mirror; nothing talks to the kernel.
 
 pub mod bench;
+mod render;
 
 use std::{
     fmt::{self, Write as _},
@@ -21,7 +22,7 @@ use crate::{
         fib::Resolution,
         neigh::NeighState,
         prefix::{Family, Prefix},
-        routes::{NextHop, Route, RouteKind, scope_name, table_name},
+        routes::{NextHop, Route, RouteKind, scope_name},
         rules::Flow,
     },
     packet::{Arp, Mac, PacketView},
@@ -415,63 +416,6 @@ fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation<'_
     if arp.sha != own {
         a.notes.push(format!("ARP reply carries {} but {}'s MAC is {own}", arp.sha, Dev::new(mirror, dev)));
     }
-}
-
-impl fmt::Display for Annotation<'_> {
-    /// The text form: ` | route 10.244.1.6 dev cali… scope link, neigh 10.244.1.6 REACHABLE
-    /// 92:7d:…, fib success cali… ⚠ note ⚠ note` — only the parts that are known.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = " | ";
-        if let Some(kind) = self.route_type {
-            f.write_str(sep)?;
-            sep = ", ";
-            write_route(f, self, kind)?;
-        }
-        if let (Some(ip), Some(state)) = (self.neigh_ip, self.neigh_state) {
-            write!(f, "{sep}neigh {ip} {}", state.name())?;
-            sep = ", ";
-            if let Some(mac) = self.neigh_lladdr {
-                write!(f, " {mac}")?;
-            }
-        }
-        if let Some(verdict) = self.fib {
-            write!(f, "{sep}fib {}", verdict.name())?;
-            if let Some(dev) = self.fib_dev {
-                write!(f, " {dev}")?;
-            }
-        }
-        for note in &self.notes {
-            write!(f, " ⚠ {note}")?;
-        }
-        Ok(())
-    }
-}
-
-fn write_route(f: &mut fmt::Formatter<'_>, a: &Annotation<'_>, kind: RouteKind) -> fmt::Result {
-    f.write_str("route ")?;
-    if kind != RouteKind::Unicast {
-        write!(f, "{} ", kind.name())?;
-    }
-    match a.route_dst {
-        Some(dst) => write!(f, "{dst}")?,
-        None => f.write_str("by rule")?,
-    }
-    if let Some(gw) = a.route_gw {
-        write!(f, " via {gw}")?;
-    }
-    if let Some(dev) = a.route_dev {
-        write!(f, " dev {dev}")?;
-    }
-    if let Some(table) = a.route_table.filter(|t| *t != crate::mirror::routes::RT_TABLE_MAIN) {
-        match table_name(table) {
-            Some(name) => write!(f, " table {name}")?,
-            None => write!(f, " table {table}")?,
-        }
-    }
-    if let Some(scope) = a.route_scope.filter(|s| *s != "global") {
-        write!(f, " scope {scope}")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -43,10 +43,11 @@ pub fn write_annotated(
 ) -> io::Result<()> {
     match format {
         Format::Text => {
-            let mut line = String::with_capacity(160);
+            // Room for an annotated line, so that appending the annotation does not reallocate.
+            let mut line = String::with_capacity(320);
             text_packet(&mut line, ev, meta);
             if let Some(a) = annotation {
-                let _ = write!(line, "{a}");
+                a.write_text(&mut line);
             }
             line.push('\n');
             buf.extend_from_slice(line.as_bytes());
@@ -55,7 +56,10 @@ pub fn write_annotated(
         Format::Json => {
             serde_json::to_writer(&mut *buf, &JsonPacket::new(ev, meta))?;
             if let Some(a) = annotation {
-                append_fields(buf, a)?;
+                // The packet object's `}` moves behind the annotation's fields.
+                buf.pop();
+                a.write_json_fields(buf)?;
+                buf.push(b'}');
             }
             buf.push(b'\n');
             Ok(())
@@ -265,19 +269,6 @@ struct JsonPacket<'a> {
     arp_tpa: Option<std::net::Ipv4Addr>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
-}
-
-/// Merges the fields of `extra` (a JSON object with at least one key) into the object that
-/// `buf` ends with. Cheaper than `#[serde(flatten)]`, which turns the whole packet into a map
-/// serialization and doubles the cost of a line.
-fn append_fields(buf: &mut Vec<u8>, extra: &impl Serialize) -> io::Result<()> {
-    debug_assert_eq!(buf.last(), Some(&b'}'));
-    buf.pop();
-    let at = buf.len();
-    serde_json::to_writer(&mut *buf, extra)?;
-    // `{"key":…}` continues the object: its `{` becomes a `,`.
-    buf[at] = b',';
-    Ok(())
 }
 
 impl<'a> JsonPacket<'a> {

@@ -20,17 +20,34 @@ pub const IPPROTO_ICMPV6: u8 = 58;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Mac(pub [u8; 6]);
 
-impl fmt::Display for Mac {
-    /// Written by hand: six `{:02x}` cost more than the rest of an annotation lookup, and a
-    /// line carries up to four MACs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Mac {
+    /// `aa:bb:cc:dd:ee:ff`, built without `core::fmt`: a line carries up to four MACs and six
+    /// `{:02x}` formats cost more than a route lookup.
+    pub fn text(&self) -> MacText {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [b':'; 17];
         for (i, b) in self.0.iter().enumerate() {
             text[i * 3] = HEX[usize::from(b >> 4)];
             text[i * 3 + 1] = HEX[usize::from(b & 0x0f)];
         }
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        MacText(text)
+    }
+}
+
+/// A MAC address as text (see [`Mac::text`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MacText([u8; 17]);
+
+impl MacText {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and colons are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text().as_str())
     }
 }
 

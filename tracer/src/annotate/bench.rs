@@ -231,6 +231,7 @@ mod tests {
     }
 
     /// `cargo +1.99.1 test --release -p tracer --lib annotate::bench -- --ignored --nocapture`
+    /// (`VETHTRACE_BENCH_EVENTS` sets the events per stage, e.g. fewer under valgrind).
     #[test]
     #[ignore = "a measurement, not a check: run in release mode"]
     fn measure() {
@@ -242,7 +243,8 @@ mod tests {
             Stages::Full(Format::Json),
         ];
         for stages in all {
-            let r = run(3_000_000, 100, stages);
+            let events = std::env::var("VETHTRACE_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3_000_000);
+            let r = run(events, 100, stages);
             println!(
                 "{stages:?}: {:.2} M events/s ({} events in {:.2} s)",
                 r.events_per_sec() / 1e6,
