@@ -188,11 +188,12 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             // that a busy ring never starves them (events are always ready under load).
             biased;
             notification = notifications.next() => match notification {
-                Some((msg, _)) => {
-                    for change in sink.mirror.handle(&netlink, msg).await? {
-                        tracing.apply(change);
-                    }
-                }
+                // A failed re-dump leaves the mirror as it was: annotations may lag, tracing
+                // goes on.
+                Some((msg, _)) => match sink.mirror.handle(&netlink, msg).await {
+                    Ok(changes) => changes.into_iter().for_each(|change| tracing.apply(change)),
+                    Err(e) => eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale"),
+                },
                 None => anyhow::bail!("the netlink monitor closed"),
             },
             _ = sigint.recv() => break,
