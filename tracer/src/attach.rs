@@ -76,9 +76,12 @@ pub enum AttachError {
     Reaper(#[from] std::io::Error),
 }
 
+/// A clsact filter as the reaper knows it: parent, priority, handle.
+type ClsactFilter = (TcHandle, u16, TcHandle);
+
 /// The two links on one interface; dropping them detaches.
 struct Attachment {
-    links: Vec<(SchedClassifierLink, Option<(TcHandle, u16, TcHandle)>)>,
+    links: Vec<(SchedClassifierLink, Option<ClsactFilter>)>,
 }
 
 /// Owns the loaded TC programs and every link they have.

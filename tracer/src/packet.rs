@@ -72,7 +72,7 @@ impl PacketView<'_> {
 
     pub fn l2(&self) -> Option<(Mac, Mac, u16)> {
         self.has(valid::L2)
-            .then(|| (Mac(self.0.src_mac), Mac(self.0.dst_mac), self.0.ethertype))
+            .then_some((Mac(self.0.src_mac), Mac(self.0.dst_mac), self.0.ethertype))
     }
 
     pub fn vlans(&self) -> &[u16] {

@@ -54,7 +54,7 @@ impl Format {
     }
 }
 
-/// `field:void * skbaddr;	offset:8;	size:8;	signed:0;` → ("skbaddr", Field).
+/// `field:void * skbaddr; offset:8; size:8; signed:0;` (tab-separated) → ("skbaddr", Field).
 fn parse_field(line: &str) -> Option<(String, Field)> {
     let mut parts = line.split(';').map(str::trim);
     let decl = parts.next()?.strip_prefix("field:")?;
