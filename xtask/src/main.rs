@@ -4,6 +4,7 @@ mod demo;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -26,8 +27,11 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Every test: unit tests, then the privileged integration tests (root needed).
+    /// Every test: unit tests, the privileged integration tests (root needed), then the
+    /// integration tests again on Debian's 6.1 kernel under QEMU (`vm`).
     Test,
+    /// The integration tests on Debian's 6.1 kernel (apt linux-image-6.1.0-*-amd64) under QEMU/TCG.
+    Vm(vm::Options),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,10 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
         Task::Test => {
             setup::run()?;
             test::run()
+        }
+        Task::Vm(opts) => {
+            setup::run()?;
+            vm::run(&opts)
         }
     }
 }

@@ -1,0 +1,360 @@
+//! `cargo xtask vm`: the integration tests on another kernel — Debian 12's 6.1 by default (no
+//! TCX, so the TC path falls back to clsact; kprobes and fentry work there, unlike on the build
+//! machines) — under QEMU with TCG (KVM does not work on these machines).
+//!
+//! How: the kernel package comes from apt and is unpacked once into `.vm/`. vethtrace (release)
+//! and the integration-test binaries are built static for musl into `target/vm`. The initramfs is
+//! tiny: busybox, xtask/vm/init.sh as /init, the modules that mount a virtio-9p share, and a
+//! config. The share is the host's root, read-only: the tests call the host's own ip, tc,
+//! tcpdump, bpftool, bpftrace, bash..., so the VM's userland is exactly the one the native suite
+//! ran with, and nothing has to be copied (bpftrace alone drags in ~150 MB of LLVM). The init
+//! script runs every test binary with `--test-threads=1`, prints `VETHTRACE-VM: PASS` or
+//! `VETHTRACE-VM: FAIL …` and powers off; this side relays the console and judges by that line.
+
+mod cpio;
+mod kernel;
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use clap::ValueEnum;
+use serde_json::Value;
+
+use kernel::Kernel;
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+const INIT: &str = include_str!("../vm/init.sh");
+const VERDICT: &str = "VETHTRACE-VM: ";
+/// What the initramfs loads to mount the host's root: virtio-pci and 9p.
+const BOOT_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
+/// Loaded in the VM before the tests (the kernel asks for the rest, e.g. nft_*, itself): veth
+/// pairs, clsact and its BPF classifier/action, nftables for the drop tests.
+const TEST_MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf", "act_bpf", "nf_tables"];
+
+/// Which probe family the probe-dependent tests (those reading VETHTRACE_PROBE) use.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum Probe {
+    Kprobe,
+    Fentry,
+    Tracepoint,
+    /// Each of the above in turn (the rest of the suite runs once).
+    All,
+}
+
+impl Probe {
+    fn modes(self) -> Vec<&'static str> {
+        match self {
+            Self::Kprobe => vec!["kprobe"],
+            Self::Fentry => vec!["fentry"],
+            Self::Tracepoint => vec!["tracepoint"],
+            Self::All => vec!["kprobe", "fentry", "tracepoint"],
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    /// Debian kernel package to boot [default: the newest linux-image-6.1.0-*-amd64 apt knows].
+    #[arg(long, value_name = "PACKAGE")]
+    pub kernel_package: Option<String>,
+    /// Probe family for the tests that read VETHTRACE_PROBE.
+    #[arg(long, value_enum, default_value_t = Probe::All)]
+    pub probe: Probe,
+    /// Give up (and fail) when the VM has not finished after this many minutes.
+    #[arg(long, default_value_t = 30, value_name = "MINUTES")]
+    pub timeout: u64,
+    /// Instead of the tests, run this shell command in the VM (bash -c; $VETHTRACE_BIN is set);
+    /// its exit status is the verdict.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// Arguments for every test binary, e.g. `-- clsact` (a name filter) or `-- --nocapture`.
+    #[arg(last = true)]
+    pub test_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { kernel_package: None, probe: Probe::All, timeout: 30, exec: None, test_args: Vec::new() }
+    }
+}
+
+/// An integration-test binary and whether it reads VETHTRACE_PROBE.
+struct TestBinary {
+    name: String,
+    path: PathBuf,
+    probe_dependent: bool,
+}
+
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask sits in the workspace")?;
+    let target = workspace.join("target/vm");
+    let kernel = Kernel::get(opts.kernel_package.as_deref(), &workspace.join(".vm"))?;
+    let (vethtrace, tests) = build(workspace, &target)?;
+    let initramfs = target.join("initramfs.cpio");
+    let config = config(workspace, &kernel, &vethtrace, &tests, opts)?;
+    fs::write(&initramfs, initramfs_bytes(&kernel, &config)?)
+        .with_context(|| format!("cannot write {}", initramfs.display()))?;
+    let built = started.elapsed();
+    eprintln!(
+        "xtask: booting {} ({}) under QEMU/TCG; built in {:.0} s",
+        kernel.package,
+        kernel.release,
+        built.as_secs_f64()
+    );
+    let outcome = boot(&kernel, &initramfs, Duration::from_secs(opts.timeout * 60));
+    eprintln!(
+        "xtask: vm on {}: {} s in the VM, {} s in all",
+        kernel.release,
+        (started.elapsed() - built).as_secs(),
+        started.elapsed().as_secs()
+    );
+    outcome.with_context(|| format!("integration tests on {}", kernel.release))
+}
+
+/// Static musl builds: vethtrace (release, as it would be shipped) and the integration tests.
+fn build(workspace: &Path, target: &Path) -> anyhow::Result<(PathBuf, Vec<TestBinary>)> {
+    let cargo = |args: &[&str]| {
+        let mut cmd = Command::new("cargo");
+        cmd.args(args)
+            .args(["--target", MUSL, "--package", "tracer", "--message-format=json-render-diagnostics"])
+            .env("CARGO_TARGET_DIR", target)
+            .current_dir(workspace);
+        cmd
+    };
+    let bins = artifacts(&mut cargo(&["build", "--release", "--bin", "vethtrace"]))?;
+    let vethtrace = bins
+        .iter()
+        .find(|(_, kind, _, _)| kind == "bin")
+        .map(|(_, _, _, exe)| exe.clone())
+        .context("cargo built no vethtrace binary")?;
+    let harness = fs::read_to_string(workspace.join("tracer/tests/common/mod.rs")).unwrap_or_default();
+    let tests = artifacts(&mut cargo(&["test", "--no-run", "--test", "*"]))?
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind == "test")
+        .map(|(name, _, src, path)| {
+            let source = fs::read_to_string(&src).unwrap_or_default();
+            let probe_dependent = source.contains("VETHTRACE_PROBE") || harness.contains("VETHTRACE_PROBE");
+            TestBinary { name, path, probe_dependent }
+        })
+        .collect::<Vec<_>>();
+    if tests.is_empty() {
+        bail!("cargo built no integration-test binary for {MUSL}");
+    }
+    Ok((vethtrace, tests))
+}
+
+/// (target name, first target kind, source path, executable) of every executable cargo built.
+fn artifacts(cmd: &mut Command) -> anyhow::Result<Vec<(String, String, PathBuf, PathBuf)>> {
+    eprintln!("xtask: running cargo {} (static, into target/vm)", {
+        cmd.get_args().take(4).map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    });
+    let out = cmd.stderr(Stdio::inherit()).output().context("cannot run cargo")?;
+    if !out.status.success() {
+        bail!("the static {MUSL} build failed: {}", out.status);
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(line) else { continue };
+        let Some(exe) = msg["executable"].as_str() else { continue };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let t = &msg["target"];
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        found.push((s(&t["name"]), s(&t["kind"][0]), PathBuf::from(s(&t["src_path"])), PathBuf::from(exe)));
+    }
+    Ok(found)
+}
+
+/// `'…'` for the shell, whatever the text holds.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().with_context(|| format!("{} is not UTF-8", p.display()))
+}
+
+/// /vm/config, sourced by init.sh: paths (the same inside the VM: the host's root is shared) and
+/// the list of test runs.
+fn config(
+    workspace: &Path,
+    kernel: &Kernel,
+    vethtrace: &Path,
+    tests: &[TestBinary],
+    opts: &Options,
+) -> anyhow::Result<String> {
+    let boot_modules: Vec<String> = kernel
+        .modules()?
+        .load_order(BOOT_MODULES)?
+        .iter()
+        .map(|p| module_file_name(p))
+        .collect::<anyhow::Result<_>>()?;
+    let test_modules: Vec<&str> = {
+        let mods = kernel.modules()?;
+        TEST_MODULES.iter().copied().filter(|m| mods.is_available(m)).collect()
+    };
+    let mut c = String::new();
+    let mut var = |name: &str, value: &str| writeln!(c, "{name}={}", quote(value));
+    var("VM_BOOT_MODULES", &boot_modules.join(" "))?;
+    var("VM_MODULES_ROOT", path_str(&kernel.root)?)?;
+    var("VM_MODULES", &test_modules.join(" "))?;
+    var("VM_WORKSPACE", path_str(workspace)?)?;
+    var("VM_WORKDIR", path_str(&workspace.join("tracer"))?)?;
+    var("VM_VETHTRACE", path_str(vethtrace)?)?;
+    var("VM_SCRIPTS", path_str(&workspace.join("scripts"))?)?;
+    var("VM_EXEC", opts.exec.as_deref().unwrap_or_default())?;
+    var("VM_TEST_ARGS", &opts.test_args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))?;
+    // The whole suite once; the probe-dependent binaries once more per further probe family.
+    writeln!(c, "vm_runs() {{")?;
+    for (i, mode) in opts.probe.modes().into_iter().enumerate() {
+        for t in tests.iter().filter(|t| i == 0 || t.probe_dependent) {
+            let probe = if t.probe_dependent { mode } else { "" };
+            writeln!(c, "  vm_test {} {} {}", quote(&t.name), quote(probe), quote(path_str(&t.path)?))?;
+        }
+    }
+    writeln!(c, "}}")?;
+    Ok(c)
+}
+
+/// The file name a module gets in the initramfs (always uncompressed there).
+fn module_file_name(path: &Path) -> anyhow::Result<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).context("module file name")?;
+    Ok(format!("{}.ko", name.split(".ko").next().unwrap_or(name)))
+}
+
+/// Module bytes, decompressed if the package ships .ko.xz or .ko.zst (busybox insmod reads
+/// plain ELF only).
+fn module_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let name = path.to_string_lossy();
+    let tool = if name.ends_with(".xz") {
+        "xz"
+    } else if name.ends_with(".zst") {
+        "zstd"
+    } else {
+        return fs::read(path).with_context(|| format!("cannot read {name}"));
+    };
+    let out = Command::new(tool).arg("-dc").arg(path).output().with_context(|| format!("cannot run {tool}"))?;
+    if !out.status.success() {
+        bail!("{tool} -dc {name} failed");
+    }
+    Ok(out.stdout)
+}
+
+fn initramfs_bytes(kernel: &Kernel, config: &str) -> anyhow::Result<Vec<u8>> {
+    let busybox = fs::read("/usr/bin/busybox").context("no /usr/bin/busybox (apt package busybox-static)")?;
+    let mut archive = cpio::Archive::default();
+    archive.file("/init", 0o755, INIT.as_bytes());
+    archive.dir("/vm");
+    archive.file("/vm/busybox", 0o755, &busybox);
+    archive.file("/vm/config", 0o644, config.as_bytes());
+    archive.dir("/vm/modules");
+    for module in kernel.modules()?.load_order(BOOT_MODULES)? {
+        archive.file(&format!("/vm/modules/{}", module_file_name(&module)?), 0o644, &module_bytes(&module)?);
+    }
+    Ok(archive.finish())
+}
+
+/// Boots the VM, relays its console, and judges by the verdict line init.sh prints last.
+fn boot(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<()> {
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048"])
+        .arg("-kernel")
+        .arg(kernel.vmlinuz())
+        .arg("-initrd")
+        .arg(initramfs)
+        // panic=-1 with -no-reboot: a kernel panic ends QEMU instead of hanging until the timeout.
+        .args(["-append", "console=ttyS0 panic=-1 quiet", "-no-reboot"])
+        .args(["-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .args(["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut child = qemu.spawn().context("cannot start qemu-system-x86_64 (apt package qemu-system-x86)")?;
+    let console = child.stdout.take().context("qemu stdout")?;
+    let (lines, console_lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(console).split(b'\n') {
+            let Ok(line) = line else { break };
+            if lines.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut verdict = None;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        match console_lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let line = printable(&line);
+                let _ = writeln!(stdout, "{line}");
+                if let Some(v) = line.strip_prefix(VERDICT) {
+                    verdict = Some(v.to_owned());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the VM did not finish within {} minutes (raise it with --timeout)", limit.as_secs() / 60);
+            }
+        }
+    }
+    let status = child.wait()?;
+    match verdict.as_deref() {
+        Some("PASS") => Ok(()),
+        Some(failed) => bail!("failed in the VM: {}", failed.trim_start_matches("FAIL").trim()),
+        None => bail!("the VM stopped without a verdict (qemu {status}; a kernel panic? see the console above)"),
+    }
+}
+
+/// The console line without carriage returns and terminal escapes (SeaBIOS clears the screen,
+/// libtest colours its results on a tty).
+fn printable(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters final-byte (0x40..=0x7e); other escapes: ESC + one char.
+                if chars.next() == Some('[') {
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' => {}
+            c if c.is_control() && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_drops_escapes() {
+        assert_eq!(printable("\u{1b}c\u{1b}[?7l\u{1b}[2JSeaBIOS\r"), "SeaBIOS");
+        assert_eq!(printable("test x ... \u{1b}[32mok\u{1b}[m"), "test x ... ok");
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,212 @@
+//! A Debian kernel package, fetched with apt and unpacked once into the cache: its vmlinuz and
+//! its modules, with modules.dep made by the host's depmod.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::run;
+
+/// The kernel line the VM tests: Debian 12's 6.1 (no TCX; kprobes, fentry and BTF).
+const PACKAGE_PATTERN: &str = r"^linux-image-6\.1\.0-[0-9]+-amd64$";
+
+/// An unpacked kernel package.
+pub struct Kernel {
+    pub package: String,
+    /// `uname -r` of that kernel, e.g. 6.1.0-56-amd64.
+    pub release: String,
+    /// Root of the unpacked package: boot/, lib/modules/<release>/ (what `modprobe -d` wants).
+    pub root: PathBuf,
+}
+
+impl Kernel {
+    /// The package named, or else the newest linux-image-6.1.0-*-amd64 apt knows, unpacked under
+    /// `cache` (reused when it is already there).
+    pub fn get(package: Option<&str>, cache: &Path) -> anyhow::Result<Self> {
+        let package = match package {
+            Some(p) => p.to_owned(),
+            None => newest_package()?,
+        };
+        let dir = cache.join(&package);
+        let root = dir.join("root");
+        let ready = dir.join("unpacked");
+        if !ready.exists() {
+            unpack(&package, &dir, &root)?;
+            fs::write(&ready, "")?;
+        }
+        let mut releases = fs::read_dir(root.join("lib/modules"))
+            .with_context(|| format!("{package} has no lib/modules"))?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let Some(release) = releases.pop().filter(|_| releases.is_empty()) else {
+            bail!("{package}: expected exactly one directory in lib/modules, remove {} and retry", dir.display());
+        };
+        Ok(Self { package, release, root })
+    }
+
+    pub fn vmlinuz(&self) -> PathBuf {
+        self.root.join("boot").join(format!("vmlinuz-{}", self.release))
+    }
+
+    pub fn modules_dir(&self) -> PathBuf {
+        self.root.join("lib/modules").join(&self.release)
+    }
+
+    pub fn modules(&self) -> anyhow::Result<Modules> {
+        Modules::read(&self.modules_dir())
+    }
+}
+
+fn newest_package() -> anyhow::Result<String> {
+    let search = || {
+        let mut names: Vec<String> = run::stdout(Command::new("apt-cache").args([
+            "search",
+            "--names-only",
+            PACKAGE_PATTERN,
+        ]))
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+        // linux-image-6.1.0-<abi>-amd64: the newest has the highest ABI number.
+        names.sort_by_key(|n| n.split('-').nth(3).and_then(|abi| abi.parse::<u32>().ok()).unwrap_or(0));
+        names.pop()
+    };
+    if let Some(name) = search() {
+        return Ok(name);
+    }
+    eprintln!("xtask: apt knows no linux-image-6.1.0-*-amd64 yet, running apt-get update");
+    run::status(Command::new("apt-get").args(["update", "-q"]))?;
+    search().context(
+        "apt knows no linux-image-6.1.0-*-amd64: add Debian 12 (bookworm, bookworm-security) to the apt \
+         sources or name a package with --kernel-package",
+    )
+}
+
+fn unpack(package: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir)?;
+    eprintln!("xtask: fetching {package} (about 70 MB, once; cached in {})", dir.display());
+    // The sandbox user _apt cannot write into the cache; the download is a plain file anyway.
+    run::status(
+        Command::new("apt-get")
+            .args(["download", "-q", "-o", "APT::Sandbox::User=root", package])
+            .current_dir(dir),
+    )?;
+    let deb = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .with_context(|| format!("apt-get download {package} left no .deb in {}", dir.display()))?;
+    run::status(Command::new("dpkg").arg("-x").arg(&deb).arg(root))?;
+    fs::remove_file(&deb)?;
+    let release = fs::read_dir(root.join("lib/modules"))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .with_context(|| format!("{package} holds no modules"))?;
+    // The package ships no modules.dep: postinst makes it. depmod from kmod does the same here.
+    run::status(Command::new("depmod").arg("-b").arg(root).arg(&release))
+}
+
+/// modules.dep and modules.builtin of one kernel.
+pub struct Modules {
+    dir: PathBuf,
+    /// Module name (underscores) -> (file relative to `dir`, names it depends on).
+    deps: HashMap<String, (PathBuf, Vec<String>)>,
+    builtin: HashSet<String>,
+}
+
+/// `kernel/fs/9p/9p.ko.xz` -> `9p`; module names use `_` where file names may use `-`.
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.split(".ko").next().unwrap_or(file).replace('-', "_")
+}
+
+impl Modules {
+    fn read(dir: &Path) -> anyhow::Result<Self> {
+        let dep = fs::read_to_string(dir.join("modules.dep"))
+            .with_context(|| format!("no modules.dep in {} (depmod failed?)", dir.display()))?;
+        let deps = dep
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(file, needs)| {
+                (module_name(file), (PathBuf::from(file), needs.split_whitespace().map(module_name).collect()))
+            })
+            .collect();
+        let builtin =
+            fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default().lines().map(module_name).collect();
+        Ok(Self { dir: dir.to_owned(), deps, builtin })
+    }
+
+    /// Files to insmod, dependencies first, for `names`; built-in modules are left out.
+    pub fn load_order(&self, names: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        for name in names {
+            self.visit(&name.replace('-', "_"), &mut seen, &mut order)?;
+        }
+        Ok(order)
+    }
+
+    fn visit(&self, name: &str, seen: &mut HashSet<String>, order: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        if self.builtin.contains(name) || !seen.insert(name.to_owned()) {
+            return Ok(());
+        }
+        let Some((file, needs)) = self.deps.get(name) else {
+            bail!("module {name} is neither in modules.dep nor built in ({})", self.dir.display());
+        };
+        for need in needs {
+            self.visit(need, seen, order)?;
+        }
+        order.push(self.dir.join(file));
+        Ok(())
+    }
+
+    pub fn is_available(&self, name: &str) -> bool {
+        let name = name.replace('-', "_");
+        self.builtin.contains(&name) || self.deps.contains_key(&name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_come_first_and_builtins_are_skipped() {
+        let mods = Modules {
+            dir: PathBuf::from("/m"),
+            deps: [
+                ("9p", "kernel/fs/9p/9p.ko", &["9pnet", "fscache"][..]),
+                ("9pnet", "kernel/net/9p/9pnet.ko", &[]),
+                ("fscache", "kernel/fs/fscache/fscache.ko", &["netfs"]),
+                ("netfs", "kernel/fs/netfs/netfs.ko", &[]),
+            ]
+            .into_iter()
+            .map(|(n, f, d)| (n.to_owned(), (PathBuf::from(f), d.iter().map(|s| (*s).to_owned()).collect())))
+            .collect(),
+            builtin: HashSet::from(["virtio_pci".to_owned()]),
+        };
+        let order: Vec<String> = mods
+            .load_order(&["virtio-pci", "9p", "9pnet"])
+            .unwrap()
+            .iter()
+            .map(|p| module_name(&p.to_string_lossy()))
+            .collect();
+        assert_eq!(order, ["9pnet", "netfs", "fscache", "9p"]);
+        assert!(mods.load_order(&["nope"]).is_err());
+    }
+
+    #[test]
+    fn module_names_from_files() {
+        assert_eq!(module_name("kernel/drivers/net/veth.ko"), "veth");
+        assert_eq!(module_name("kernel/net/sched/sch-x.ko.xz"), "sch_x");
+    }
+}
