@@ -100,7 +100,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let target = workspace.join("target/vm");
     let kernel = Kernel::get(opts.kernel_package.as_deref(), &workspace.join(".vm"))?;
     let (vethtrace, tests) = build(workspace, &target)?;
-    let initramfs = target.join("initramfs.cpio");
+    // One per run: two runs in one tree (engineers, CI) must not boot each other's config.
+    let initramfs = target.join(format!("initramfs-{}.cpio", std::process::id()));
     let config = config(workspace, &kernel, &vethtrace, &tests, opts)?;
     fs::write(&initramfs, initramfs_bytes(&kernel, &config)?)
         .with_context(|| format!("cannot write {}", initramfs.display()))?;
@@ -112,6 +113,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         built.as_secs_f64()
     );
     let outcome = boot(&kernel, &initramfs, Duration::from_secs(opts.timeout * 60));
+    let _ = fs::remove_file(&initramfs);
     eprintln!(
         "xtask: vm on {}: {} s in the VM, {} s in all",
         kernel.release,
@@ -131,30 +133,36 @@ fn build(workspace: &Path, target: &Path) -> anyhow::Result<(PathBuf, Vec<TestBi
             .current_dir(workspace);
         cmd
     };
-    let bins = artifacts(&mut cargo(&["build", "--release", "--bin", "vethtrace"]))?;
-    let vethtrace = bins
-        .iter()
-        .find(|(_, kind, _, _)| kind == "bin")
-        .map(|(_, _, _, exe)| exe.clone())
-        .context("cargo built no vethtrace binary")?;
-    let harness = fs::read_to_string(workspace.join("tracer/tests/common/mod.rs")).unwrap_or_default();
-    let tests = artifacts(&mut cargo(&["test", "--no-run", "--test", "*"]))?
+    let vethtrace = executables(&mut cargo(&["build", "--release", "--bin", "vethtrace"]))?
         .into_iter()
-        .filter(|(_, kind, _, _)| kind == "test")
-        .map(|(name, _, src, path)| {
-            let source = fs::read_to_string(&src).unwrap_or_default();
-            let probe_dependent = source.contains("VETHTRACE_PROBE") || harness.contains("VETHTRACE_PROBE");
-            TestBinary { name, path, probe_dependent }
-        })
-        .collect::<Vec<_>>();
+        .find(|e| e.kind == "bin")
+        .context("cargo built no vethtrace binary")?
+        .path;
+    // A binary whose test file (or the shared harness) reads VETHTRACE_PROBE runs once per probe.
+    let reads_probe = |src: &Path| fs::read_to_string(src).is_ok_and(|s| s.contains("VETHTRACE_PROBE"));
+    let harness_reads_probe = reads_probe(&workspace.join("tracer/tests/common/mod.rs"));
+    let tests: Vec<TestBinary> = executables(&mut cargo(&["test", "--no-run", "--test", "*"]))?
+        .into_iter()
+        .filter(|e| e.kind == "test")
+        .map(|e| TestBinary { probe_dependent: harness_reads_probe || reads_probe(&e.src), name: e.name, path: e.path })
+        .collect();
     if tests.is_empty() {
         bail!("cargo built no integration-test binary for {MUSL}");
     }
     Ok((vethtrace, tests))
 }
 
-/// (target name, first target kind, source path, executable) of every executable cargo built.
-fn artifacts(cmd: &mut Command) -> anyhow::Result<Vec<(String, String, PathBuf, PathBuf)>> {
+/// An executable cargo built, from its JSON messages.
+struct Executable {
+    /// Target name: the test file's stem for an integration test.
+    name: String,
+    /// "bin", "test", ...
+    kind: String,
+    src: PathBuf,
+    path: PathBuf,
+}
+
+fn executables(cmd: &mut Command) -> anyhow::Result<Vec<Executable>> {
     eprintln!("xtask: running cargo {} (static, into target/vm)", {
         cmd.get_args().take(4).map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
     });
@@ -162,18 +170,18 @@ fn artifacts(cmd: &mut Command) -> anyhow::Result<Vec<(String, String, PathBuf, 
     if !out.status.success() {
         bail!("the static {MUSL} build failed: {}", out.status);
     }
-    let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else { continue };
-        let Some(exe) = msg["executable"].as_str() else { continue };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let t = &msg["target"];
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        found.push((s(&t["name"]), s(&t["kind"][0]), PathBuf::from(s(&t["src_path"])), PathBuf::from(exe)));
-    }
-    Ok(found)
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["executable"].is_string())
+        .map(|msg| Executable {
+            name: text(&msg["target"]["name"]),
+            kind: text(&msg["target"]["kind"][0]),
+            src: PathBuf::from(text(&msg["target"]["src_path"])),
+            path: PathBuf::from(text(&msg["executable"])),
+        })
+        .collect())
 }
 
 /// `'…'` for the shell, whatever the text holds.
