@@ -105,6 +105,17 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let config = config(workspace, &kernel, &vethtrace, &tests, opts)?;
     fs::write(&initramfs, initramfs_bytes(&kernel, &config)?)
         .with_context(|| format!("cannot write {}", initramfs.display()))?;
+    let names = |probe_dependent: bool| {
+        let n: Vec<&str> =
+            tests.iter().filter(|t| t.probe_dependent == probe_dependent).map(|t| t.name.as_str()).collect();
+        if n.is_empty() { "none".to_owned() } else { n.join(", ") }
+    };
+    eprintln!(
+        "xtask: test binaries: {}; once per probe ({}): {}",
+        names(false),
+        opts.probe.modes().join(", "),
+        names(true)
+    );
     let built = started.elapsed();
     eprintln!(
         "xtask: booting {} ({}) under QEMU/TCG; built in {:.0} s",
@@ -314,7 +325,7 @@ fn boot(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<()
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("the VM did not finish within {} minutes (raise it with --timeout)", limit.as_secs() / 60);
+                bail!("the VM did not finish within {} min (raise it with --timeout)", limit.as_secs() / 60);
             }
         }
     }
