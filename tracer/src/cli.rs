@@ -19,6 +19,17 @@ pub enum Command {
     /// Internal: removes clsact filters left behind if vethtrace dies (even by SIGKILL).
     #[command(name = "__reaper", hide = true)]
     Reaper,
+    /// Internal: the collector's ceiling for `cargo xtask bench` — synthetic records through
+    /// decode + annotate + format into a buffer on one core; prints one JSON line per stage.
+    #[command(name = "__bench-collector", hide = true)]
+    BenchCollector {
+        /// Records per stage.
+        #[arg(long, default_value_t = 3_000_000)]
+        events: u64,
+        /// Pods in the synthetic node the annotation looks up.
+        #[arg(long, default_value_t = 100)]
+        pods: u32,
+    },
 }
 
 /// Options of the default command: trace the matching interfaces.

@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
+        Some(Command::BenchCollector { events, pods }) => {
+            bench_collector(events, pods);
+            Ok(ExitCode::SUCCESS)
+        }
         None => run_trace(&cli.trace),
     };
     result.unwrap_or_else(|e| {
@@ -54,4 +58,29 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_LOST));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON line per stage: `{"stage":…,"events":…,"seconds":…,"events_per_sec":…}`.
+fn bench_collector(events: u64, pods: u32) {
+    use tracer::{
+        annotate::bench::{self, Stages},
+        output::Format,
+    };
+    let stages = [
+        ("decode+annotate+format json", Stages::Full(Format::Json)),
+        ("decode+annotate+format text", Stages::Full(Format::Text)),
+        ("decode+format json", Stages::FormatOnly(Format::Json)),
+        ("decode+annotate", Stages::Annotate),
+    ];
+    for (name, stages) in stages {
+        let r = bench::run(events, pods, stages);
+        let line = serde_json::json!({
+            "stage": name,
+            "events": r.events,
+            "seconds": r.seconds,
+            "events_per_sec": r.events_per_sec(),
+            "output_bytes": r.output_bytes,
+        });
+        println!("{line}");
+    }
 }

@@ -17,7 +17,7 @@ use crate::{
     attach::{Attacher, Backend},
     caps,
     cli::{OutputFormat, TraceArgs},
-    collect::Collector,
+    collect::{self, Collector},
     ebpf,
     event::{self, Event},
     ifaces::IfaceFilter,
@@ -219,11 +219,15 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             }
         }
     }
-    collector.drain_now(|b| sink.record(b));
-    if let Err(e) = sink.flush()
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(e).context("writing events"));
+    loop {
+        let n = collector.drain_now(|b| sink.record(b));
+        match sink.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            other => other.context("writing events")?,
+        }
+        if n < collect::BATCH {
+            break;
+        }
     }
     tracing.attacher.detach_all();
     sink.counters.lost = collector.lost();

@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask <task>` (or `./x <task>` on a fresh machine).
 
+mod bench;
 mod demo;
 mod run;
 mod setup;
@@ -27,6 +28,10 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Measure what tracing costs on a Calico-style node: throughput untraced / vethtrace /
+    /// tcpdump, lost events, collector ceiling, attach time, CPU and RSS (root; prints a table,
+    /// writes JSON to target/bench/).
+    Bench(bench::Options),
     /// Every test: unit tests, the privileged integration tests (root needed), then the
     /// integration tests again on Debian's 6.1 kernel under QEMU (`vm`).
     Test,
@@ -50,6 +55,10 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
         Task::Demo { args } => {
             setup::run()?;
             demo::run(&args)
+        }
+        Task::Bench(opts) => {
+            setup::run()?;
+            bench::run(&opts)
         }
         Task::Test => {
             setup::run()?;

@@ -234,16 +234,23 @@ fn config(
     var("VM_SCRIPTS", path_str(&workspace.join("scripts"))?)?;
     var("VM_EXEC", opts.exec.as_deref().unwrap_or_default())?;
     var("VM_TEST_ARGS", &opts.test_args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))?;
-    // The whole suite once; the probe-dependent binaries once more per further probe family.
     writeln!(c, "vm_runs() {{")?;
-    for (i, mode) in opts.probe.modes().into_iter().enumerate() {
-        for t in tests.iter().filter(|t| i == 0 || t.probe_dependent) {
-            let probe = if t.probe_dependent { mode } else { "" };
-            writeln!(c, "  vm_test {} {} {}", quote(&t.name), quote(probe), quote(path_str(&t.path)?))?;
-        }
+    for (test, probe) in runs(tests, opts.probe) {
+        writeln!(c, "  vm_test {} {} {}", quote(&test.name), quote(probe), quote(path_str(&test.path)?))?;
     }
     writeln!(c, "}}")?;
     Ok(c)
+}
+
+/// The whole suite once; the probe-dependent binaries once per probe family, with
+/// VETHTRACE_PROBE set ("" for the others).
+fn runs(tests: &[TestBinary], probe: Probe) -> Vec<(&TestBinary, &'static str)> {
+    let modes = probe.modes();
+    let mut runs: Vec<_> = tests.iter().filter(|t| !t.probe_dependent).map(|t| (t, "")).collect();
+    for t in tests.iter().filter(|t| t.probe_dependent) {
+        runs.extend(modes.iter().map(|m| (t, *m)));
+    }
+    runs
 }
 
 /// The file name a module gets in the initramfs (always uncompressed there).
@@ -370,6 +377,15 @@ mod tests {
     fn printable_drops_escapes() {
         assert_eq!(printable("\u{1b}c\u{1b}[?7l\u{1b}[2JSeaBIOS\r"), "SeaBIOS");
         assert_eq!(printable("test x ... \u{1b}[32mok\u{1b}[m"), "test x ... ok");
+    }
+
+    #[test]
+    fn probe_dependent_binaries_run_once_per_probe() {
+        let t = |name: &str, probe_dependent| TestBinary { name: name.into(), path: name.into(), probe_dependent };
+        let tests = [t("trace", false), t("neigh", true)];
+        let names = |probe| runs(&tests, probe).iter().map(|(t, p)| format!("{}:{p}", t.name)).collect::<Vec<_>>();
+        assert_eq!(names(Probe::All), ["trace:", "neigh:kprobe", "neigh:fentry", "neigh:tracepoint"]);
+        assert_eq!(names(Probe::Fentry), ["trace:", "neigh:fentry"]);
     }
 
     #[test]
