@@ -12,6 +12,8 @@ pub const EVENT_VERSION: u8 = 2;
 pub mod kind {
     /// A frame seen by the TC programs: [`crate::PacketEvent`].
     pub const PACKET: u8 = 1;
+    /// A packet the kernel dropped (skb:kfree_skb): [`crate::DropEvent`].
+    pub const DROP: u8 = 2;
 }
 
 /// `PacketEvent::dir` values: the host's view of the interface.
@@ -158,6 +160,93 @@ pub struct PacketEvent {
     pub packet: Packet,
 }
 
+/// Bits of `DropEvent::flags`.
+pub mod dropf {
+    /// The tracepoint record has a `reason` field (Linux >= 5.17); otherwise `reason` is 0.
+    pub const HAS_REASON: u8 = 1 << 0;
+    /// Relevant because `skb->dev` is a traced interface.
+    pub const BY_DEV: u8 = 1 << 1;
+    /// Relevant because the source or destination address is routed to a traced interface.
+    pub const BY_ADDR: u8 = 1 << 2;
+    /// `skb->mac_header` was not set: the Ethernet header in `packet` is made up (zero MACs,
+    /// ethertype from the record's `protocol`) and the frame was read from the network header.
+    pub const NO_MAC: u8 = 1 << 3;
+    /// `skb->dev` was set and `dev_flags`/`dev_carrier` were read from it.
+    pub const HAS_DEV: u8 = 1 << 4;
+}
+
+/// A packet the kernel dropped, from the skb:kfree_skb tracepoint (consumed packets are
+/// skipped in the kernel). Only drops that concern a traced interface are sent (see `flags`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropEvent {
+    pub header: EventHeader,
+    /// Kernel text address that dropped the packet (the record's `location`).
+    pub location: u64,
+    /// `enum skb_drop_reason` value (names from the kernel's BTF); 0 without [`dropf::HAS_REASON`].
+    pub reason: u32,
+    /// `skb->dev->ifindex`, 0 when the skb had no device.
+    pub ifindex: u32,
+    /// `skb->len`.
+    pub len: u32,
+    /// The record's `protocol` (ethertype, host byte order).
+    pub protocol: u16,
+    /// Bits from [`dropf`].
+    pub flags: u8,
+    /// 1 when the device had a carrier (`!__LINK_STATE_NOCARRIER`), else 0.
+    pub dev_carrier: u8,
+    /// `skb->dev->flags` (IFF_UP = 1).
+    pub dev_flags: u32,
+    pub _pad: u32,
+    pub packet: Packet,
+}
+
+/// Where the drop program finds things on the running kernel: the skb:kfree_skb record layout
+/// (tracefs) and struct member offsets (BTF). The collector writes it into the one-entry
+/// `DROP_CONFIG` array before attaching; until then (`enabled == 0`) the program does nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropConfig {
+    pub enabled: u32,
+    /// Record offsets of `skbaddr`, `location`, `protocol`.
+    pub rec_skbaddr: u32,
+    pub rec_location: u32,
+    pub rec_protocol: u32,
+    /// Record offset of `reason`, or [`DropConfig::NONE`] on kernels without drop reasons.
+    pub rec_reason: u32,
+    /// `SKB_CONSUMED` (a normal free, not a drop), or [`DropConfig::NONE`].
+    pub reason_consumed: u32,
+    /// `struct sk_buff` member offsets.
+    pub skb_dev: u32,
+    pub skb_head: u32,
+    pub skb_len: u32,
+    pub skb_tail: u32,
+    pub skb_mac_header: u32,
+    pub skb_network_header: u32,
+    /// `struct net_device` member offsets.
+    pub dev_ifindex: u32,
+    pub dev_flags: u32,
+    pub dev_state: u32,
+    /// Bit number of `__LINK_STATE_NOCARRIER` in `net_device.state`.
+    pub nocarrier_bit: u32,
+    /// Offset of `net_device.nd_net` (a `struct net *`), and of the netns inode number in
+    /// `struct net` (`ns.inum`).
+    pub dev_nd_net: u32,
+    pub net_inum: u32,
+    /// The collector's netns inode number: drops on devices of other namespaces are skipped
+    /// (an ifindex means something else there).
+    pub netns_inum: u32,
+    /// `SKB_DROP_REASON_NOT_SPECIFIED`, or [`DropConfig::NONE`].
+    pub reason_not_specified: u32,
+}
+
+impl DropConfig {
+    pub const NONE: u32 = u32::MAX;
+}
+
+/// Value of `TRACED_IFACES` entries (the map is a set keyed by ifindex).
+pub const TRACED: u8 = 1;
+
 /// Index of the single entry in the per-CPU `LOST` counter array.
 pub const LOST_RESERVE: u32 = 0;
 /// Entries in the per-CPU `LOST` counter array.
@@ -167,6 +256,9 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
 const _: () = assert!(core::mem::size_of::<Packet>() == 128);
 const _: () = assert!(core::mem::size_of::<PacketEvent>() == 16 + 16 + 128);
 const _: () = assert!(core::mem::offset_of!(PacketEvent, fib_ifindex) == 28);
+const _: () = assert!(core::mem::size_of::<DropEvent>() == 16 + 32 + 128);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 20 * 4);
+const _: () = assert!(core::mem::offset_of!(DropEvent, packet) == 48);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -177,4 +269,8 @@ mod pod {
     unsafe impl aya::Pod for super::Packet {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::PacketEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DropEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DropConfig {}
 }

@@ -2,13 +2,16 @@
 //!
 //! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame), with the
 //!   kernel's FIB verdict on ingress ([`fib`]).
+//! - [`drop`]: skb:kfree_skb, the drops that concern a traced veth (set in [`ifaces`]).
 //!
 //! Shared pieces: [`parse`] (bounded frame parser), [`emit`] (ring buffer and loss counters).
 #![no_std]
 #![no_main]
 
+mod drop;
 mod emit;
 mod fib;
+mod ifaces;
 mod tc;
 
 // The parser lives in the library so that host tests can run it on fixture frames.

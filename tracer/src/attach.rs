@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use aya::{
     Ebpf,
+    maps::{HashMap as BpfHashMap, MapData},
     programs::{
         LinkOrder, ProgramError, SchedClassifier,
         tc::{self, NlOptions, SchedClassifierLink, TcAttach, TcAttachType, TcHandle},
@@ -23,6 +24,8 @@ use crate::{cli::TcMode, reaper::ReaperHandle};
 
 pub const INGRESS_PROG: &str = "vethtrace_in";
 pub const EGRESS_PROG: &str = "vethtrace_eg";
+/// The set of traced ifindexes that other hooks (drops, neighbours) filter by.
+pub const TRACED_IFACES_MAP: &str = "TRACED_IFACES";
 
 /// How programs are attached on this kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +92,8 @@ pub struct Attacher {
     backend: Backend,
     reaper: Option<ReaperHandle>,
     attached: HashMap<u32, Attachment>,
+    /// `TRACED_IFACES`: kept equal to the keys of `attached`.
+    traced: Option<BpfHashMap<MapData, u32, u8>>,
 }
 
 impl Attacher {
@@ -103,7 +108,8 @@ impl Attacher {
             Backend::Clsact => Some(ReaperHandle::spawn()?),
             Backend::Tcx => None,
         };
-        Ok(Self { backend, reaper, attached: HashMap::new() })
+        let traced = ebpf.take_map(TRACED_IFACES_MAP).and_then(|m| m.try_into().ok());
+        Ok(Self { backend, reaper, attached: HashMap::new(), traced })
     }
 
     pub fn backend(&self) -> Backend {
@@ -151,6 +157,11 @@ impl Attacher {
             attachment.links.push((link, filter));
         }
         self.attached.insert(ifindex, attachment);
+        if let Some(traced) = &mut self.traced
+            && let Err(e) = traced.insert(&ifindex, &tracer_common::TRACED, 0)
+        {
+            log::warn!("{iface} is traced but drops on it may be missed: {e}");
+        }
         Ok(())
     }
 
@@ -159,6 +170,9 @@ impl Attacher {
         let Some(attachment) = self.attached.remove(&ifindex) else {
             return;
         };
+        if let Some(traced) = &mut self.traced {
+            let _ = traced.remove(&ifindex);
+        }
         for (link, filter) in attachment.links {
             // Fails when the interface has gone, which took the link or filter with it.
             let _ = aya::programs::Link::detach(link);

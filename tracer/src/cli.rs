@@ -67,6 +67,20 @@ pub struct TraceArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+
+    /// Show only drops (packets the kernel dropped that concern a traced interface).
+    #[arg(long)]
+    pub drops: bool,
+
+    /// Print no events; at exit, write the table of drops by reason, interface and flow to
+    /// the output (JSON: one "drop_summary" object per row). Without it the table goes to
+    /// standard error at exit.
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Do not trace drops (skb:kfree_skb).
+    #[arg(long, conflicts_with_all = ["drops", "summary"])]
+    pub no_drops: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,6 +138,14 @@ mod tests {
         assert!(parse(&["--ring-size", "65535"]).is_err());
         assert!(parse(&["--ring-size", "1024"]).is_err());
         assert!(parse(&["--ring-size", "lots"]).is_err());
+    }
+
+    #[test]
+    fn drop_modes() {
+        let cli = parse(&["--drops"]).unwrap();
+        assert!(cli.trace.drops && !cli.trace.summary && !cli.trace.no_drops);
+        assert!(parse(&["--summary", "--drops"]).unwrap().trace.summary);
+        assert!(parse(&["--no-drops", "--drops"]).is_err());
     }
 
     #[test]

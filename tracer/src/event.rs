@@ -3,12 +3,13 @@
 //! Records are read with `read_unaligned` (the ring gives 8-byte alignment, but nothing here
 //! relies on it). A record whose kind or version is unknown is skipped and counted, never guessed.
 
-use tracer_common::{EVENT_VERSION, EventHeader, PacketEvent, kind};
+use tracer_common::{DropEvent, EVENT_VERSION, EventHeader, PacketEvent, kind};
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Packet(PacketEvent),
+    Drop(DropEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +39,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
     let truncated = DecodeError::Truncated { kind: header.kind, len: buf.len() };
     match header.kind {
         kind::PACKET => read(buf).map(Event::Packet).ok_or(truncated),
+        kind::DROP => read(buf).map(Event::Drop).ok_or(truncated),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -80,6 +82,20 @@ pub(crate) mod tests {
         let mut buf = vec![0u8];
         buf.extend(bytes_of(&ev));
         assert_eq!(decode(&buf[1..]), Ok(Event::Packet(ev)));
+    }
+
+    #[test]
+    fn drop_round_trips() {
+        let ev = DropEvent {
+            header: EventHeader { kind: kind::DROP, version: EVENT_VERSION, len: size_of::<DropEvent>() as u16, cpu: 0, ts_ns: 5 },
+            reason: 58,
+            location: 0xffff_ffff_8100_0000,
+            ifindex: 4,
+            ..Default::default()
+        };
+        let bytes = bytes_of(&ev);
+        assert_eq!(decode(&bytes), Ok(Event::Drop(ev)));
+        assert!(matches!(decode(&bytes[..100]), Err(DecodeError::Truncated { kind: kind::DROP, .. })));
     }
 
     #[test]

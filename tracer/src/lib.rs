@@ -1,6 +1,7 @@
 //! vethtrace's collector: loading and attaching ([`ebpf`], [`attach`], [`reaper`]), collection
-//! ([`collect`], [`event`]), the node's network state ([`mirror`]: links, routes, rules,
-//! neighbours, sysctls) and the interface set ([`ifaces`]), route/neighbour annotation
+//! ([`collect`], [`event`]), drops from the kernel's drop path ([`drops`]), the node's
+//! network state ([`mirror`]: links, routes, rules, neighbours, sysctls) and the interface
+//! set ([`ifaces`]), route/neighbour annotation
 //! ([`annotate`]), and output ([`packet`], [`output`]). [`trace`] ties them together;
 //! `main.rs` is the edge (flags, errors, exit codes).
 
@@ -9,6 +10,7 @@ pub mod attach;
 pub mod caps;
 pub mod cli;
 pub mod collect;
+pub mod drops;
 pub mod ebpf;
 pub mod event;
 pub mod ifaces;

@@ -18,6 +18,7 @@ use crate::{
     caps,
     cli::{OutputFormat, TraceArgs},
     collect::{self, Collector},
+    drops::{self, DropNames, DropProbe, summary::Summary},
     ebpf,
     event::{self, Event},
     ifaces::IfaceFilter,
@@ -29,6 +30,8 @@ use crate::{
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
     pub events: u64,
+    /// Drop events received (printed or not).
+    pub drops: u64,
     pub lost: u64,
     pub undecodable: u64,
 }
@@ -64,11 +67,19 @@ struct Sink {
     /// The node's network state: interface names and everything the annotation looks up.
     mirror: Mirror,
     counters: Counters,
+    /// Which events are written (`--drops`: drops only; `--summary`: neither).
+    show_packets: bool,
+    show_drops: bool,
+    /// `None` when drops are not traced.
+    drop_names: Option<DropNames>,
+    drop_summary: Summary,
 }
 
 impl Sink {
     fn record(&mut self, bytes: &[u8]) {
         match event::decode(bytes) {
+            Ok(Event::Packet(_)) if !self.show_packets => {}
+            Ok(Event::Drop(ev)) => self.record_drop(&ev),
             Ok(Event::Packet(ev)) => {
                 let index_name;
                 let iface = match self.mirror.links.name(ev.ifindex) {
@@ -89,6 +100,37 @@ impl Sink {
                 log::debug!("skipped a record: {e}");
             }
         }
+    }
+
+    fn record_drop(&mut self, ev: &tracer_common::DropEvent) {
+        let Some(names) = &self.drop_names else { return };
+        let dev = (ev.ifindex != 0)
+            .then(|| self.mirror.links.name(ev.ifindex).map_or_else(|| format!("if{}", ev.ifindex), str::to_owned));
+        let named = drops::render::name(names, &self.mirror, ev, dev.as_deref());
+        let iface = dev.as_deref().unwrap_or("-");
+        self.drop_summary.add(named.reason_or_location(), iface, &ev.packet);
+        self.counters.drops += 1;
+        if self.show_drops {
+            let meta = Meta { iface, wall_ns: self.clock.wall(ev.header.ts_ns) };
+            if drops::render::write(self.format, &mut self.buf, &named, meta).is_ok() {
+                self.counters.events += 1;
+            }
+        }
+    }
+
+    /// At exit: the drop table to the output (`--summary`) or to standard error.
+    fn finish_summary(&mut self, to_output: bool) -> io::Result<()> {
+        if !to_output {
+            if !self.drop_summary.is_empty() {
+                eprint!("vethtrace: {} drops\n{}", self.drop_summary.total(), self.drop_summary.table());
+            }
+            return Ok(());
+        }
+        match self.format {
+            Format::Json => self.drop_summary.write_json(&mut self.buf)?,
+            Format::Text => self.buf.extend_from_slice(self.drop_summary.table().as_bytes()),
+        }
+        self.flush()
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -144,6 +186,18 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     let mut collector = Collector::new(&mut ebpf)?;
     let backend = Backend::choose(args.tc_mode);
     let attacher = Attacher::new(&mut ebpf, backend)?;
+    let mut drop_probe = if args.no_drops {
+        None
+    } else {
+        match DropProbe::start(&mut ebpf) {
+            Ok(probe) => Some(probe),
+            Err(e) if args.drops || args.summary => return Err(anyhow::Error::new(e).context("tracing drops")),
+            Err(e) => {
+                eprintln!("vethtrace: warning: drops are not traced: {e}");
+                None
+            }
+        }
+    };
     let mut tracing = Tracing { filter, attacher, ebpf };
     // Subscribe before the dump so that nothing falls between the two.
     let (netlink, mut notifications) = mirror::subscribe()?;
@@ -158,10 +212,20 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
         clock: Clock::now(),
         mirror: node,
         counters: Counters::default(),
+        show_packets: !args.drops && !args.summary,
+        show_drops: !args.summary,
+        drop_names: drop_probe.as_mut().map(|p| std::mem::take(&mut p.names)),
+        drop_summary: Summary::default(),
     };
     for change in sink.mirror.present_links() {
         tracing.apply(change);
     }
+    if let Some(probe) = &mut drop_probe {
+        probe.sync_addrs(&sink.mirror, |i| tracing.attacher.is_attached(i));
+    }
+    // Routes changed since the drop filter's addresses were last set (synced once a second,
+    // not per notification: a flood of route changes must not rescan the table each time).
+    let mut routes_dirty = false;
     let describe = tracing.filter.describe();
     eprintln!(
         "vethtrace: tracing {} interface(s) matching {describe} via {}; Ctrl-C to stop",
@@ -191,7 +255,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
                 // A failed re-dump leaves the mirror as it was: annotations may lag, tracing
                 // goes on.
                 Some((msg, _)) => match sink.mirror.handle(&netlink, msg).await {
-                    Ok(changes) => changes.into_iter().for_each(|change| tracing.apply(change)),
+                    Ok(changes) => {
+                        routes_dirty = true;
+                        changes.into_iter().for_each(|change| tracing.apply(change));
+                    }
                     Err(e) => eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale"),
                 },
                 None => anyhow::bail!("the netlink monitor closed"),
@@ -200,6 +267,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             _ = sigterm.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
+                if routes_dirty && let Some(probe) = &mut drop_probe {
+                    probe.sync_addrs(&sink.mirror, |i| tracing.attacher.is_attached(i));
+                    routes_dirty = false;
+                }
                 let lost = collector.lost();
                 if lost > reported_lost {
                     eprintln!(
@@ -227,6 +298,12 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
         }
         if n < collect::BATCH {
             break;
+        }
+    }
+    if sink.drop_names.is_some() {
+        match sink.finish_summary(args.summary) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            other => other.context("writing the drop summary")?,
         }
     }
     tracing.attacher.detach_all();

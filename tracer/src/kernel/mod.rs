@@ -3,4 +3,6 @@
 //! baking one kernel's layout in.
 
 pub mod btf;
+pub mod drop_reason;
+pub mod kallsyms;
 pub mod tracefs;

@@ -1,0 +1,244 @@
+//! Drops: the skb:kfree_skb tracepoint, with the drop reason where the kernel has one.
+//!
+//! Kept in the kernel: real drops (not `SKB_CONSUMED`) of packets that concern a traced veth —
+//! the skb's device is traced ([`crate::ifaces`]), or its source or destination is an address
+//! routed to a traced interface (`DROP_ADDRS`, filled by the collector from its route mirror).
+//! Drops on devices of other network namespaces (a pod's own eth0) are skipped. Everything
+//! else returns before a ring-buffer record is reserved.
+//!
+//! Record and struct layouts come from `DROP_CONFIG` (tracefs and BTF, read by the collector):
+//! Rust eBPF has no CO-RE, and the kfree_skb record changed between 6.1 and 6.18.
+
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel,
+    macros::{map, tracepoint},
+    maps::{Array, LpmTrie, lpm_trie::Key},
+    programs::TracePointContext,
+};
+use tracer_common::{DropConfig, DropEvent, dropf, kind};
+
+use crate::{emit, ifaces, parse};
+
+/// The layouts of the running kernel; entry 0.
+#[map]
+static DROP_CONFIG: Array<DropConfig> = Array::with_max_entries(1, 0);
+
+/// Prefixes routed to traced interfaces, as IPv6 (IPv4 mapped into ::ffff:0:0/96).
+#[map]
+static DROP_ADDRS: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(65536, 0);
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+/// `skb->mac_header`/`network_header` when unset (`(typeof(skb->mac_header))~0U`).
+const HEADER_UNSET: u16 = 0xffff;
+const ETH_HLEN: usize = 14;
+
+#[tracepoint]
+pub fn vethtrace_drop(ctx: TracePointContext) -> u32 {
+    match try_drop(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+/// A kernel read of `T` at `base + off`.
+#[inline(always)]
+fn read<T>(base: u64, off: u32) -> Result<T, ()> {
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|_| ())
+}
+
+/// The skb fields the program needs.
+struct Skb {
+    head: u64,
+    tail: u32,
+    len: u32,
+    mac: u16,
+    network: u16,
+    dev: u64,
+}
+
+#[inline(always)]
+fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
+    let cfg = DROP_CONFIG.get(0).ok_or(())?;
+    if cfg.enabled == 0 {
+        return Ok(());
+    }
+    let rec = ctx.as_ptr_u64();
+    let mut flags = 0;
+    let mut reason = 0;
+    if cfg.rec_reason != DropConfig::NONE {
+        reason = read::<u32>(rec, cfg.rec_reason)?;
+        if reason == cfg.reason_consumed {
+            return Ok(());
+        }
+        flags |= dropf::HAS_REASON;
+    }
+    let skbaddr: u64 = read(rec, cfg.rec_skbaddr)?;
+    let protocol: u16 = read(rec, cfg.rec_protocol)?;
+    let skb = Skb {
+        head: read(skbaddr, cfg.skb_head)?,
+        tail: read(skbaddr, cfg.skb_tail)?,
+        len: read(skbaddr, cfg.skb_len)?,
+        mac: read(skbaddr, cfg.skb_mac_header)?,
+        network: read(skbaddr, cfg.skb_network_header)?,
+        dev: read(skbaddr, cfg.skb_dev)?,
+    };
+    let mut ifindex = 0;
+    let (mut dev_flags, mut carrier) = (0, 0);
+    if skb.dev != 0 {
+        ifindex = read::<u32>(skb.dev, cfg.dev_ifindex)?;
+        dev_flags = read::<u32>(skb.dev, cfg.dev_flags)?;
+        let state: u64 = read(skb.dev, cfg.dev_state)?;
+        carrier = u8::from(state & (1u64 << (cfg.nocarrier_bit & 63)) == 0);
+        flags |= dropf::HAS_DEV;
+        let net: u64 = read(skb.dev, cfg.dev_nd_net)?;
+        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
+            // Another namespace's device (a pod's eth0): its ifindex is not ours, and what it
+            // drops is that namespace's business.
+            return Ok(());
+        }
+    }
+    if ifaces::is_traced(ifindex) {
+        flags |= dropf::BY_DEV;
+    } else if routed_to_traced(&skb, protocol) {
+        flags |= dropf::BY_ADDR;
+    } else {
+        return Ok(());
+    }
+
+    let Some(mut entry) = emit::reserve::<DropEvent>() else {
+        return Ok(());
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at a reserved record of the right size; zeroing makes every field valid.
+    let ev = unsafe {
+        core::ptr::write_bytes(ev, 0, 1);
+        &mut *ev
+    };
+    ev.header = emit::header(kind::DROP, core::mem::size_of::<DropEvent>());
+    ev.location = read(rec, cfg.rec_location).unwrap_or(0);
+    ev.reason = reason;
+    ev.ifindex = ifindex;
+    ev.len = skb.len;
+    ev.protocol = protocol;
+    ev.dev_flags = dev_flags;
+    ev.dev_carrier = carrier;
+    let frame = SkbFrame::new(&skb, protocol);
+    if frame.synthetic_l2 {
+        flags |= dropf::NO_MAC;
+    }
+    ev.flags = flags;
+    parse::parse(&frame, &mut ev.packet, None);
+    if unnamed_ipv6_multicast(ev, cfg) {
+        entry.discard(0);
+        return Ok(());
+    }
+    entry.submit(0);
+    Ok(())
+}
+
+/// IPv6 multicast dropped without a reason: ip6_mc_input discarding MLD reports and neighbour
+/// solicitations for groups the node has not joined, which every pod sends as it comes up.
+/// Not a fault; left out so that a healthy node shows no drops.
+#[inline(always)]
+fn unnamed_ipv6_multicast(ev: &DropEvent, cfg: &DropConfig) -> bool {
+    let unnamed = ev.flags & dropf::HAS_REASON == 0 || ev.reason == cfg.reason_not_specified;
+    unnamed && ev.packet.valid & tracer_common::valid::IPV6 != 0 && ev.packet.dst_ip[0] == 0xff
+}
+
+/// Whether the packet's source or destination lies in a prefix routed to a traced interface.
+#[inline(always)]
+fn routed_to_traced(skb: &Skb, protocol: u16) -> bool {
+    if skb.network == HEADER_UNSET {
+        return false;
+    }
+    let l3 = skb.head + u64::from(skb.network);
+    let mut key = Key::new(128, [0u8; 16]);
+    match protocol {
+        ETH_P_IP => {
+            let Ok(addrs) = read::<[u8; 8]>(l3, 12) else { return false };
+            key.data[10] = 0xff;
+            key.data[11] = 0xff;
+            key.data[12..16].copy_from_slice(&addrs[..4]);
+            if DROP_ADDRS.get(&key).is_some() {
+                return true;
+            }
+            key.data[12..16].copy_from_slice(&addrs[4..]);
+            DROP_ADDRS.get(&key).is_some()
+        }
+        ETH_P_IPV6 => {
+            let Ok(src) = read::<[u8; 16]>(l3, 8) else { return false };
+            key.data = src;
+            if DROP_ADDRS.get(&key).is_some() {
+                return true;
+            }
+            let Ok(dst) = read::<[u8; 16]>(l3, 24) else { return false };
+            key.data = dst;
+            DROP_ADDRS.get(&key).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// The dropped skb's linear data, from its MAC header — or, when the MAC header was never set
+/// (locally generated packets dropped before L2), from its network header behind a made-up
+/// Ethernet header that only carries the ethertype.
+struct SkbFrame {
+    /// Kernel address of frame offset 0 (MAC header), or of the network header when synthetic.
+    base: u64,
+    /// Bytes readable from `base`.
+    avail: usize,
+    synthetic_l2: bool,
+    protocol: u16,
+}
+
+impl SkbFrame {
+    #[inline(always)]
+    fn new(skb: &Skb, protocol: u16) -> Self {
+        let (start, synthetic_l2) = if skb.mac != HEADER_UNSET {
+            (skb.mac, false)
+        } else if skb.network != HEADER_UNSET {
+            (skb.network, true)
+        } else {
+            return Self { base: 0, avail: 0, synthetic_l2: false, protocol };
+        };
+        let avail = skb.tail.saturating_sub(u32::from(start)) as usize;
+        Self { base: skb.head + u64::from(start), avail, synthetic_l2, protocol }
+    }
+}
+
+impl parse::Frame for SkbFrame {
+    #[inline(always)]
+    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let offset = if self.synthetic_l2 {
+            if offset == 0 && N == ETH_HLEN {
+                let mut eth = [0u8; N];
+                let [hi, lo] = self.protocol.to_be_bytes();
+                if let Some([h, l]) = eth.get_mut(12..14) {
+                    (*h, *l) = (hi, lo);
+                }
+                return Some(eth);
+            }
+            offset.checked_sub(ETH_HLEN)?
+        } else {
+            offset
+        };
+        if self.base == 0 || offset + N > self.avail {
+            return None;
+        }
+        // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+        unsafe { bpf_probe_read_kernel((self.base + offset as u64) as *const [u8; N]) }.ok()
+    }
+}
+
+/// The tracepoint record's address as an integer (for offset arithmetic).
+trait RecordAddr {
+    fn as_ptr_u64(&self) -> u64;
+}
+
+impl RecordAddr for TracePointContext {
+    #[inline(always)]
+    fn as_ptr_u64(&self) -> u64 {
+        aya_ebpf::EbpfContext::as_ptr(self) as u64
+    }
+}

@@ -1,0 +1,246 @@
+//! A drop's cause in plain words, from its reason (or, on kernels without reasons, the
+//! function that dropped it) and the node's state in the mirror.
+
+use std::net::IpAddr;
+
+use tracer_common::DropEvent;
+
+use crate::{
+    annotate::Annotation,
+    mirror::{Mirror, fib::Resolution, neigh::NeighState, routes::RouteKind, rules::Flow},
+    packet::{Mac, PacketView},
+};
+
+/// `IFF_UP` in `net_device.flags`.
+const IFF_UP: u32 = 1;
+
+/// Drops grouped by what a user would do about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    NoRoute,
+    Neighbour,
+    Netfilter,
+    RpFilter,
+    TooBig,
+    Device,
+    NoSocket,
+    BadHeader,
+    OtherHost,
+    TcProgram,
+    NotSpecified,
+    Other,
+}
+
+/// The class of a drop reason (`NEIGH_FAILED`), or of the dropping function when the kernel
+/// gives no reason (older kernels, or `NOT_SPECIFIED`).
+pub fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
+    let by_reason = reason.map(|r| match r {
+        "IP_INNOROUTES" | "IP_OUTNOROUTES" => Class::NoRoute,
+        "NEIGH_FAILED" | "NEIGH_QUEUEFULL" | "NEIGH_DEAD" | "NEIGH_CREATEFAIL" => Class::Neighbour,
+        "NETFILTER_DROP" => Class::Netfilter,
+        "IP_RPFILTER" => Class::RpFilter,
+        "PKT_TOO_BIG" => Class::TooBig,
+        "DEV_READY" | "QDISC_DROP" | "DEV_HDR" => Class::Device,
+        "NO_SOCKET" => Class::NoSocket,
+        "IP_INHDR" | "IP_CSUM" | "PKT_TOO_SMALL" | "HDR_TRUNC" | "IPV6_BAD_EXTHDR" => Class::BadHeader,
+        "OTHERHOST" => Class::OtherHost,
+        "TC_INGRESS" | "TC_EGRESS" | "TC_DROP" => Class::TcProgram,
+        "NOT_SPECIFIED" => Class::NotSpecified,
+        _ => Class::Other,
+    });
+    match by_reason {
+        Some(Class::NotSpecified) | None => match symbol {
+            Some("ip_error" | "ip6_pkt_discard" | "ip6_pkt_discard_out" | "ip6_pkt_drop") => Class::NoRoute,
+            Some("neigh_invalidate" | "__neigh_event_send" | "neigh_probe") => Class::Neighbour,
+            Some("nf_hook_slow") => Class::Netfilter,
+            Some("__dev_queue_xmit" | "veth_xmit") => Class::Device,
+            _ => by_reason.unwrap_or(Class::NotSpecified),
+        },
+        Some(c) => c,
+    }
+}
+
+/// Everything the cause is built from.
+pub struct DropFacts<'a> {
+    pub ev: &'a DropEvent,
+    pub reason: Option<&'a str>,
+    /// The dropping function.
+    pub symbol: Option<&'a str>,
+    /// `skb->dev`'s name (or `if<N>`), `None` without a device.
+    pub dev: Option<&'a str>,
+    pub mirror: &'a Mirror,
+    pub annotation: &'a Annotation<'a>,
+}
+
+/// The cause in plain words.
+pub fn describe(f: &DropFacts<'_>) -> String {
+    let view = PacketView(&f.ev.packet);
+    let dev = f.dev.unwrap_or("an unknown device");
+    let dst = view.dst_ip();
+    match classify(f.reason, f.symbol) {
+        Class::NoRoute => no_route(f, dst),
+        Class::Neighbour => device_down(f, dev).unwrap_or_else(|| neighbour(f, dev, dst)),
+        Class::Netfilter => format!("dropped by a netfilter rule (packet on {dev})"),
+        Class::RpFilter => rp_filter(f, dev, view.src_ip()),
+        Class::TooBig => too_big(f, &view),
+        Class::Device => device_down(f, dev).unwrap_or_else(|| match f.reason {
+            Some("QDISC_DROP") => format!("dropped by the queueing discipline of {dev} (queue full or no qdisc)"),
+            _ => format!("{dev} could not transmit it"),
+        }),
+        Class::NoSocket => match (view.ip_proto(), view.ports()) {
+            (Some(p), Some((_, dport))) => {
+                format!("no socket on this host for {} port {dport}", crate::packet::proto_name(p))
+            }
+            _ => "no socket on this host takes it".to_owned(),
+        },
+        Class::BadHeader => "malformed or truncated header".to_owned(),
+        Class::OtherHost => format!("frame addressed to another host's MAC {}", Mac(f.ev.packet.dst_mac)),
+        Class::TcProgram => format!("dropped by a TC program on {dev}"),
+        // Kernels before PKT_TOO_BIG (6.1) drop oversized DF packets in ip_forward unnamed.
+        Class::NotSpecified
+            if matches!(f.symbol, Some("ip_forward" | "ip6_forward"))
+                && out_mtu(f).is_some_and(|mtu| f.ev.len > mtu) =>
+        {
+            too_big(f, &view)
+        }
+        Class::NotSpecified => match f.symbol {
+            Some(s) => format!("the kernel gave no reason (dropped in {s})"),
+            None => "the kernel gave no reason".to_owned(),
+        },
+        Class::Other => match f.reason {
+            Some(r) => format!("dropped by the kernel: {}", r.to_ascii_lowercase().replace('_', " ")),
+            None => format!("dropped in {}", f.symbol.unwrap_or("an unknown function")),
+        },
+    }
+}
+
+fn no_route(f: &DropFacts<'_>, dst: Option<IpAddr>) -> String {
+    let Some(dst) = dst else { return "no route".to_owned() };
+    let a = f.annotation;
+    match (a.route_type, a.route_dst) {
+        (Some(kind), Some(prefix)) if kind.is_refusal() => format!("no route to {dst} ({} route {prefix})", kind.name()),
+        (Some(kind), None) if kind.is_refusal() => format!("no route to {dst} (a rule says {})", kind.name()),
+        (None, _) => format!("no route to {dst} (no route matches)"),
+        (Some(_), Some(prefix)) => format!("no route to {dst} at the time (the table now has {prefix})"),
+        (Some(_), None) => format!("no route to {dst}"),
+    }
+}
+
+fn neighbour(f: &DropFacts<'_>, dev: &str, dst: Option<IpAddr>) -> String {
+    let a = f.annotation;
+    let Some(ip) = a.neigh_ip.or(dst) else { return format!("neighbour resolution failed on {dev}") };
+    // NEIGH_FAILED is the kernel's word at drop time; the mirror may not have heard yet.
+    let state = match f.reason {
+        Some("NEIGH_FAILED") => NeighState::Failed,
+        _ => a.neigh_state.unwrap_or(NeighState::Failed),
+    };
+    let state = state.name().to_ascii_uppercase();
+    let asked = if ip.is_ipv4() { "ARP" } else { "neighbour solicitation" };
+    let dev = a.route_dev.map_or_else(|| dev.to_owned(), |d| d.to_string());
+    format!("{ip} never answered {asked} on {dev} (neighbour {state})")
+}
+
+/// The device is administratively down or has no carrier (for a veth: its peer is down).
+fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<String> {
+    const HAS_DEV: u8 = tracer_common::dropf::HAS_DEV;
+    if f.ev.flags & HAS_DEV == 0 {
+        return None;
+    }
+    let link = f.mirror.links.get(f.ev.ifindex);
+    if f.ev.dev_flags & IFF_UP == 0 {
+        return Some(format!("{dev} is down"));
+    }
+    if f.ev.dev_carrier != 0 {
+        return None;
+    }
+    Some(if link.is_some_and(|l| l.peer_index.is_some()) {
+        format!("veth peer is down ({dev} has no carrier: its other end is down)")
+    } else {
+        format!("{dev} has no carrier")
+    })
+}
+
+fn rp_filter(f: &DropFacts<'_>, dev: &str, src: Option<IpAddr>) -> String {
+    let Some(src) = src else { return format!("reverse-path filter on {dev}") };
+    let flow = Flow { dst: src, src: None, iif: None, oif: None, tos: 0, proto: 0, sport: 0, dport: 0 };
+    let back = match f.mirror.route_get(&flow) {
+        Resolution::Route { route, nexthop: Some(nh) } if route.kind == RouteKind::Unicast => {
+            format!(" (routed back via {})", f.mirror.links.name(nh.dev).unwrap_or("another interface"))
+        }
+        _ => " (no route back)".to_owned(),
+    };
+    format!("reverse-path filter on {dev}: source {src} not routed back through {dev}{back}")
+}
+
+/// MTU of the interface the route for the packet's destination leaves through.
+fn out_mtu(f: &DropFacts<'_>) -> Option<u32> {
+    f.annotation.route_dev.and_then(|d| f.mirror.links.get(d.index)).map(|l| l.mtu)
+}
+
+fn too_big(f: &DropFacts<'_>, view: &PacketView<'_>) -> String {
+    let out = f.annotation.route_dev.map(|d| (d, f.mirror.links.get(d.index).map(|l| l.mtu)));
+    let mtu = match out {
+        Some((d, Some(mtu))) => format!(", MTU {mtu} on {d}"),
+        Some((d, None)) => format!(", out of {d}"),
+        None => String::new(),
+    };
+    let len = f.ev.len;
+    if view.is_ipv6() {
+        format!("packet larger than MTU ({len} bytes{mtu}; IPv6 routers never fragment)")
+    } else {
+        format!("packet larger than MTU with DF set ({len} bytes{mtu})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_and_locations_classify() {
+        assert_eq!(classify(Some("NEIGH_FAILED"), None), Class::Neighbour);
+        assert_eq!(classify(Some("IP_INNOROUTES"), Some("ip_error")), Class::NoRoute);
+        assert_eq!(classify(Some("NOT_SPECIFIED"), Some("nf_hook_slow")), Class::Netfilter);
+        assert_eq!(classify(None, Some("ip_error")), Class::NoRoute);
+        assert_eq!(classify(None, Some("something_else")), Class::NotSpecified);
+        assert_eq!(classify(Some("TCP_CSUM"), None), Class::Other);
+    }
+
+    fn facts_text(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> String {
+        describe(&DropFacts { ev, reason: Some(reason), symbol: None, dev: Some("calia"), mirror, annotation: a })
+    }
+
+    #[test]
+    fn causes_read_the_annotation() {
+        let mirror = Mirror::default();
+        let mut ev = DropEvent::default();
+        ev.packet.valid = tracer_common::valid::IPV4;
+        ev.packet.dst_ip[..4].copy_from_slice(&[10, 77, 0, 1]);
+        ev.packet.src_ip[..4].copy_from_slice(&[10, 244, 1, 5]);
+        let a = Annotation {
+            route_type: Some(RouteKind::Unreachable),
+            route_dst: Some(crate::mirror::prefix::Prefix::new("10.77.0.0".parse().unwrap(), 16)),
+            ..Default::default()
+        };
+        assert_eq!(facts_text("IP_INNOROUTES", &ev, &mirror, &a), "no route to 10.77.0.1 (unreachable route 10.77.0.0/16)");
+        let a = Annotation::default();
+        assert_eq!(facts_text("IP_INNOROUTES", &ev, &mirror, &a), "no route to 10.77.0.1 (no route matches)");
+        assert_eq!(
+            facts_text("NEIGH_FAILED", &ev, &mirror, &a),
+            "10.77.0.1 never answered ARP on calia (neighbour FAILED)"
+        );
+        assert_eq!(facts_text("NETFILTER_DROP", &ev, &mirror, &a), "dropped by a netfilter rule (packet on calia)");
+        assert!(facts_text("IP_RPFILTER", &ev, &mirror, &a)
+            .starts_with("reverse-path filter on calia: source 10.244.1.5 not routed back through calia"));
+        ev.packet.ip_flags = tracer_common::ipf::DF;
+        ev.len = 1400;
+        assert_eq!(facts_text("PKT_TOO_BIG", &ev, &mirror, &a), "packet larger than MTU with DF set (1400 bytes)");
+        ev.flags = tracer_common::dropf::HAS_DEV;
+        ev.dev_flags = IFF_UP;
+        ev.dev_carrier = 0;
+        assert_eq!(facts_text("QDISC_DROP", &ev, &mirror, &a), "calia has no carrier");
+        ev.dev_flags = 0;
+        assert_eq!(facts_text("NEIGH_FAILED", &ev, &mirror, &a), "calia is down");
+        assert_eq!(facts_text("TCP_CSUM", &ev, &mirror, &a), "dropped by the kernel: tcp csum");
+    }
+}

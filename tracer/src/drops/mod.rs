@@ -1,0 +1,232 @@
+//! Drops: the kernel side's skb:kfree_skb program set up for the running kernel, the
+//! relevance filter it reads (`DROP_ADDRS`) kept in step with the route mirror, and naming a
+//! drop: reason (BTF), location (kallsyms), cause in plain words ([`cause`]), output
+//! ([`render`]) and the table of counts at exit ([`summary`]).
+
+pub mod cause;
+pub mod render;
+pub mod summary;
+
+use std::{collections::HashSet, net::IpAddr};
+
+use aya::{
+    Ebpf,
+    maps::{Array, LpmTrie, MapData, MapError, lpm_trie::Key},
+    programs::{ProgramError, TracePoint},
+};
+use tracer_common::{DropConfig, DropEvent, TRACED};
+
+use crate::{
+    kernel::{
+        btf::{BtfError, KernelBtf},
+        drop_reason::DropReasons,
+        kallsyms::Kallsyms,
+        tracefs::{self, TracefsError},
+    },
+    mirror::{Mirror, prefix::Prefix, routes::RouteKind},
+};
+
+pub const PROGRAM: &str = "vethtrace_drop";
+pub const CONFIG_MAP: &str = "DROP_CONFIG";
+pub const ADDRS_MAP: &str = "DROP_ADDRS";
+const TP_SYSTEM: &str = "skb";
+const TP_NAME: &str = "kfree_skb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DropsError {
+    #[error("drop tracing needs the kernel's struct layouts: {0}")]
+    Btf(#[from] BtfError),
+    #[error("drop tracing needs the skb:kfree_skb tracepoint: {0}")]
+    Tracefs(#[from] TracefsError),
+    #[error("the eBPF object has no {0}")]
+    Missing(&'static str),
+    #[error("drop map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("loading {PROGRAM} failed (verifier log follows): {0}")]
+    Load(#[source] ProgramError),
+    #[error("attaching {PROGRAM} to skb:kfree_skb failed: {0}")]
+    Attach(#[source] ProgramError),
+}
+
+/// What turns a [`DropEvent`]'s numbers into names.
+#[derive(Debug, Default, Clone)]
+pub struct DropNames {
+    pub reasons: DropReasons,
+    pub kallsyms: Kallsyms,
+    /// The kernel reports drop reasons (the record has a `reason` field).
+    pub has_reasons: bool,
+}
+
+impl DropNames {
+    /// The reason's short name (`NEIGH_FAILED`), `None` on kernels without reasons.
+    pub fn reason(&self, ev: &DropEvent) -> Option<String> {
+        (ev.flags & tracer_common::dropf::HAS_REASON != 0).then(|| self.reasons.name(ev.reason))
+    }
+
+    /// `symbol+0xoff` of the drop location.
+    pub fn location(&self, ev: &DropEvent) -> String {
+        self.kallsyms.describe(ev.location)
+    }
+
+    /// The location's symbol alone.
+    pub fn symbol(&self, ev: &DropEvent) -> Option<&str> {
+        self.kallsyms.resolve(ev.location).map(|s| s.0)
+    }
+}
+
+/// The attached drop program and the address filter it reads.
+pub struct DropProbe {
+    addrs: LpmTrie<MapData, [u8; 16], u8>,
+    installed: HashSet<(u32, [u8; 16])>,
+    pub names: DropNames,
+}
+
+/// The program's view of the running kernel, from tracefs and BTF.
+pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropReasons) -> Result<DropConfig, DropsError> {
+    let rec = |f: &str| format.field(f).map(|f| f.offset);
+    let skb = |m: &str| btf.member_offset("sk_buff", m);
+    let dev = |m: &str| btf.member_offset("net_device", m);
+    let nocarrier = btf
+        .enum_values("netdev_state_t")
+        .ok()
+        .and_then(|v| v.into_iter().find(|(n, _)| n == "__LINK_STATE_NOCARRIER").map(|(_, v)| v))
+        .unwrap_or(2);
+    let rec_reason = format.fields.get("reason").map_or(DropConfig::NONE, |f| f.offset);
+    let net_inum = btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?;
+    Ok(DropConfig {
+        enabled: 1,
+        rec_skbaddr: rec("skbaddr")?,
+        rec_location: rec("location")?,
+        rec_protocol: rec("protocol")?,
+        rec_reason,
+        reason_consumed: reasons.consumed().unwrap_or(DropConfig::NONE),
+        skb_dev: skb("dev")?,
+        skb_head: skb("head")?,
+        skb_len: skb("len")?,
+        skb_tail: skb("tail")?,
+        skb_mac_header: skb("mac_header")?,
+        skb_network_header: skb("network_header")?,
+        dev_ifindex: dev("ifindex")?,
+        dev_flags: dev("flags")?,
+        dev_state: dev("state")?,
+        nocarrier_bit: nocarrier,
+        dev_nd_net: dev("nd_net")?,
+        net_inum,
+        netns_inum: own_netns_inum(),
+        reason_not_specified: reasons.value("NOT_SPECIFIED").unwrap_or(DropConfig::NONE),
+    })
+}
+
+/// The inode number of the collector's network namespace (what `ns.inum` holds).
+fn own_netns_inum() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32)
+}
+
+impl DropProbe {
+    /// Configures, loads and attaches the drop program.
+    pub fn start(ebpf: &mut Ebpf) -> Result<Self, DropsError> {
+        let format = tracefs::format(TP_SYSTEM, TP_NAME)?;
+        let btf = KernelBtf::load()?;
+        let has_reasons = format.fields.contains_key("reason");
+        let reasons = if has_reasons { DropReasons::load(&btf)? } else { DropReasons::default() };
+        let config = kernel_config(&btf, &format, &reasons)?;
+        let mut cfg_map: Array<_, DropConfig> = ebpf
+            .map_mut(CONFIG_MAP)
+            .ok_or(DropsError::Missing(CONFIG_MAP))?
+            .try_into()
+            .map_err(|source| DropsError::Map { name: CONFIG_MAP, source })?;
+        cfg_map.set(0, &config, 0).map_err(|source| DropsError::Map { name: CONFIG_MAP, source })?;
+        let addrs: LpmTrie<MapData, [u8; 16], u8> = ebpf
+            .take_map(ADDRS_MAP)
+            .ok_or(DropsError::Missing(ADDRS_MAP))?
+            .try_into()
+            .map_err(|source| DropsError::Map { name: ADDRS_MAP, source })?;
+        let prog: &mut TracePoint = ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(DropsError::Missing(PROGRAM))?;
+        prog.load().map_err(DropsError::Load)?;
+        prog.attach(TP_SYSTEM, TP_NAME).map_err(DropsError::Attach)?;
+        let kallsyms = Kallsyms::load().unwrap_or_else(|e| {
+            eprintln!("vethtrace: warning: cannot read /proc/kallsyms ({e}); drop locations are shown as addresses");
+            Kallsyms::default()
+        });
+        if !has_reasons {
+            eprintln!("vethtrace: this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
+        }
+        Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons, kallsyms, has_reasons } })
+    }
+
+    /// Makes `DROP_ADDRS` hold exactly the prefixes routed to traced interfaces.
+    pub fn sync_addrs(&mut self, mirror: &Mirror, is_traced: impl Fn(u32) -> bool) {
+        let wanted = routed_prefixes(mirror, is_traced);
+        for gone in self.installed.difference(&wanted) {
+            let _ = self.addrs.remove(&Key::new(gone.0, gone.1));
+        }
+        for new in wanted.difference(&self.installed) {
+            if let Err(e) = self.addrs.insert(&Key::new(new.0, new.1), &TRACED, 0) {
+                log::warn!("cannot add a routed prefix to the drop filter: {e}");
+            }
+        }
+        self.installed = wanted;
+    }
+}
+
+/// The LPM key of a prefix: IPv6, IPv4 mapped into ::ffff:0:0/96.
+pub fn lpm_key(prefix: &Prefix) -> (u32, [u8; 16]) {
+    match prefix.addr {
+        IpAddr::V4(a) => (96 + u32::from(prefix.len), a.to_ipv6_mapped().octets()),
+        IpAddr::V6(a) => (u32::from(prefix.len), a.octets()),
+    }
+}
+
+/// Unicast prefixes (not the default route) whose next hop is a traced interface. IPv6
+/// link-local prefixes are left out: every interface has fe80::/64, so they would make every
+/// link-local packet of the node relevant.
+pub fn routed_prefixes(mirror: &Mirror, is_traced: impl Fn(u32) -> bool) -> HashSet<(u32, [u8; 16])> {
+    let link_local = |p: &Prefix| matches!(p.addr, IpAddr::V6(a) if a.is_unicast_link_local() || a.is_multicast());
+    mirror
+        .routes
+        .iter()
+        .filter(|r| r.kind == RouteKind::Unicast && r.dst.len > 0 && !link_local(&r.dst))
+        .filter(|r| r.nexthops.iter().any(|n| n.dev != 0 && is_traced(n.dev)))
+        .map(|r| lpm_key(&r.dst))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lpm_keys_map_ipv4_into_ipv6() {
+        let (len, data) = lpm_key(&Prefix::new("10.244.1.5".parse().unwrap(), 32));
+        assert_eq!(len, 128);
+        assert_eq!(&data[..12], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        assert_eq!(&data[12..], &[10, 244, 1, 5]);
+        let (len, data) = lpm_key(&Prefix::new("fd00:244::5".parse().unwrap(), 128));
+        assert_eq!(len, 128);
+        assert_eq!(data[0], 0xfd);
+    }
+
+    /// The running kernel: every offset the program needs is found, on 6.1 and 6.18 alike.
+    #[test]
+    fn running_kernel_config() {
+        let btf = KernelBtf::load().expect("kernel BTF");
+        let format = tracefs::format(TP_SYSTEM, TP_NAME).expect("tracefs (root)");
+        let reasons = DropReasons::load(&btf).unwrap_or_default();
+        let cfg = kernel_config(&btf, &format, &reasons).unwrap();
+        assert_eq!(cfg.rec_skbaddr, 8);
+        assert_eq!(cfg.rec_location, 16);
+        assert_eq!(cfg.skb_head + 8, btf.member_offset("sk_buff", "data").unwrap());
+        assert_eq!(cfg.nocarrier_bit, 2);
+        if format.fields.contains_key("reason") {
+            assert_ne!(cfg.rec_reason, DropConfig::NONE);
+        }
+    }
+}
