@@ -238,6 +238,10 @@ pub struct DropConfig {
     pub netns_inum: u32,
     /// `SKB_DROP_REASON_NOT_SPECIFIED`, or [`DropConfig::NONE`].
     pub reason_not_specified: u32,
+    /// Offset of `sk_buff.sk`, and of the socket's `struct net *` in `struct sock`
+    /// (`__sk_common.skc_net`): the netns of a drop without a device (a socket's queue).
+    pub skb_sk: u32,
+    pub sk_net: u32,
 }
 
 impl DropConfig {
@@ -257,7 +261,7 @@ const _: () = assert!(core::mem::size_of::<Packet>() == 128);
 const _: () = assert!(core::mem::size_of::<PacketEvent>() == 16 + 16 + 128);
 const _: () = assert!(core::mem::offset_of!(PacketEvent, fib_ifindex) == 28);
 const _: () = assert!(core::mem::size_of::<DropEvent>() == 16 + 32 + 128);
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 20 * 4);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 22 * 4);
 const _: () = assert!(core::mem::offset_of!(DropEvent, packet) == 48);
 
 #[cfg(feature = "user")]

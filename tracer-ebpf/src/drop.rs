@@ -3,8 +3,9 @@
 //! Kept in the kernel: real drops (not `SKB_CONSUMED`) of packets that concern a traced veth —
 //! the skb's device is traced ([`crate::ifaces`]), or its source or destination is an address
 //! routed to a traced interface (`DROP_ADDRS`, filled by the collector from its route mirror).
-//! Drops on devices of other network namespaces (a pod's own eth0) are skipped. Everything
-//! else returns before a ring-buffer record is reserved.
+//! Drops on devices or sockets of other network namespaces (a pod's own eth0 or sockets) are
+//! skipped, and so are drops with neither (their namespace is unknown). Everything else
+//! returns before a ring-buffer record is reserved.
 //!
 //! Record and struct layouts come from `DROP_CONFIG` (tracefs and BTF, read by the collector):
 //! Rust eBPF has no CO-RE, and the kfree_skb record changed between 6.1 and 6.18.
@@ -95,6 +96,19 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
             // Another namespace's device (a pod's eth0): its ifindex is not ours, and what it
             // drops is that namespace's business.
+            return Ok(());
+        }
+    } else {
+        // No device: a socket's queue purged (a pod's socket closed with unread data), a TCP
+        // segment rejected after the device was cleared, and the like. Only this namespace's
+        // sockets count; with neither device nor socket the namespace is unknown, and the
+        // same pod addresses may live in other namespaces (other nodes on one host), so skip.
+        let sk: u64 = read(skbaddr, cfg.skb_sk)?;
+        if sk == 0 {
+            return Ok(());
+        }
+        let net: u64 = read(sk, cfg.sk_net)?;
+        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
             return Ok(());
         }
     }

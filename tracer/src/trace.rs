@@ -122,7 +122,7 @@ impl Sink {
     fn finish_summary(&mut self, to_output: bool) -> io::Result<()> {
         if !to_output {
             if !self.drop_summary.is_empty() {
-                eprint!("vethtrace: {} drops\n{}", self.drop_summary.total(), self.drop_summary.table());
+                eprint!("vethtrace: drops by reason, interface and flow:\n{}", self.drop_summary.table());
             }
             return Ok(());
         }

@@ -109,6 +109,8 @@ struct Expect<'a> {
     reasons: &'a [&'a str],
     /// Text the cause must contain.
     cause: &'a str,
+    /// Why vethtrace kept it: "device" (a traced interface) or "address" (routed to one).
+    matched: &'a str,
 }
 
 /// Starts bpftrace and vethtrace, runs `trigger`, waits `settle`, stops both, checks the drop
@@ -137,7 +139,7 @@ fn check_fault(node: &Node, tag: &str, trigger: impl FnOnce(), settle: Duration,
         let cause = d["cause"].as_str().unwrap_or_default();
         assert!(cause.contains(expect.cause), "cause {cause:?} lacks {:?}: {d:#}", expect.cause);
         assert!(d["location"].as_str().is_some_and(|l| l.contains("+0x")), "location: {d:#}");
-        assert_eq!(d["matched"], "device");
+        assert_eq!(d["matched"], expect.matched, "{d:#}");
     }
     if let Some(seen) = seen {
         let theirs: Vec<&OracleDrop> = seen.iter().filter(|o| o.dev == expect.iface).collect();
@@ -185,6 +187,7 @@ fn unreachable_route() {
             // (no route at all) IP_INNOROUTES.
             reasons: &["NOT_SPECIFIED", "IP_INNOROUTES"],
             cause: "no route to 10.77.0.1 (unreachable route 10.77.0.0/16)",
+            matched: "device",
         },
     );
 }
@@ -204,6 +207,7 @@ fn host_route_to_a_cali_no_pod_owns() {
             iface: &cali2,
             reasons: &["NEIGH_FAILED"],
             cause: &format!("10.244.1.99 never answered ARP on {cali2} (neighbour FAILED)"),
+            matched: "device",
         },
     );
 }
@@ -222,8 +226,32 @@ fn nftables_drop_in_forward() {
         "df",
         || ping(&node, "pod1", &["10.244.1.6"]),
         Duration::from_millis(500),
-        &Expect { iface: &cali1, reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule" },
+        &Expect { iface: &cali1, reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "device" },
     );
+}
+
+/// A drop on the uplink (not traced) of a packet for a pod is kept by its address; a drop of
+/// the node's own traffic on the same uplink is not reported.
+#[test]
+fn drop_on_the_uplink_is_kept_by_address() {
+    let node = Node::up("da");
+    let rules = "table inet vtdrop {\n  chain vtin {\n    type filter hook prerouting priority 0;\n    iifname eth0 icmp type echo-request drop\n  }\n}\n";
+    let path = std::env::temp_dir().join(format!("vt-nft-da-{}", std::process::id()));
+    fs::write(&path, rules).unwrap();
+    sh(node.in_node("nft").arg("-f").arg(&path));
+    let _ = fs::remove_file(&path);
+    let uplink = format!("{}up", node.prefix);
+    let drops = check_fault(
+        &node,
+        "da",
+        || {
+            attempt(Node::exec(&uplink, "ping").args(["-c", "2", "-i", "0.2", "-W", "1", "10.244.1.5"]));
+            attempt(Node::exec(&uplink, "ping").args(["-c", "2", "-i", "0.2", "-W", "1", "10.99.0.1"]));
+        },
+        Duration::from_millis(500),
+        &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "address" },
+    );
+    assert!(drops.iter().all(|d| d["dst"] == "10.244.1.5"), "the node's own traffic was reported: {drops:#?}");
 }
 
 #[test]
@@ -245,6 +273,7 @@ fn rp_filter_drops_a_spoofed_source() {
             iface: &cali1,
             reasons: &["IP_RPFILTER"],
             cause: &format!("reverse-path filter on {cali1}: source 10.55.0.9 not routed back through {cali1}"),
+            matched: "device",
         },
     );
 }
@@ -264,6 +293,7 @@ fn packet_larger_than_mtu_with_df() {
             // 6.1 drops it in ip_forward without a reason.
             reasons: &["PKT_TOO_BIG", "NOT_SPECIFIED"],
             cause: "packet larger than MTU with DF set (1228 bytes, MTU 1000 on eth0)",
+            matched: "device",
         },
     );
     assert_eq!(drops[0]["df"], true);
@@ -286,6 +316,7 @@ fn pod_end_of_the_veth_down() {
             iface: &cali1,
             reasons: &["QDISC_DROP", "NEIGH_FAILED", "NOT_SPECIFIED", "DEV_READY"],
             cause: "veth peer is down",
+            matched: "device",
         },
     );
 }

@@ -118,6 +118,8 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
         net_inum,
         netns_inum: own_netns_inum(),
         reason_not_specified: reasons.value("NOT_SPECIFIED").unwrap_or(DropConfig::NONE),
+        skb_sk: skb("sk")?,
+        sk_net: btf.member_offset("sock", "__sk_common")? + btf.member_offset("sock_common", "skc_net")?,
     })
 }
 
