@@ -1,6 +1,7 @@
 //! The ring buffer shared by every hook and the per-CPU counter of records that did not fit.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::map,
     maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
@@ -23,6 +24,23 @@ pub fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
         count_lost();
     }
     entry
+}
+
+/// Bytes waiting in the ring before a record wakes the collector up. Below it no wakeup is
+/// sent (an irq_work and a reader wakeup per record cost more than the record under a flood);
+/// the collector also polls every few milliseconds, which bounds the delay of a quiet trickle.
+/// Keep in step with `POLL_INTERVAL` in tracer/src/collect.rs.
+const WAKEUP_BYTES: u64 = 64 * 1024;
+
+/// Submits a reserved record, waking the collector only once [`WAKEUP_BYTES`] are waiting.
+#[inline(always)]
+pub fn submit<T>(entry: RingBufEntry<T>) {
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(flags.into());
 }
 
 #[inline(always)]

@@ -78,5 +78,5 @@ fn record(ctx: &TcContext, direction: u8) {
     } else {
         (fib::NOT_RUN, 0)
     };
-    entry.submit(0);
+    emit::submit(entry);
 }

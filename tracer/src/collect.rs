@@ -26,7 +26,13 @@ pub enum CollectError {
 pub struct Collector {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
+    /// The programs wake the collector only once enough bytes wait (tracer-ebpf emit.rs);
+    /// this poll picks up a quiet trickle.
+    poll: tokio::time::Interval,
 }
+
+/// How often the ring is read without a wakeup: the longest a lone event waits.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Collector {
     /// Takes the ring buffer and the loss counters out of the object.
@@ -40,7 +46,9 @@ impl Collector {
         // the `RingBuf` lives, and the `AsyncFd` owns the `RingBuf`.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| CollectError::Io(e.into_parts().1))?;
-        Ok(Self { ring, lost })
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Self { ring, lost, poll })
     }
 
     /// Waits until records are ready, then hands up to [`BATCH`] of them to `each`.
@@ -50,7 +58,10 @@ impl Collector {
     /// output buffer with the whole flood (148 MB RSS seen) and starve its other work. A full
     /// batch leaves the ring marked ready, so the next call goes on without waiting.
     pub async fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<usize, CollectError> {
-        let mut guard = self.ring.readable_mut().await?;
+        let mut guard = tokio::select! {
+            guard = self.ring.readable_mut() => guard?,
+            _ = self.poll.tick() => return Ok(drain_ring(self.ring.get_mut(), &mut each, BATCH)),
+        };
         let n = drain_ring(guard.get_inner_mut(), &mut each, BATCH);
         if n == BATCH {
             return Ok(n);

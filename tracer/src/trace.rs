@@ -235,12 +235,13 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     if tracing.attacher.count() == 0 {
         eprintln!("vethtrace: no interface matches {describe} yet; waiting for one to appear");
     }
+    // Handlers before the ready file: a script that signals as soon as it sees the file must
+    // get the flush, the detach and the counters, not the default action.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
     if let Some(path) = &args.ready_file {
         std::fs::write(path, b"ready\n").with_context(|| format!("cannot write {}", path.display()))?;
     }
-
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let deadline = tokio::time::sleep(args.duration.map_or(Duration::MAX / 4, Duration::from_secs_f64));
     tokio::pin!(deadline);

@@ -63,6 +63,9 @@ pub struct Options {
     /// Namespace prefix (scripts/calico-node.sh VT_PREFIX); everything under it is removed.
     #[arg(long, default_value = "vtbench")]
     prefix: String,
+    /// Extra flags for every traced vethtrace run (e.g. `-- --ring-size 33554432`).
+    #[arg(last = true)]
+    vethtrace_args: Vec<String>,
 }
 
 /// How the node is watched during a throughput run.
@@ -124,16 +127,17 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     report.settings = json!({
         "repeat": repeat, "iperf3_seconds": seconds, "attach": attach, "soak_seconds": opts.soak,
         "collector_events": collector_events, "udp_payload_bytes": 64, "vethtrace_output": "json, annotated, to a file",
-        "ring_size": "default",
+        "vethtrace_args": opts.vethtrace_args,
     });
     let scratch = Path::new("target/bench").join(format!("scratch-{}", std::process::id()));
     let node = Node::up(&opts.prefix, &scratch)?;
 
-    throughput(&node, &bin, repeat, seconds, &mut report)?;
+    let extra: Vec<&str> = opts.vethtrace_args.iter().map(String::as_str).collect();
+    throughput(&node, &bin, &extra, repeat, seconds, &mut report)?;
     collector(&bin, repeat, collector_events, &mut report)?;
-    attach_times(&node, &bin, repeat, &attach, &mut report)?;
+    attach_times(&node, &bin, &extra, repeat, &attach, &mut report)?;
     if let Some(secs) = opts.soak {
-        soak(&node, &bin, secs, &mut report)?;
+        soak(&node, &bin, &extra, secs, &mut report)?;
     }
     drop(node);
 
@@ -152,7 +156,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 
 /// Rounds of untraced / vethtrace / tcpdump, each with a TCP and a UDP run; ratios pair each
 /// traced run with the untraced run of its round, so slow drifts of a shared machine cancel.
-fn throughput(node: &Node, bin: &Path, repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
+fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
     let ticks = clock_ticks();
     let mut runs: Vec<[Run; 3]> = Vec::new();
     for round in 0..repeat {
@@ -183,7 +187,7 @@ fn throughput(node: &Node, bin: &Path, repeat: usize, seconds: u32, report: &mut
                 Mode::Vethtrace => {
                     let mut run = Run::default();
                     for udp in [false, true] {
-                        let tracer = Vethtrace::start(bin, node, if udp { "flood" } else { "tcp" }, &[])?;
+                        let tracer = Vethtrace::start(bin, node, if udp { "flood" } else { "tcp" }, extra)?;
                         let pid = tracer.pid();
                         let packets_before = node.cali_packets()?;
                         let before = sample(pid).unwrap_or_default();
@@ -194,6 +198,7 @@ fn throughput(node: &Node, bin: &Path, repeat: usize, seconds: u32, report: &mut
                         let packets = node.cali_packets()? - packets_before;
                         let (counts, _) = tracer.stop()?;
                         let result = result?;
+                        let counts = counts.context("vethtrace stopped without its counters")?;
                         run.packets += packets as f64;
                         run.events += counts.events as f64;
                         run.lost += counts.lost as f64;
@@ -286,7 +291,7 @@ fn collector(bin: &Path, repeat: usize, events: u64, report: &mut Report) -> any
 
 /// Start → ready file and SIGINT → exit with N cali veths in the node (the two pods' and N-2
 /// more whose peers sit in one extra namespace).
-fn attach_times(node: &Node, bin: &Path, repeat: usize, counts: &[usize], report: &mut Report) -> anyhow::Result<()> {
+fn attach_times(node: &Node, bin: &Path, extra: &[&str], repeat: usize, counts: &[usize], report: &mut Report) -> anyhow::Result<()> {
     let extra_ns = node.pod("attach");
     run::status(Command::new("ip").args(["netns", "add", &extra_ns]))?;
     let mut made = 0;
@@ -311,7 +316,8 @@ fn attach_times(node: &Node, bin: &Path, repeat: usize, counts: &[usize], report
             let (mut ready, mut exit) = (Vec::new(), Vec::new());
             for round in 0..repeat {
                 eprintln!("xtask: bench round {}/{repeat}: attach to {n} veths ({mode})", round + 1);
-                let tracer = Vethtrace::start(bin, node, "attach", &["--tc-mode", mode])?;
+                let args: Vec<&str> = extra.iter().copied().chain(["--tc-mode", mode]).collect();
+                let tracer = Vethtrace::start(bin, node, "attach", &args)?;
                 ready.push(tracer.ready_after.as_secs_f64());
                 let (_, took) = tracer.stop()?;
                 exit.push(took.as_secs_f64());
@@ -327,9 +333,9 @@ fn attach_times(node: &Node, bin: &Path, repeat: usize, counts: &[usize], report
 }
 
 /// A long UDP flood traced by vethtrace: RSS must stay flat (and under 64 MiB).
-fn soak(node: &Node, bin: &Path, secs: u32, report: &mut Report) -> anyhow::Result<()> {
+fn soak(node: &Node, bin: &Path, extra: &[&str], secs: u32, report: &mut Report) -> anyhow::Result<()> {
     eprintln!("xtask: bench soak: {secs} s UDP flood traced by vethtrace");
-    let tracer = Vethtrace::start(bin, node, "soak", &[])?;
+    let tracer = Vethtrace::start(bin, node, "soak", extra)?;
     let rss = RssSampler::start(tracer.pid(), Duration::from_secs(1));
     let packets_before = node.cali_packets()?;
     let result = node.iperf(true, secs);
@@ -337,6 +343,7 @@ fn soak(node: &Node, bin: &Path, secs: u32, report: &mut Report) -> anyhow::Resu
     let samples = rss.stop();
     let (counts, _) = tracer.stop()?;
     result?;
+    let counts = counts.context("vethtrace stopped without its counters")?;
     let rss_at = |from: f64, to: f64| -> Vec<f64> {
         samples.iter().filter(|(t, _)| *t >= from * f64::from(secs) && *t <= to * f64::from(secs)).map(|&(_, b)| b as f64).collect()
     };
