@@ -231,4 +231,22 @@ mod tests {
             assert_ne!(cfg.rec_reason, DropConfig::NONE);
         }
     }
+
+    /// A kernel before drop reasons (< 5.17): the record has no `reason`, the program is told
+    /// so and reports locations only.
+    #[test]
+    fn record_without_reason_configures_location_only() {
+        let btf = KernelBtf::load().expect("kernel BTF");
+        let format = tracefs::Format::parse(
+            "skb:kfree_skb",
+            "\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:void * location;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned short protocol;\toffset:24;\tsize:2;\tsigned:0;
+",
+        );
+        let cfg = kernel_config(&btf, &format, &DropReasons::default()).unwrap();
+        assert_eq!(cfg.rec_reason, DropConfig::NONE);
+        assert_eq!(cfg.reason_consumed, DropConfig::NONE);
+        assert_eq!(cfg.rec_protocol, 24);
+    }
 }
