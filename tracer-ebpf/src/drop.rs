@@ -143,7 +143,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     }
     ev.flags = flags;
     parse::parse(&frame, &mut ev.packet, None);
-    if unnamed_ipv6_multicast(ev, cfg) {
+    if unnamed_ipv6_control(ev, cfg) {
         entry.discard(0);
         return Ok(());
     }
@@ -151,13 +151,20 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     Ok(())
 }
 
-/// IPv6 multicast dropped without a reason: ip6_mc_input discarding MLD reports and neighbour
-/// solicitations for groups the node has not joined, which every pod sends as it comes up.
-/// Not a fault; left out so that a healthy node shows no drops.
+/// IPv6 control traffic freed without a reason: ip6_mc_input discarding MLD reports and
+/// neighbour solicitations for groups the node has not joined (every pod sends them as it
+/// comes up), and on 6.1 icmpv6_rcv freeing every neighbour-discovery message it has handled
+/// with kfree_skb. Not faults (real ND drops carry IPV6_NDISC_* reasons); left out so that a
+/// healthy node shows no drops.
 #[inline(always)]
-fn unnamed_ipv6_multicast(ev: &DropEvent, cfg: &DropConfig) -> bool {
+fn unnamed_ipv6_control(ev: &DropEvent, cfg: &DropConfig) -> bool {
+    use tracer_common::valid;
+    const IPPROTO_ICMPV6: u8 = 58;
+    let p = &ev.packet;
     let unnamed = ev.flags & dropf::HAS_REASON == 0 || ev.reason == cfg.reason_not_specified;
-    unnamed && ev.packet.valid & tracer_common::valid::IPV6 != 0 && ev.packet.dst_ip[0] == 0xff
+    let multicast = p.dst_ip[0] == 0xff;
+    let nd = p.ip_proto == IPPROTO_ICMPV6 && p.valid & valid::ICMP != 0 && (133..=137).contains(&p.icmp_type);
+    unnamed && p.valid & valid::IPV6 != 0 && (multicast || nd)
 }
 
 /// Whether the packet's source or destination lies in a prefix routed to a traced interface.

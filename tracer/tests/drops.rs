@@ -34,10 +34,29 @@ struct Bpftrace {
     out: PathBuf,
 }
 
-const SCRIPT: &str = r#"tracepoint:skb:kfree_skb /args->reason != SKB_CONSUMED/ {
+/// The bpftrace program: every kfree_skb that is a drop. Codes below NOT_SPECIFIED are not
+/// drops (SKB_NOT_DROPPED_YET, and SKB_CONSUMED on 6.x).
+fn script(first_drop_code: Option<u64>) -> String {
+    let filter = first_drop_code.map_or_else(String::new, |c| format!("/args->reason >= {c}/"));
+    format!(
+        r#"tracepoint:skb:kfree_skb {filter} {{
   $skb = (struct sk_buff *)args->skbaddr;
   printf("DROP %d %s %s\n", args->reason, ksym(args->location), $skb->dev->name);
-}"#;
+}}"#
+    )
+}
+
+/// NOT_SPECIFIED's code, from the tracepoint's own print format (`{ 2, "NOT_SPECIFIED" }` in
+/// its __print_symbolic list: 2 on 6.18, 1 on 6.1).
+fn not_specified_code() -> Option<u64> {
+    let text = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|root| fs::read_to_string(format!("{root}/events/skb/kfree_skb/format")).ok())
+        .expect("tracefs with events/skb/kfree_skb/format (vethtrace mounts it when it starts)");
+    let at = text.find("\"NOT_SPECIFIED\"")?;
+    let open = text[..at].rfind('{')?;
+    text[open + 1..at].trim().trim_end_matches(',').trim().parse().ok()
+}
 
 fn oracle_wanted() -> bool {
     if std::env::var_os("VETHTRACE_NO_ORACLE").is_some_and(|v| v == "1") {
@@ -54,7 +73,7 @@ impl Bpftrace {
         }
         let out = std::env::temp_dir().join(format!("vt-bpftrace-{tag}-{}", std::process::id()));
         let child = Command::new("bpftrace")
-            .args(["-e", SCRIPT])
+            .args(["-e", &script(not_specified_code())])
             .stdout(fs::File::create(&out).unwrap())
             .stderr(Stdio::null())
             .spawn()
