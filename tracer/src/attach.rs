@@ -35,18 +35,16 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// `auto` takes TCX where the kernel has it (>= 6.6).
-    pub fn choose(mode: TcMode) -> Self {
+    /// `auto` takes TCX where the kernel has it (>= 6.6); asking for TCX on an older kernel is
+    /// an error rather than one failed attach per interface.
+    pub fn choose(mode: TcMode) -> Result<Self, AttachError> {
+        let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
         match mode {
-            TcMode::Tcx => Self::Tcx,
-            TcMode::Clsact => Self::Clsact,
-            TcMode::Auto => {
-                if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)) {
-                    Self::Tcx
-                } else {
-                    Self::Clsact
-                }
-            }
+            TcMode::Tcx if !has_tcx => Err(AttachError::NoTcx),
+            TcMode::Tcx => Ok(Self::Tcx),
+            TcMode::Clsact => Ok(Self::Clsact),
+            TcMode::Auto if has_tcx => Ok(Self::Tcx),
+            TcMode::Auto => Ok(Self::Clsact),
         }
     }
 
@@ -62,6 +60,8 @@ impl Backend {
 pub enum AttachError {
     #[error("the eBPF object has no program {0}")]
     MissingProgram(&'static str),
+    #[error("TCX needs Linux >= 6.6: use --tc-mode clsact (or auto)")]
+    NoTcx,
     #[error("loading {prog} failed (verifier log follows): {source}")]
     Load {
         prog: &'static str,

@@ -184,7 +184,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     caps::check()?;
     let mut ebpf = ebpf::load(args.ring_size)?;
     let mut collector = Collector::new(&mut ebpf)?;
-    let backend = Backend::choose(args.tc_mode);
+    let backend = Backend::choose(args.tc_mode)?;
     let attacher = Attacher::new(&mut ebpf, backend)?;
     let mut drop_probe = if args.no_drops {
         None
