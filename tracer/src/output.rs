@@ -1,15 +1,22 @@
 //! Printers: tcpdump-like text and JSON lines, written into a reusable buffer so that the caller
 //! decides when to flush (once per ring-buffer drain, not once per event).
 
-use std::{fmt::Write as _, io};
+pub mod write;
+#[cfg(test)]
+mod equivalence;
 
-use serde::Serialize;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use std::{io, net::IpAddr};
+
+use time::OffsetDateTime;
 use tracer_common::{PacketEvent, dir};
 
+use self::write::{
+    key, put, put_hex4, put_hms_micros, put_ip, put_ipv4, put_ipv6, put_json_str, put_mac, put_rfc3339, put_u32,
+    put_u64, quoted,
+};
 use crate::annotate::Annotation;
 use crate::packet::{
-    self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Mac, PacketView,
+    self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView,
 };
 
 /// Where an event happened, as the collector knows it.
@@ -34,6 +41,10 @@ pub fn write_packet(format: Format, buf: &mut Vec<u8>, ev: &PacketEvent, meta: M
 
 /// [`write_packet`] with the route/neighbour annotation: appended to a text line, merged into
 /// the JSON object (keys in the README).
+///
+/// Every field is written straight into `buf` by the [`write`] helpers: no `core::fmt`, serde
+/// or `String` per line. The output is byte for byte what the `write!`-based text printer and
+/// the serde derive printed; `output::equivalence` holds it to that.
 pub fn write_annotated(
     format: Format,
     buf: &mut Vec<u8>,
@@ -41,74 +52,82 @@ pub fn write_annotated(
     meta: Meta<'_>,
     annotation: Option<&Annotation<'_>>,
 ) -> io::Result<()> {
+    // Room for an annotated line, so that a line grows the buffer at most once.
+    buf.reserve(640);
     match format {
         Format::Text => {
-            // Room for an annotated line, so that appending the annotation does not reallocate.
-            let mut line = String::with_capacity(320);
-            text_packet(&mut line, ev, meta);
+            put_text_packet(buf, ev, meta);
             if let Some(a) = annotation {
-                a.write_text(&mut line);
-            }
-            line.push('\n');
-            buf.extend_from_slice(line.as_bytes());
-            Ok(())
-        }
-        Format::Json => {
-            serde_json::to_writer(&mut *buf, &JsonPacket::new(ev, meta))?;
-            if let Some(a) = annotation {
-                // The packet object's `}` moves behind the annotation's fields.
-                buf.pop();
-                a.write_json_fields(buf)?;
-                buf.push(b'}');
+                a.put_text(buf);
             }
             buf.push(b'\n');
-            Ok(())
+        }
+        Format::Json => {
+            put_json_packet(buf, ev, meta)?;
+            if let Some(a) = annotation {
+                a.write_json_fields(buf)?;
+            }
+            buf.extend_from_slice(b"}\n");
         }
     }
+    Ok(())
 }
 
 fn dir_name(d: u8) -> &'static str {
     if d == dir::EGRESS { "egress" } else { "ingress" }
 }
 
-fn wall_time(wall_ns: i128) -> OffsetDateTime {
+pub(crate) fn wall_time(wall_ns: i128) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(wall_ns).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `HH:MM:SS.uuuuuu iface In|Out src > dst, ethertype …, length N: <L3/L4 as tcpdump prints it>`
 pub fn text_packet(out: &mut String, ev: &PacketEvent, meta: Meta<'_>) {
-    let t = wall_time(meta.wall_ns);
-    let dir = if ev.dir == dir::EGRESS { "Out" } else { "In " };
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}.{:06} {:<15} {dir} ",
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond(),
-        meta.iface
-    );
+    write::into_string(out, |o| put_text_packet(o, ev, meta));
+}
+
+fn put_text_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) {
+    put_hms_micros(out, meta.wall_ns);
+    out.push(b' ');
+    write::put_left(out, meta.iface, 15);
+    out.extend_from_slice(if ev.dir == dir::EGRESS { b" Out " } else { b" In  " });
     let v = PacketView(&ev.packet);
     let Some((src, dst, ethertype)) = v.l2() else {
-        let _ = write!(out, "[truncated frame], length {}", ev.len);
+        put(out, "[truncated frame], length ");
+        put_u32(out, ev.len);
         return;
     };
-    let _ = write!(out, "{src} > {dst}, ");
-    for tci in v.vlans() {
-        let _ = write!(out, "vlan {}, p {}, ", tci & 0x0fff, tci >> 13);
+    put_mac(out, src);
+    put(out, " > ");
+    put_mac(out, dst);
+    put(out, ", ");
+    for &tci in v.vlans() {
+        put(out, "vlan ");
+        put_u32(out, u32::from(tci & 0x0fff));
+        put(out, ", p ");
+        put_u32(out, u32::from(tci >> 13));
+        put(out, ", ");
     }
-    let _ = write!(out, "ethertype {} (0x{ethertype:04x}), length {}: ", ethertype_label(ethertype), ev.len);
+    put(out, "ethertype ");
+    put(out, ethertype_label(ethertype));
+    put(out, " (");
+    put_hex4(out, ethertype);
+    put(out, "), length ");
+    put_u32(out, ev.len);
+    put(out, ": ");
     if let Some(arp) = v.arp() {
         text_arp(out, &v, arp);
     } else if let Some(op) = v.arp_op() {
-        let _ = write!(out, "ARP, op {op} (not Ethernet/IPv4)");
+        put(out, "ARP, op ");
+        put_u32(out, u32::from(op));
+        put(out, " (not Ethernet/IPv4)");
         if v.truncated() {
-            out.push_str(" [truncated]");
+            put(out, " [truncated]");
         }
     } else if let (Some(s), Some(d)) = (v.src_ip(), v.dst_ip()) {
         text_ip(out, &v, s, d);
     } else if ethertype == ETH_P_ARP || v.truncated() {
-        out.push_str("[truncated]");
+        put(out, "[truncated]");
     }
 }
 
@@ -121,204 +140,243 @@ fn ethertype_label(ethertype: u16) -> &'static str {
     }
 }
 
-fn text_arp(out: &mut String, v: &PacketView<'_>, arp: packet::Arp) {
-    let _ = match arp.op {
-        1 => write!(out, "ARP, Request who-has {} tell {}", arp.tpa, arp.spa),
-        2 => write!(out, "ARP, Reply {} is-at {}", arp.spa, arp.sha),
-        op => write!(out, "ARP, op {op}"),
-    };
+fn text_arp(out: &mut Vec<u8>, v: &PacketView<'_>, arp: packet::Arp) {
+    match arp.op {
+        1 => {
+            put(out, "ARP, Request who-has ");
+            put_ipv4(out, arp.tpa);
+            put(out, " tell ");
+            put_ipv4(out, arp.spa);
+        }
+        2 => {
+            put(out, "ARP, Reply ");
+            put_ipv4(out, arp.spa);
+            put(out, " is-at ");
+            put_mac(out, arp.sha);
+        }
+        op => {
+            put(out, "ARP, op ");
+            put_u32(out, u32::from(op));
+        }
+    }
     if v.truncated() {
-        out.push_str(" [truncated]");
+        put(out, " [truncated]");
     }
 }
 
-fn text_ip(out: &mut String, v: &PacketView<'_>, src: std::net::IpAddr, dst: std::net::IpAddr) {
+fn text_ip(out: &mut Vec<u8>, v: &PacketView<'_>, src: IpAddr, dst: IpAddr) {
     let proto = v.ip_proto().unwrap_or_default();
-    match v.ports() {
-        Some((sp, dp)) => {
-            let _ = write!(out, "{src}.{sp} > {dst}.{dp}: ");
-        }
-        None => {
-            let _ = write!(out, "{src} > {dst}: ");
-        }
+    let ports = v.ports();
+    put_ip(out, src);
+    if let Some((sp, _)) = ports {
+        out.push(b'.');
+        put_u32(out, u32::from(sp));
     }
+    put(out, " > ");
+    put_ip(out, dst);
+    if let Some((_, dp)) = ports {
+        out.push(b'.');
+        put_u32(out, u32::from(dp));
+    }
+    put(out, ": ");
     match proto {
         IPPROTO_TCP => match v.tcp() {
             Some((seq, ack, flags, win)) => {
-                let _ = write!(out, "Flags [{}], seq {seq}", packet::tcp_flags(flags));
+                put(out, "Flags [");
+                packet::put_tcp_flags(out, flags);
+                put(out, "], seq ");
+                put_u32(out, seq);
                 if flags & 0x10 != 0 {
-                    let _ = write!(out, ", ack {ack}");
+                    put(out, ", ack ");
+                    put_u32(out, ack);
                 }
-                let _ = write!(out, ", win {win}");
+                put(out, ", win ");
+                put_u32(out, u32::from(win));
             }
-            None => out.push_str("tcp"),
+            None => put(out, "tcp"),
         },
         IPPROTO_UDP => {
-            let _ = match v.udp_len() {
-                Some(len) => write!(out, "UDP, length {}", len.saturating_sub(8)),
-                None => write!(out, "UDP"),
-            };
+            put(out, "UDP");
+            if let Some(len) = v.udp_len() {
+                put(out, ", length ");
+                put_u32(out, u32::from(len.saturating_sub(8)));
+            }
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => text_icmp(out, v, proto),
         other => {
-            let _ = write!(out, "ip-proto-{other}");
+            put(out, "ip-proto-");
+            put_u32(out, u32::from(other));
         }
     }
     if v.fragment() {
-        out.push_str(" (frag)");
+        put(out, " (frag)");
     }
     if v.truncated() {
-        out.push_str(" [truncated]");
+        put(out, " [truncated]");
     }
 }
 
-fn text_icmp(out: &mut String, v: &PacketView<'_>, proto: u8) {
+fn text_icmp(out: &mut Vec<u8>, v: &PacketView<'_>, proto: u8) {
     let Some((ty, code)) = v.icmp() else {
-        out.push_str(if proto == IPPROTO_ICMP { "ICMP" } else { "ICMP6" });
+        put(out, if proto == IPPROTO_ICMP { "ICMP" } else { "ICMP6" });
         return;
     };
-    let echo = v.icmp_echo();
-    let _ = if proto == IPPROTO_ICMP {
-        match (ty, echo) {
-            (8, Some((id, seq))) => write!(out, "ICMP echo request, id {id}, seq {seq}"),
-            (0, Some((id, seq))) => write!(out, "ICMP echo reply, id {id}, seq {seq}"),
-            (3, _) => write!(out, "ICMP unreachable, code {code}"),
-            (11, _) => write!(out, "ICMP time exceeded, code {code}"),
-            _ => write!(out, "ICMP type {ty}, code {code}"),
+    let echo = |out: &mut Vec<u8>, what: &str, (id, seq): (u16, u16)| {
+        put(out, what);
+        put(out, ", id ");
+        put_u32(out, u32::from(id));
+        put(out, ", seq ");
+        put_u32(out, u32::from(seq));
+    };
+    let with_code = |out: &mut Vec<u8>, what: &str| {
+        put(out, what);
+        put_u32(out, u32::from(code));
+    };
+    if proto == IPPROTO_ICMP {
+        match (ty, v.icmp_echo()) {
+            (8, Some(e)) => echo(out, "ICMP echo request", e),
+            (0, Some(e)) => echo(out, "ICMP echo reply", e),
+            (3, _) => with_code(out, "ICMP unreachable, code "),
+            (11, _) => with_code(out, "ICMP time exceeded, code "),
+            _ => {
+                put(out, "ICMP type ");
+                put_u32(out, u32::from(ty));
+                with_code(out, ", code ");
+            }
         }
     } else {
-        match (ty, echo, v.nd_target()) {
-            (128, Some((id, seq)), _) => write!(out, "ICMP6, echo request, id {id}, seq {seq}"),
-            (129, Some((id, seq)), _) => write!(out, "ICMP6, echo reply, id {id}, seq {seq}"),
-            (135, _, Some(t)) => write!(out, "ICMP6, neighbor solicitation, who has {t}"),
-            (136, _, Some(t)) => write!(out, "ICMP6, neighbor advertisement, tgt is {t}"),
-            (133, _, _) => write!(out, "ICMP6, router solicitation"),
-            (134, _, _) => write!(out, "ICMP6, router advertisement"),
-            (143, _, _) => write!(out, "ICMP6, multicast listener report v2"),
-            _ => write!(out, "ICMP6, type {ty}, code {code}"),
-        }
-    };
-}
-
-/// One JSON object per packet event; the keys are documented in the README.
-#[derive(Serialize)]
-struct JsonPacket<'a> {
-    kind: &'static str,
-    time: String,
-    ts_ns: u64,
-    iface: &'a str,
-    ifindex: u32,
-    dir: &'static str,
-    len: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    src_mac: Option<Mac>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dst_mac: Option<Mac>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ethertype: Option<String>,
-    vlan: Vec<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    src: Option<std::net::IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dst: Option<std::net::IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    proto: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flow_label: Option<u32>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    df: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    frag: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sport: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dport: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_flags: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_seq: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_ack: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_win: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    udp_len: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    icmp_type: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    icmp_code: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    icmp_id: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    icmp_seq: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nd_target: Option<std::net::Ipv6Addr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arp_op: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arp_sha: Option<Mac>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arp_spa: Option<std::net::Ipv4Addr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arp_tha: Option<Mac>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arp_tpa: Option<std::net::Ipv4Addr>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    truncated: bool,
-}
-
-impl<'a> JsonPacket<'a> {
-    fn new(ev: &'a PacketEvent, meta: Meta<'a>) -> Self {
-        let v = PacketView(&ev.packet);
-        let l2 = v.l2();
-        let arp = v.arp();
-        let tcp = v.tcp();
-        let icmp = v.icmp();
-        let echo = v.icmp_echo();
-        Self {
-            kind: "packet",
-            time: wall_time(meta.wall_ns).format(&Rfc3339).unwrap_or_default(),
-            ts_ns: ev.header.ts_ns,
-            iface: meta.iface,
-            ifindex: ev.ifindex,
-            dir: dir_name(ev.dir),
-            len: ev.len,
-            src_mac: l2.map(|l| l.0),
-            dst_mac: l2.map(|l| l.1),
-            ethertype: l2.map(|l| packet::ethertype_name(l.2)),
-            vlan: v.vlans().to_vec(),
-            src: v.src_ip(),
-            dst: v.dst_ip(),
-            proto: v.ip_proto().map(packet::proto_name),
-            ttl: v.ttl(),
-            ip_id: v.ip_id().filter(|_| !v.is_ipv6()),
-            flow_label: v.ip_id().filter(|_| v.is_ipv6()),
-            df: v.dont_fragment(),
-            frag: v.fragment(),
-            sport: v.ports().map(|p| p.0),
-            dport: v.ports().map(|p| p.1),
-            tcp_flags: tcp.map(|t| packet::tcp_flags(t.2)),
-            tcp_seq: tcp.map(|t| t.0),
-            tcp_ack: tcp.map(|t| t.1),
-            tcp_win: tcp.map(|t| t.3),
-            udp_len: v.udp_len(),
-            icmp_type: icmp.map(|i| i.0),
-            icmp_code: icmp.map(|i| i.1),
-            icmp_id: echo.map(|e| e.0),
-            icmp_seq: echo.map(|e| e.1),
-            nd_target: v.nd_target(),
-            arp_op: v.arp_op().map(packet::arp_op_name),
-            arp_sha: arp.map(|a| a.sha),
-            arp_spa: arp.map(|a| a.spa),
-            arp_tha: arp.map(|a| a.tha),
-            arp_tpa: arp.map(|a| a.tpa),
-            truncated: v.truncated(),
+        match (ty, v.icmp_echo(), v.nd_target()) {
+            (128, Some(e), _) => echo(out, "ICMP6, echo request", e),
+            (129, Some(e), _) => echo(out, "ICMP6, echo reply", e),
+            (135, _, Some(t)) => {
+                put(out, "ICMP6, neighbor solicitation, who has ");
+                put_ipv6(out, t);
+            }
+            (136, _, Some(t)) => {
+                put(out, "ICMP6, neighbor advertisement, tgt is ");
+                put_ipv6(out, t);
+            }
+            (133, _, _) => put(out, "ICMP6, router solicitation"),
+            (134, _, _) => put(out, "ICMP6, router advertisement"),
+            (143, _, _) => put(out, "ICMP6, multicast listener report v2"),
+            _ => {
+                put(out, "ICMP6, type ");
+                put_u32(out, u32::from(ty));
+                with_code(out, ", code ");
+            }
         }
     }
+}
+
+/// `"key":"word"` for a known name, `"key":"N"` otherwise (the serde derive's `String`s).
+fn put_name(out: &mut Vec<u8>, name: &str, word: Option<&str>, number: impl FnOnce(&mut Vec<u8>)) {
+    key(out, name);
+    quoted(out, |o| match word {
+        Some(w) => put(o, w),
+        None => number(o),
+    });
+}
+
+/// A `,"key":N` pair.
+fn put_number(out: &mut Vec<u8>, name: &str, n: u64) {
+    key(out, name);
+    put_u64(out, n);
+}
+
+/// The packet's JSON object without its closing `}` (so that the annotation's fields can
+/// follow): the keys, order and values of the serde derive it replaced (kept as the reference
+/// in `output::equivalence`).
+fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::Result<()> {
+    let v = PacketView(&ev.packet);
+    put(out, "{\"kind\":\"packet\",\"time\":\"");
+    put_rfc3339(out, meta.wall_ns);
+    put(out, "\",\"ts_ns\":");
+    put_u64(out, ev.header.ts_ns);
+    key(out, "iface");
+    put_json_str(out, meta.iface)?;
+    put_number(out, "ifindex", u64::from(ev.ifindex));
+    key(out, "dir");
+    quoted(out, |o| put(o, dir_name(ev.dir)));
+    put_number(out, "len", u64::from(ev.len));
+    if let Some((src, dst, ethertype)) = v.l2() {
+        key(out, "src_mac");
+        quoted(out, |o| put_mac(o, src));
+        key(out, "dst_mac");
+        quoted(out, |o| put_mac(o, dst));
+        put_name(out, "ethertype", packet::ethertype_word(ethertype), |o| put_hex4(o, ethertype));
+    }
+    key(out, "vlan");
+    out.push(b'[');
+    for (i, &tci) in v.vlans().iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_u32(out, u32::from(tci));
+    }
+    out.push(b']');
+    if let Some(src) = v.src_ip() {
+        key(out, "src");
+        quoted(out, |o| put_ip(o, src));
+    }
+    if let Some(dst) = v.dst_ip() {
+        key(out, "dst");
+        quoted(out, |o| put_ip(o, dst));
+    }
+    if let Some(proto) = v.ip_proto() {
+        put_name(out, "proto", packet::proto_word(proto), |o| put_u32(o, u32::from(proto)));
+        put_number(out, "ttl", u64::from(ev.packet.ttl));
+        let id = if v.is_ipv6() { "flow_label" } else { "ip_id" };
+        put_number(out, id, u64::from(ev.packet.ip_id));
+    }
+    if v.dont_fragment() {
+        put(out, ",\"df\":true");
+    }
+    if v.fragment() {
+        put(out, ",\"frag\":true");
+    }
+    if let Some((sp, dp)) = v.ports() {
+        put_number(out, "sport", u64::from(sp));
+        put_number(out, "dport", u64::from(dp));
+    }
+    if let Some((seq, ack, flags, win)) = v.tcp() {
+        key(out, "tcp_flags");
+        quoted(out, |o| packet::put_tcp_flags(o, flags));
+        put_number(out, "tcp_seq", u64::from(seq));
+        put_number(out, "tcp_ack", u64::from(ack));
+        put_number(out, "tcp_win", u64::from(win));
+    }
+    if let Some(len) = v.udp_len() {
+        put_number(out, "udp_len", u64::from(len));
+    }
+    if let Some((ty, code)) = v.icmp() {
+        put_number(out, "icmp_type", u64::from(ty));
+        put_number(out, "icmp_code", u64::from(code));
+    }
+    if let Some((id, seq)) = v.icmp_echo() {
+        put_number(out, "icmp_id", u64::from(id));
+        put_number(out, "icmp_seq", u64::from(seq));
+    }
+    if let Some(t) = v.nd_target() {
+        key(out, "nd_target");
+        quoted(out, |o| put_ipv6(o, t));
+    }
+    if let Some(op) = v.arp_op() {
+        put_name(out, "arp_op", packet::arp_op_word(op), |o| put_u32(o, u32::from(op)));
+    }
+    if let Some(arp) = v.arp() {
+        key(out, "arp_sha");
+        quoted(out, |o| put_mac(o, arp.sha));
+        key(out, "arp_spa");
+        quoted(out, |o| put_ipv4(o, arp.spa));
+        key(out, "arp_tha");
+        quoted(out, |o| put_mac(o, arp.tha));
+        key(out, "arp_tpa");
+        quoted(out, |o| put_ipv4(o, arp.tpa));
+    }
+    if v.truncated() {
+        put(out, ",\"truncated\":true");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

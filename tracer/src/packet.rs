@@ -39,6 +39,10 @@ impl Mac {
 pub struct MacText([u8; 17]);
 
 impl MacText {
+    pub fn as_bytes(&self) -> &[u8; 17] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits and colons are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -176,53 +180,75 @@ pub struct Arp {
 
 /// "ipv4", "ipv6", "arp" or `0x88cc`-style hex.
 pub fn ethertype_name(ethertype: u16) -> String {
+    ethertype_word(ethertype).map_or_else(|| format!("0x{ethertype:04x}"), String::from)
+}
+
+/// The name of a known ethertype (see [`ethertype_name`]).
+pub fn ethertype_word(ethertype: u16) -> Option<&'static str> {
     match ethertype {
-        ETH_P_IP => "ipv4".into(),
-        ETH_P_IPV6 => "ipv6".into(),
-        ETH_P_ARP => "arp".into(),
-        other => format!("0x{other:04x}"),
+        ETH_P_IP => Some("ipv4"),
+        ETH_P_IPV6 => Some("ipv6"),
+        ETH_P_ARP => Some("arp"),
+        _ => None,
     }
 }
 
 /// "tcp", "udp", "icmp", "icmpv6" or the number.
 pub fn proto_name(proto: u8) -> String {
+    proto_word(proto).map_or_else(|| proto.to_string(), String::from)
+}
+
+/// The name of a known IP protocol (see [`proto_name`]).
+pub fn proto_word(proto: u8) -> Option<&'static str> {
     match proto {
-        IPPROTO_TCP => "tcp".into(),
-        IPPROTO_UDP => "udp".into(),
-        IPPROTO_ICMP => "icmp".into(),
-        IPPROTO_ICMPV6 => "icmpv6".into(),
-        other => other.to_string(),
+        IPPROTO_TCP => Some("tcp"),
+        IPPROTO_UDP => Some("udp"),
+        IPPROTO_ICMP => Some("icmp"),
+        IPPROTO_ICMPV6 => Some("icmpv6"),
+        _ => None,
     }
 }
 
 /// "request", "reply" or the number.
 pub fn arp_op_name(op: u16) -> String {
+    arp_op_word(op).map_or_else(|| op.to_string(), String::from)
+}
+
+/// The name of a known ARP operation (see [`arp_op_name`]).
+pub fn arp_op_word(op: u16) -> Option<&'static str> {
     match op {
-        1 => "request".into(),
-        2 => "reply".into(),
-        other => other.to_string(),
+        1 => Some("request"),
+        2 => Some("reply"),
+        _ => None,
     }
 }
 
 /// TCP flags the way tcpdump prints them: `S`, `S.`, `P.`, `F.`, `R`, `R.`, `.` …
 pub fn tcp_flags(flags: u8) -> String {
-    const LETTERS: [(u8, char); 7] = [
-        (0x01, 'F'),
-        (0x02, 'S'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'W'),
+    let mut text = Vec::with_capacity(8);
+    put_tcp_flags(&mut text, flags);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// [`tcp_flags`] appended to a buffer.
+pub fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
+    const LETTERS: [(u8, u8); 7] = [
+        (0x01, b'F'),
+        (0x02, b'S'),
+        (0x04, b'R'),
+        (0x08, b'P'),
+        (0x20, b'U'),
+        (0x40, b'E'),
+        (0x80, b'W'),
     ];
-    let mut s: String = LETTERS.iter().filter(|(bit, _)| flags & bit != 0).map(|&(_, c)| c).collect();
+    let start = out.len();
+    out.extend(LETTERS.iter().filter(|(bit, _)| flags & bit != 0).map(|&(_, c)| c));
     if flags & 0x10 != 0 {
-        s.push('.');
+        out.push(b'.');
     }
-    if s.is_empty() {
-        s.push_str("none");
+    if out.len() == start {
+        out.extend_from_slice(b"none");
     }
-    s
 }
 
 #[cfg(test)]

@@ -4,87 +4,35 @@
 //! formatting addresses through `fmt` cost several times the lookup itself. The serde
 //! `Serialize` derive on [`Annotation`] stays the reference; a test holds the two equal.
 
-use std::{
-    fmt::{self, Write as _},
-    io,
-    net::IpAddr,
-};
+use std::{fmt, io};
 
 use super::{Annotation, Dev};
-use crate::mirror::{
-    prefix::Prefix,
-    routes::{RT_TABLE_MAIN, RouteKind, table_name},
+use crate::{
+    mirror::{
+        prefix::Prefix,
+        routes::{RT_TABLE_MAIN, RouteKind, table_name},
+    },
+    output::write::{into_string, key, put, put_ip, put_json_str, put_mac, put_u32, quoted},
 };
 
-/// Where rendered text goes: the text printer's `String` or the JSON printer's bytes.
-trait Out {
-    fn put(&mut self, s: &str);
-}
-
-impl Out for String {
-    fn put(&mut self, s: &str) {
-        self.push_str(s);
-    }
-}
-
-impl Out for Vec<u8> {
-    fn put(&mut self, s: &str) {
-        self.extend_from_slice(s.as_bytes());
-    }
-}
-
-fn put_u32(out: &mut impl Out, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.put(std::str::from_utf8(&digits[at..]).unwrap_or_default());
-}
-
-fn put_ip(out: &mut impl Out, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(a) => {
-            for (i, octet) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.put(".");
-                }
-                put_u32(out, u32::from(octet));
-            }
-        }
-        // IPv6 text (zero compression) is not worth redoing here.
-        IpAddr::V6(a) => {
-            let mut text = String::with_capacity(39);
-            let _ = write!(text, "{a}");
-            out.put(&text);
-        }
-    }
-}
-
 /// `ip route` style, as [`Prefix`]'s `Display`.
-fn put_prefix(out: &mut impl Out, p: Prefix) {
+fn put_prefix(out: &mut Vec<u8>, p: Prefix) {
     if p.len == 0 {
-        out.put("default");
+        put(out, "default");
         return;
     }
     put_ip(out, p.addr);
     if p.len != p.family().bits() {
-        out.put("/");
+        put(out, "/");
         put_u32(out, u32::from(p.len));
     }
 }
 
-fn put_dev(out: &mut impl Out, dev: Dev<'_>) {
+fn put_dev(out: &mut Vec<u8>, dev: Dev<'_>) {
     match dev.name {
-        Some(name) => out.put(name),
+        Some(name) => put(out, name),
         None => {
-            out.put("if");
+            put(out, "if");
             put_u32(out, dev.index);
         }
     }
@@ -93,68 +41,73 @@ fn put_dev(out: &mut impl Out, dev: Dev<'_>) {
 impl Annotation<'_> {
     /// Appends the text form: ` | route 10.244.1.6 dev cali… scope link, neigh 10.244.1.6
     /// REACHABLE 92:7d:…, fib success cali… ⚠ note ⚠ note` — only the parts that are known.
-    pub fn write_text(&self, out: &mut String) {
+    pub fn put_text(&self, out: &mut Vec<u8>) {
         let mut sep = " | ";
         if let Some(kind) = self.route_type {
-            out.put(sep);
+            put(out, sep);
             sep = ", ";
             self.write_route(out, kind);
         }
         if let (Some(ip), Some(state)) = (self.neigh_ip, self.neigh_state) {
-            out.put(sep);
+            put(out, sep);
             sep = ", ";
-            out.put("neigh ");
+            put(out, "neigh ");
             put_ip(out, ip);
-            out.put(" ");
-            out.put(state.name());
+            put(out, " ");
+            put(out, state.name());
             if let Some(mac) = self.neigh_lladdr {
-                out.put(" ");
-                out.put(mac.text().as_str());
+                put(out, " ");
+                put_mac(out, mac);
             }
         }
         if let Some(verdict) = self.fib {
-            out.put(sep);
-            out.put("fib ");
-            out.put(verdict.name());
+            put(out, sep);
+            put(out, "fib ");
+            put(out, verdict.name());
             if let Some(dev) = self.fib_dev {
-                out.put(" ");
+                put(out, " ");
                 put_dev(out, dev);
             }
         }
         for note in &self.notes {
-            out.put(" ⚠ ");
-            out.put(note);
+            put(out, " ⚠ ");
+            put(out, note);
         }
     }
 
-    fn write_route(&self, out: &mut String, kind: RouteKind) {
-        out.put("route ");
+    /// [`Annotation::put_text`] onto a `String` line.
+    pub fn write_text(&self, out: &mut String) {
+        into_string(out, |o| self.put_text(o));
+    }
+
+    fn write_route(&self, out: &mut Vec<u8>, kind: RouteKind) {
+        put(out, "route ");
         if kind != RouteKind::Unicast {
-            out.put(kind.name());
-            out.put(" ");
+            put(out, kind.name());
+            put(out, " ");
         }
         match self.route_dst {
             Some(dst) => put_prefix(out, dst),
-            None => out.put("by rule"),
+            None => put(out, "by rule"),
         }
         if let Some(gw) = self.route_gw {
-            out.put(" via ");
+            put(out, " via ");
             put_ip(out, gw);
         }
         if let Some(dev) = self.route_dev {
-            out.put(" dev ");
+            put(out, " dev ");
             put_dev(out, dev);
         }
         if let Some(table) = self.route_table.filter(|t| *t != RT_TABLE_MAIN) {
-            out.put(" table ");
+            put(out, " table ");
             match table_name(table) {
-                Some(name) => out.put(name),
+                Some(name) => put(out, name),
                 None => put_u32(out, table),
             }
         }
         if let Some(scope) = self.route_scope.filter(|s| *s != "global") {
-            out.put(" scope ");
-            out.put(scope);
+            put(out, " scope ");
+            put(out, scope);
         }
     }
 
@@ -167,7 +120,7 @@ impl Annotation<'_> {
         }
         if let Some(kind) = self.route_type {
             key(out, "route_type");
-            quoted(out, |o| o.put(kind.name()));
+            quoted(out, |o| put(o, kind.name()));
         }
         if let Some(dev) = self.route_dev {
             key(out, "route_dev");
@@ -175,7 +128,7 @@ impl Annotation<'_> {
         }
         if let Some(scope) = self.route_scope {
             key(out, "route_scope");
-            quoted(out, |o| o.put(scope));
+            quoted(out, |o| put(o, scope));
         }
         if let Some(gw) = self.route_gw {
             key(out, "route_gw");
@@ -191,15 +144,15 @@ impl Annotation<'_> {
         }
         if let Some(state) = self.neigh_state {
             key(out, "neigh_state");
-            quoted(out, |o| o.put(state.name()));
+            quoted(out, |o| put(o, state.name()));
         }
         if let Some(mac) = self.neigh_lladdr {
             key(out, "neigh_lladdr");
-            quoted(out, |o| o.put(mac.text().as_str()));
+            quoted(out, |o| put_mac(o, mac));
         }
         if let Some(verdict) = self.fib {
             key(out, "fib");
-            quoted(out, |o| o.put(verdict.name()));
+            quoted(out, |o| put(o, verdict.name()));
         }
         if let Some(dev) = self.fib_dev {
             key(out, "fib_dev");
@@ -211,24 +164,11 @@ impl Annotation<'_> {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut *out, note)?;
+            put_json_str(out, note)?;
         }
         out.push(b']');
         Ok(())
     }
-}
-
-fn key(out: &mut Vec<u8>, name: &str) {
-    out.put(",\"");
-    out.put(name);
-    out.put("\":");
-}
-
-/// A JSON string whose text needs no escaping (addresses, MACs, fixed words).
-fn quoted(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
-    out.push(b'"');
-    body(out);
-    out.push(b'"');
 }
 
 /// Interface names may hold quotes or backslashes (the kernel allows them): escape unless the
@@ -236,7 +176,7 @@ fn quoted(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
 fn json_dev(out: &mut Vec<u8>, dev: Dev<'_>) -> io::Result<()> {
     match dev.name {
         Some(name) if !name.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') => {
-            serde_json::to_writer(&mut *out, name)?;
+            put_json_str(out, name)?;
         }
         _ => quoted(out, |o| put_dev(o, dev)),
     }
@@ -245,9 +185,9 @@ fn json_dev(out: &mut Vec<u8>, dev: Dev<'_>) -> io::Result<()> {
 
 impl fmt::Display for Annotation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::new();
-        self.write_text(&mut text);
-        f.write_str(&text)
+        let mut text = Vec::new();
+        self.put_text(&mut text);
+        f.write_str(&String::from_utf8_lossy(&text))
     }
 }
 
@@ -300,15 +240,15 @@ mod tests {
     #[test]
     fn numbers_and_prefixes_print_like_fmt() {
         for n in [0, 7, 10, 255, 65535, u32::MAX] {
-            let mut s = String::new();
+            let mut s = Vec::new();
             put_u32(&mut s, n);
-            assert_eq!(s, n.to_string());
+            assert_eq!(s, n.to_string().as_bytes());
         }
         for (ip, len) in [("0.0.0.0", 0), ("10.99.0.0", 30), ("10.244.1.5", 32), ("fd00::5", 128), ("::", 0)] {
             let p = Prefix::new(ip.parse().unwrap(), len);
-            let mut s = String::new();
+            let mut s = Vec::new();
             put_prefix(&mut s, p);
-            assert_eq!(s, p.to_string());
+            assert_eq!(s, p.to_string().as_bytes());
         }
     }
 }
