@@ -55,8 +55,9 @@ sleep 0.5
 in_pod pod3 ping -c 1 10.244.1.5 >/dev/null
 step "pod1 reaches the network beyond the node"
 in_pod pod1 ping -c 1 10.99.0.2 >/dev/null
-step "a /32 routed to a cali that no pod owns: the node's ARP goes unanswered"
+step "a /32 routed to a cali that no pod owns: the node's ARP goes unanswered, then the kernel drops the packet (NEIGH_FAILED)"
 ip -n "$node" route add 10.244.1.99/32 dev "$(topo cali pod3)" scope link
 in_pod pod1 ping -c 1 -W 1 10.244.1.99 >/dev/null || true
-sleep 1
+# Three unanswered probes, a second apart, before the neighbour is FAILED and the packet dropped.
+sleep 3.5
 step "done"
