@@ -12,7 +12,7 @@ use crate::{
         prefix::Prefix,
         routes::{RT_TABLE_MAIN, RouteKind, table_name},
     },
-    output::write::{into_string, key, put, put_ip, put_json_str, put_mac, put_u32, quoted},
+    output::write::{key, put, put_ip, put_json_str, put_mac, put_u32, quoted},
 };
 
 /// `ip route` style, as [`Prefix`]'s `Display`.
@@ -73,11 +73,6 @@ impl Annotation<'_> {
             put(out, " ⚠ ");
             put(out, note);
         }
-    }
-
-    /// [`Annotation::put_text`] onto a `String` line.
-    pub fn write_text(&self, out: &mut String) {
-        into_string(out, |o| self.put_text(o));
     }
 
     fn write_route(&self, out: &mut Vec<u8>, kind: RouteKind) {

@@ -52,10 +52,6 @@ impl Addresses {
         }
     }
 
-    pub fn of_dev(&self, dev: u32) -> &[Address] {
-        self.by_dev.get(&dev).map_or(&[], Vec::as_slice)
-    }
-
     pub fn remove_dev(&mut self, dev: u32) {
         self.by_dev.remove(&dev);
     }
