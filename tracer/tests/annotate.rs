@@ -276,7 +276,11 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
         format!("{}eeeeeeeeeeee0806 0001080006040002 020000000001a9fe0101 {}0af40105", mac_hex(&mac1), mac_hex(&mac1))
             .replace(' ', "");
     send_frame(&node, &cali1, &reply);
-    let e = wait_event(&tracer, skip, "ARP reply", |e| e["iface"] == cali1.as_str() && e["arp_op"] == "reply");
+    // Match on the sender MAC too: pod1 may ARP for its gateway meanwhile, and the kernel's
+    // genuine proxy reply on the same cali carries no note.
+    let e = wait_event(&tracer, skip, "the forged ARP reply", |e| {
+        e["iface"] == cali1.as_str() && e["arp_op"] == "reply" && e["arp_sha"] == "02:00:00:00:00:01"
+    });
     assert_eq!(
         e["notes"],
         serde_json::json!([format!("ARP reply carries 02:00:00:00:00:01 but {cali1}'s MAC is ee:ee:ee:ee:ee:ee")])

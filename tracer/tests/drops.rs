@@ -95,7 +95,7 @@ impl Bpftrace {
     fn stop(mut self) -> Vec<OracleDrop> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        wait_timeout(&mut self.child, Duration::from_secs(20));
+        wait_timeout(&mut self.child, Duration::from_secs(60));
         let text = fs::read_to_string(&self.out).unwrap_or_default();
         let _ = fs::remove_file(&self.out);
         text.lines()

@@ -209,7 +209,7 @@ impl Tracer {
     /// Sends `sig` and waits for the process to end.
     pub fn stop_with(mut self, sig: i32) -> Finished {
         self.signal(sig);
-        let status = wait_timeout(self.child.as_mut().unwrap(), Duration::from_secs(20));
+        let status = wait_timeout(self.child.as_mut().unwrap(), Duration::from_secs(60));
         self.child = None;
         Finished {
             status,
@@ -247,8 +247,9 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
             return status;
         }
         if Instant::now() > deadline {
+            let name = fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
             let _ = child.kill();
-            panic!("process {} did not exit within {limit:?}", child.id());
+            panic!("process {} ({}) did not exit within {limit:?}", child.id(), name.trim());
         }
         thread::sleep(Duration::from_millis(20));
     }
