@@ -6,7 +6,7 @@
 #![no_std]
 
 /// Version of the event layout; bumped whenever a section changes shape.
-pub const EVENT_VERSION: u8 = 2;
+pub const EVENT_VERSION: u8 = 3;
 
 /// `EventHeader::kind` values.
 pub mod kind {
@@ -14,6 +14,10 @@ pub mod kind {
     pub const PACKET: u8 = 1;
     /// A packet the kernel dropped (skb:kfree_skb): [`crate::DropEvent`].
     pub const DROP: u8 = 2;
+    /// An ARP packet the host stack received or sent: [`crate::ArpEvent`].
+    pub const ARP: u8 = 3;
+    /// A neighbour entry that changed or held a packet: [`crate::NeighEvent`].
+    pub const NEIGH: u8 = 4;
 }
 
 /// `PacketEvent::dir` values: the host's view of the interface.
@@ -248,6 +252,116 @@ impl DropConfig {
     pub const NONE: u32 = u32::MAX;
 }
 
+/// `ArpEvent::hook` values.
+pub mod arp_hook {
+    /// The host stack received the ARP packet (`arp_rcv`).
+    pub const RECV: u8 = 0;
+    /// The host sent it (`arp_xmit`): its proxy replies and its own requests.
+    pub const SEND: u8 = 1;
+}
+
+/// An Ethernet/IPv4 ARP packet the host's stack received or sent on a traced interface. ARP of
+/// other hardware or protocol types is not reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArpEvent {
+    pub header: EventHeader,
+    /// `skb->dev->ifindex`.
+    pub ifindex: u32,
+    /// One of [`arp_hook`].
+    pub hook: u8,
+    pub _pad0: u8,
+    /// ARP operation (1 request, 2 reply).
+    pub op: u16,
+    pub sha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tha: [u8; 6],
+    pub tpa: [u8; 4],
+    pub _pad1: [u8; 4],
+}
+
+/// `NeighEvent::hook` values: where the neighbour was seen.
+pub mod neigh_hook {
+    /// `__neigh_update` (or the neigh:neigh_update tracepoint): an ARP/ND answer, a netlink
+    /// change (`ip neigh …`), or the stack confirming the entry. `new_state` is the requested one.
+    pub const UPDATE: u8 = 0;
+    /// `neigh_timer_handler`: the entry's timer moved it (REACHABLE → STALE, PROBE or
+    /// INCOMPLETE → FAILED, …). `new_state` is the state after the handler.
+    pub const TIMER: u8 = 1;
+    /// `__neigh_event_send`: a packet needs the entry (it starts resolution, or waits for it).
+    /// `new_state` is the state afterwards.
+    pub const RESOLVE: u8 = 2;
+}
+
+/// Bits of `NeighEvent::flags`.
+pub mod neighf {
+    /// `old_state` was read before the change (otherwise it is the last state seen, or unknown).
+    pub const OLD_KNOWN: u8 = 1 << 0;
+    /// `lladdr` holds a link-layer address.
+    pub const HAS_LLADDR: u8 = 1 << 1;
+    /// RESOLVE: the packet was not sent now (queued until the neighbour answers, or dropped).
+    pub const HELD: u8 = 1 << 2;
+}
+
+/// A neighbour entry on a traced interface that changed state or address, or held a packet
+/// while it resolved. States are NUD_* bits (INCOMPLETE 0x01 … PERMANENT 0x80, NONE 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighEvent {
+    pub header: EventHeader,
+    /// `neigh->dev->ifindex`.
+    pub ifindex: u32,
+    /// One of [`neigh_hook`].
+    pub hook: u8,
+    /// AF_INET (2) or AF_INET6 (10): `neigh->tbl->family`.
+    pub family: u8,
+    pub old_state: u8,
+    pub new_state: u8,
+    /// Bits from [`neighf`].
+    pub flags: u8,
+    pub _pad0: [u8; 3],
+    /// UPDATE: the NEIGH_UPDATE_F_* flags. RESOLVE: the return code (0 sent, 1 held).
+    pub detail: u32,
+    /// UPDATE: the netlink port id of the process that asked (0: the kernel itself).
+    pub pid: u32,
+    /// The neighbour's address (`primary_key`; IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
+    /// UPDATE: the new link-layer address when given, else the entry's; otherwise the entry's.
+    pub lladdr: [u8; 6],
+    pub _pad1: [u8; 6],
+}
+
+/// Where the ARP and neighbour programs find things on the running kernel (BTF offsets), and
+/// whose devices count. Written by the collector into the one-entry `NEIGH_CONFIG` array
+/// before attaching; until then (`enabled == 0`) the programs do nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighConfig {
+    pub enabled: u32,
+    /// `struct sk_buff` member offsets.
+    pub skb_head: u32,
+    pub skb_data: u32,
+    pub skb_network_header: u32,
+    pub skb_dev: u32,
+    pub skb_protocol: u32,
+    /// `struct net_device` member offsets, and of the netns inode number in `struct net`.
+    pub dev_ifindex: u32,
+    pub dev_nd_net: u32,
+    pub net_inum: u32,
+    /// The collector's netns inode number: devices of other namespaces are skipped.
+    pub netns_inum: u32,
+    /// `struct neighbour` member offsets.
+    pub neigh_dev: u32,
+    pub neigh_nud_state: u32,
+    pub neigh_ha: u32,
+    pub neigh_primary_key: u32,
+    pub neigh_tbl: u32,
+    pub neigh_timer: u32,
+    /// `struct neigh_table.family`.
+    pub tbl_family: u32,
+    pub _pad: u32,
+}
+
 /// Value of `TRACED_IFACES` entries (the map is a set keyed by ifindex).
 pub const TRACED: u8 = 1;
 
@@ -263,6 +377,9 @@ const _: () = assert!(core::mem::offset_of!(PacketEvent, fib_ifindex) == 28);
 const _: () = assert!(core::mem::size_of::<DropEvent>() == 16 + 32 + 128);
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 22 * 4);
 const _: () = assert!(core::mem::offset_of!(DropEvent, packet) == 48);
+const _: () = assert!(core::mem::size_of::<ArpEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<NeighEvent>() == 64);
+const _: () = assert!(core::mem::size_of::<NeighConfig>() == 18 * 4);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -277,4 +394,10 @@ mod pod {
     unsafe impl aya::Pod for super::DropEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DropConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ArpEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::NeighEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::NeighConfig {}
 }

@@ -18,7 +18,11 @@ use aya_ebpf::{
 };
 use tracer_common::{DropConfig, DropEvent, dropf, kind};
 
-use crate::{emit, ifaces, parse};
+use crate::{
+    emit, ifaces,
+    kread::{DevLayout, dev_netns, read},
+    parse,
+};
 
 /// The layouts of the running kernel; entry 0.
 #[map]
@@ -39,13 +43,6 @@ pub fn vethtrace_drop(ctx: TracePointContext) -> u32 {
     match try_drop(&ctx) {
         Ok(()) | Err(()) => 0,
     }
-}
-
-/// A kernel read of `T` at `base + off`.
-#[inline(always)]
-fn read<T>(base: u64, off: u32) -> Result<T, ()> {
-    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
-    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|_| ())
 }
 
 /// The skb fields the program needs.
@@ -92,8 +89,8 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         let state: u64 = read(skb.dev, cfg.dev_state)?;
         carrier = u8::from(state & (1u64 << (cfg.nocarrier_bit & 63)) == 0);
         flags |= dropf::HAS_DEV;
-        let net: u64 = read(skb.dev, cfg.dev_nd_net)?;
-        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
+        let layout = DevLayout { ifindex: cfg.dev_ifindex, nd_net: cfg.dev_nd_net, net_inum: cfg.net_inum };
+        if dev_netns(skb.dev, &layout)? != cfg.netns_inum {
             // Another namespace's device (a pod's eth0): its ifindex is not ours, and what it
             // drops is that namespace's business.
             return Ok(());

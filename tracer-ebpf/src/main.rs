@@ -3,15 +3,21 @@
 //! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame), with the
 //!   kernel's FIB verdict on ingress ([`fib`]).
 //! - [`drop`]: skb:kfree_skb, the drops that concern a traced veth (set in [`ifaces`]).
+//! - [`arp`] and [`neigh`]: the host stack's ARP and neighbour path (kprobe, fentry or tp_btf,
+//!   whichever the collector could attach).
 //!
-//! Shared pieces: [`parse`] (bounded frame parser), [`emit`] (ring buffer and loss counters).
+//! Shared pieces: [`parse`] (bounded frame parser), [`emit`] (ring buffer and loss counters),
+//! [`kread`] (kernel reads at BTF offsets).
 #![no_std]
 #![no_main]
 
+mod arp;
 mod drop;
 mod emit;
 mod fib;
 mod ifaces;
+mod kread;
+mod neigh;
 mod tc;
 
 // The parser lives in the library so that host tests can run it on fixture frames.

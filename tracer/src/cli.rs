@@ -16,6 +16,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print what this kernel offers vethtrace (BTF, ring buffer, TCX or clsact, kprobe,
+    /// fentry, tracepoints, drop reasons) and which probe mode `auto` would take; exit 0 when
+    /// tracing can work here.
+    Check,
     /// Internal: removes clsact filters left behind if vethtrace dies (even by SIGKILL).
     #[command(name = "__reaper", hide = true)]
     Reaper,
@@ -81,6 +85,19 @@ pub struct TraceArgs {
     /// Do not trace drops (skb:kfree_skb).
     #[arg(long, conflicts_with_all = ["drops", "summary"])]
     pub no_drops: bool,
+
+    /// How the ARP/neighbour probes attach: kprobe, fentry, tracepoint (tp_btf), or auto (the
+    /// first of those that works here).
+    #[arg(long, value_enum, default_value_t = ProbeMode::Auto)]
+    pub probe: ProbeMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeMode {
+    Auto,
+    Kprobe,
+    Fentry,
+    Tracepoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +163,15 @@ mod tests {
         assert!(cli.trace.drops && !cli.trace.summary && !cli.trace.no_drops);
         assert!(parse(&["--summary", "--drops"]).unwrap().trace.summary);
         assert!(parse(&["--no-drops", "--drops"]).is_err());
+    }
+
+    #[test]
+    fn probe_modes_and_check() {
+        assert_eq!(parse(&[]).unwrap().trace.probe, ProbeMode::Auto);
+        assert_eq!(parse(&["--probe", "fentry"]).unwrap().trace.probe, ProbeMode::Fentry);
+        assert_eq!(parse(&["--probe", "tracepoint"]).unwrap().trace.probe, ProbeMode::Tracepoint);
+        assert!(parse(&["--probe", "uprobe"]).is_err());
+        assert!(matches!(parse(&["check"]).unwrap().command, Some(Command::Check)));
     }
 
     #[test]

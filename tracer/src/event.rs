@@ -3,13 +3,15 @@
 //! Records are read with `read_unaligned` (the ring gives 8-byte alignment, but nothing here
 //! relies on it). A record whose kind or version is unknown is skipped and counted, never guessed.
 
-use tracer_common::{DropEvent, EVENT_VERSION, EventHeader, PacketEvent, kind};
+use tracer_common::{ArpEvent, DropEvent, EVENT_VERSION, EventHeader, NeighEvent, PacketEvent, kind};
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Packet(PacketEvent),
     Drop(DropEvent),
+    Arp(ArpEvent),
+    Neigh(NeighEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,8 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
     match header.kind {
         kind::PACKET => read(buf).map(Event::Packet).ok_or(truncated),
         kind::DROP => read(buf).map(Event::Drop).ok_or(truncated),
+        kind::ARP => read(buf).map(Event::Arp).ok_or(truncated),
+        kind::NEIGH => read(buf).map(Event::Neigh).ok_or(truncated),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -96,6 +100,17 @@ pub(crate) mod tests {
         let bytes = bytes_of(&ev);
         assert_eq!(decode(&bytes), Ok(Event::Drop(ev)));
         assert!(matches!(decode(&bytes[..100]), Err(DecodeError::Truncated { kind: kind::DROP, .. })));
+    }
+
+    #[test]
+    fn arp_and_neigh_round_trip() {
+        let header = |kind, len| EventHeader { kind, version: EVENT_VERSION, len, cpu: 0, ts_ns: 9 };
+        let arp = ArpEvent { header: header(kind::ARP, 48), ifindex: 3, op: 2, ..Default::default() };
+        assert_eq!(decode(&bytes_of(&arp)), Ok(Event::Arp(arp)));
+        let neigh = NeighEvent { header: header(kind::NEIGH, 64), new_state: 0x20, ..Default::default() };
+        let bytes = bytes_of(&neigh);
+        assert_eq!(decode(&bytes), Ok(Event::Neigh(neigh)));
+        assert!(matches!(decode(&bytes[..40]), Err(DecodeError::Truncated { kind: kind::NEIGH, .. })));
     }
 
     #[test]

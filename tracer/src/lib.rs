@@ -1,5 +1,6 @@
 //! vethtrace's collector: loading and attaching ([`ebpf`], [`attach`], [`reaper`]), collection
-//! ([`collect`], [`event`]), drops from the kernel's drop path ([`drops`]), the node's
+//! ([`collect`], [`event`]), drops from the kernel's drop path ([`drops`]), the ARP and
+//! neighbour path ([`probes`]), the node's
 //! network state ([`mirror`]: links, routes, rules, neighbours, sysctls) and the interface
 //! set ([`ifaces`]), route/neighbour annotation
 //! ([`annotate`]), and output ([`packet`], [`output`]). [`trace`] ties them together;
@@ -8,6 +9,7 @@
 pub mod annotate;
 pub mod attach;
 pub mod caps;
+pub mod check;
 pub mod cli;
 pub mod collect;
 pub mod drops;
@@ -18,5 +20,6 @@ pub mod kernel;
 pub mod mirror;
 pub mod output;
 pub mod packet;
+pub mod probes;
 pub mod reaper;
 pub mod trace;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, error::ErrorKind};
 use tracer::{
+    check,
     cli::{Cli, Command},
     reaper, trace,
 };
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
+        Some(Command::Check) => Ok(run_check()),
         Some(Command::BenchCollector { events, pods }) => {
             bench_collector(events, pods);
             Ok(ExitCode::SUCCESS)
@@ -44,6 +46,13 @@ fn main() -> ExitCode {
         eprintln!("vethtrace: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// `vethtrace check`: the report on standard output; exit 0 when tracing can work.
+fn run_check() -> ExitCode {
+    let report = check::run();
+    print!("{}", report.text());
+    if report.can_trace { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {

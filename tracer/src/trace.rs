@@ -16,7 +16,7 @@ use crate::{
     annotate,
     attach::{Attacher, Backend},
     caps,
-    cli::{OutputFormat, TraceArgs},
+    cli::{OutputFormat, ProbeMode, TraceArgs},
     collect::{self, Collector},
     drops::{self, DropNames, DropProbe, summary::Summary},
     ebpf,
@@ -24,6 +24,7 @@ use crate::{
     ifaces::IfaceFilter,
     mirror::{self, Mirror, links::LinkChange},
     output::{self, Format, Meta},
+    probes::{self, Probes},
 };
 
 /// What a finished trace reports.
@@ -73,6 +74,8 @@ struct Sink {
     /// `None` when drops are not traced.
     drop_names: Option<DropNames>,
     drop_summary: Summary,
+    /// The ARP/neighbour probes' mode, `None` when none attached.
+    probe_mode: Option<probes::Mode>,
 }
 
 impl Sink {
@@ -95,10 +98,34 @@ impl Sink {
                     self.counters.events += 1;
                 }
             }
+            Ok(Event::Arp(ev)) => self.record_probe(ev.ifindex, ev.header.ts_ns, |f, buf, meta, mode| {
+                probes::render::write_arp(f, buf, &ev, meta, mode)
+            }),
+            Ok(Event::Neigh(ev)) => self.record_probe(ev.ifindex, ev.header.ts_ns, |f, buf, meta, mode| {
+                probes::render::write_neigh(f, buf, &ev, meta, mode)
+            }),
             Err(e) => {
                 self.counters.undecodable += 1;
                 log::debug!("skipped a record: {e}");
             }
+        }
+    }
+
+    /// An ARP or neighbour event, shown with the packets.
+    fn record_probe(
+        &mut self,
+        ifindex: u32,
+        ts_ns: u64,
+        write: impl FnOnce(Format, &mut Vec<u8>, Meta<'_>, probes::Mode) -> io::Result<()>,
+    ) {
+        let Some(mode) = self.probe_mode else { return };
+        if !self.show_packets {
+            return;
+        }
+        let name = self.mirror.links.name(ifindex).map_or_else(|| format!("if{ifindex}"), str::to_owned);
+        let meta = Meta { iface: &name, wall_ns: self.clock.wall(ts_ns) };
+        if write(self.format, &mut self.buf, meta, mode).is_ok() {
+            self.counters.events += 1;
         }
     }
 
@@ -172,6 +199,22 @@ impl Tracing {
     }
 }
 
+/// The ARP/neighbour probes: a failure is fatal when a mode was asked for, a warning with
+/// `auto` (packets and drops are still traced).
+fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs) -> anyhow::Result<Option<Probes>> {
+    match probes::start(ebpf, args.probe) {
+        Ok(p) => {
+            eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
+            Ok(Some(p))
+        }
+        Err(e) if args.probe != ProbeMode::Auto => Err(anyhow::Error::new(e).context("--probe")),
+        Err(e) => {
+            eprintln!("vethtrace: warning: the ARP/neighbour path is not traced: {e}");
+            Ok(None)
+        }
+    }
+}
+
 fn open_output(args: &TraceArgs) -> anyhow::Result<Box<dyn Write>> {
     Ok(match &args.write {
         Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
@@ -198,6 +241,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             }
         }
     };
+    let probes = start_probes(&mut ebpf, args)?;
     let mut tracing = Tracing { filter, attacher, ebpf };
     // Subscribe before the dump so that nothing falls between the two.
     let (netlink, mut notifications) = mirror::subscribe()?;
@@ -216,6 +260,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
         show_drops: !args.summary,
         drop_names: drop_probe.as_mut().map(|p| std::mem::take(&mut p.names)),
         drop_summary: Summary::default(),
+        probe_mode: probes.as_ref().map(|p| p.mode),
     };
     for change in sink.mirror.present_links() {
         tracing.apply(change);

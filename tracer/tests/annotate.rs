@@ -42,23 +42,12 @@ fn ping(node: &Node, pod: &str, dst: &str) {
 }
 
 /// Waits for the first event after `skip` that satisfies `pred`.
-fn wait_event(tracer: &Tracer, skip: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(e) = tracer.events_so_far().into_iter().skip(skip).find(|e| pred(e)) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "no event {what} within 5 s\n{}", tracer.stderr());
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The ingress echo request from pod1's cali to `dst` that the next ping produces.
 fn echo_request(node: &Node, tracer: &Tracer, dst: &str) -> Value {
     let cali = node.cali("pod1");
     let skip = tracer.events_so_far().len();
     ping(node, "pod1", dst);
-    wait_event(tracer, skip, &format!("echo request to {dst} on {cali}"), |e| {
+    tracer.wait_event(skip, &format!("echo request to {dst} on {cali}"), |e| {
         e["iface"] == cali.as_str() && e["dir"] == "ingress" && e["dst"] == dst
     })
 }
@@ -132,7 +121,7 @@ fn annotation_equals_ip_route_get_and_ip_neigh() {
     // The egress side: pod1's request leaving on pod2's cali, with the MAC the neighbour holds.
     let skip = tracer.events_so_far().len();
     ping(&node, "pod1", "10.244.1.6");
-    let out = wait_event(&tracer, skip, "egress on pod2's cali", |e| {
+    let out = tracer.wait_event(skip, "egress on pod2's cali", |e| {
         e["iface"] == cali2.as_str() && e["dir"] == "egress" && e["dst"] == "10.244.1.6"
     });
     assert_eq!(out["dst_mac"], out["neigh_lladdr"], "{out}");
@@ -256,7 +245,7 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
     // A frame for pod2 leaving on pod1's cali.
     let skip = tracer.events_so_far().len();
     send_frame(&node, &cali1, &udp_frame(&mac1, [10, 244, 1, 99], [10, 244, 1, 6]));
-    let e = wait_event(&tracer, skip, "frame for pod2 on pod1's cali", |e| {
+    let e = tracer.wait_event(skip, "frame for pod2 on pod1's cali", |e| {
         e["iface"] == cali1.as_str() && e["dir"] == "egress" && e["dst"] == "10.244.1.6"
     });
     assert_eq!(e["notes"], serde_json::json!([format!("left on {cali1} but the route says dev {cali2}")]), "{e}");
@@ -264,7 +253,7 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
     // A frame for pod2 on pod2's cali, but to a MAC other than pod2's.
     let skip = tracer.events_so_far().len();
     send_frame(&node, &cali2, &udp_frame("02:00:00:00:00:99", [10, 244, 1, 99], [10, 244, 1, 6]));
-    let e = wait_event(&tracer, skip, "frame with a foreign MAC", |e| {
+    let e = tracer.wait_event(skip, "frame with a foreign MAC", |e| {
         e["iface"] == cali2.as_str() && e["dir"] == "egress" && e["dst_mac"] == "02:00:00:00:00:99"
     });
     assert_eq!(e["neigh_lladdr"], mac2.as_str(), "{e}");
@@ -278,7 +267,7 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
     send_frame(&node, &cali1, &reply);
     // Match on the sender MAC too: pod1 may ARP for its gateway meanwhile, and the kernel's
     // genuine proxy reply on the same cali carries no note.
-    let e = wait_event(&tracer, skip, "the forged ARP reply", |e| {
+    let e = tracer.wait_event(skip, "the forged ARP reply", |e| {
         e["iface"] == cali1.as_str() && e["arp_op"] == "reply" && e["arp_sha"] == "02:00:00:00:00:01"
     });
     assert_eq!(
@@ -296,7 +285,7 @@ fn gateway_arp(node: &Node, tracer: &Tracer, cali: &str) -> Value {
         .args(["-c", "1", "-w", "1", "-I", "eth0", "169.254.1.1"])
         .output()
         .expect("arping");
-    wait_event(tracer, skip, "ARP request for 169.254.1.1", |e| {
+    tracer.wait_event(skip, "ARP request for 169.254.1.1", |e| {
         e["iface"] == cali && e["arp_op"] == "request" && e["arp_tpa"] == "169.254.1.1"
     })
 }

@@ -18,6 +18,7 @@ use tracer_common::{DropConfig, DropEvent, TRACED};
 
 use crate::{
     kernel::{
+        self,
         btf::{BtfError, KernelBtf},
         drop_reason::DropReasons,
         kallsyms::Kallsyms,
@@ -116,17 +117,11 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
         nocarrier_bit: nocarrier,
         dev_nd_net: dev("nd_net")?,
         net_inum,
-        netns_inum: own_netns_inum(),
+        netns_inum: kernel::own_netns_inum(),
         reason_not_specified: reasons.value("NOT_SPECIFIED").unwrap_or(DropConfig::NONE),
         skb_sk: skb("sk")?,
         sk_net: btf.member_offset("sock", "__sk_common")? + btf.member_offset("sock_common", "skc_net")?,
     })
-}
-
-/// The inode number of the collector's network namespace (what `ns.inum` holds).
-fn own_netns_inum() -> u32 {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32)
 }
 
 impl DropProbe {

@@ -30,6 +30,15 @@ impl DropReasons {
         Self { names }
     }
 
+    /// How many reasons are named.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     /// `SKB_CONSUMED`: a normal free that the tracepoint reports on 6.x, not a drop.
     pub fn consumed(&self) -> Option<u32> {
         self.value("CONSUMED")

@@ -39,6 +39,21 @@ impl NeighState {
         }
     }
 
+    /// From the kernel's NUD_* bits (`neigh->nud_state`).
+    pub fn from_nud(bits: u8) -> Self {
+        match bits {
+            0x01 => Self::Incomplete,
+            0x02 => Self::Reachable,
+            0x04 => Self::Stale,
+            0x08 => Self::Delay,
+            0x10 => Self::Probe,
+            0x20 => Self::Failed,
+            0x40 => Self::Noarp,
+            0x80 => Self::Permanent,
+            _ => Self::None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Incomplete => "INCOMPLETE",

@@ -201,6 +201,18 @@ impl Tracer {
         parse_events(&fs::read_to_string(self.dir.join("events.json")).unwrap_or_default())
     }
 
+    /// The first event after the first `skip` that satisfies `pred`, waiting up to 10 s.
+    pub fn wait_event(&self, skip: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.events_so_far().into_iter().skip(skip).find(|e| pred(e)) {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "no event {what} within 10 s\n{}", self.stderr());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);

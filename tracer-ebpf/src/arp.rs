@@ -1,0 +1,101 @@
+//! ARP as the host stack sees it: what `arp_rcv` is handed and what `arp_xmit` sends (proxy
+//! replies, the host's own requests), on traced interfaces.
+//!
+//! The same two hooks in each attach mode — kprobe, fentry, or tp_btf on the generic
+//! `net:netif_receive_skb` / `net:net_dev_queue` tracepoints (every packet, so the skb's
+//! protocol is checked first) — and one body, [`try_arp`].
+
+use aya_ebpf::{
+    macros::{btf_tracepoint, fentry, kprobe},
+    programs::{BtfTracePointContext, FEntryContext, ProbeContext},
+};
+use tracer_common::{ArpEvent, arp_hook, kind};
+
+use crate::{emit, kread::read, neigh};
+
+const ETH_P_ARP: u16 = 0x0806;
+/// Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4.
+const ARP_ETHER_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
+
+/// Where the ARP header starts in the skb at the hook.
+#[derive(Clone, Copy)]
+enum At {
+    /// `skb->data`: received packets, after the Ethernet header was pulled.
+    Data,
+    /// `skb->head + skb->network_header`: sent packets, with the Ethernet header pushed.
+    Network,
+}
+
+#[kprobe]
+pub fn vt_arp_rcv_kp(ctx: ProbeContext) -> u32 {
+    ctx.arg::<u64>(0).map_or(0, |skb| run(skb, arp_hook::RECV, At::Data, false))
+}
+
+#[kprobe]
+pub fn vt_arp_xmit_kp(ctx: ProbeContext) -> u32 {
+    ctx.arg::<u64>(0).map_or(0, |skb| run(skb, arp_hook::SEND, At::Network, false))
+}
+
+#[fentry]
+pub fn vt_arp_rcv_fe(ctx: FEntryContext) -> u32 {
+    run(ctx.arg(0), arp_hook::RECV, At::Data, false)
+}
+
+#[fentry]
+pub fn vt_arp_xmit_fe(ctx: FEntryContext) -> u32 {
+    run(ctx.arg(0), arp_hook::SEND, At::Network, false)
+}
+
+#[btf_tracepoint(function = "netif_receive_skb")]
+pub fn vt_arp_rcv_tp(ctx: BtfTracePointContext) -> u32 {
+    run(ctx.arg(0), arp_hook::RECV, At::Data, true)
+}
+
+#[btf_tracepoint(function = "net_dev_queue")]
+pub fn vt_arp_xmit_tp(ctx: BtfTracePointContext) -> u32 {
+    run(ctx.arg(0), arp_hook::SEND, At::Network, true)
+}
+
+#[inline(always)]
+fn run(skb: u64, hook: u8, at: At, check_protocol: bool) -> u32 {
+    match try_arp(skb, hook, at, check_protocol) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+#[inline(always)]
+fn try_arp(skb: u64, hook: u8, at: At, check_protocol: bool) -> Result<(), ()> {
+    let cfg = neigh::config()?;
+    if check_protocol && u16::from_be(read(skb, cfg.skb_protocol)?) != ETH_P_ARP {
+        return Ok(());
+    }
+    let ifindex = neigh::traced_dev(read(skb, cfg.skb_dev)?, cfg)?;
+    let base: u64 = match at {
+        At::Data => read(skb, cfg.skb_data)?,
+        At::Network => read::<u64>(skb, cfg.skb_head)? + u64::from(read::<u16>(skb, cfg.skb_network_header)?),
+    };
+    let arp: [u8; 28] = read(base, 0)?;
+    if arp[..6] != ARP_ETHER_IPV4 {
+        return Ok(());
+    }
+    write(ifindex, hook, &arp);
+    Ok(())
+}
+
+#[inline(always)]
+fn write(ifindex: u32, hook: u8, arp: &[u8; 28]) {
+    let Some(mut entry) = emit::reserve::<ArpEvent>() else { return };
+    let ev = ArpEvent {
+        header: emit::header(kind::ARP, core::mem::size_of::<ArpEvent>()),
+        ifindex,
+        hook,
+        op: u16::from_be_bytes([arp[6], arp[7]]),
+        sha: [arp[8], arp[9], arp[10], arp[11], arp[12], arp[13]],
+        spa: [arp[14], arp[15], arp[16], arp[17]],
+        tha: [arp[18], arp[19], arp[20], arp[21], arp[22], arp[23]],
+        tpa: [arp[24], arp[25], arp[26], arp[27]],
+        ..ArpEvent::default()
+    };
+    entry.write(ev);
+    emit::submit(entry);
+}

@@ -1,0 +1,39 @@
+//! Reading kernel memory at offsets the collector found in BTF (Rust eBPF has no CO-RE), and
+//! deciding whether a device is one of the traced interfaces of the collector's namespace.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+
+use crate::ifaces;
+
+/// A kernel read of `T` at `base + off`.
+#[inline(always)]
+pub fn read<T>(base: u64, off: u32) -> Result<T, ()> {
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|_| ())
+}
+
+/// Offsets that lead from a `struct net_device *` to its ifindex and its namespace.
+pub struct DevLayout {
+    pub ifindex: u32,
+    /// `net_device.nd_net` (a `struct net *`).
+    pub nd_net: u32,
+    /// `struct net` → `ns.inum`.
+    pub net_inum: u32,
+}
+
+/// The inode number of `dev`'s network namespace.
+#[inline(always)]
+pub fn dev_netns(dev: u64, layout: &DevLayout) -> Result<u32, ()> {
+    let net: u64 = read(dev, layout.nd_net)?;
+    read(net, layout.net_inum)
+}
+
+/// `dev`'s ifindex when it is a traced interface of the namespace `netns`.
+#[inline(always)]
+pub fn traced_dev(dev: u64, layout: &DevLayout, netns: u32) -> Result<u32, ()> {
+    if dev == 0 || dev_netns(dev, layout)? != netns {
+        return Err(());
+    }
+    let ifindex: u32 = read(dev, layout.ifindex)?;
+    if ifaces::is_traced(ifindex) { Ok(ifindex) } else { Err(()) }
+}

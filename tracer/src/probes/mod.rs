@@ -1,0 +1,314 @@
+//! The host stack's ARP and neighbour path: which attach mode works on this kernel (kprobe,
+//! fentry, tp_btf), the struct layouts the programs read (BTF), and naming what they report
+//! ([`render`]).
+//!
+//! Every mode hooks the same five places — ARP received, ARP sent, neighbour update, the
+//! neighbour timer, packets waiting for resolution — so the events read the same whichever
+//! one the kernel allows. kprobe and fentry links and tp_btf links are file descriptors: they
+//! go away with the process, even after SIGKILL.
+
+pub mod render;
+
+use std::fmt;
+
+use aya::{
+    Btf, Ebpf,
+    maps::{Array, MapError},
+    programs::{Program, ProgramError},
+};
+use tracer_common::NeighConfig;
+
+use crate::{
+    cli::ProbeMode,
+    kernel::{
+        self,
+        btf::{BtfError, KernelBtf},
+    },
+};
+
+pub const CONFIG_MAP: &str = "NEIGH_CONFIG";
+
+/// A way of attaching to kernel functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Kprobe,
+    Fentry,
+    Tracepoint,
+}
+
+impl Mode {
+    /// The order `auto` tries them in.
+    pub const ALL: [Mode; 3] = [Mode::Kprobe, Mode::Fentry, Mode::Tracepoint];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Kprobe => "kprobe",
+            Mode::Fentry => "fentry",
+            Mode::Tracepoint => "tracepoint",
+        }
+    }
+
+    fn hooks(self) -> &'static [Hook] {
+        match self {
+            Mode::Kprobe => KPROBE,
+            Mode::Fentry => FENTRY,
+            Mode::Tracepoint => TRACEPOINT,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Attach {
+    /// kprobe or kretprobe (the program's section says which).
+    Kprobe,
+    Fentry,
+    Fexit,
+    /// A BTF-typed tracepoint (`tp_btf`), by tracepoint name.
+    TpBtf,
+}
+
+/// One program and the kernel functions (or tracepoint) it may attach to, first that works.
+/// Return probes come before their entry probes, so that no entry is left without its return.
+#[derive(Debug)]
+struct Hook {
+    program: &'static str,
+    attach: Attach,
+    targets: &'static [&'static str],
+}
+
+const fn hook(program: &'static str, attach: Attach, targets: &'static [&'static str]) -> Hook {
+    Hook { program, attach, targets }
+}
+
+/// `__neigh_update` is static and may be inlined into `neigh_update`, which ARP and ND call.
+const NEIGH_UPDATE: &[&str] = &["__neigh_update", "neigh_update"];
+
+const KPROBE: &[Hook] = &[
+    hook("vt_arp_rcv_kp", Attach::Kprobe, &["arp_rcv"]),
+    hook("vt_arp_xmit_kp", Attach::Kprobe, &["arp_xmit"]),
+    hook("vt_neigh_upd_kp", Attach::Kprobe, NEIGH_UPDATE),
+    hook("vt_neigh_tmr_kr", Attach::Kprobe, &["neigh_timer_handler"]),
+    hook("vt_neigh_tmr_kp", Attach::Kprobe, &["neigh_timer_handler"]),
+    hook("vt_neigh_res_kr", Attach::Kprobe, &["__neigh_event_send"]),
+    hook("vt_neigh_res_kp", Attach::Kprobe, &["__neigh_event_send"]),
+];
+
+const FENTRY: &[Hook] = &[
+    hook("vt_arp_rcv_fe", Attach::Fentry, &["arp_rcv"]),
+    hook("vt_arp_xmit_fe", Attach::Fentry, &["arp_xmit"]),
+    hook("vt_neigh_upd_fe", Attach::Fentry, NEIGH_UPDATE),
+    hook("vt_neigh_tmr_fx", Attach::Fexit, &["neigh_timer_handler"]),
+    hook("vt_neigh_tmr_fe", Attach::Fentry, &["neigh_timer_handler"]),
+    hook("vt_neigh_res_fx", Attach::Fexit, &["__neigh_event_send"]),
+    hook("vt_neigh_res_fe", Attach::Fentry, &["__neigh_event_send"]),
+];
+
+const TRACEPOINT: &[Hook] = &[
+    hook("vt_arp_rcv_tp", Attach::TpBtf, &["netif_receive_skb"]),
+    hook("vt_arp_xmit_tp", Attach::TpBtf, &["net_dev_queue"]),
+    hook("vt_neigh_upd_tp", Attach::TpBtf, &["neigh_update"]),
+    hook("vt_neigh_tmr_tp", Attach::TpBtf, &["neigh_timer_handler"]),
+    hook("vt_neigh_res_tp", Attach::TpBtf, &["neigh_event_send_done"]),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("the ARP/neighbour probes need the kernel's struct layouts: {0}")]
+    Btf(#[from] BtfError),
+    #[error("reading the kernel's BTF for attaching: {0}")]
+    AyaBtf(String),
+    #[error("the eBPF object has no {0}")]
+    Missing(&'static str),
+    #[error("map {CONFIG_MAP}: {0}")]
+    Map(#[from] MapError),
+    #[error("{mode}: {program} cannot attach to {targets}: {detail}")]
+    Attach {
+        mode: Mode,
+        program: &'static str,
+        targets: String,
+        /// The error with its causes (aya's own message alone can be a bare path).
+        detail: String,
+    },
+    #[error("no attach mode works on this kernel ({0})")]
+    NoMode(String),
+}
+
+/// The attached probes.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub mode: Mode,
+    /// What each hook attached to, in hook order (`arp_rcv`, `neigh_update`, …).
+    pub targets: Vec<&'static str>,
+}
+
+/// Configures the programs for the running kernel and attaches the first mode that works
+/// (`auto`), or the one asked for.
+pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
+    let config = layout(&KernelBtf::load()?)?;
+    let mut map: Array<_, NeighConfig> =
+        ebpf.map_mut(CONFIG_MAP).ok_or(ProbeError::Missing(CONFIG_MAP))?.try_into()?;
+    map.set(0, &config, 0)?;
+    let btf = Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))?;
+    let modes: &[Mode] = match wanted {
+        ProbeMode::Auto => &Mode::ALL,
+        ProbeMode::Kprobe => &[Mode::Kprobe],
+        ProbeMode::Fentry => &[Mode::Fentry],
+        ProbeMode::Tracepoint => &[Mode::Tracepoint],
+    };
+    let mut failures = Vec::new();
+    for &mode in modes {
+        match attach_mode(ebpf, mode, &btf) {
+            Ok(targets) => return Ok(Probes { mode, targets }),
+            Err(e) => {
+                unload_mode(ebpf, mode);
+                if modes.len() == 1 {
+                    return Err(e);
+                }
+                failures.push(e.to_string());
+            }
+        }
+    }
+    Err(ProbeError::NoMode(failures.join("; ")))
+}
+
+/// Whether `mode` loads and attaches here; detached again at once (for `vethtrace check`).
+pub fn try_mode(ebpf: &mut Ebpf, mode: Mode) -> Result<(), ProbeError> {
+    let btf = Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))?;
+    let result = attach_mode(ebpf, mode, &btf).map(drop);
+    unload_mode(ebpf, mode);
+    result
+}
+
+fn attach_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<Vec<&'static str>, ProbeError> {
+    mode.hooks().iter().map(|h| attach_hook(ebpf, mode, h, btf)).collect()
+}
+
+/// Attaches `hook` to its first target that works; the error is the last target's.
+fn attach_hook(ebpf: &mut Ebpf, mode: Mode, hook: &Hook, btf: &Btf) -> Result<&'static str, ProbeError> {
+    let program = ebpf.program_mut(hook.program).ok_or(ProbeError::Missing("an ARP/neighbour program"))?;
+    let mut last = None;
+    for &target in hook.targets {
+        match attach_one(program, hook.attach, target, btf) {
+            Ok(()) => return Ok(target),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ProbeError::Attach {
+        mode,
+        program: hook.program,
+        targets: hook.targets.join(" or "),
+        detail: last.as_ref().map_or_else(String::new, chain),
+    })
+}
+
+/// `error: cause: cause…`
+fn chain(e: &ProgramError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn attach_one(program: &mut Program, attach: Attach, target: &str, btf: &Btf) -> Result<(), ProgramError> {
+    match (attach, program) {
+        (Attach::Kprobe, Program::KProbe(p)) => {
+            if p.fd().is_err() {
+                p.load()?;
+            }
+            p.attach(target, 0).map(drop)
+        }
+        (Attach::Fentry, Program::FEntry(p)) => {
+            p.load(target, btf)?;
+            p.attach().map(drop).inspect_err(|_| drop(p.unload()))
+        }
+        (Attach::Fexit, Program::FExit(p)) => {
+            p.load(target, btf)?;
+            p.attach().map(drop).inspect_err(|_| drop(p.unload()))
+        }
+        (Attach::TpBtf, Program::BtfTracePoint(p)) => {
+            p.load(target, btf)?;
+            p.attach().map(drop).inspect_err(|_| drop(p.unload()))
+        }
+        _ => Err(ProgramError::UnexpectedProgramType),
+    }
+}
+
+/// Detaches and unloads every program of `mode` (after a failure, or a trial).
+fn unload_mode(ebpf: &mut Ebpf, mode: Mode) {
+    for h in mode.hooks() {
+        let _ = match ebpf.program_mut(h.program) {
+            Some(Program::KProbe(p)) => p.unload(),
+            Some(Program::FEntry(p)) => p.unload(),
+            Some(Program::FExit(p)) => p.unload(),
+            Some(Program::BtfTracePoint(p)) => p.unload(),
+            _ => Ok(()),
+        };
+    }
+}
+
+/// Member offsets for the running kernel, from its BTF.
+pub fn layout(btf: &KernelBtf) -> Result<NeighConfig, BtfError> {
+    let skb = |m: &str| btf.member_offset("sk_buff", m);
+    let dev = |m: &str| btf.member_offset("net_device", m);
+    let neigh = |m: &str| btf.member_offset("neighbour", m);
+    Ok(NeighConfig {
+        enabled: 1,
+        skb_head: skb("head")?,
+        skb_data: skb("data")?,
+        skb_network_header: skb("network_header")?,
+        skb_dev: skb("dev")?,
+        skb_protocol: skb("protocol")?,
+        dev_ifindex: dev("ifindex")?,
+        dev_nd_net: dev("nd_net")?,
+        net_inum: btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?,
+        netns_inum: kernel::own_netns_inum(),
+        neigh_dev: neigh("dev")?,
+        neigh_nud_state: neigh("nud_state")?,
+        neigh_ha: neigh("ha")?,
+        neigh_primary_key: neigh("primary_key")?,
+        neigh_tbl: neigh("tbl")?,
+        neigh_timer: neigh("timer")?,
+        tbl_family: btf.member_offset("neigh_table", "family")?,
+        _pad: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every offset is found on the running kernel (6.18 here, 6.1 in the VM), and they agree
+    /// with facts that hold on both.
+    #[test]
+    fn running_kernel_layout() {
+        let btf = KernelBtf::load().expect("kernel BTF");
+        let cfg = layout(&btf).unwrap();
+        assert_eq!(cfg.skb_data, cfg.skb_head + 8);
+        // primary_key is the flexible array that ends struct neighbour.
+        assert!(cfg.neigh_primary_key > cfg.neigh_ha && cfg.neigh_primary_key > cfg.neigh_timer);
+        assert!(cfg.neigh_tbl < cfg.neigh_dev || cfg.neigh_dev < cfg.neigh_primary_key);
+        assert_ne!(cfg.netns_inum, 0);
+    }
+
+    #[test]
+    fn every_mode_hooks_the_same_five_places() {
+        let places = |m: Mode| {
+            let mut p: Vec<_> = m.hooks().iter().map(|h| &h.program[..h.program.len() - 3]).collect();
+            p.dedup();
+            p
+        };
+        assert_eq!(places(Mode::Kprobe), places(Mode::Fentry));
+        assert_eq!(places(Mode::Kprobe), places(Mode::Tracepoint));
+        assert_eq!(places(Mode::Kprobe).len(), 5);
+    }
+}

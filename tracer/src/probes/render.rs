@@ -1,0 +1,247 @@
+//! ARP and neighbour events as text lines and JSON objects (`kind` "arp" and "neigh", keys in
+//! the README). These are rare next to packets, so they are built with serde_json rather than
+//! the packet printers' hand-written writers.
+
+use std::{fmt::Write as _, io, net::IpAddr};
+
+use serde_json::{Map, Value, json};
+use tracer_common::{ArpEvent, NeighEvent, arp_hook, neigh_hook, neighf};
+
+use super::Mode;
+use crate::{
+    mirror::neigh::NeighState,
+    output::{Format, Meta, write},
+    packet::Mac,
+};
+
+const AF_INET: u8 = 2;
+
+pub fn arp_hook_name(hook: u8) -> &'static str {
+    if hook == arp_hook::SEND { "send" } else { "recv" }
+}
+
+pub fn neigh_hook_name(hook: u8) -> &'static str {
+    match hook {
+        neigh_hook::UPDATE => "update",
+        neigh_hook::TIMER => "timer",
+        _ => "resolve",
+    }
+}
+
+fn arp_op_name(op: u16) -> Value {
+    match op {
+        1 => "request".into(),
+        2 => "reply".into(),
+        n => n.into(),
+    }
+}
+
+fn mac(m: [u8; 6]) -> String {
+    Mac(m).to_string()
+}
+
+/// The neighbour's address.
+pub fn neigh_ip(ev: &NeighEvent) -> IpAddr {
+    if ev.family == AF_INET {
+        IpAddr::from([ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3]])
+    } else {
+        IpAddr::from(ev.addr)
+    }
+}
+
+/// The state before, when known.
+fn old_state(ev: &NeighEvent) -> Option<NeighState> {
+    (ev.flags & neighf::OLD_KNOWN != 0 || ev.old_state != 0).then(|| NeighState::from_nud(ev.old_state))
+}
+
+fn lladdr(ev: &NeighEvent) -> Option<String> {
+    (ev.flags & neighf::HAS_LLADDR != 0).then(|| mac(ev.lladdr))
+}
+
+/// Time, interface, then the event's own words.
+fn text_prefix(buf: &mut Vec<u8>, meta: Meta<'_>) {
+    write::put_hms_micros(buf, meta.wall_ns);
+    buf.push(b' ');
+    write::put_left(buf, meta.iface, 15);
+}
+
+fn json_common(kind: &str, meta: Meta<'_>, ts_ns: u64, ifindex: u32, mode: Mode, hook: &str) -> Map<String, Value> {
+    let mut time = Vec::with_capacity(40);
+    write::put_rfc3339(&mut time, meta.wall_ns);
+    let mut obj = Map::new();
+    obj.insert("kind".into(), kind.into());
+    obj.insert("time".into(), String::from_utf8_lossy(&time).into());
+    obj.insert("ts_ns".into(), ts_ns.into());
+    obj.insert("iface".into(), meta.iface.into());
+    obj.insert("ifindex".into(), ifindex.into());
+    obj.insert("probe".into(), mode.name().into());
+    obj.insert("hook".into(), hook.into());
+    obj
+}
+
+fn finish_json(buf: &mut Vec<u8>, obj: &Map<String, Value>) -> io::Result<()> {
+    serde_json::to_writer(&mut *buf, obj)?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// `HH:MM:SS.uuuuuu cali… ARP recv Request who-has 169.254.1.1 tell 10.244.1.5 (02:…)`
+pub fn write_arp(format: Format, buf: &mut Vec<u8>, ev: &ArpEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
+    let (spa, tpa) = (IpAddr::from(ev.spa), IpAddr::from(ev.tpa));
+    match format {
+        Format::Text => {
+            text_prefix(buf, meta);
+            let mut line = format!(" ARP {} ", arp_hook_name(ev.hook));
+            match ev.op {
+                1 => write!(line, "Request who-has {tpa} tell {spa} ({})", mac(ev.sha)),
+                2 => write!(line, "Reply {spa} is-at {} (to {tpa} {})", mac(ev.sha), mac(ev.tha)),
+                op => write!(line, "op {op} {spa} ({}) -> {tpa} ({})", mac(ev.sha), mac(ev.tha)),
+            }
+            .expect("writing to a String");
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            Ok(())
+        }
+        Format::Json => {
+            let mut obj = json_common("arp", meta, ev.header.ts_ns, ev.ifindex, mode, arp_hook_name(ev.hook));
+            obj.insert("arp_op".into(), arp_op_name(ev.op));
+            obj.insert("arp_sha".into(), mac(ev.sha).into());
+            obj.insert("arp_spa".into(), spa.to_string().into());
+            obj.insert("arp_tha".into(), mac(ev.tha).into());
+            obj.insert("arp_tpa".into(), tpa.to_string().into());
+            finish_json(buf, &obj)
+        }
+    }
+}
+
+/// `HH:MM:SS.uuuuuu cali… neigh 10.244.1.99 INCOMPLETE -> FAILED (timer)`
+pub fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
+    let ip = neigh_ip(ev);
+    let old = old_state(ev);
+    let new = NeighState::from_nud(ev.new_state);
+    let held = ev.flags & neighf::HELD != 0;
+    match format {
+        Format::Text => {
+            text_prefix(buf, meta);
+            let mut line = format!(" neigh {ip} {} -> {}", old.map_or("?", NeighState::name), new.name());
+            if let Some(ll) = lladdr(ev) {
+                write!(line, " lladdr {ll}").expect("writing to a String");
+            }
+            if held {
+                line.push_str(", packet held");
+            }
+            if ev.hook == neigh_hook::UPDATE && ev.pid != 0 {
+                write!(line, ", asked by netlink port {}", ev.pid).expect("writing to a String");
+            }
+            write!(line, " ({})", neigh_hook_name(ev.hook)).expect("writing to a String");
+            if new == NeighState::Failed {
+                write!(line, " ⚠ {ip} did not answer").expect("writing to a String");
+            }
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            Ok(())
+        }
+        Format::Json => {
+            let mut obj = json_common("neigh", meta, ev.header.ts_ns, ev.ifindex, mode, neigh_hook_name(ev.hook));
+            obj.insert("family".into(), if ev.family == AF_INET { "ipv4" } else { "ipv6" }.into());
+            obj.insert("neigh_ip".into(), ip.to_string().into());
+            obj.insert("old_state".into(), old.map(NeighState::name).into());
+            obj.insert("new_state".into(), new.name().into());
+            obj.insert("lladdr".into(), lladdr(ev).into());
+            obj.insert("held".into(), held.into());
+            if ev.hook == neigh_hook::UPDATE {
+                obj.insert("update_flags".into(), json!(ev.detail));
+                obj.insert("nlmsg_pid".into(), json!(ev.pid));
+            }
+            finish_json(buf, &obj)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta<'static> {
+        Meta { iface: "calia", wall_ns: 1_700_000_000_123_456_789 }
+    }
+
+    fn json(buf: &[u8]) -> Value {
+        serde_json::from_slice(buf).unwrap()
+    }
+
+    #[test]
+    fn arp_request_text_and_json() {
+        let ev = ArpEvent {
+            ifindex: 4,
+            hook: arp_hook::RECV,
+            op: 1,
+            sha: [2, 0, 0, 0, 0, 5],
+            spa: [10, 244, 1, 5],
+            tpa: [169, 254, 1, 1],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        write_arp(Format::Text, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
+        let line = String::from_utf8(buf).unwrap();
+        assert!(line.ends_with(" calia           ARP recv Request who-has 169.254.1.1 tell 10.244.1.5 (02:00:00:00:00:05)\n"), "{line}");
+        let mut buf = Vec::new();
+        write_arp(Format::Json, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
+        let j = json(&buf);
+        assert_eq!(
+            (&j["kind"], &j["hook"], &j["probe"], &j["arp_op"], &j["arp_tpa"], &j["arp_sha"]),
+            (&"arp".into(), &"recv".into(), &"kprobe".into(), &"request".into(), &"169.254.1.1".into(), &"02:00:00:00:00:05".into())
+        );
+        assert_eq!(j["time"], "2023-11-14T22:13:20.123456789Z");
+    }
+
+    #[test]
+    fn neigh_failed_and_unknown_old_state() {
+        let mut ev = NeighEvent {
+            ifindex: 4,
+            hook: neigh_hook::TIMER,
+            family: AF_INET,
+            old_state: 0x01,
+            new_state: 0x20,
+            flags: neighf::OLD_KNOWN,
+            ..Default::default()
+        };
+        ev.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
+        let mut buf = Vec::new();
+        write_neigh(Format::Text, &mut buf, &ev, meta(), Mode::Fentry).unwrap();
+        let line = String::from_utf8(buf).unwrap();
+        assert!(line.contains(" neigh 10.244.1.99 INCOMPLETE -> FAILED (timer) ⚠ 10.244.1.99 did not answer"), "{line}");
+        let mut buf = Vec::new();
+        write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Fentry).unwrap();
+        let j = json(&buf);
+        assert_eq!((&j["old_state"], &j["new_state"], &j["lladdr"]), (&"INCOMPLETE".into(), &"FAILED".into(), &Value::Null));
+        assert!(j.get("update_flags").is_none());
+
+        ev.flags = 0;
+        ev.old_state = 0;
+        let mut buf = Vec::new();
+        write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Tracepoint).unwrap();
+        assert_eq!(json(&buf)["old_state"], Value::Null);
+    }
+
+    #[test]
+    fn neigh_update_with_lladdr_ipv6() {
+        let ev = NeighEvent {
+            hook: neigh_hook::UPDATE,
+            family: 10,
+            old_state: 0x04,
+            new_state: 0x02,
+            flags: neighf::OLD_KNOWN | neighf::HAS_LLADDR,
+            detail: 1,
+            pid: 0,
+            addr: "fd00::5".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            lladdr: [2, 0, 0, 0, 0, 5],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
+        let j = json(&buf);
+        assert_eq!((&j["neigh_ip"], &j["family"], &j["lladdr"]), (&"fd00::5".into(), &"ipv6".into(), &"02:00:00:00:00:05".into()));
+        assert_eq!((&j["old_state"], &j["new_state"], &j["update_flags"]), (&"STALE".into(), &"REACHABLE".into(), &1.into()));
+    }
+}
