@@ -37,3 +37,14 @@ pub fn traced_dev(dev: u64, layout: &DevLayout, netns: u32) -> Result<u32, ()> {
     let ifindex: u32 = read(dev, layout.ifindex)?;
     if ifaces::is_traced(ifindex) { Ok(ifindex) } else { Err(()) }
 }
+
+/// Argument `n` of a BTF-typed context (fentry, fexit, tp_btf) as a plain number. The verifier
+/// types such arguments as kernel pointers and refuses subtracting a run-time offset from them
+/// (`container_of`); read through the helper, the value is an untyped scalar.
+#[inline(always)]
+pub fn btf_arg_scalar(ctx: &impl aya_ebpf::EbpfContext, n: usize) -> u64 {
+    let args = ctx.as_ptr() as *const u64;
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting; the
+    // context of these programs is an array of u64 arguments.
+    unsafe { bpf_probe_read_kernel(args.wrapping_add(n)) }.unwrap_or(0)
+}

@@ -124,12 +124,12 @@ pub fn vt_neigh_tmr_kr(_ctx: RetProbeContext) -> u32 {
 
 #[fentry]
 pub fn vt_neigh_tmr_fe(ctx: FEntryContext) -> u32 {
-    enter(SLOT_TIMER, timer_neigh(ctx.arg(0)))
+    enter(SLOT_TIMER, timer_neigh(kread::btf_arg_scalar(&ctx, 0)))
 }
 
 #[fexit]
 pub fn vt_neigh_tmr_fx(ctx: FExitContext) -> u32 {
-    leave_pending(SLOT_TIMER, neigh_hook::TIMER, 0, Some(timer_neigh(ctx.arg(0))))
+    leave_pending(SLOT_TIMER, neigh_hook::TIMER, 0, Some(timer_neigh(kread::btf_arg_scalar(&ctx, 0))))
 }
 
 #[btf_tracepoint(function = "neigh_timer_handler")]

@@ -308,21 +308,21 @@ pub fn tcp_flags(flags: u8) -> String {
 
 /// One of `picks`, or (one time in four) any value.
 fn pick<T: Copy>(rng: &mut Rng, picks: &[T], any: impl FnOnce(u64) -> T) -> T {
-    let r = rng.next();
-    if r % 4 == 0 { any(rng.next()) } else { picks[(r >> 8) as usize % picks.len()] }
+    let r = rng.next_u64();
+    if r.is_multiple_of(4) { any(rng.next_u64()) } else { picks[(r >> 8) as usize % picks.len()] }
 }
 
 /// 16 address bytes: IPv6 with and without zero runs (every group zero or not at random, of
 /// every hex width), IPv4-mapped, `::`, `::1`, all ones; the first 4 bytes serve as IPv4.
 fn address(rng: &mut Rng) -> [u8; 16] {
     let fixed = ["::", "::1", "::ffff:10.244.1.5", "::ffff:0.0.0.0", "fe80::1", "ff02::1:ff00:1", "1:0:0:2:0:0:0:3"];
-    match rng.next() % 8 {
-        0 => fixed[rng.next() as usize % fixed.len()].parse::<std::net::Ipv6Addr>().unwrap().octets(),
+    match rng.next_u64() % 8 {
+        0 => fixed[rng.next_u64() as usize % fixed.len()].parse::<std::net::Ipv6Addr>().unwrap().octets(),
         1 => [0xff; 16],
         _ => {
             let mut groups = [0u16; 8];
             for g in &mut groups {
-                let r = rng.next();
+                let r = rng.next_u64();
                 if r % 2 == 1 {
                     *g = (r >> 16) as u16 >> ((r >> 40) % 16);
                 }
@@ -333,10 +333,10 @@ fn address(rng: &mut Rng) -> [u8; 16] {
 }
 
 fn mac(rng: &mut Rng) -> [u8; 6] {
-    match rng.next() % 6 {
+    match rng.next_u64() % 6 {
         0 => [0; 6],
         1 => [0xff; 6],
-        _ => rng.next().to_be_bytes()[..6].try_into().unwrap(),
+        _ => rng.next_u64().to_be_bytes()[..6].try_into().unwrap(),
     }
 }
 
@@ -358,16 +358,16 @@ fn arbitrary_event(rng: &mut Rng) -> PacketEvent {
         valid::ARP_OP,
         valid::TRUNCATED,
     ];
-    let mut valid_bits = bits.iter().filter(|_| rng.next() % 2 == 0).fold(0, |v, b| v | b);
-    if rng.next() % 8 == 0 {
-        valid_bits = rng.next() as u16;
+    let mut valid_bits = bits.iter().filter(|_| rng.next_u64().is_multiple_of(2)).fold(0, |v, b| v | b);
+    if rng.next_u64().is_multiple_of(8) {
+        valid_bits = rng.next_u64() as u16;
     }
     let p = Packet {
         valid: valid_bits,
         ethertype: pick(rng, &[0x0800, 0x86dd, 0x0806, 0x88cc, 0, 0xffff], |r| r as u16),
         dst_mac: mac(rng),
         src_mac: mac(rng),
-        vlan: [pick(rng, &[0, 100, 0x0fff, 0xe064, 0xffff], |r| r as u16), rng.next() as u16],
+        vlan: [pick(rng, &[0, 100, 0x0fff, 0xe064, 0xffff], |r| r as u16), rng.next_u64() as u16],
         nvlan: pick(rng, &[0, 1, 2, 3, 255], |r| r as u8),
         ip_proto: pick(rng, &[IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, 0, 132, 255], |r| r as u8),
         ttl: pick(rng, &[0, 1, 64, 255], |r| r as u8),
@@ -424,13 +424,13 @@ fn arbitrary_meta(rng: &mut Rng) -> Meta<'static> {
         "x\u{7f}",
         "⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠⚠",
     ];
-    let iface = IFACES[rng.next() as usize % IFACES.len()];
+    let iface = IFACES[rng.next_u64() as usize % IFACES.len()];
     let base = 1_764_000_000_000_000_000i128;
-    let wall_ns = match rng.next() % 8 {
+    let wall_ns = match rng.next_u64() % 8 {
         0 => pick(rng, &[0, -1, -1_000_000_000, 253_402_300_800_000_000_000, i128::MAX, i128::MIN], i128::from),
-        1 => base + i128::from(rng.next() % 1_000_000_000 / 10u64.pow((rng.next() % 10) as u32)),
+        1 => base + i128::from(rng.next_u64() % 1_000_000_000 / 10u64.pow((rng.next_u64() % 10) as u32)),
         2 => base,
-        _ => base + i128::from(rng.next() % 100_000_000_000),
+        _ => base + i128::from(rng.next_u64() % 100_000_000_000),
     };
     Meta { iface, wall_ns }
 }
@@ -496,11 +496,11 @@ fn annotated_lines_equal_the_old_composition() {
     let mut seen_notes = 0;
     for i in 0..EVENTS / 4 {
         let (mut ev, meta) = (arbitrary_event(&mut rng), arbitrary_meta(&mut rng));
-        if rng.next() % 2 == 0 {
+        if rng.next_u64().is_multiple_of(2) {
             // Addresses the node has routes and neighbours for.
             ev.packet.valid = (ev.packet.valid | valid::IPV4) & !valid::IPV6;
-            ev.packet.src_ip[..4].copy_from_slice(&bench::pod_ip((rng.next() % 5) as u32).octets());
-            ev.packet.dst_ip[..4].copy_from_slice(&bench::pod_ip((rng.next() % 5) as u32).octets());
+            ev.packet.src_ip[..4].copy_from_slice(&bench::pod_ip((rng.next_u64() % 5) as u32).octets());
+            ev.packet.dst_ip[..4].copy_from_slice(&bench::pod_ip((rng.next_u64() % 5) as u32).octets());
         }
         let a = annotate::annotate(&mirror, &ev);
         seen_notes += usize::from(!a.notes.is_empty());

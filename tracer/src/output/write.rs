@@ -303,7 +303,7 @@ pub struct Rng(pub u64);
 
 #[cfg(test)]
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -328,7 +328,7 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut cases: Vec<u64> = vec![0, 1, 9, 10, 99, 100, 999, 1000, u64::from(u32::MAX), u64::MAX, u64::MAX - 1];
         cases.extend((0..20).flat_map(|p| [10u64.pow(p), 10u64.pow(p) - 1, 10u64.pow(p) + 1]));
-        cases.extend((0..10_000).map(|i| rng.next() >> (i % 64)));
+        cases.extend((0..10_000).map(|i| rng.next_u64() >> (i % 64)));
         for n in cases {
             assert_eq!(text(|o| put_u64(o, n)), n.to_string());
             assert_eq!(text(|o| put_u32(o, n as u32)), (n as u32).to_string());
@@ -353,8 +353,8 @@ mod tests {
                 let mut groups = [0u16; 8];
                 for (i, g) in groups.iter_mut().enumerate() {
                     if pattern & (1 << i) != 0 {
-                        let r = rng.next();
-                        *g = ((r as u16) >> (r >> 16) % 16).max(1);
+                        let r = rng.next_u64();
+                        *g = ((r as u16) >> ((r >> 16) % 16)).max(1);
                     }
                 }
                 let ip = Ipv6Addr::from(groups);
@@ -406,7 +406,7 @@ mod tests {
         for p in 0..10 {
             cases.push(1_764_000_000_000_000_000 + 10i128.pow(p));
         }
-        cases.extend((0..20_000).map(|_| i128::from(rng.next() >> 2) % 4_000_000_000_000_000_000 - 100_000_000_000_000_000));
+        cases.extend((0..20_000).map(|_| i128::from(rng.next_u64() >> 2) % 4_000_000_000_000_000_000 - 100_000_000_000_000_000));
         // Neighbours share a cached second: alternate to exercise hits and misses.
         cases.extend((0..2_000).map(|i| 1_764_000_000_000_000_000 + i * 7_777_777));
         for wall_ns in cases {

@@ -207,7 +207,8 @@ fn attach_hook(ebpf: &mut Ebpf, mode: Mode, hook: &Hook, btf: &Btf) -> Result<&'
     })
 }
 
-/// `error: cause: cause…`
+/// `error: cause: cause…` on one line; of a verifier log only the line that says what it
+/// refused (the whole log is in `RUST_LOG=debug`).
 fn chain(e: &ProgramError) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -216,7 +217,26 @@ fn chain(e: &ProgramError) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    log::debug!("{text}");
+    one_line(&text)
+}
+
+/// The first line of `text`, plus the verifier's verdict when `text` carries its log.
+fn one_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let Some((head, _)) = first.split_once(" Verifier output:") else { return first.to_owned() };
+    let bookkeeping = ["processed ", "verification time", "stack depth", "func#", "last_idx"];
+    let verdict = text
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !bookkeeping.iter().any(|b| l.starts_with(b)))
+        .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit() || c == ';'))
+        .last();
+    match verdict {
+        Some(v) => format!("{head} (verifier: {v})"),
+        None => head.to_owned(),
+    }
 }
 
 fn attach_one(program: &mut Program, attach: Attach, target: &str, btf: &Btf) -> Result<(), ProgramError> {
@@ -296,8 +316,25 @@ mod tests {
         assert_eq!(cfg.skb_data, cfg.skb_head + 8);
         // primary_key is the flexible array that ends struct neighbour.
         assert!(cfg.neigh_primary_key > cfg.neigh_ha && cfg.neigh_primary_key > cfg.neigh_timer);
-        assert!(cfg.neigh_tbl < cfg.neigh_dev || cfg.neigh_dev < cfg.neigh_primary_key);
+        assert!(cfg.neigh_tbl > 0 && cfg.neigh_dev > 0);
         assert_ne!(cfg.netns_inum, 0);
+    }
+
+    #[test]
+    fn verifier_logs_become_one_line() {
+        let log = "the BPF_PROG_LOAD syscall returned Invalid argument (os error 22). Verifier output: reg type unsupported for arg#0 function vt#59
+0: R1=ctx(off=0,imm=0) R10=fp0
+; btf_arg(self, n)
+14: (1f) r8 -= r1
+value -4294967295 makes ptr_ pointer be out of bounds
+verification time 2779 usec
+stack depth 16+0
+processed 14 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 1";
+        assert_eq!(
+            one_line(log),
+            "the BPF_PROG_LOAD syscall returned Invalid argument (os error 22). (verifier: value -4294967295 makes ptr_ pointer be out of bounds)"
+        );
+        assert_eq!(one_line("no such file\nmore"), "no such file");
     }
 
     #[test]
