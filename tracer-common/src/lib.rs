@@ -177,6 +177,9 @@ pub mod dropf {
     pub const NO_MAC: u8 = 1 << 3;
     /// `skb->dev` was set and `dev_flags`/`dev_carrier` were read from it.
     pub const HAS_DEV: u8 = 1 << 4;
+    /// Relevant because the packet arrived through a traced interface (`skb->skb_iif`), e.g.
+    /// a pod's packet SNATed and dropped on the uplink.
+    pub const BY_IIF: u8 = 1 << 5;
 }
 
 /// A packet the kernel dropped, from the skb:kfree_skb tracepoint (consumed packets are
@@ -246,6 +249,8 @@ pub struct DropConfig {
     /// (`__sk_common.skc_net`): the netns of a drop without a device (a socket's queue).
     pub skb_sk: u32,
     pub sk_net: u32,
+    /// Offset of `sk_buff.skb_iif`: the interface the packet arrived on.
+    pub skb_iif: u32,
 }
 
 impl DropConfig {
@@ -375,7 +380,7 @@ const _: () = assert!(core::mem::size_of::<Packet>() == 128);
 const _: () = assert!(core::mem::size_of::<PacketEvent>() == 16 + 16 + 128);
 const _: () = assert!(core::mem::offset_of!(PacketEvent, fib_ifindex) == 28);
 const _: () = assert!(core::mem::size_of::<DropEvent>() == 16 + 32 + 128);
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 22 * 4);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 23 * 4);
 const _: () = assert!(core::mem::offset_of!(DropEvent, packet) == 48);
 const _: () = assert!(core::mem::size_of::<ArpEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<NeighEvent>() == 64);

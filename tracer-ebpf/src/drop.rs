@@ -2,7 +2,8 @@
 //!
 //! Kept in the kernel: real drops (not `SKB_CONSUMED`) of packets that concern a traced veth —
 //! the skb's device is traced ([`crate::ifaces`]), or its source or destination is an address
-//! routed to a traced interface (`DROP_ADDRS`, filled by the collector from its route mirror).
+//! routed to a traced interface (`DROP_ADDRS`, filled by the collector from its route mirror),
+//! or it arrived through a traced interface (`skb_iif`: a pod's packet SNATed on the uplink).
 //! Drops on devices or sockets of other network namespaces (a pod's own eth0 or sockets) are
 //! skipped, and so are drops with neither (their namespace is unknown). Everything else
 //! returns before a ring-buffer record is reserved.
@@ -113,6 +114,10 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         flags |= dropf::BY_DEV;
     } else if routed_to_traced(&skb, protocol) {
         flags |= dropf::BY_ADDR;
+    } else if skb.dev != 0 && ifaces::is_traced(read(skbaddr, cfg.skb_iif)?) {
+        // Arrived through a traced veth and dropped elsewhere in this namespace (skb_iif is
+        // an ifindex of the device's namespace, checked above).
+        flags |= dropf::BY_IIF;
     } else {
         return Ok(());
     }

@@ -115,6 +115,14 @@ fn sh(cmd: &mut Command) {
     run(cmd);
 }
 
+/// Loads an nftables ruleset into the node's namespace.
+fn nft(node: &Node, rules: &str) {
+    let path = std::env::temp_dir().join(format!("{}-nft-{}", node.prefix, std::process::id()));
+    fs::write(&path, rules).unwrap();
+    sh(node.in_node("nft").arg("-f").arg(&path));
+    let _ = fs::remove_file(&path);
+}
+
 /// Runs a command that is expected to fail (a ping that gets no answer).
 fn attempt(cmd: &mut Command) {
     let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -236,10 +244,7 @@ fn nftables_drop_in_forward() {
     let node = Node::up("df");
     let cali1 = node.cali("pod1");
     let rules = "table inet vtdrop {\n  chain vtfwd {\n    type filter hook forward priority 0;\n    ip daddr 10.244.1.6 icmp type echo-request drop\n  }\n}\n";
-    let path = std::env::temp_dir().join(format!("vt-nft-{}", std::process::id()));
-    fs::write(&path, rules).unwrap();
-    sh(node.in_node("nft").arg("-f").arg(&path));
-    let _ = fs::remove_file(&path);
+    nft(&node, rules);
     check_fault(
         &node,
         "df",
@@ -255,10 +260,7 @@ fn nftables_drop_in_forward() {
 fn drop_on_the_uplink_is_kept_by_address() {
     let node = Node::up("da");
     let rules = "table inet vtdrop {\n  chain vtin {\n    type filter hook prerouting priority 0;\n    iifname eth0 icmp type echo-request drop\n  }\n}\n";
-    let path = std::env::temp_dir().join(format!("vt-nft-da-{}", std::process::id()));
-    fs::write(&path, rules).unwrap();
-    sh(node.in_node("nft").arg("-f").arg(&path));
-    let _ = fs::remove_file(&path);
+    nft(&node, rules);
     let uplink = format!("{}up", node.prefix);
     let drops = check_fault(
         &node,
@@ -271,6 +273,34 @@ fn drop_on_the_uplink_is_kept_by_address() {
         &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "address" },
     );
     assert!(drops.iter().all(|d| d["dst"] == "10.244.1.5"), "the node's own traffic was reported: {drops:#?}");
+}
+
+/// A pod's packet SNATed to the node's uplink address and dropped after SNAT on the uplink:
+/// neither its device nor its addresses are the pod's any more, but it arrived through the
+/// pod's cali. The node's own packets dropped by the same rule are not reported.
+#[test]
+fn snatted_drop_on_the_uplink_is_kept_because_it_arrived_on_a_cali() {
+    let node = Node::up("ds");
+    nft(
+        &node,
+        "table ip vtsnat {
+  chain post { type nat hook postrouting priority srcnat; oifname \"eth0\" ip saddr 10.244.0.0/16 masquerade; }
+  chain late { type filter hook postrouting priority 200; oifname \"eth0\" ip daddr 192.0.2.1 drop; }
+}
+",
+    );
+    let drops = check_fault(
+        &node,
+        "ds",
+        || {
+            ping(&node, "pod1", &["192.0.2.1"]);
+            attempt(node.in_node("ping").args(["-c", "3", "-i", "0.2", "-W", "1", "192.0.2.1"]));
+        },
+        Duration::from_millis(500),
+        &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "arrival" },
+    );
+    assert_eq!(drops.len(), 2, "pod1's two pings, not the node's three: {drops:#?}");
+    assert!(drops.iter().all(|d| d["src"] == "10.99.0.1" && d["dst"] == "192.0.2.1"), "SNATed: {drops:#?}");
 }
 
 #[test]

@@ -97,7 +97,7 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
         .and_then(|v| v.into_iter().find(|(n, _)| n == "__LINK_STATE_NOCARRIER").map(|(_, v)| v))
         .unwrap_or(2);
     let rec_reason = format.fields.get("reason").map_or(DropConfig::NONE, |f| f.offset);
-    let net_inum = btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?;
+    let net_inum = btf.net_inum_offset()?;
     Ok(DropConfig {
         enabled: 1,
         rec_skbaddr: rec("skbaddr")?,
@@ -121,6 +121,7 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
         reason_not_specified: reasons.value("NOT_SPECIFIED").unwrap_or(DropConfig::NONE),
         skb_sk: skb("sk")?,
         sk_net: btf.member_offset("sock", "__sk_common")? + btf.member_offset("sock_common", "skc_net")?,
+        skb_iif: skb("skb_iif")?,
     })
 }
 

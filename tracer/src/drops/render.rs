@@ -89,13 +89,25 @@ pub fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, meta: Meta
             obj.insert("reason_code".into(), drop.reason.is_some().then_some(drop.ev.reason).into());
             obj.insert("location".into(), drop.location.as_str().into());
             obj.insert("cause".into(), drop.cause.as_str().into());
-            let matched = if drop.ev.flags & dropf::BY_DEV != 0 { "device" } else { "address" };
+            let matched = matched(drop.ev.flags);
             obj.insert("matched".into(), matched.into());
             serde_json::to_writer(&mut *buf, &obj)?;
             buf.push(b'\n');
         }
     }
     Ok(())
+}
+
+/// Why a drop is shown: its device is traced, an address is routed to a traced interface, or
+/// it arrived through one.
+pub fn matched(flags: u8) -> &'static str {
+    if flags & dropf::BY_DEV != 0 {
+        "device"
+    } else if flags & dropf::BY_ADDR != 0 {
+        "address"
+    } else {
+        "arrival"
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,12 @@ impl KernelBtf {
         None
     }
 
+    /// Offset of the namespace inode number in `struct net` (`net->ns.inum`): how the programs
+    /// tell whose namespace a device belongs to.
+    pub fn net_inum_offset(&self) -> Result<u32, BtfError> {
+        Ok(self.member_offset("net", "ns")? + self.member_offset("ns_common", "inum")?)
+    }
+
     /// Names and values of `enum name` (e.g. `skb_drop_reason`).
     pub fn enum_values(&self, name: &str) -> Result<Vec<(String, u32)>, BtfError> {
         let types = self.btf.resolve_types_by_name(name).map_err(|_| BtfError::NoEnum(name.into()))?;

@@ -290,7 +290,7 @@ pub fn layout(btf: &KernelBtf) -> Result<NeighConfig, BtfError> {
         skb_protocol: skb("protocol")?,
         dev_ifindex: dev("ifindex")?,
         dev_nd_net: dev("nd_net")?,
-        net_inum: btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?,
+        net_inum: btf.net_inum_offset()?,
         netns_inum: kernel::own_netns_inum(),
         neigh_dev: neigh("dev")?,
         neigh_nud_state: neigh("nud_state")?,
