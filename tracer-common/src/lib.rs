@@ -300,12 +300,14 @@ pub mod neigh_hook {
 
 /// Bits of `NeighEvent::flags`.
 pub mod neighf {
-    /// `old_state` was read before the change (otherwise it is the last state seen, or unknown).
+    /// `old_state` was read before the change (see also [`OLD_SEEN`]; with neither it is unknown).
     pub const OLD_KNOWN: u8 = 1 << 0;
     /// `lladdr` holds a link-layer address.
     pub const HAS_LLADDR: u8 = 1 << 1;
     /// RESOLVE: the packet was not sent now (queued until the neighbour answers, or dropped).
     pub const HELD: u8 = 1 << 2;
+    /// `old_state` is the last state a hook saw for the entry (tracepoint mode).
+    pub const OLD_SEEN: u8 = 1 << 3;
 }
 
 /// A neighbour entry on a traced interface that changed state or address, or held a packet

@@ -137,6 +137,21 @@ pub fn vt_neigh_tmr_tp(ctx: BtfTracePointContext) -> u32 {
     leave(ctx.arg(0), None, neigh_hook::TIMER, 0)
 }
 
+// --- neigh:neigh_create(tbl, dev, primary_key, neigh, exempt_from_gc): tp_btf only ---
+
+/// A new entry starts in NUD_NONE: remembered, so that the tracepoint mode can say what its
+/// first resolution moved it from (kprobe and fentry read that at function entry).
+#[btf_tracepoint(function = "neigh_create")]
+pub fn vt_neigh_new_tp(ctx: BtfTracePointContext) -> u32 {
+    let (dev, neigh): (u64, u64) = (ctx.arg(1), ctx.arg(3));
+    if let Ok(cfg) = config()
+        && traced_dev(dev, cfg).is_ok()
+    {
+        remember(neigh, 0);
+    }
+    0
+}
+
 /// The neighbour that embeds timer `t` (`container_of(t, struct neighbour, timer)`).
 #[inline(always)]
 fn timer_neigh(t: u64) -> u64 {
@@ -219,7 +234,13 @@ fn try_leave(neigh: u64, old: Option<u8>, hook: u8, rc: u32) -> Result<(), ()> {
             Some(o)
         }
         // SAFETY: a plain u8 copied out at once.
-        None => unsafe { SEEN.get(&neigh) }.copied(),
+        None => {
+            let seen = unsafe { SEEN.get(&neigh) }.copied();
+            if seen.is_some() {
+                flags |= neighf::OLD_SEEN;
+            }
+            seen
+        }
     };
     remember(neigh, new);
     let held = hook == neigh_hook::RESOLVE && rc != 0;

@@ -101,6 +101,7 @@ fn an_address_no_pod_owns_goes_incomplete_then_failed() {
         .position(|e| e["new_state"] == "INCOMPLETE")
         .unwrap_or_else(|| panic!("no neighbour event going INCOMPLETE: {ours:#?}"));
     assert_eq!(ours[incomplete]["hook"], "resolve", "{}", ours[incomplete]);
+    assert_eq!(ours[incomplete]["old_state"], "none", "a new entry: {}", ours[incomplete]);
     assert_eq!(ours[incomplete]["held"], true, "the ping waits for resolution: {}", ours[incomplete]);
     let last = ours.last().unwrap();
     assert_eq!(

@@ -51,7 +51,7 @@ pub fn neigh_ip(ev: &NeighEvent) -> IpAddr {
 
 /// The state before, when known.
 fn old_state(ev: &NeighEvent) -> Option<NeighState> {
-    (ev.flags & neighf::OLD_KNOWN != 0 || ev.old_state != 0).then(|| NeighState::from_nud(ev.old_state))
+    (ev.flags & (neighf::OLD_KNOWN | neighf::OLD_SEEN) != 0).then(|| NeighState::from_nud(ev.old_state))
 }
 
 fn lladdr(ev: &NeighEvent) -> Option<String> {
