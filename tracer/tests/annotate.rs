@@ -268,7 +268,7 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
     // Match on the sender MAC too: pod1 may ARP for its gateway meanwhile, and the kernel's
     // genuine proxy reply on the same cali carries no note.
     let e = tracer.wait_event(skip, "the forged ARP reply", |e| {
-        e["iface"] == cali1.as_str() && e["arp_op"] == "reply" && e["arp_sha"] == "02:00:00:00:00:01"
+        e["kind"] == "packet" && e["iface"] == cali1.as_str() && e["arp_op"] == "reply" && e["arp_sha"] == "02:00:00:00:00:01"
     });
     assert_eq!(
         e["notes"],
@@ -286,7 +286,7 @@ fn gateway_arp(node: &Node, tracer: &Tracer, cali: &str) -> Value {
         .output()
         .expect("arping");
     tracer.wait_event(skip, "ARP request for 169.254.1.1", |e| {
-        e["iface"] == cali && e["arp_op"] == "request" && e["arp_tpa"] == "169.254.1.1"
+        e["kind"] == "packet" && e["iface"] == cali && e["arp_op"] == "request" && e["arp_tpa"] == "169.254.1.1"
     })
 }
 
@@ -316,7 +316,8 @@ fn proxy_arp_off_and_missing_default_route_are_noted() {
     // And the kernel indeed stayed silent: no reply left on the cali.
     thread::sleep(Duration::from_millis(300));
     let replies =
-        tracer.events_so_far().into_iter().filter(|e| e["iface"] == cali1.as_str() && e["arp_op"] == "reply").count();
+        tracer.events_so_far().into_iter().filter(|e| e["kind"] == "packet" && e["iface"] == cali1.as_str() && e["arp_op"] == "reply")
+            .count();
     let done = tracer.stop();
     assert!(done.status.success(), "{}", done.stderr);
     assert_eq!(replies, 1, "only the first request (proxy_arp on, default route present) is answered");
