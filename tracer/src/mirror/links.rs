@@ -1,9 +1,8 @@
 //! Interfaces: name, index, MAC, MTU, up/down, and for a veth its peer's index and netns id.
 
-use std::collections::HashMap;
-
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
+use super::prefix::IntMap;
 use crate::packet::Mac;
 
 /// What the tracer needs to know when an interface appears, changes or goes away.
@@ -53,7 +52,7 @@ impl Link {
 /// Every interface of the netns by index.
 #[derive(Debug, Default, Clone)]
 pub struct Links {
-    by_index: HashMap<u32, Link>,
+    by_index: IntMap<u32, Link>,
 }
 
 impl Links {

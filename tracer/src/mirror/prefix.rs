@@ -1,10 +1,6 @@
 //! IP prefixes as the FIB compares them: an address turned into an integer key and masked.
 
-use std::{
-    fmt,
-    hash::{BuildHasherDefault, Hasher},
-    net::IpAddr,
-};
+use std::{fmt, net::IpAddr};
 
 /// IPv4 or IPv6; tables, rules and neighbours are kept per family as in the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,46 +89,10 @@ impl serde::Serialize for Prefix {
     }
 }
 
-/// A hasher for the integer keys of the per-event lookups (addresses, ifindexes): one
-/// multiply-rotate per word. SipHash would be most of the lookup's cost, and these keys come
-/// from the node's own tables, not from an attacker choosing collisions.
-#[derive(Default, Clone, Copy)]
-pub struct IntHasher(u64);
-
-impl Hasher for IntHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.write_u64(n as u64);
-        self.write_u64((n >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-pub type IntMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IntHasher>>;
+/// Maps keyed by integers (addresses, ifindexes) for the per-event lookups, hashed with
+/// foldhash's fast hasher: SipHash would be most of a lookup's cost, and these keys come from
+/// the node's own tables, not from an attacker choosing collisions.
+pub type IntMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 #[cfg(test)]
 mod tests {

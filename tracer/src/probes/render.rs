@@ -54,6 +54,12 @@ fn old_state(ev: &NeighEvent) -> Option<NeighState> {
     (ev.flags & (neighf::OLD_KNOWN | neighf::OLD_SEEN) != 0).then(|| NeighState::from_nud(ev.old_state))
 }
 
+/// A resolution that held the packet with the entry FAILED freed it (`NEIGH_FAILED`) rather
+/// than queued it.
+fn dropped(ev: &NeighEvent) -> bool {
+    ev.hook == neigh_hook::RESOLVE && ev.flags & neighf::HELD != 0 && NeighState::from_nud(ev.new_state) == NeighState::Failed
+}
+
 fn lladdr(ev: &NeighEvent) -> Option<String> {
     (ev.flags & neighf::HAS_LLADDR != 0).then(|| mac(ev.lladdr))
 }
@@ -127,7 +133,9 @@ pub fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Met
             if let Some(ll) = lladdr(ev) {
                 write!(line, " lladdr {ll}").expect("writing to a String");
             }
-            if held {
+            if dropped(ev) {
+                line.push_str(", packet dropped");
+            } else if held {
                 line.push_str(", packet held");
             }
             if ev.hook == neigh_hook::UPDATE && ev.pid != 0 {
@@ -149,6 +157,7 @@ pub fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Met
             obj.insert("new_state".into(), new.name().into());
             obj.insert("lladdr".into(), lladdr(ev).into());
             obj.insert("held".into(), held.into());
+            obj.insert("dropped".into(), dropped(ev).into());
             if ev.hook == neigh_hook::UPDATE {
                 obj.insert("update_flags".into(), json!(ev.detail));
                 obj.insert("nlmsg_pid".into(), json!(ev.pid));
@@ -222,6 +231,30 @@ mod tests {
         let mut buf = Vec::new();
         write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Tracepoint).unwrap();
         assert_eq!(json(&buf)["old_state"], Value::Null);
+    }
+
+    #[test]
+    fn a_resolution_on_a_failed_entry_drops_the_packet() {
+        let mut ev = NeighEvent {
+            hook: neigh_hook::RESOLVE,
+            family: AF_INET,
+            old_state: 0x20,
+            new_state: 0x20,
+            flags: neighf::OLD_KNOWN | neighf::HELD,
+            detail: 1,
+            ..Default::default()
+        };
+        ev.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
+        let mut buf = Vec::new();
+        write_neigh(Format::Text, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
+        assert!(String::from_utf8_lossy(&buf).contains("FAILED -> FAILED, packet dropped (resolve)"));
+        let mut buf = Vec::new();
+        write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
+        assert_eq!((&json(&buf)["held"], &json(&buf)["dropped"]), (&true.into(), &true.into()));
+        ev.new_state = 0x01;
+        let mut buf = Vec::new();
+        write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
+        assert_eq!(json(&buf)["dropped"], false, "INCOMPLETE queues it");
     }
 
     #[test]
