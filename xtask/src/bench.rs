@@ -340,7 +340,8 @@ fn attach_times(node: &Node, bin: &Path, extra: &[&str], repeat: usize, counts: 
 /// A long UDP flood traced by vethtrace: RSS must stay flat (and under 64 MiB).
 fn soak(node: &Node, bin: &Path, extra: &[&str], secs: u32, report: &mut Report) -> anyhow::Result<()> {
     eprintln!("xtask: bench soak: {secs} s UDP flood traced by vethtrace");
-    let tracer = Vethtrace::start(bin, node, "soak", extra)?;
+    // Events to /dev/null: 300 s of annotated JSON at full rate is hundreds of GB.
+    let tracer = Vethtrace::start_discarding(bin, node, "soak", extra)?;
     let rss = RssSampler::start(tracer.pid(), Duration::from_secs(1));
     let packets_before = node.cali_packets()?;
     let result = node.iperf(true, secs);

@@ -23,16 +23,26 @@ pub struct VethtraceCounts {
 pub struct Vethtrace {
     child: Child,
     stderr: PathBuf,
-    output: PathBuf,
+    /// The events file, removed at the end; `None` when events go to /dev/null.
+    output: Option<PathBuf>,
     /// From spawn to the ready file.
     pub ready_after: Duration,
 }
 
 impl Vethtrace {
-    /// Starts vethtrace on every `cali*` of the node and waits until it has attached.
+    /// Starts vethtrace on every `cali*` of the node, writing events to a scratch file, and
+    /// waits until it has attached.
     pub fn start(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn(bin, node, tag, extra, Some(node.scratch.join(format!("{tag}.json"))))
+    }
+
+    /// As [`Vethtrace::start`], events written to /dev/null (a long flood would fill the disk).
+    pub fn start_discarding(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn(bin, node, tag, extra, None)
+    }
+
+    fn spawn(bin: &Path, node: &Node, tag: &str, extra: &[&str], output: Option<PathBuf>) -> anyhow::Result<Self> {
         let ready = node.scratch.join(format!("{tag}.ready"));
-        let output = node.scratch.join(format!("{tag}.json"));
         let stderr = node.scratch.join(format!("{tag}.stderr"));
         let _ = fs::remove_file(&ready);
         let start = Instant::now();
@@ -40,7 +50,7 @@ impl Vethtrace {
             .args(["netns", "exec", &node.ns()])
             .arg(bin)
             .args(["--iface", "cali*", "--output", "json", "--write"])
-            .arg(&output)
+            .arg(output.as_deref().unwrap_or(Path::new("/dev/null")))
             .arg("--ready-file")
             .arg(&ready)
             .args(extra)
@@ -74,7 +84,9 @@ impl Vethtrace {
         }
         let took = start.elapsed();
         let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
-        let _ = fs::remove_file(&self.output);
+        if let Some(output) = &self.output {
+            let _ = fs::remove_file(output);
+        }
         let _ = fs::remove_file(&self.stderr);
         let counts = parse_counts(&stderr);
         if counts.is_none() {
