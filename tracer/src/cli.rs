@@ -86,8 +86,8 @@ pub struct TraceArgs {
     #[arg(long, conflicts_with_all = ["drops", "summary"])]
     pub no_drops: bool,
 
-    /// How the ARP/neighbour probes attach: kprobe, fentry, tracepoint (tp_btf), or auto (the
-    /// first of those that works here).
+    /// How the ARP/neighbour probes attach: kprobe, fentry, tracepoint (tp_btf), auto (the
+    /// first of those that works here), or off.
     #[arg(long, value_enum, default_value_t = ProbeMode::Auto)]
     pub probe: ProbeMode,
 }
@@ -98,6 +98,8 @@ pub enum ProbeMode {
     Kprobe,
     Fentry,
     Tracepoint,
+    /// No ARP/neighbour probes (tracepoint mode costs a little on every packet of the node).
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,6 +172,7 @@ mod tests {
         assert_eq!(parse(&[]).unwrap().trace.probe, ProbeMode::Auto);
         assert_eq!(parse(&["--probe", "fentry"]).unwrap().trace.probe, ProbeMode::Fentry);
         assert_eq!(parse(&["--probe", "tracepoint"]).unwrap().trace.probe, ProbeMode::Tracepoint);
+        assert_eq!(parse(&["--probe", "off"]).unwrap().trace.probe, ProbeMode::Off);
         assert!(parse(&["--probe", "uprobe"]).is_err());
         assert!(matches!(parse(&["check"]).unwrap().command, Some(Command::Check)));
     }

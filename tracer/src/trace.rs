@@ -202,6 +202,10 @@ impl Tracing {
 /// The ARP/neighbour probes: a failure is fatal when a mode was asked for, a warning with
 /// `auto` (packets and drops are still traced).
 fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs) -> anyhow::Result<Option<Probes>> {
+    if args.probe == ProbeMode::Off {
+        eprintln!("vethtrace: ARP/neighbour probes: off");
+        return Ok(None);
+    }
     match probes::start(ebpf, args.probe) {
         Ok(p) => {
             eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));

@@ -158,6 +158,7 @@ pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
     map.set(0, &config, 0)?;
     let btf = Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))?;
     let modes: &[Mode] = match wanted {
+        ProbeMode::Off => &[],
         ProbeMode::Auto => &Mode::ALL,
         ProbeMode::Kprobe => &[Mode::Kprobe],
         ProbeMode::Fentry => &[Mode::Fentry],
