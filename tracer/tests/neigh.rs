@@ -185,3 +185,22 @@ fn auto_takes_the_first_mode_that_attaches() {
     assert!(check.status.success(), "{report}");
     assert!(report.contains(&format!("--probe auto takes: {expected}\n")), "{report}");
 }
+
+/// `vethtrace check` as an unprivileged user: it still reports what it can see, names the
+/// missing capabilities, and exits non-zero because tracing cannot work.
+#[test]
+fn check_without_privileges_says_tracing_cannot_work() {
+    common::require_root();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(common::vethtrace_bin())
+        .arg("check")
+        .output()
+        .expect("setpriv (util-linux)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("no   privileges") && report.contains("missing capabilities"), "{report}");
+    assert!(report.contains("ok   BTF"), "BTF is readable without privileges: {report}");
+    assert!(report.contains("--probe auto takes: none"), "{report}");
+    assert!(report.ends_with("vethtrace cannot trace here: see the lines marked no above.\n"), "{report}");
+}
