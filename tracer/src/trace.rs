@@ -206,6 +206,10 @@ fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs) -> anyhow::Result<Option<Prob
         eprintln!("vethtrace: ARP/neighbour probes: off");
         return Ok(None);
     }
+    if args.drops || args.summary {
+        // Their events would not be shown: do not pay for them.
+        return Ok(None);
+    }
     match probes::start(ebpf, args.probe) {
         Ok(p) => {
             eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
