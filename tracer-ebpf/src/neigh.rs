@@ -98,10 +98,7 @@ fn try_update(neigh: u64, lladdr: u64, new: u8, flags: u32, pid: u32) -> Result<
         return Ok(());
     }
     let mut flags_out = neighf::OLD_KNOWN;
-    let shown = match given {
-        Some(g) => g,
-        None => ha,
-    };
+    let shown = given.unwrap_or(ha);
     if given.is_some() || new & NUD_VALID != 0 {
         flags_out |= neighf::HAS_LLADDR;
     }
@@ -254,10 +251,7 @@ fn try_leave(neigh: u64, old: Option<u8>, hook: u8, rc: u32) -> Result<(), ()> {
     if new & NUD_VALID != 0 {
         flags |= neighf::HAS_LLADDR;
     }
-    let old = match old {
-        Some(o) => o,
-        None => 0,
-    };
+    let old = old.unwrap_or(0);
     Report { neigh, ifindex, hook, old, new, flags, detail: rc, pid: 0, lladdr }.emit(cfg);
     Ok(())
 }

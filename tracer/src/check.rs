@@ -77,12 +77,15 @@ pub fn run() -> Report {
             Ok(mut loaded) => {
                 ring_ok = true;
                 lines.push(Line { what: "ring buffer", ok: true, detail: "BPF_MAP_TYPE_RINGBUF".into() });
+                let attach_btf = probes::attach_btf();
                 for mode in Mode::ALL {
-                    let r = probes::try_mode(&mut loaded, mode);
+                    let r = attach_btf.as_ref().map_err(|e| e.to_string()).and_then(|b| {
+                        probes::try_mode(&mut loaded, mode, b).map_err(|e| e.to_string())
+                    });
                     if r.is_ok() && auto_mode.is_none() {
                         auto_mode = Some(mode);
                     }
-                    lines.push(Line::new(mode_label(mode), r.map(|()| "attaches".into()).map_err(|e| e.to_string())));
+                    lines.push(Line::new(mode_label(mode), r.map(|()| "attaches".into())));
                 }
             }
             Err(e) => lines.push(Line { what: "ring buffer", ok: false, detail: e.to_string() }),

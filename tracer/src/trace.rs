@@ -21,6 +21,7 @@ use crate::{
     drops::{self, DropNames, DropProbe, summary::Summary},
     ebpf,
     event::{self, Event},
+    kernel::btf::KernelBtf,
     ifaces::IfaceFilter,
     mirror::{self, Mirror, links::LinkChange},
     output::{self, Format, Meta},
@@ -201,7 +202,7 @@ impl Tracing {
 
 /// The ARP/neighbour probes: a failure is fatal when a mode was asked for, a warning with
 /// `auto` (packets and drops are still traced).
-fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs) -> anyhow::Result<Option<Probes>> {
+fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<Probes>> {
     if args.probe == ProbeMode::Off {
         eprintln!("vethtrace: ARP/neighbour probes: off");
         return Ok(None);
@@ -210,7 +211,7 @@ fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs) -> anyhow::Result<Option<Prob
         // Their events would not be shown: do not pay for them.
         return Ok(None);
     }
-    match probes::start(ebpf, args.probe) {
+    match probes::start(ebpf, args.probe, btf) {
         Ok(p) => {
             eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
             Ok(Some(p))
@@ -234,13 +235,15 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     let filter = IfaceFilter::new(&args.iface)?;
     caps::check()?;
     let mut ebpf = ebpf::load(args.ring_size)?;
+    // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF).
+    let kernel_btf = KernelBtf::load()?;
     let mut collector = Collector::new(&mut ebpf)?;
     let backend = Backend::choose(args.tc_mode)?;
     let attacher = Attacher::new(&mut ebpf, backend)?;
     let mut drop_probe = if args.no_drops {
         None
     } else {
-        match DropProbe::start(&mut ebpf) {
+        match DropProbe::start(&mut ebpf, &kernel_btf) {
             Ok(probe) => Some(probe),
             Err(e) if args.drops || args.summary => return Err(anyhow::Error::new(e).context("tracing drops")),
             Err(e) => {
@@ -249,7 +252,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             }
         }
     };
-    let probes = start_probes(&mut ebpf, args)?;
+    let probes = start_probes(&mut ebpf, args, &kernel_btf)?;
     let mut tracing = Tracing { filter, attacher, ebpf };
     // Subscribe before the dump so that nothing falls between the two.
     let (netlink, mut notifications) = mirror::subscribe()?;

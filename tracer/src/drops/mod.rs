@@ -127,12 +127,11 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
 
 impl DropProbe {
     /// Configures, loads and attaches the drop program.
-    pub fn start(ebpf: &mut Ebpf) -> Result<Self, DropsError> {
+    pub fn start(ebpf: &mut Ebpf, btf: &KernelBtf) -> Result<Self, DropsError> {
         let format = tracefs::format(TP_SYSTEM, TP_NAME)?;
-        let btf = KernelBtf::load()?;
         let has_reasons = format.fields.contains_key("reason");
-        let reasons = if has_reasons { DropReasons::load(&btf)? } else { DropReasons::default() };
-        let config = kernel_config(&btf, &format, &reasons)?;
+        let reasons = if has_reasons { DropReasons::load(btf)? } else { DropReasons::default() };
+        let config = kernel_config(btf, &format, &reasons)?;
         let mut cfg_map: Array<_, DropConfig> = ebpf
             .map_mut(CONFIG_MAP)
             .ok_or(DropsError::Missing(CONFIG_MAP))?

@@ -151,12 +151,12 @@ pub struct Probes {
 
 /// Configures the programs for the running kernel and attaches the first mode that works
 /// (`auto`), or the one asked for.
-pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
-    let config = layout(&KernelBtf::load()?)?;
+pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode, kernel_btf: &KernelBtf) -> Result<Probes, ProbeError> {
+    let config = layout(kernel_btf)?;
     let mut map: Array<_, NeighConfig> =
         ebpf.map_mut(CONFIG_MAP).ok_or(ProbeError::Missing(CONFIG_MAP))?.try_into()?;
     map.set(0, &config, 0)?;
-    let btf = Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))?;
+    let btf = attach_btf()?;
     let modes: &[Mode] = match wanted {
         ProbeMode::Off => &[],
         ProbeMode::Auto => &Mode::ALL,
@@ -180,10 +180,14 @@ pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
     Err(ProbeError::NoMode(failures.join("; ")))
 }
 
+/// The kernel's BTF as aya wants it for fentry, fexit and tp_btf targets.
+pub fn attach_btf() -> Result<Btf, ProbeError> {
+    Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))
+}
+
 /// Whether `mode` loads and attaches here; detached again at once (for `vethtrace check`).
-pub fn try_mode(ebpf: &mut Ebpf, mode: Mode) -> Result<(), ProbeError> {
-    let btf = Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))?;
-    let result = attach_mode(ebpf, mode, &btf).map(drop);
+pub fn try_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<(), ProbeError> {
+    let result = attach_mode(ebpf, mode, btf).map(drop);
     unload_mode(ebpf, mode);
     result
 }
