@@ -1,26 +1,247 @@
 //! Plain data shared by the eBPF programs and the `vethtrace` collector.
 //!
-//! Every record in the ring buffer starts with an [`EventHeader`]; its `kind` says which typed
-//! section follows. All types are `#[repr(C)]` with explicit padding so that both sides agree on
-//! the layout byte for byte; the size assertions at the bottom keep it that way.
+//! Every record in the ring buffer is a [`RecordHeader`] followed by typed sections, each a
+//! [`SectionHeader`] and a body (as Retis frames its events): TC and drop records carry their
+//! frame's first bytes in a variable-length FRAME section, so a short packet costs a short
+//! record. The collector checks every length, and skips and counts what it does not know.
+//!
+//! All types are `#[repr(C)]` with explicit padding so that both sides agree on the layout
+//! byte for byte; the size assertions at the bottom keep it that way.
 #![no_std]
 
-/// Version of the event layout; bumped whenever a section changes shape.
-pub const EVENT_VERSION: u8 = 3;
+/// Version of the record framing ([`RecordHeader`], [`SectionHeader`]); each section has its
+/// own version besides.
+pub const RECORD_VERSION: u8 = 4;
 
-/// `EventHeader::kind` values.
+/// `RecordHeader::kind` values: what the record is about. The sections say what it carries.
 pub mod kind {
-    /// A frame seen by the TC programs: [`crate::PacketEvent`].
+    /// A frame seen by the TC programs: sections TC and FRAME.
     pub const PACKET: u8 = 1;
-    /// A packet the kernel dropped (skb:kfree_skb): [`crate::DropEvent`].
+    /// A packet the kernel dropped (skb:kfree_skb): sections DROP and FRAME.
     pub const DROP: u8 = 2;
-    /// An ARP packet the host stack received or sent: [`crate::ArpEvent`].
+    /// An ARP packet the host stack received or sent: section ARP.
     pub const ARP: u8 = 3;
-    /// A neighbour entry that changed or held a packet: [`crate::NeighEvent`].
+    /// A neighbour entry that changed or held a packet: section NEIGH.
     pub const NEIGH: u8 = 4;
 }
 
-/// `PacketEvent::dir` values: the host's view of the interface.
+/// `SectionHeader::kind` values, each with its body type and version.
+pub mod section {
+    /// [`crate::TcSection`].
+    pub const TC: u8 = 1;
+    /// [`crate::DropSection`].
+    pub const DROP: u8 = 2;
+    /// [`crate::ArpSection`].
+    pub const ARP: u8 = 3;
+    /// [`crate::NeighSection`].
+    pub const NEIGH: u8 = 4;
+    /// [`crate::FrameSection`] followed by `caplen` bytes of the frame.
+    pub const FRAME: u8 = 5;
+
+    pub const TC_VERSION: u8 = 1;
+    pub const DROP_VERSION: u8 = 1;
+    pub const ARP_VERSION: u8 = 1;
+    pub const NEIGH_VERSION: u8 = 1;
+    pub const FRAME_VERSION: u8 = 1;
+}
+
+/// Shared protocol numbers (both sides parse and compare them).
+pub mod proto {
+    pub const ETH_P_IP: u16 = 0x0800;
+    pub const ETH_P_ARP: u16 = 0x0806;
+    pub const ETH_P_IPV6: u16 = 0x86dd;
+    pub const ETH_P_8021Q: u16 = 0x8100;
+    pub const ETH_P_8021AD: u16 = 0x88a8;
+    pub const ETH_HLEN: usize = 14;
+    pub const AF_INET: u8 = 2;
+    pub const AF_INET6: u8 = 10;
+    pub const IPPROTO_ICMP: u8 = 1;
+    pub const IPPROTO_TCP: u8 = 6;
+    pub const IPPROTO_UDP: u8 = 17;
+    pub const IPPROTO_ICMPV6: u8 = 58;
+}
+
+/// Neighbour states (`NUD_*`).
+pub mod nud {
+    pub const NONE: u8 = 0x00;
+    pub const INCOMPLETE: u8 = 0x01;
+    pub const REACHABLE: u8 = 0x02;
+    pub const STALE: u8 = 0x04;
+    pub const DELAY: u8 = 0x08;
+    pub const PROBE: u8 = 0x10;
+    pub const FAILED: u8 = 0x20;
+    pub const NOARP: u8 = 0x40;
+    pub const PERMANENT: u8 = 0x80;
+    /// The states in which `neigh->ha` holds the neighbour's address.
+    pub const VALID: u8 = REACHABLE | STALE | DELAY | PROBE | NOARP | PERMANENT;
+}
+
+/// Names of the object's programs and maps: the loader looks them up by these, and a test
+/// checks that the embedded object has every one.
+pub mod names {
+    pub const EVENTS_MAP: &str = "EVENTS";
+    pub const LOST_MAP: &str = "LOST";
+    pub const SCRATCH_MAP: &str = "SCRATCH";
+    pub const TRACED_IFACES_MAP: &str = "TRACED_IFACES";
+    pub const DROP_CONFIG_MAP: &str = "DROP_CONFIG";
+    pub const DROP_ADDRS_MAP: &str = "DROP_ADDRS";
+    pub const NEIGH_CONFIG_MAP: &str = "NEIGH_CONFIG";
+    pub const INGRESS_PROG: &str = "vethtrace_in";
+    pub const EGRESS_PROG: &str = "vethtrace_eg";
+    pub const DROP_PROG: &str = "vethtrace_drop";
+    /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
+    pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
+    pub const MAPS: &[&str] =
+        &[EVENTS_MAP, LOST_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_CONFIG_MAP, DROP_ADDRS_MAP, NEIGH_CONFIG_MAP];
+}
+
+/// Ring-buffer wake-ups: the programs wake the collector only once this many bytes wait, and
+/// the collector polls every [`POLL_INTERVAL_MS`] for a quiet trickle (an irq_work and a
+/// reader wake-up per record cost more than the record under a flood).
+pub const WAKEUP_BYTES: u64 = 64 * 1024;
+/// How often the collector reads the ring without a wake-up: the longest a lone event waits.
+pub const POLL_INTERVAL_MS: u64 = 10;
+
+/// Largest `--snaplen`.
+pub const MAX_SNAPLEN: u32 = 65535;
+/// Default `--snaplen`: the headers, as a node's operator wants by default.
+pub const DEFAULT_SNAPLEN: u32 = 128;
+/// Bytes of a per-CPU scratch record: the fixed part of the largest record, then a frame of
+/// up to [`MAX_SNAPLEN`] bytes. Records with a frame are built there and copied into the ring
+/// with their real length (the ring's reserve needs a constant size).
+pub const SCRATCH_BYTES: usize = 128 + 65536;
+/// Scratch slots per CPU: one per program that builds records there (TC ingress, TC egress,
+/// drops), so that no two of them share one even if one interrupts another.
+pub const SCRATCH_SLOTS: u32 = 3;
+pub mod slot {
+    pub const INGRESS: u32 = 0;
+    pub const EGRESS: u32 = 1;
+    pub const DROP: u32 = 2;
+}
+
+/// Start of every ring-buffer record; `len` covers the header and all sections.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// One of [`kind`].
+    pub kind: u8,
+    /// [`RECORD_VERSION`] of the writer.
+    pub version: u8,
+    /// CPU that produced the record.
+    pub cpu: u16,
+    /// Size of the whole record in bytes.
+    pub len: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the record was made.
+    pub ts_ns: u64,
+}
+
+/// Start of every section; `len` covers this header, the body and any trailing bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SectionHeader {
+    /// One of [`section`].
+    pub kind: u8,
+    /// The section's own version (`section::*_VERSION`).
+    pub version: u8,
+    pub _pad: u16,
+    pub len: u32,
+}
+
+impl SectionHeader {
+    /// The header of a section whose body is `body` bytes long.
+    #[inline(always)]
+    pub const fn new(kind: u8, version: u8, body: usize) -> Self {
+        Self { kind, version, _pad: 0, len: (core::mem::size_of::<Self>() + body) as u32 }
+    }
+}
+
+/// `FrameSection::origin` values.
+pub mod frame_origin {
+    /// The bytes start at the MAC header.
+    pub const MAC: u8 = 0;
+    /// The MAC header was never set (a locally made packet dropped before L2): the bytes start
+    /// at the network header, and the record's protocol is the ethertype.
+    pub const NETWORK: u8 = 1;
+}
+
+/// The first bytes of the frame: `caplen` bytes follow this body.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameSection {
+    pub caplen: u32,
+    /// One of [`frame_origin`].
+    pub origin: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Bits of `TcSection::flags`.
+pub mod tcf {
+    /// The driver took a VLAN tag off the frame into skb metadata: `vlan_tci` holds it.
+    pub const ACCEL_VLAN: u8 = 1 << 0;
+}
+
+/// A frame seen by TC on a traced interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcSection {
+    pub ifindex: u32,
+    /// `skb->len`: bytes of the frame from the MAC header on.
+    pub len: u32,
+    /// `bpf_fib_lookup`'s egress interface (set for SUCCESS, NO_NEIGH and FRAG_NEEDED).
+    pub fib_ifindex: u32,
+    /// One of [`dir`].
+    pub dir: u8,
+    /// The kernel's forwarding verdict for this frame at TC ingress: one of [`fib`].
+    pub fib_ret: u8,
+    /// Bits from [`tcf`].
+    pub flags: u8,
+    pub _pad0: u8,
+    /// The VLAN tag in skb metadata (with [`tcf::ACCEL_VLAN`]).
+    pub vlan_tci: u16,
+    pub _pad1: [u8; 6],
+}
+
+/// The fixed part of a TC record; the frame's bytes follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcRecord {
+    pub header: RecordHeader,
+    pub tc_hdr: SectionHeader,
+    pub tc: TcSection,
+    pub frame_hdr: SectionHeader,
+    pub frame: FrameSection,
+}
+
+/// The fixed part of a drop record; the frame's bytes follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropRecord {
+    pub header: RecordHeader,
+    pub drop_hdr: SectionHeader,
+    pub drop: DropSection,
+    pub frame_hdr: SectionHeader,
+    pub frame: FrameSection,
+}
+
+/// An ARP record: one section.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArpRecord {
+    pub header: RecordHeader,
+    pub arp_hdr: SectionHeader,
+    pub arp: ArpSection,
+}
+
+/// A neighbour record: one section.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighRecord {
+    pub header: RecordHeader,
+    pub neigh_hdr: SectionHeader,
+    pub neigh: NeighSection,
+}
+
+/// `TcSection::dir` values: the host's view of the interface.
 pub mod dir {
     /// The host receives the frame (on a host-side cali: the pod sent it).
     pub const INGRESS: u8 = 0;
@@ -28,7 +249,7 @@ pub mod dir {
     pub const EGRESS: u8 = 1;
 }
 
-/// `PacketEvent::fib_ret` values: the return codes of `bpf_fib_lookup` (BPF_FIB_LKUP_RET_*),
+/// `TcSection::fib_ret` values: the return codes of `bpf_fib_lookup` (BPF_FIB_LKUP_RET_*),
 /// plus [`fib::NOT_RUN`] for frames it was not asked about (egress, non-IP).
 pub mod fib {
     pub const SUCCESS: u8 = 0;
@@ -81,22 +302,6 @@ pub mod ipf {
     pub const FRAGMENT: u8 = 1 << 2;
 }
 
-/// Common start of every ring-buffer record.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EventHeader {
-    /// One of [`kind`].
-    pub kind: u8,
-    /// [`EVENT_VERSION`] of the writer.
-    pub version: u8,
-    /// Size of the whole record in bytes, header included.
-    pub len: u16,
-    /// CPU that produced the record.
-    pub cpu: u32,
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the record was made.
-    pub ts_ns: u64,
-}
-
 /// The parsed frame: L2, then ARP or IP, then L4. `valid` says which parts are meaningful.
 /// Multi-byte fields are host byte order; addresses and MACs are in wire order.
 #[repr(C)]
@@ -146,25 +351,7 @@ pub struct Packet {
     pub _pad1: [u8; 6],
 }
 
-/// A frame seen by TC on a traced interface.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PacketEvent {
-    pub header: EventHeader,
-    pub ifindex: u32,
-    /// `skb->len`: bytes of the frame from the MAC header on.
-    pub len: u32,
-    /// One of [`dir`].
-    pub dir: u8,
-    /// The kernel's forwarding verdict for this frame at TC ingress: one of [`fib`].
-    pub fib_ret: u8,
-    pub _pad: [u8; 2],
-    /// `bpf_fib_lookup`'s egress interface (set for SUCCESS, NO_NEIGH and FRAG_NEEDED).
-    pub fib_ifindex: u32,
-    pub packet: Packet,
-}
-
-/// Bits of `DropEvent::flags`.
+/// Bits of `DropSection::flags`.
 pub mod dropf {
     /// The tracepoint record has a `reason` field (Linux >= 5.17); otherwise `reason` is 0.
     pub const HAS_REASON: u8 = 1 << 0;
@@ -186,8 +373,7 @@ pub mod dropf {
 /// skipped in the kernel). Only drops that concern a traced interface are sent (see `flags`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropEvent {
-    pub header: EventHeader,
+pub struct DropSection {
     /// Kernel text address that dropped the packet (the record's `location`).
     pub location: u64,
     /// `enum skb_drop_reason` value (names from the kernel's BTF); 0 without [`dropf::HAS_REASON`].
@@ -205,7 +391,6 @@ pub struct DropEvent {
     /// `skb->dev->flags` (IFF_UP = 1).
     pub dev_flags: u32,
     pub _pad: u32,
-    pub packet: Packet,
 }
 
 /// Where the drop program finds things on the running kernel: the skb:kfree_skb record layout
@@ -257,7 +442,7 @@ impl DropConfig {
     pub const NONE: u32 = u32::MAX;
 }
 
-/// `ArpEvent::hook` values.
+/// `ArpSection::hook` values.
 pub mod arp_hook {
     /// The host stack received the ARP packet (`arp_rcv`).
     pub const RECV: u8 = 0;
@@ -269,8 +454,7 @@ pub mod arp_hook {
 /// other hardware or protocol types is not reported.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ArpEvent {
-    pub header: EventHeader,
+pub struct ArpSection {
     /// `skb->dev->ifindex`.
     pub ifindex: u32,
     /// One of [`arp_hook`].
@@ -285,7 +469,7 @@ pub struct ArpEvent {
     pub _pad1: [u8; 4],
 }
 
-/// `NeighEvent::hook` values: where the neighbour was seen.
+/// `NeighSection::hook` values: where the neighbour was seen.
 pub mod neigh_hook {
     /// `__neigh_update` (or the neigh:neigh_update tracepoint): an ARP/ND answer, a netlink
     /// change (`ip neigh …`), or the stack confirming the entry. `new_state` is the requested one.
@@ -298,7 +482,7 @@ pub mod neigh_hook {
     pub const RESOLVE: u8 = 2;
 }
 
-/// Bits of `NeighEvent::flags`.
+/// Bits of `NeighSection::flags`.
 pub mod neighf {
     /// `old_state` was read before the change (see also [`OLD_SEEN`]; with neither it is unknown).
     pub const OLD_KNOWN: u8 = 1 << 0;
@@ -314,8 +498,7 @@ pub mod neighf {
 /// while it resolved. States are NUD_* bits (INCOMPLETE 0x01 … PERMANENT 0x80, NONE 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NeighEvent {
-    pub header: EventHeader,
+pub struct NeighSection {
     /// `neigh->dev->ifindex`.
     pub ifindex: u32,
     /// One of [`neigh_hook`].
@@ -377,34 +560,49 @@ pub const LOST_RESERVE: u32 = 0;
 /// Entries in the per-CPU `LOST` counter array.
 pub const LOST_SLOTS: u32 = 1;
 
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 16);
+const _: () = assert!(core::mem::size_of::<SectionHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<Packet>() == 128);
-const _: () = assert!(core::mem::size_of::<PacketEvent>() == 16 + 16 + 128);
-const _: () = assert!(core::mem::offset_of!(PacketEvent, fib_ifindex) == 28);
-const _: () = assert!(core::mem::size_of::<DropEvent>() == 16 + 32 + 128);
+const _: () = assert!(core::mem::size_of::<TcSection>() == 24);
+const _: () = assert!(core::mem::size_of::<FrameSection>() == 8);
+const _: () = assert!(core::mem::size_of::<TcRecord>() == 16 + 8 + 24 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<DropSection>() == 32);
+const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 32 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 23 * 4);
-const _: () = assert!(core::mem::offset_of!(DropEvent, packet) == 48);
-const _: () = assert!(core::mem::size_of::<ArpEvent>() == 48);
-const _: () = assert!(core::mem::size_of::<NeighEvent>() == 64);
+const _: () = assert!(core::mem::size_of::<ArpSection>() == 32);
+const _: () = assert!(core::mem::size_of::<NeighSection>() == 48);
 const _: () = assert!(core::mem::size_of::<NeighConfig>() == 18 * 4);
+const _: () = assert!(core::mem::size_of::<DropRecord>() <= 128 && core::mem::size_of::<TcRecord>() <= 128);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain `#[repr(C)]` integers and byte arrays with explicit padding: every bit pattern
     // is valid.
-    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::RecordHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SectionHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Packet {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::PacketEvent {}
+    unsafe impl aya::Pod for super::TcSection {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::DropEvent {}
+    unsafe impl aya::Pod for super::FrameSection {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DropSection {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DropConfig {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::ArpEvent {}
+    unsafe impl aya::Pod for super::ArpSection {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::NeighEvent {}
+    unsafe impl aya::Pod for super::NeighSection {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NeighConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TcRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DropRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ArpRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::NeighRecord {}
 }

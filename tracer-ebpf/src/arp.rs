@@ -9,11 +9,10 @@ use aya_ebpf::{
     macros::{btf_tracepoint, fentry, kprobe},
     programs::{BtfTracePointContext, FEntryContext, ProbeContext},
 };
-use tracer_common::{ArpEvent, arp_hook, kind};
+use tracer_common::{ArpRecord, ArpSection, SectionHeader, arp_hook, kind, proto::ETH_P_ARP, section};
 
 use crate::{emit, kread::read, neigh};
 
-const ETH_P_ARP: u16 = 0x0806;
 /// Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4.
 const ARP_ETHER_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
 
@@ -84,9 +83,8 @@ fn try_arp(skb: u64, hook: u8, at: At, check_protocol: bool) -> Result<(), ()> {
 
 #[inline(always)]
 fn write(ifindex: u32, hook: u8, arp: &[u8; 28]) {
-    let Some(mut entry) = emit::reserve::<ArpEvent>() else { return };
-    let ev = ArpEvent {
-        header: emit::header(kind::ARP, core::mem::size_of::<ArpEvent>()),
+    let Some(mut entry) = emit::reserve::<ArpRecord>() else { return };
+    let arp = ArpSection {
         ifindex,
         hook,
         op: u16::from_be_bytes([arp[6], arp[7]]),
@@ -94,8 +92,12 @@ fn write(ifindex: u32, hook: u8, arp: &[u8; 28]) {
         spa: [arp[14], arp[15], arp[16], arp[17]],
         tha: [arp[18], arp[19], arp[20], arp[21], arp[22], arp[23]],
         tpa: [arp[24], arp[25], arp[26], arp[27]],
-        ..ArpEvent::default()
+        ..ArpSection::default()
     };
-    entry.write(ev);
+    entry.write(ArpRecord {
+        header: emit::header(kind::ARP, core::mem::size_of::<ArpRecord>()),
+        arp_hdr: SectionHeader::new(section::ARP, section::ARP_VERSION, core::mem::size_of::<ArpSection>()),
+        arp,
+    });
     emit::submit(entry);
 }

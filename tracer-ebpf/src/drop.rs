@@ -8,21 +8,28 @@
 //! skipped, and so are drops with neither (their namespace is unknown). Everything else
 //! returns before a ring-buffer record is reserved.
 //!
+//! The record carries the dropped frame's first bytes (`--snaplen`); the collector parses them.
+//!
 //! Record and struct layouts come from `DROP_CONFIG` (tracefs and BTF, read by the collector):
 //! Rust eBPF has no CO-RE, and the kfree_skb record changed between 6.1 and 6.18.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel,
+    helpers::generated::bpf_probe_read_kernel,
     macros::{map, tracepoint},
     maps::{Array, LpmTrie, lpm_trie::Key},
     programs::TracePointContext,
 };
-use tracer_common::{DropConfig, DropEvent, dropf, kind};
+use tracer_common::{
+    DropConfig, DropRecord, DropSection, FrameSection, SCRATCH_BYTES, SectionHeader, dropf, frame_origin, kind,
+    proto::{ETH_P_IP, ETH_P_IPV6},
+    section, slot,
+};
 
 use crate::{
     emit, ifaces,
     kread::{DevLayout, dev_netns, read},
-    parse,
 };
 
 /// The layouts of the running kernel; entry 0.
@@ -33,11 +40,8 @@ static DROP_CONFIG: Array<DropConfig> = Array::with_max_entries(1, 0);
 #[map]
 static DROP_ADDRS: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(65536, 0);
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
 /// `skb->mac_header`/`network_header` when unset (`(typeof(skb->mac_header))~0U`).
 const HEADER_UNSET: u16 = 0xffff;
-const ETH_HLEN: usize = 14;
 
 #[tracepoint]
 pub fn vethtrace_drop(ctx: TracePointContext) -> u32 {
@@ -122,51 +126,43 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         return Ok(());
     }
 
-    let Some(mut entry) = emit::reserve::<DropEvent>() else {
-        return Ok(());
+    let section = DropSection {
+        location: read(rec, cfg.rec_location).unwrap_or(0),
+        reason,
+        ifindex,
+        len: skb.len,
+        protocol,
+        flags,
+        dev_carrier: carrier,
+        dev_flags,
+        _pad: 0,
     };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: `ev` points at a reserved record of the right size; zeroing makes every field valid.
-    let ev = unsafe {
-        core::ptr::write_bytes(ev, 0, 1);
-        &mut *ev
-    };
-    ev.header = emit::header(kind::DROP, core::mem::size_of::<DropEvent>());
-    ev.location = read(rec, cfg.rec_location).unwrap_or(0);
-    ev.reason = reason;
-    ev.ifindex = ifindex;
-    ev.len = skb.len;
-    ev.protocol = protocol;
-    ev.dev_flags = dev_flags;
-    ev.dev_carrier = carrier;
-    let frame = SkbFrame::new(&skb, protocol);
-    if frame.synthetic_l2 {
-        flags |= dropf::NO_MAC;
-    }
-    ev.flags = flags;
-    parse::parse(&frame, &mut ev.packet, None);
-    if unnamed_ipv6_control(ev, cfg) {
-        entry.discard(0);
-        return Ok(());
-    }
-    entry.submit(0);
+    emit_drop(section, &SkbFrame::new(&skb));
     Ok(())
 }
 
-/// IPv6 control traffic freed without a reason: ip6_mc_input discarding MLD reports and
-/// neighbour solicitations for groups the node has not joined (every pod sends them as it
-/// comes up), and on 6.1 icmpv6_rcv freeing every neighbour-discovery message it has handled
-/// with kfree_skb. Not faults (real ND drops carry IPV6_NDISC_* reasons); left out so that a
-/// healthy node shows no drops.
+const FIXED: usize = core::mem::size_of::<DropRecord>();
+
+/// Builds the drop record with the frame's first bytes in this CPU's scratch slot and sends it.
+/// IPv6 control traffic the kernel frees without a reason (MLD and neighbour discovery, which
+/// every pod sends as it comes up) is left to the collector to set aside: it parses the frame.
 #[inline(always)]
-fn unnamed_ipv6_control(ev: &DropEvent, cfg: &DropConfig) -> bool {
-    use tracer_common::valid;
-    const IPPROTO_ICMPV6: u8 = 58;
-    let p = &ev.packet;
-    let unnamed = ev.flags & dropf::HAS_REASON == 0 || ev.reason == cfg.reason_not_specified;
-    let multicast = p.dst_ip[0] == 0xff;
-    let nd = p.ip_proto == IPPROTO_ICMPV6 && p.valid & valid::ICMP != 0 && (133..=137).contains(&p.icmp_type);
-    unnamed && p.valid & valid::IPV6 != 0 && (multicast || nd)
+fn emit_drop(mut section: DropSection, frame: &SkbFrame) {
+    let Some(buf) = emit::scratch(slot::DROP) else { return };
+    if frame.origin == frame_origin::NETWORK {
+        section.flags |= dropf::NO_MAC;
+    }
+    let caplen = frame.copy_to(buf, emit::snaplen());
+    let rec = DropRecord {
+        header: emit::header(kind::DROP, FIXED + caplen),
+        drop_hdr: SectionHeader::new(section::DROP, section::DROP_VERSION, core::mem::size_of::<DropSection>()),
+        drop: section,
+        frame_hdr: SectionHeader::new(section::FRAME, section::FRAME_VERSION, core::mem::size_of::<FrameSection>() + caplen),
+        frame: FrameSection { caplen: caplen as u32, origin: frame.origin, _pad: [0; 3] },
+    };
+    // SAFETY: the slot holds SCRATCH_BYTES >= FIXED bytes; unaligned write of a plain struct.
+    unsafe { buf.cast::<DropRecord>().write_unaligned(rec) };
+    emit::output(buf, FIXED + caplen);
 }
 
 /// Whether the packet's source or destination lies in a prefix routed to a traced interface.
@@ -204,53 +200,44 @@ fn routed_to_traced(skb: &Skb, protocol: u16) -> bool {
 }
 
 /// The dropped skb's linear data, from its MAC header — or, when the MAC header was never set
-/// (locally generated packets dropped before L2), from its network header behind a made-up
-/// Ethernet header that only carries the ethertype.
+/// (locally generated packets dropped before L2), from its network header.
 struct SkbFrame {
-    /// Kernel address of frame offset 0 (MAC header), or of the network header when synthetic.
+    /// Kernel address of the first byte, 0 when there is nothing to read.
     base: u64,
     /// Bytes readable from `base`.
-    avail: usize,
-    synthetic_l2: bool,
-    protocol: u16,
+    avail: u32,
+    /// One of `frame_origin`.
+    origin: u8,
 }
 
 impl SkbFrame {
     #[inline(always)]
-    fn new(skb: &Skb, protocol: u16) -> Self {
-        let (start, synthetic_l2) = if skb.mac != HEADER_UNSET {
-            (skb.mac, false)
+    fn new(skb: &Skb) -> Self {
+        let (start, origin) = if skb.mac != HEADER_UNSET {
+            (skb.mac, frame_origin::MAC)
         } else if skb.network != HEADER_UNSET {
-            (skb.network, true)
+            (skb.network, frame_origin::NETWORK)
         } else {
-            return Self { base: 0, avail: 0, synthetic_l2: false, protocol };
+            return Self { base: 0, avail: 0, origin: frame_origin::MAC };
         };
-        let avail = skb.tail.saturating_sub(u32::from(start)) as usize;
-        Self { base: skb.head + u64::from(start), avail, synthetic_l2, protocol }
+        let avail = skb.tail.saturating_sub(u32::from(start));
+        Self { base: skb.head + u64::from(start), avail, origin }
     }
-}
 
-impl parse::Frame for SkbFrame {
+    /// Copies up to `snaplen` bytes behind the record's fixed part; returns how many.
     #[inline(always)]
-    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        let offset = if self.synthetic_l2 {
-            if offset == 0 && N == ETH_HLEN {
-                let mut eth = [0u8; N];
-                let [hi, lo] = self.protocol.to_be_bytes();
-                if let Some([h, l]) = eth.get_mut(12..14) {
-                    (*h, *l) = (hi, lo);
-                }
-                return Some(eth);
-            }
-            offset.checked_sub(ETH_HLEN)?
-        } else {
-            offset
-        };
-        if self.base == 0 || offset + N > self.avail {
-            return None;
+    fn copy_to(&self, buf: *mut [u8; SCRATCH_BYTES], snaplen: u32) -> usize {
+        let want = self.avail.min(snaplen);
+        if self.base == 0 || want == 0 {
+            return 0;
         }
-        // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
-        unsafe { bpf_probe_read_kernel((self.base + offset as u64) as *const [u8; N]) }.ok()
+        let n = emit::copy_len(want);
+        // SAFETY: the slot has room for FIXED + 65536 bytes; bpf_probe_read_kernel checks the
+        // kernel address and fails instead of faulting.
+        let ret = unsafe {
+            bpf_probe_read_kernel(buf.cast::<u8>().add(FIXED).cast(), n, self.base as *const c_void)
+        };
+        if ret == 0 { n as usize } else { 0 }
     }
 }
 

@@ -1,12 +1,20 @@
-//! The ring buffer shared by every hook and the per-CPU counter of records that did not fit.
+//! The ring buffer shared by every hook, the per-CPU counter of records that did not fit, and
+//! the per-CPU scratch where records with a frame are built.
+//!
+//! Fixed-size records (ARP, neighbour) are reserved in the ring and written in place. Records
+//! that carry the frame's first bytes have a length known only at run time, and the ring's
+//! reserve takes only a constant size: they are built in this CPU's scratch slot and copied
+//! into the ring with `bpf_ringbuf_output` at their real length.
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::map,
-    maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{Array, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
-use tracer_common::{EVENT_VERSION, EventHeader, LOST_RESERVE, LOST_SLOTS};
+use tracer_common::{
+    LOST_RESERVE, LOST_SLOTS, MAX_SNAPLEN, RECORD_VERSION, RecordHeader, SCRATCH_BYTES, SCRATCH_SLOTS, WAKEUP_BYTES,
+};
 
 /// Default size; userspace sets the real one (`--ring-size`) before load.
 #[map]
@@ -15,6 +23,34 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 /// Records that could not be reserved because the ring was full, per CPU.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
+
+/// [`SCRATCH_SLOTS`] slots per CPU (slot `cpu * SCRATCH_SLOTS + slot`); userspace sizes it for
+/// the CPUs of the machine before load. Not a per-CPU map: those cap a value at 32 KiB.
+#[map]
+static SCRATCH: Array<[u8; SCRATCH_BYTES]> = Array::with_max_entries(SCRATCH_SLOTS, 0);
+
+/// Bytes of each frame copied into its record (`--snaplen`), set at load.
+#[unsafe(no_mangle)]
+static SNAPLEN: u32 = tracer_common::DEFAULT_SNAPLEN;
+
+/// The snaplen as the verifier sees it: a constant from .rodata, bounded by [`MAX_SNAPLEN`].
+#[inline(always)]
+pub fn snaplen() -> u32 {
+    // SAFETY: a plain u32 global; the volatile read keeps the compiler from folding the
+    // compile-time default (userspace rewrites it before load).
+    let n = unsafe { core::ptr::read_volatile(&SNAPLEN) };
+    n.min(MAX_SNAPLEN)
+}
+
+/// `n` in `1..=65536` as the verifier sees it, whatever the compiler knows of it: the volatile
+/// read hides `n`'s range from LLVM, so that the mask and the `+ 1` stay in the program (LLVM
+/// drops them when it can prove them redundant, and the verifier then sees an unbounded size).
+#[inline(always)]
+pub fn copy_len(n: u32) -> u32 {
+    // SAFETY: a volatile read of a local.
+    let opaque = unsafe { core::ptr::read_volatile(&n.wrapping_sub(1)) };
+    (opaque & 0xffff) + 1
+}
 
 /// Reserves a record of type `T`, counting a loss when the ring is full.
 #[inline(always)]
@@ -26,21 +62,47 @@ pub fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
     entry
 }
 
-/// Bytes waiting in the ring before a record wakes the collector up. Below it no wakeup is
-/// sent (an irq_work and a reader wakeup per record cost more than the record under a flood);
-/// the collector also polls every few milliseconds, which bounds the delay of a quiet trickle.
-/// Keep in step with `POLL_INTERVAL` in tracer/src/collect.rs.
-const WAKEUP_BYTES: u64 = 64 * 1024;
-
-/// Submits a reserved record, waking the collector only once [`WAKEUP_BYTES`] are waiting.
+/// The wake-up flag for a record: a wake-up only once [`WAKEUP_BYTES`] are waiting (the
+/// collector polls for the rest).
 #[inline(always)]
-pub fn submit<T>(entry: RingBufEntry<T>) {
+fn wakeup_flags() -> u64 {
     let flags = if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
-    entry.submit(flags.into());
+    flags.into()
+}
+
+/// Submits a reserved record.
+#[inline(always)]
+pub fn submit<T>(entry: RingBufEntry<T>) {
+    entry.submit(wakeup_flags());
+}
+
+/// This CPU's scratch slot `slot` (one of `tracer_common::slot`).
+#[inline(always)]
+pub fn scratch(slot: u32) -> Option<*mut [u8; SCRATCH_BYTES]> {
+    // SAFETY: a helper without preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    SCRATCH.get_ptr_mut(cpu * SCRATCH_SLOTS + slot)
+}
+
+/// Copies the first `len` bytes of a scratch record into the ring, counting a loss when the
+/// ring is full.
+#[inline(always)]
+pub fn output(buf: *mut [u8; SCRATCH_BYTES], len: usize) {
+    // Bounded for the verifier (see `copy_len`): never more than the slot holds.
+    // SAFETY: a volatile read of a local.
+    let len = unsafe { core::ptr::read_volatile(&len) } & 0x1_ffff;
+    if len > SCRATCH_BYTES {
+        return;
+    }
+    // SAFETY: `buf` is a live scratch slot of SCRATCH_BYTES bytes and `len` is at most that.
+    let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
+    if EVENTS.output(bytes, wakeup_flags()).is_err() {
+        count_lost();
+    }
 }
 
 #[inline(always)]
@@ -53,13 +115,13 @@ fn count_lost() {
 
 /// The header every record starts with.
 #[inline(always)]
-pub fn header(kind: u8, len: usize) -> EventHeader {
-    EventHeader {
+pub fn header(kind: u8, len: usize) -> RecordHeader {
+    RecordHeader {
         kind,
-        version: EVENT_VERSION,
-        len: len as u16,
+        version: RECORD_VERSION,
         // SAFETY: helpers without preconditions.
-        cpu: unsafe { bpf_get_smp_processor_id() },
+        cpu: unsafe { bpf_get_smp_processor_id() } as u16,
+        len: len as u32,
         ts_ns: unsafe { bpf_ktime_get_ns() },
     }
 }

@@ -8,10 +8,11 @@
 use aya_ebpf::{
     EbpfContext, bindings::bpf_fib_lookup as FibParams, helpers::generated::bpf_fib_lookup, programs::TcContext,
 };
-use tracer_common::{Packet, fib, valid};
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
+use tracer_common::{
+    Packet, fib,
+    proto::{AF_INET, AF_INET6},
+    valid,
+};
 
 /// (verdict, egress ifindex) for an IPv4/IPv6 frame received on `ifindex`;
 /// (`fib::NOT_RUN`, 0) for anything else.

@@ -6,12 +6,14 @@
 //! - [`arp`] and [`neigh`]: the host stack's ARP and neighbour path (kprobe, fentry or tp_btf,
 //!   whichever the collector could attach).
 //!
-//! Shared pieces: [`parse`] (bounded frame parser), [`emit`] (ring buffer and loss counters),
+//! Shared pieces: [`parse`] (bounded frame parser), [`capture`] (a copied frame the parser reads),
+//! [`emit`] (ring buffer, scratch records and loss counters),
 //! [`kread`] (kernel reads at BTF offsets).
 #![no_std]
 #![no_main]
 
 mod arp;
+mod capture;
 mod drop;
 mod emit;
 mod fib;

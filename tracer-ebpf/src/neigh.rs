@@ -12,7 +12,11 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray},
     programs::{BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{NeighConfig, NeighEvent, kind, neigh_hook, neighf};
+use tracer_common::{
+    NeighConfig, NeighRecord, NeighSection, SectionHeader, kind, neigh_hook, neighf, nud,
+    proto::AF_INET,
+    section,
+};
 
 use crate::{
     emit,
@@ -41,9 +45,6 @@ const SLOT_RESOLVE: u32 = 1;
 #[map]
 static PENDING: PerCpuArray<Pending> = PerCpuArray::with_max_entries(2, 0);
 
-/// NUD_VALID: the states in which `neigh->ha` holds the neighbour's address.
-const NUD_VALID: u8 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80;
-const AF_INET: u16 = 2;
 
 /// The configuration, once the collector has written it.
 #[inline(always)]
@@ -99,7 +100,7 @@ fn try_update(neigh: u64, lladdr: u64, new: u8, flags: u32, pid: u32) -> Result<
     }
     let mut flags_out = neighf::OLD_KNOWN;
     let shown = given.unwrap_or(ha);
-    if given.is_some() || new & NUD_VALID != 0 {
+    if given.is_some() || new & nud::VALID != 0 {
         flags_out |= neighf::HAS_LLADDR;
     }
     let ev = Report { neigh, ifindex, hook: neigh_hook::UPDATE, old, new, flags: flags_out, detail: flags, pid, lladdr: shown };
@@ -248,7 +249,7 @@ fn try_leave(neigh: u64, old: Option<u8>, hook: u8, rc: u32) -> Result<(), ()> {
         return Ok(());
     }
     let lladdr: [u8; 6] = read(neigh, cfg.neigh_ha)?;
-    if new & NUD_VALID != 0 {
+    if new & nud::VALID != 0 {
         flags |= neighf::HAS_LLADDR;
     }
     let old = old.unwrap_or(0);
@@ -282,16 +283,15 @@ impl Report {
             .unwrap_or(0);
         let key = self.neigh + u64::from(cfg.neigh_primary_key);
         let mut addr = [0u8; 16];
-        if family == AF_INET {
+        if family == u16::from(AF_INET) {
             if let Ok(a) = read::<[u8; 4]>(key, 0) {
                 addr[..4].copy_from_slice(&a);
             }
         } else if let Ok(a) = read::<[u8; 16]>(key, 0) {
             addr = a;
         }
-        let Some(mut entry) = emit::reserve::<NeighEvent>() else { return };
-        entry.write(NeighEvent {
-            header: emit::header(kind::NEIGH, core::mem::size_of::<NeighEvent>()),
+        let Some(mut entry) = emit::reserve::<NeighRecord>() else { return };
+        let neigh = NeighSection {
             ifindex: self.ifindex,
             hook: self.hook,
             family: family as u8,
@@ -302,7 +302,12 @@ impl Report {
             pid: self.pid,
             addr,
             lladdr: self.lladdr,
-            ..NeighEvent::default()
+            ..NeighSection::default()
+        };
+        entry.write(NeighRecord {
+            header: emit::header(kind::NEIGH, core::mem::size_of::<NeighRecord>()),
+            neigh_hdr: SectionHeader::new(section::NEIGH, section::NEIGH_VERSION, core::mem::size_of::<NeighSection>()),
+            neigh,
         });
         emit::submit(entry);
     }

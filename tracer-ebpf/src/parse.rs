@@ -5,7 +5,11 @@
 //! truncated or malformed frame yields a partial [`Packet`] with `valid` saying what was read and
 //! `TRUNCATED` set; nothing is ever guessed.
 
-use tracer_common::{Packet, ipf, valid};
+use tracer_common::{
+    Packet, ipf,
+    proto::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    valid,
+};
 
 /// Something a frame can be read from, starting at the MAC header.
 pub trait Frame {
@@ -13,20 +17,10 @@ pub trait Frame {
     fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]>;
 }
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-
 const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_FRAGMENT: u8 = 44;
 const IPPROTO_AH: u8 = 51;
-const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_DSTOPTS: u8 = 60;
 
 /// IPv6 extension headers followed before giving up on finding the upper layer.

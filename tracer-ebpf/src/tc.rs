@@ -1,38 +1,37 @@
-//! TC classifiers on ingress and egress of every traced interface: one `PacketEvent` per frame.
-//!
-//! On ingress the event also carries the kernel's forwarding verdict ([`crate::fib`]).
+//! TC classifiers on ingress and egress of every traced interface: one record per frame, with
+//! the frame's first bytes (`--snaplen`) and, on ingress, the kernel's forwarding verdict
+//! ([`crate::fib`]). The collector parses the bytes; the program parses them only for the
+//! FIB lookup.
 //!
 //! They only read. Both return `TC_ACT_UNSPEC` (TCX: "next"), so the packet continues to any
 //! other program on the hook and then on its normal way; the verdict is never changed.
 
-use aya_ebpf::{bindings::__sk_buff, macros::classifier, programs::TcContext, EbpfContext};
-use tracer_common::{PacketEvent, dir, fib, kind};
+use aya_ebpf::{
+    EbpfContext, bindings::__sk_buff, helpers::generated::bpf_skb_load_bytes, macros::classifier, programs::TcContext,
+};
+use tracer_common::{
+    FrameSection, Packet, SCRATCH_BYTES, SectionHeader, TcRecord, TcSection, dir, fib, frame_origin, kind, section,
+    slot, tcf,
+};
 
-use crate::{emit, fib as fib_lookup, parse};
+use crate::{capture::Captured, emit, fib as fib_lookup, parse};
 
 /// "Continue": TC_ACT_UNSPEC on clsact, TCX_NEXT on TCX.
 const TC_ACT_UNSPEC: i32 = -1;
 
+/// Bytes copied at least, whatever the snaplen, so that the FIB lookup sees the headers.
+const HEADERS: u32 = 128;
+
 #[classifier]
 pub fn vethtrace_in(ctx: TcContext) -> i32 {
-    record(&ctx, dir::INGRESS);
+    record(&ctx, dir::INGRESS, slot::INGRESS);
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn vethtrace_eg(ctx: TcContext) -> i32 {
-    record(&ctx, dir::EGRESS);
+    record(&ctx, dir::EGRESS, slot::EGRESS);
     TC_ACT_UNSPEC
-}
-
-/// The frame under a TC program, read with `bpf_skb_load_bytes`.
-struct TcFrame<'a>(&'a TcContext);
-
-impl parse::Frame for TcFrame<'_> {
-    #[inline(always)]
-    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        self.0.load::<[u8; N]>(offset).ok()
-    }
 }
 
 /// What the TC context knows about the skb besides its bytes.
@@ -48,35 +47,64 @@ fn skb_meta(ctx: &TcContext) -> SkbMeta {
     // SAFETY: the context pointer of a classifier is the verifier-checked `__sk_buff`.
     let (ifindex, len, vlan_present, vlan_tci) =
         unsafe { ((*skb).ifindex, (*skb).len, (*skb).vlan_present, (*skb).vlan_tci) };
-    SkbMeta {
-        ifindex,
-        len,
-        accel_vlan: (vlan_present != 0).then_some(vlan_tci as u16),
-    }
+    SkbMeta { ifindex, len, accel_vlan: (vlan_present != 0).then_some(vlan_tci as u16) }
 }
 
+const FIXED: usize = core::mem::size_of::<TcRecord>();
+
 #[inline(always)]
-fn record(ctx: &TcContext, direction: u8) {
-    let Some(mut entry) = emit::reserve::<PacketEvent>() else {
-        return;
-    };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: `ev` points at a reserved record of the right size; zeroing makes every field valid.
-    let ev = unsafe {
-        core::ptr::write_bytes(ev, 0, 1);
-        &mut *ev
-    };
+fn record(ctx: &TcContext, direction: u8, slot: u32) {
+    let Some(buf) = emit::scratch(slot) else { return };
     let meta = skb_meta(ctx);
-    ev.header = emit::header(kind::PACKET, core::mem::size_of::<PacketEvent>());
-    ev.ifindex = meta.ifindex;
-    ev.len = meta.len;
-    ev.dir = direction;
-    parse::parse(&TcFrame(ctx), &mut ev.packet, meta.accel_vlan);
-    // Only ingress: on egress the kernel has already routed the frame.
-    (ev.fib_ret, ev.fib_ifindex) = if direction == dir::INGRESS {
-        fib_lookup::verdict(ctx, &ev.packet, meta.ifindex)
+    let snaplen = emit::snaplen();
+    let ingress = direction == dir::INGRESS;
+    // Ingress copies the headers even under a smaller snaplen: the FIB lookup reads them.
+    let want = if ingress { meta.len.min(snaplen.max(HEADERS)) } else { meta.len.min(snaplen) };
+    let copied = copy_frame(ctx, buf, want);
+    let (fib_ret, fib_ifindex) = if ingress {
+        let mut p = Packet::default();
+        parse::parse(&Captured::new(buf, FIXED, copied), &mut p, meta.accel_vlan);
+        fib_lookup::verdict(ctx, &p, meta.ifindex)
     } else {
         (fib::NOT_RUN, 0)
     };
-    emit::submit(entry);
+    let caplen = copied.min(snaplen as usize);
+    let rec = TcRecord {
+        header: emit::header(kind::PACKET, FIXED + caplen),
+        tc_hdr: SectionHeader::new(section::TC, section::TC_VERSION, core::mem::size_of::<TcSection>()),
+        tc: TcSection {
+            ifindex: meta.ifindex,
+            len: meta.len,
+            fib_ifindex,
+            dir: direction,
+            fib_ret,
+            flags: if meta.accel_vlan.is_some() { tcf::ACCEL_VLAN } else { 0 },
+            vlan_tci: meta.accel_vlan.unwrap_or(0),
+            ..TcSection::default()
+        },
+        frame_hdr: SectionHeader::new(
+            section::FRAME,
+            section::FRAME_VERSION,
+            core::mem::size_of::<FrameSection>() + caplen,
+        ),
+        frame: FrameSection { caplen: caplen as u32, origin: frame_origin::MAC, _pad: [0; 3] },
+    };
+    // SAFETY: the slot holds SCRATCH_BYTES >= FIXED bytes; unaligned write of a plain struct.
+    unsafe { buf.cast::<TcRecord>().write_unaligned(rec) };
+    emit::output(buf, FIXED + caplen);
+}
+
+/// Copies the first `want` bytes of the frame behind the fixed part of the record; returns
+/// how many were copied (0 when the copy failed).
+#[inline(always)]
+fn copy_frame(ctx: &TcContext, buf: *mut [u8; SCRATCH_BYTES], want: u32) -> usize {
+    if want == 0 {
+        return 0;
+    }
+    let n = emit::copy_len(want);
+    // SAFETY: the slot has room for FIXED + 65536 bytes; the helper checks the skb side.
+    let ret = unsafe {
+        bpf_skb_load_bytes(ctx.as_ptr(), 0, buf.cast::<u8>().add(FIXED).cast(), n)
+    };
+    if ret == 0 { n as usize } else { 0 }
 }

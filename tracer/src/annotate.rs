@@ -14,7 +14,9 @@ use std::{
 };
 
 use serde::Serialize;
-use tracer_common::{PacketEvent, dir, fib};
+use tracer_common::{dir, fib};
+
+use crate::event::PacketEvent;
 
 use crate::{
     mirror::{

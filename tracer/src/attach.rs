@@ -22,10 +22,9 @@ use aya::{
 
 use crate::{cli::TcMode, reaper::ReaperHandle};
 
-pub const INGRESS_PROG: &str = "vethtrace_in";
-pub const EGRESS_PROG: &str = "vethtrace_eg";
+pub use tracer_common::names::{EGRESS_PROG, INGRESS_PROG};
 /// The set of traced ifindexes that other hooks (drops, neighbours) filter by.
-pub const TRACED_IFACES_MAP: &str = "TRACED_IFACES";
+pub use tracer_common::names::TRACED_IFACES_MAP;
 
 /// How programs are attached on this kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

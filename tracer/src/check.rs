@@ -73,7 +73,7 @@ pub fn run() -> Report {
     let mut auto_mode = None;
     let mut ring_ok = false;
     if privileged_ok {
-        match ebpf::load(1 << 12) {
+        match ebpf::load(ebpf::LoadOptions { ring_size: 1 << 12, snaplen: tracer_common::DEFAULT_SNAPLEN }) {
             Ok(mut loaded) => {
                 ring_ok = true;
                 lines.push(Line { what: "ring buffer", ok: true, detail: "BPF_MAP_TYPE_RINGBUF".into() });

@@ -44,13 +44,33 @@ pub struct TraceArgs {
     #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
     pub iface: Vec<String>,
 
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    /// Output format of the event lines: text unless `-w` is given (then none, as with
+    /// tcpdump; name a format to have both).
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
 
-    /// Write events to this file instead of standard output.
+    /// Write the text or JSON lines to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+
+    /// Write the packets to this pcapng file (`-` for standard output), with vethtrace's
+    /// findings in each packet's comment. Created 0600; an existing symlink is refused.
     #[arg(short, long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+
+    /// With `-w`: start a new file once this one holds SIZE million bytes (1,000,000 bytes),
+    /// as tcpdump's -C; files are named FILE, FILE1, FILE2, ...
+    #[arg(short = 'C', long = "file-size", value_name = "SIZE", requires = "write", value_parser = clap::value_parser!(u64).range(1..))]
+    pub file_size: Option<u64>,
+
+    /// With `-C`: keep at most COUNT files, reusing the oldest name, as tcpdump's -W.
+    #[arg(short = 'W', long = "file-count", value_name = "COUNT", requires = "file_size", value_parser = clap::value_parser!(u32).range(1..))]
+    pub file_count: Option<u32>,
+
+    /// Bytes of each frame the kernel copies into its record: what pcapng carries and what the
+    /// text and JSON fields are parsed from.
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = tracer_common::DEFAULT_SNAPLEN, value_parser = parse_snaplen)]
+    pub snaplen: u32,
 
     /// Exit non-zero if any event was lost (ring buffer full).
     #[arg(long)]
@@ -117,6 +137,21 @@ pub enum TcMode {
     Clsact,
 }
 
+impl TraceArgs {
+    /// The event lines' format: `--output`, else text unless a pcapng file is written.
+    pub fn line_format(&self) -> Option<OutputFormat> {
+        self.output.or(if self.write.is_some() { None } else { Some(OutputFormat::Text) })
+    }
+}
+
+fn parse_snaplen(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if !(1..=tracer_common::MAX_SNAPLEN).contains(&n) {
+        return Err(format!("{n} is not between 1 and {}", tracer_common::MAX_SNAPLEN));
+    }
+    Ok(n)
+}
+
 fn parse_ring_size(s: &str) -> Result<u32, String> {
     let n: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
     if n < 4096 || !n.is_power_of_two() {
@@ -138,7 +173,8 @@ mod tests {
         let cli = parse(&[]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.trace.iface, ["cali*"]);
-        assert_eq!(cli.trace.output, OutputFormat::Text);
+        assert_eq!(cli.trace.line_format(), Some(OutputFormat::Text));
+        assert_eq!(cli.trace.snaplen, 128);
         assert_eq!(cli.trace.tc_mode, TcMode::Auto);
         assert!(!cli.trace.strict);
     }
@@ -147,8 +183,19 @@ mod tests {
     fn repeated_ifaces_and_json() {
         let cli = parse(&["--iface", "cali*", "-i", "tap*", "--output", "json", "--strict"]).unwrap();
         assert_eq!(cli.trace.iface, ["cali*", "tap*"]);
-        assert_eq!(cli.trace.output, OutputFormat::Json);
+        assert_eq!(cli.trace.line_format(), Some(OutputFormat::Json));
         assert!(cli.trace.strict);
+    }
+
+    #[test]
+    fn pcapng_alone_prints_no_lines_unless_asked() {
+        assert_eq!(parse(&["-w", "t.pcapng"]).unwrap().trace.line_format(), None);
+        assert_eq!(parse(&["-w", "-", "-o", "json"]).unwrap().trace.line_format(), Some(OutputFormat::Json));
+        let cli = parse(&["-w", "t.pcapng", "-C", "5", "-W", "3", "-s", "1500"]).unwrap();
+        assert_eq!((cli.trace.file_size, cli.trace.file_count, cli.trace.snaplen), (Some(5), Some(3), 1500));
+        assert!(parse(&["-C", "5"]).is_err(), "-C needs -w");
+        assert!(parse(&["-w", "f", "-W", "3"]).is_err(), "-W needs -C");
+        assert!(parse(&["-s", "0"]).is_err() && parse(&["-s", "65536"]).is_err());
     }
 
     #[test]

@@ -5,9 +5,10 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
 };
 use tokio::io::unix::AsyncFd;
-use tracer_common::LOST_RESERVE;
-
-use crate::ebpf::{EVENTS_MAP, LOST_MAP};
+use tracer_common::{
+    LOST_RESERVE,
+    names::{EVENTS_MAP, LOST_MAP},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
@@ -32,7 +33,7 @@ pub struct Collector {
 }
 
 /// How often the ring is read without a wakeup: the longest a lone event waits.
-pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(tracer_common::POLL_INTERVAL_MS);
 
 impl Collector {
     /// Takes the ring buffer and the loss counters out of the object.

@@ -3,14 +3,10 @@
 use std::path::Path;
 
 use aya::{Ebpf, EbpfLoader};
+use tracer_common::{SCRATCH_SLOTS, names};
 
 /// The programs built from tracer-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethtrace-ebpf"));
-
-/// Name of the ring buffer map in the object.
-pub const EVENTS_MAP: &str = "EVENTS";
-/// Name of the per-CPU loss counters.
-pub const LOST_MAP: &str = "LOST";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -18,24 +14,61 @@ pub enum LoadError {
     NoBtf,
     #[error("this kernel has no BPF ring buffer (Linux >= 5.8 is needed): {0}")]
     NoRingBuf(String),
+    #[error("cannot tell how many CPUs this machine has ({0}): {1}")]
+    Cpus(&'static str, std::io::Error),
     #[error("loading the eBPF object failed: {0}")]
     Load(#[from] aya::EbpfError),
 }
 
+/// What is fixed when the object is loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// `--ring-size`.
+    pub ring_size: u32,
+    /// `--snaplen`.
+    pub snaplen: u32,
+}
+
 /// Loads maps and program definitions (programs are loaded into the kernel when attached).
-pub fn load(ring_size: u32) -> Result<Ebpf, LoadError> {
+pub fn load(opts: LoadOptions) -> Result<Ebpf, LoadError> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(LoadError::NoBtf);
     }
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| LoadError::Cpus(what, e))?.get();
     EbpfLoader::new()
-        .map_max_entries(EVENTS_MAP, ring_size)
+        .map_max_entries(names::EVENTS_MAP, opts.ring_size)
+        .map_max_entries(names::SCRATCH_MAP, cpus * SCRATCH_SLOTS)
+        .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
         .load(OBJECT)
         .map_err(|e| match &e {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { name, io_error, .. })
-                if name == EVENTS_MAP && io_error.raw_os_error() == Some(libc::EINVAL) =>
+                if name == names::EVENTS_MAP && io_error.raw_os_error() == Some(libc::EINVAL) =>
             {
                 LoadError::NoRingBuf(io_error.to_string())
             }
             _ => LoadError::Load(e),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use aya_obj::Object;
+
+    use super::*;
+
+    /// Every program and map the loader names by a string is in the embedded object.
+    #[test]
+    fn the_object_has_every_program_and_map_the_loader_names() {
+        let obj = Object::parse(OBJECT).expect("embedded object parses");
+        for map in names::MAPS {
+            assert!(obj.maps.contains_key(*map), "map {map} missing from the object");
+        }
+        let programs: Vec<&str> = [names::INGRESS_PROG, names::EGRESS_PROG, names::DROP_PROG]
+            .into_iter()
+            .chain(crate::probes::program_names())
+            .collect();
+        for prog in programs {
+            assert!(obj.programs.contains_key(prog), "program {prog} missing from the object");
+        }
+    }
 }

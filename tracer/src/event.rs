@@ -1,9 +1,107 @@
-//! Decoding ring-buffer records into typed events.
+//! Decoding ring-buffer records (a header, then typed sections) into typed events.
 //!
-//! Records are read with `read_unaligned` (the ring gives 8-byte alignment, but nothing here
-//! relies on it). A record whose kind or version is unknown is skipped and counted, never guessed.
+//! Every length is checked: the record's against the bytes the ring handed over, each
+//! section's against the record. Sections of a kind or version this build does not know are
+//! skipped and counted; a record without the sections its kind needs is an error, never a
+//! guess. Records are read with `read_unaligned` (nothing here relies on the ring's alignment).
+//!
+//! TC and drop records carry the frame's first bytes; the frame is parsed here, by the same
+//! parser the eBPF programs use (`tracer_ebpf::parse`), and handed on beside the event for the
+//! writers that want the bytes (pcapng).
 
-use tracer_common::{ArpEvent, DropEvent, EVENT_VERSION, EventHeader, NeighEvent, PacketEvent, kind};
+use std::ops::{Deref, DerefMut};
+
+use tracer_common::{
+    ArpSection, DropSection, FrameSection, NeighSection, Packet, RECORD_VERSION, RecordHeader, SectionHeader,
+    TcSection, frame_origin, kind,
+    proto::ETH_HLEN,
+    section,
+};
+use tracer_ebpf::parse::{self, Frame};
+
+/// When and where a record was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// CLOCK_MONOTONIC, ns.
+    pub ts_ns: u64,
+    pub cpu: u16,
+}
+
+/// A frame seen by TC, parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketEvent {
+    pub header: Stamp,
+    pub ifindex: u32,
+    /// Bytes of the frame on the wire (`skb->len`).
+    pub len: u32,
+    /// One of `tracer_common::dir`.
+    pub dir: u8,
+    /// One of `tracer_common::fib`.
+    pub fib_ret: u8,
+    pub fib_ifindex: u32,
+    pub packet: Packet,
+}
+
+/// A packet the kernel dropped, its frame parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropEvent {
+    pub header: Stamp,
+    pub drop: DropSection,
+    pub packet: Packet,
+}
+
+impl Deref for DropEvent {
+    type Target = DropSection;
+    fn deref(&self) -> &DropSection {
+        &self.drop
+    }
+}
+
+impl DerefMut for DropEvent {
+    fn deref_mut(&mut self) -> &mut DropSection {
+        &mut self.drop
+    }
+}
+
+/// An ARP packet the host stack received or sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArpEvent {
+    pub header: Stamp,
+    pub arp: ArpSection,
+}
+
+impl Deref for ArpEvent {
+    type Target = ArpSection;
+    fn deref(&self) -> &ArpSection {
+        &self.arp
+    }
+}
+
+impl DerefMut for ArpEvent {
+    fn deref_mut(&mut self) -> &mut ArpSection {
+        &mut self.arp
+    }
+}
+
+/// A neighbour entry that changed or held a packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NeighEvent {
+    pub header: Stamp,
+    pub neigh: NeighSection,
+}
+
+impl Deref for NeighEvent {
+    type Target = NeighSection;
+    fn deref(&self) -> &NeighSection {
+        &self.neigh
+    }
+}
+
+impl DerefMut for NeighEvent {
+    fn deref_mut(&mut self) -> &mut NeighSection {
+        &mut self.neigh
+    }
+}
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,16 +112,35 @@ pub enum Event {
     Neigh(NeighEvent),
 }
 
+/// The frame's captured bytes, as the record carried them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Captured<'a> {
+    pub bytes: &'a [u8],
+    /// One of `tracer_common::frame_origin`.
+    pub origin: u8,
+}
+
+/// A decoded record and the bytes of its frame (empty for ARP and neighbour records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub event: Event,
+    pub frame: Captured<'a>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("record of {0} bytes is shorter than its header")]
     Short(usize),
-    #[error("record kind {kind} of {len} bytes is shorter than that kind")]
-    Truncated { kind: u8, len: usize },
+    #[error("record says {said} bytes but {got} were read")]
+    Length { said: usize, got: usize },
+    #[error("record version {0} is not {RECORD_VERSION}")]
+    Version(u8),
+    #[error("section of {len} bytes at offset {at} does not fit the record")]
+    Section { at: usize, len: usize },
+    #[error("record kind {kind} has no section {section}")]
+    Missing { kind: u8, section: u8 },
     #[error("unknown record kind {0}")]
     UnknownKind(u8),
-    #[error("record version {0} is not {EVENT_VERSION}")]
-    Version(u8),
 }
 
 /// Reads a `T` from the start of `buf`, or `None` when `buf` is too short.
@@ -33,97 +150,298 @@ fn read<T: aya::Pod>(buf: &[u8]) -> Option<T> {
         .then(|| unsafe { buf.as_ptr().cast::<T>().read_unaligned() })
 }
 
-pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
-    let header: EventHeader = read(buf).ok_or(DecodeError::Short(buf.len()))?;
-    if header.version != EVENT_VERSION {
-        return Err(DecodeError::Version(header.version));
+/// The sections of one record, as found.
+#[derive(Default)]
+struct Sections<'a> {
+    tc: Option<TcSection>,
+    drop: Option<DropSection>,
+    arp: Option<ArpSection>,
+    neigh: Option<NeighSection>,
+    frame: Option<Captured<'a>>,
+    unknown: u64,
+}
+
+impl<'a> Sections<'a> {
+    fn take(&mut self, hdr: SectionHeader, body: &'a [u8]) {
+        use section::*;
+        let known = match (hdr.kind, hdr.version) {
+            (TC, TC_VERSION) => read(body).map(|s| self.tc = Some(s)),
+            (DROP, DROP_VERSION) => read(body).map(|s| self.drop = Some(s)),
+            (ARP, ARP_VERSION) => read(body).map(|s| self.arp = Some(s)),
+            (NEIGH, NEIGH_VERSION) => read(body).map(|s| self.neigh = Some(s)),
+            (FRAME, FRAME_VERSION) => read::<FrameSection>(body).and_then(|f| {
+                let bytes = body.get(size_of::<FrameSection>()..)?.get(..f.caplen as usize)?;
+                self.frame = Some(Captured { bytes, origin: f.origin });
+                Some(())
+            }),
+            _ => None,
+        };
+        if known.is_none() {
+            self.unknown += 1;
+        }
     }
-    let truncated = DecodeError::Truncated { kind: header.kind, len: buf.len() };
-    match header.kind {
-        kind::PACKET => read(buf).map(Event::Packet).ok_or(truncated),
-        kind::DROP => read(buf).map(Event::Drop).ok_or(truncated),
-        kind::ARP => read(buf).map(Event::Arp).ok_or(truncated),
-        kind::NEIGH => read(buf).map(Event::Neigh).ok_or(truncated),
-        other => Err(DecodeError::UnknownKind(other)),
+}
+
+/// Decodes records, counting the sections it skipped.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// Sections of an unknown kind or version (or too short for their kind), skipped.
+    pub unknown_sections: u64,
+}
+
+impl Decoder {
+    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
+        let header: RecordHeader = read(buf).ok_or(DecodeError::Short(buf.len()))?;
+        if header.version != RECORD_VERSION {
+            return Err(DecodeError::Version(header.version));
+        }
+        let said = header.len as usize;
+        let record = buf.get(..said).filter(|_| said >= size_of::<RecordHeader>());
+        let record = record.ok_or(DecodeError::Length { said, got: buf.len() })?;
+        let sections = split(record)?;
+        self.unknown_sections += sections.unknown;
+        let stamp = Stamp { ts_ns: header.ts_ns, cpu: header.cpu };
+        build(header.kind, stamp, sections)
+    }
+}
+
+/// Walks the sections after the record header.
+fn split(record: &[u8]) -> Result<Sections<'_>, DecodeError> {
+    let mut found = Sections::default();
+    let mut at = size_of::<RecordHeader>();
+    while at < record.len() {
+        let rest = &record[at..];
+        let hdr: SectionHeader = read(rest).ok_or(DecodeError::Section { at, len: rest.len() })?;
+        let len = hdr.len as usize;
+        if len < size_of::<SectionHeader>() || len > rest.len() {
+            return Err(DecodeError::Section { at, len });
+        }
+        found.take(hdr, &rest[size_of::<SectionHeader>()..len]);
+        at += len;
+    }
+    Ok(found)
+}
+
+fn build(kind: u8, header: Stamp, s: Sections<'_>) -> Result<Decoded<'_>, DecodeError> {
+    let missing = |section| DecodeError::Missing { kind, section };
+    let frame = s.frame.unwrap_or_default();
+    let event = match kind {
+        kind::PACKET => {
+            let tc = s.tc.ok_or(missing(section::TC))?;
+            let accel_vlan = (tc.flags & tracer_common::tcf::ACCEL_VLAN != 0).then_some(tc.vlan_tci);
+            Event::Packet(PacketEvent {
+                header,
+                ifindex: tc.ifindex,
+                len: tc.len,
+                dir: tc.dir,
+                fib_ret: tc.fib_ret,
+                fib_ifindex: tc.fib_ifindex,
+                packet: parse_frame(frame, 0, accel_vlan),
+            })
+        }
+        kind::DROP => {
+            let drop = s.drop.ok_or(missing(section::DROP))?;
+            Event::Drop(DropEvent { header, drop, packet: parse_frame(frame, drop.protocol, None) })
+        }
+        kind::ARP => Event::Arp(ArpEvent { header, arp: s.arp.ok_or(missing(section::ARP))? }),
+        kind::NEIGH => Event::Neigh(NeighEvent { header, neigh: s.neigh.ok_or(missing(section::NEIGH))? }),
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    Ok(Decoded { event, frame })
+}
+
+/// Parses captured bytes. A frame captured from its network header (`protocol` is then its
+/// ethertype) is read behind a made-up Ethernet header that carries only the ethertype.
+pub fn parse_frame(frame: Captured<'_>, protocol: u16, accel_vlan: Option<u16>) -> Packet {
+    let mut p = Packet::default();
+    let synthetic = (frame.origin == frame_origin::NETWORK).then_some(protocol);
+    parse::parse(&Bytes { bytes: frame.bytes, synthetic }, &mut p, accel_vlan);
+    p
+}
+
+/// Captured bytes as the parser reads them.
+struct Bytes<'a> {
+    bytes: &'a [u8],
+    /// The ethertype of a made-up Ethernet header in front of `bytes`.
+    synthetic: Option<u16>,
+}
+
+impl Frame for Bytes<'_> {
+    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let offset = match self.synthetic {
+            Some(ethertype) if offset == 0 && N == ETH_HLEN => {
+                let mut eth = [0u8; N];
+                eth[12..14].copy_from_slice(&ethertype.to_be_bytes());
+                return Some(eth);
+            }
+            Some(_) => offset.checked_sub(ETH_HLEN)?,
+            None => offset,
+        };
+        self.bytes.get(offset..offset.checked_add(N)?)?.try_into().ok()
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use tracer_common::Packet;
+    use tracer_common::{ArpRecord, DropRecord, NeighRecord, TcRecord, dir};
 
     pub(crate) fn bytes_of<T: aya::Pod>(v: &T) -> Vec<u8> {
         // SAFETY: `T: Pod` has no padding with undefined contents (explicit padding fields).
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
-    pub(crate) fn packet_event() -> PacketEvent {
-        PacketEvent {
-            header: EventHeader {
-                kind: kind::PACKET,
-                version: EVENT_VERSION,
-                len: size_of::<PacketEvent>() as u16,
-                cpu: 1,
-                ts_ns: 123,
-            },
-            ifindex: 7,
-            len: 98,
-            packet: Packet { ethertype: 0x0800, ..Default::default() },
-            ..Default::default()
-        }
+    fn record_header(kind: u8, len: usize) -> RecordHeader {
+        RecordHeader { kind, version: RECORD_VERSION, cpu: 1, len: len as u32, ts_ns: 123 }
     }
 
-    #[test]
-    fn packet_round_trips() {
-        let ev = packet_event();
-        assert_eq!(decode(&bytes_of(&ev)), Ok(Event::Packet(ev)));
+    fn frame_hdr(caplen: usize) -> SectionHeader {
+        SectionHeader::new(section::FRAME, section::FRAME_VERSION, size_of::<FrameSection>() + caplen)
     }
 
-    #[test]
-    fn decodes_from_an_unaligned_buffer() {
-        let ev = packet_event();
-        let mut buf = vec![0u8];
-        buf.extend(bytes_of(&ev));
-        assert_eq!(decode(&buf[1..]), Ok(Event::Packet(ev)));
+    /// An Ethernet/IPv4/UDP frame of 42 bytes.
+    fn udp_frame() -> Vec<u8> {
+        let mut f = vec![0u8; 42];
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[10, 244, 1, 5]);
+        f[30..34].copy_from_slice(&[10, 244, 1, 6]);
+        f[34..36].copy_from_slice(&1234u16.to_be_bytes());
+        f[36..38].copy_from_slice(&53u16.to_be_bytes());
+        f[38..40].copy_from_slice(&8u16.to_be_bytes());
+        f
     }
 
-    #[test]
-    fn drop_round_trips() {
-        let ev = DropEvent {
-            header: EventHeader { kind: kind::DROP, version: EVENT_VERSION, len: size_of::<DropEvent>() as u16, cpu: 0, ts_ns: 5 },
-            reason: 58,
-            location: 0xffff_ffff_8100_0000,
-            ifindex: 4,
-            ..Default::default()
+    pub(crate) fn tc_record(frame: &[u8]) -> Vec<u8> {
+        let fixed = size_of::<TcRecord>();
+        let rec = TcRecord {
+            header: record_header(kind::PACKET, fixed + frame.len()),
+            tc_hdr: SectionHeader::new(section::TC, section::TC_VERSION, size_of::<TcSection>()),
+            tc: TcSection { ifindex: 7, len: 98, dir: dir::EGRESS, ..Default::default() },
+            frame_hdr: frame_hdr(frame.len()),
+            frame: FrameSection { caplen: frame.len() as u32, ..Default::default() },
         };
-        let bytes = bytes_of(&ev);
-        assert_eq!(decode(&bytes), Ok(Event::Drop(ev)));
-        assert!(matches!(decode(&bytes[..100]), Err(DecodeError::Truncated { kind: kind::DROP, .. })));
+        let mut bytes = bytes_of(&rec);
+        bytes.extend_from_slice(frame);
+        bytes
+    }
+
+    #[test]
+    fn packet_record_decodes_and_its_frame_is_parsed() {
+        let frame = udp_frame();
+        let bytes = tc_record(&frame);
+        let d = Decoder::default().decode(&bytes).unwrap();
+        let Event::Packet(ev) = d.event else { panic!("{d:?}") };
+        assert_eq!((ev.ifindex, ev.len, ev.dir, ev.header.ts_ns, ev.header.cpu), (7, 98, dir::EGRESS, 123, 1));
+        assert_eq!(d.frame.bytes, &frame[..]);
+        assert_eq!((ev.packet.sport, ev.packet.dport, ev.packet.ip_proto), (1234, 53, 17));
+        assert_eq!(&ev.packet.dst_ip[..4], &[10, 244, 1, 6]);
+    }
+
+    #[test]
+    fn decodes_from_an_unaligned_buffer_and_ignores_bytes_past_the_record() {
+        let bytes = tc_record(&udp_frame());
+        let mut buf = vec![0u8];
+        buf.extend(&bytes);
+        buf.extend([0xaa; 5]);
+        let d = Decoder::default().decode(&buf[1..]).unwrap();
+        assert_eq!(d.frame.bytes, &udp_frame()[..]);
+    }
+
+    #[test]
+    fn drop_without_mac_header_is_parsed_behind_a_made_up_one() {
+        let frame = udp_frame();
+        let l3 = &frame[ETH_HLEN..];
+        let fixed = size_of::<DropRecord>();
+        let rec = DropRecord {
+            header: record_header(kind::DROP, fixed + l3.len()),
+            drop_hdr: SectionHeader::new(section::DROP, section::DROP_VERSION, size_of::<DropSection>()),
+            drop: DropSection { reason: 58, ifindex: 4, protocol: 0x0800, ..Default::default() },
+            frame_hdr: frame_hdr(l3.len()),
+            frame: FrameSection { caplen: l3.len() as u32, origin: frame_origin::NETWORK, _pad: [0; 3] },
+        };
+        let mut bytes = bytes_of(&rec);
+        bytes.extend_from_slice(l3);
+        let d = Decoder::default().decode(&bytes).unwrap();
+        let Event::Drop(ev) = d.event else { panic!("{d:?}") };
+        assert_eq!((ev.reason, ev.ifindex), (58, 4));
+        assert_eq!(ev.packet.ethertype, 0x0800);
+        assert_eq!((ev.packet.src_mac, ev.packet.dport), ([0; 6], 53));
     }
 
     #[test]
     fn arp_and_neigh_round_trip() {
-        let header = |kind, len| EventHeader { kind, version: EVENT_VERSION, len, cpu: 0, ts_ns: 9 };
-        let arp = ArpEvent { header: header(kind::ARP, 48), ifindex: 3, op: 2, ..Default::default() };
-        assert_eq!(decode(&bytes_of(&arp)), Ok(Event::Arp(arp)));
-        let neigh = NeighEvent { header: header(kind::NEIGH, 64), new_state: 0x20, ..Default::default() };
+        let arp = ArpRecord {
+            header: record_header(kind::ARP, size_of::<ArpRecord>()),
+            arp_hdr: SectionHeader::new(section::ARP, section::ARP_VERSION, size_of::<ArpSection>()),
+            arp: ArpSection { ifindex: 3, op: 2, ..Default::default() },
+        };
+        let bytes = bytes_of(&arp);
+        let d = Decoder::default().decode(&bytes).unwrap();
+        assert!(matches!(d.event, Event::Arp(ev) if ev.ifindex == 3 && ev.op == 2));
+        let neigh = NeighRecord {
+            header: record_header(kind::NEIGH, size_of::<NeighRecord>()),
+            neigh_hdr: SectionHeader::new(section::NEIGH, section::NEIGH_VERSION, size_of::<NeighSection>()),
+            neigh: NeighSection { new_state: 0x20, ..Default::default() },
+        };
         let bytes = bytes_of(&neigh);
-        assert_eq!(decode(&bytes), Ok(Event::Neigh(neigh)));
-        assert!(matches!(decode(&bytes[..40]), Err(DecodeError::Truncated { kind: kind::NEIGH, .. })));
+        let d = Decoder::default().decode(&bytes).unwrap();
+        assert!(matches!(d.event, Event::Neigh(ev) if ev.new_state == 0x20));
     }
 
     #[test]
-    fn short_unknown_and_foreign_records_are_errors() {
-        let ev = packet_event();
-        let bytes = bytes_of(&ev);
-        assert_eq!(decode(&bytes[..8]), Err(DecodeError::Short(8)));
-        assert!(matches!(decode(&bytes[..40]), Err(DecodeError::Truncated { kind: kind::PACKET, .. })));
+    fn unknown_sections_are_skipped_and_counted() {
+        let mut bytes = tc_record(&udp_frame());
+        // A section of a kind from a newer writer, appended.
+        bytes.extend(bytes_of(&SectionHeader::new(200, 1, 4)));
+        bytes.extend([1, 2, 3, 4]);
+        // And the TC section at a version this build does not know, in front.
+        let len = bytes.len() as u32;
+        bytes[4..8].copy_from_slice(&len.to_ne_bytes());
+        let mut decoder = Decoder::default();
+        assert!(decoder.decode(&bytes).is_ok());
+        assert_eq!(decoder.unknown_sections, 1);
+        bytes[size_of::<RecordHeader>() + 1] = section::TC_VERSION + 1;
+        assert_eq!(
+            decoder.decode(&bytes),
+            Err(DecodeError::Missing { kind: kind::PACKET, section: section::TC })
+        );
+        assert_eq!(decoder.unknown_sections, 3);
+    }
+
+    #[test]
+    fn bad_lengths_and_foreign_records_are_errors() {
+        let bytes = tc_record(&udp_frame());
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&bytes[..8]), Err(DecodeError::Short(8)));
+        assert!(matches!(d.decode(&bytes[..40]), Err(DecodeError::Length { .. })));
+        let mut section_too_long = bytes.clone();
+        let at = size_of::<RecordHeader>();
+        section_too_long[at + 4..at + 8].copy_from_slice(&5000u32.to_ne_bytes());
+        assert!(matches!(d.decode(&section_too_long), Err(DecodeError::Section { .. })));
+        let mut section_too_short = bytes.clone();
+        section_too_short[at + 4..at + 8].copy_from_slice(&3u32.to_ne_bytes());
+        assert!(matches!(d.decode(&section_too_short), Err(DecodeError::Section { .. })));
         let mut unknown = bytes.clone();
         unknown[0] = 200;
-        assert_eq!(decode(&unknown), Err(DecodeError::UnknownKind(200)));
+        assert_eq!(d.decode(&unknown), Err(DecodeError::UnknownKind(200)));
         let mut foreign = bytes;
-        foreign[1] = EVENT_VERSION + 1;
-        assert_eq!(decode(&foreign), Err(DecodeError::Version(EVENT_VERSION + 1)));
+        foreign[1] = RECORD_VERSION + 1;
+        assert_eq!(d.decode(&foreign), Err(DecodeError::Version(RECORD_VERSION + 1)));
+    }
+
+    #[test]
+    fn a_frame_shorter_than_its_caplen_is_not_read_past_the_record() {
+        let mut bytes = tc_record(&udp_frame());
+        // caplen claims more than the section holds.
+        let at = size_of::<RecordHeader>() + size_of::<SectionHeader>() + size_of::<TcSection>() + 8;
+        bytes[at..at + 4].copy_from_slice(&4000u32.to_ne_bytes());
+        let mut d = Decoder::default();
+        let got = d.decode(&bytes).unwrap();
+        assert_eq!(got.frame.bytes, &[] as &[u8]);
+        assert_eq!(d.unknown_sections, 1);
     }
 }

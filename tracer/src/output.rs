@@ -2,19 +2,17 @@
 //! decides when to flush (once per ring-buffer drain, not once per event).
 
 pub mod write;
-#[cfg(test)]
-mod equivalence;
 
 use std::{io, net::IpAddr};
 
 use time::OffsetDateTime;
-use tracer_common::{PacketEvent, dir};
+use tracer_common::dir;
 
 use self::write::{
     key, put, put_hex4, put_hms_micros, put_ip, put_ipv4, put_ipv6, put_json_str, put_mac, put_rfc3339, put_u32,
     put_u64, quoted,
 };
-use crate::annotate::Annotation;
+use crate::{annotate::Annotation, event::PacketEvent};
 use crate::packet::{
     self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView,
 };

@@ -1,170 +1,156 @@
 //! The default command: attach to the matching interfaces (and to those that appear later),
 //! stream events until Ctrl-C/SIGTERM, then flush, detach and report counters.
+//!
+//! The flow: ring buffer ([`collect`]) → enrich ([`crate::enrich`]: decode, name, annotate)
+//! → writers ([`crate::writers`]: text/JSON lines, pcapng). Netlink notifications keep the
+//! mirror and the set of traced interfaces live in the same loop.
 
 use std::{
     fs::File,
-    io::{self, BufWriter, Write},
+    io::{self, Write},
     time::Duration,
 };
 
 use anyhow::Context as _;
 use aya::Ebpf;
 use futures::StreamExt as _;
-use tokio::signal::unix::{SignalKind, signal};
+use netlink_packet_core::NetlinkMessage;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
+pub use crate::enrich::Counters;
 use crate::{
-    annotate,
     attach::{Attacher, Backend},
     caps,
     cli::{OutputFormat, ProbeMode, TraceArgs},
     collect::{self, Collector},
-    drops::{self, DropNames, DropProbe, summary::Summary},
-    ebpf,
-    event::{self, Event},
-    kernel::btf::KernelBtf,
+    drops::DropProbe,
+    ebpf::{self, LoadOptions},
+    enrich::{Enricher, Shown},
     ifaces::IfaceFilter,
-    mirror::{self, Mirror, links::LinkChange},
-    output::{self, Format, Meta},
+    kernel::btf::KernelBtf,
+    mirror::{self, Mirror, Netlink, Notifications, RtMessage, links::LinkChange},
+    output::Format,
     probes::{self, Probes},
+    record::Record,
+    writers::{
+        EventWriter, is_closed,
+        lines::LineWriter,
+        pcapng::{PcapngOptions, PcapngWriter},
+    },
 };
 
-/// What a finished trace reports.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counters {
-    pub events: u64,
-    /// Drop events received (printed or not).
-    pub drops: u64,
-    pub lost: u64,
-    pub undecodable: u64,
+/// Where records go: text/JSON lines, a pcapng capture, or both.
+struct Outputs {
+    lines: Option<LineWriter>,
+    pcapng: Option<PcapngWriter>,
 }
 
-/// Converts kernel monotonic timestamps to wall-clock time.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    wall_minus_mono_ns: i128,
-}
-
-impl Clock {
-    fn now() -> Self {
-        let ns = |clock| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: `ts` is a valid out-pointer for clock_gettime.
-            unsafe { libc::clock_gettime(clock, &mut ts) };
-            i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+impl Outputs {
+    /// Opens every output before anything is attached: a file that cannot be written is one
+    /// error line and nothing to clean up.
+    fn open(args: &TraceArgs) -> anyhow::Result<Self> {
+        let lines = match args.line_format() {
+            None => None,
+            Some(f) => {
+                let format = match f {
+                    OutputFormat::Text => Format::Text,
+                    OutputFormat::Json => Format::Json,
+                };
+                Some(LineWriter::new(format, open_line_output(args)?))
+            }
         };
-        Self { wall_minus_mono_ns: ns(libc::CLOCK_REALTIME) - ns(libc::CLOCK_MONOTONIC) }
+        let pcapng = match &args.write {
+            None => None,
+            Some(path) => Some(PcapngWriter::create(PcapngOptions {
+                path: (path.as_os_str() != "-").then(|| path.clone()),
+                snaplen: args.snaplen,
+                file_size: args.file_size.map(|mb| mb * 1_000_000),
+                file_count: args.file_count,
+            })?),
+        };
+        Ok(Self { lines, pcapng })
     }
 
-    fn wall(self, mono_ns: u64) -> i128 {
-        i128::from(mono_ns) + self.wall_minus_mono_ns
+    fn write(&mut self, rec: &Record<'_>) -> io::Result<()> {
+        if let Some(w) = &mut self.lines {
+            w.write(rec)?;
+        }
+        if let Some(w) = &mut self.pcapng {
+            w.write(rec)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(w) = &mut self.lines {
+            w.flush()?;
+        }
+        if let Some(w) = &mut self.pcapng {
+            w.flush()?;
+        }
+        Ok(())
     }
 }
 
-/// Formats decoded events into a buffer that is written out once per drain.
+fn open_line_output(args: &TraceArgs) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match &args.output_file {
+        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        None => Box::new(io::stdout()),
+    })
+}
+
+/// The enrich stage and the writers: what a drained record goes through.
 struct Sink {
-    format: Format,
-    buf: Vec<u8>,
-    out: BufWriter<Box<dyn Write>>,
-    clock: Clock,
-    /// The node's network state: interface names and everything the annotation looks up.
-    mirror: Mirror,
-    counters: Counters,
-    /// Which events are written (`--drops`: drops only; `--summary`: neither).
-    show_packets: bool,
-    show_drops: bool,
-    /// `None` when drops are not traced.
-    drop_names: Option<DropNames>,
-    drop_summary: Summary,
-    /// The ARP/neighbour probes' mode, `None` when none attached.
-    probe_mode: Option<probes::Mode>,
+    enricher: Enricher,
+    outputs: Outputs,
+    /// The first write error (a drain callback cannot return one).
+    failed: Option<io::Error>,
 }
 
 impl Sink {
     fn record(&mut self, bytes: &[u8]) {
-        match event::decode(bytes) {
-            Ok(Event::Packet(_)) if !self.show_packets => {}
-            Ok(Event::Drop(ev)) => self.record_drop(&ev),
-            Ok(Event::Packet(ev)) => {
-                let index_name;
-                let iface = match self.mirror.links.name(ev.ifindex) {
-                    Some(n) => n,
-                    None => {
-                        index_name = format!("if{}", ev.ifindex);
-                        &index_name
-                    }
-                };
-                let meta = Meta { iface, wall_ns: self.clock.wall(ev.header.ts_ns) };
-                let annotation = annotate::annotate(&self.mirror, &ev);
-                if output::write_annotated(self.format, &mut self.buf, &ev, meta, Some(&annotation)).is_ok() {
-                    self.counters.events += 1;
-                }
-            }
-            Ok(Event::Arp(ev)) => self.record_probe(ev.ifindex, ev.header.ts_ns, |f, buf, meta, mode| {
-                probes::render::write_arp(f, buf, &ev, meta, mode)
-            }),
-            Ok(Event::Neigh(ev)) => self.record_probe(ev.ifindex, ev.header.ts_ns, |f, buf, meta, mode| {
-                probes::render::write_neigh(f, buf, &ev, meta, mode)
-            }),
-            Err(e) => {
-                self.counters.undecodable += 1;
-                log::debug!("skipped a record: {e}");
-            }
-        }
-    }
-
-    /// An ARP or neighbour event, shown with the packets.
-    fn record_probe(
-        &mut self,
-        ifindex: u32,
-        ts_ns: u64,
-        write: impl FnOnce(Format, &mut Vec<u8>, Meta<'_>, probes::Mode) -> io::Result<()>,
-    ) {
-        let Some(mode) = self.probe_mode else { return };
-        if !self.show_packets {
+        if self.failed.is_some() {
             return;
         }
-        let name = self.mirror.links.name(ifindex).map_or_else(|| format!("if{ifindex}"), str::to_owned);
-        let meta = Meta { iface: &name, wall_ns: self.clock.wall(ts_ns) };
-        if write(self.format, &mut self.buf, meta, mode).is_ok() {
-            self.counters.events += 1;
+        if let Some(rec) = self.enricher.enrich(bytes)
+            && let Err(e) = self.outputs.write(&rec)
+        {
+            self.failed = Some(e);
         }
     }
 
-    fn record_drop(&mut self, ev: &tracer_common::DropEvent) {
-        let Some(names) = &self.drop_names else { return };
-        let dev = (ev.ifindex != 0)
-            .then(|| self.mirror.links.name(ev.ifindex).map_or_else(|| format!("if{}", ev.ifindex), str::to_owned));
-        let named = drops::render::name(names, &self.mirror, ev, dev.as_deref());
-        let iface = dev.as_deref().unwrap_or("-");
-        self.drop_summary.add(named.reason_or_location(), iface, &ev.packet);
-        self.counters.drops += 1;
-        if self.show_drops {
-            let meta = Meta { iface, wall_ns: self.clock.wall(ev.header.ts_ns) };
-            if drops::render::write(self.format, &mut self.buf, &named, meta).is_ok() {
-                self.counters.events += 1;
+    /// Sends what the last drain wrote; `Ok(false)` when the reader went away.
+    fn flush(&mut self) -> anyhow::Result<bool> {
+        let result = match self.failed.take() {
+            Some(e) => Err(e),
+            None => self.outputs.flush(),
+        };
+        match result {
+            Err(e) if is_closed(&e) => Ok(false),
+            other => other.map(|()| true).context("writing events"),
+        }
+    }
+
+    /// At exit: the drop table to the line output (`--summary`) or to standard error.
+    fn finish_summary(&mut self, to_output: bool) -> anyhow::Result<()> {
+        let summary = &self.enricher.drop_summary;
+        match &mut self.outputs.lines {
+            Some(lines) if to_output => {
+                let mut buf = Vec::new();
+                match lines.format() {
+                    Format::Json => summary.write_json(&mut buf)?,
+                    Format::Text => buf.extend_from_slice(summary.table().as_bytes()),
+                }
+                lines.extend(&buf);
+                self.flush().context("writing the drop summary").map(drop)
+            }
+            _ => {
+                if !summary.is_empty() {
+                    eprint!("vethtrace: drops by reason, interface and flow:\n{}", summary.table());
+                }
+                Ok(())
             }
         }
-    }
-
-    /// At exit: the drop table to the output (`--summary`) or to standard error.
-    fn finish_summary(&mut self, to_output: bool) -> io::Result<()> {
-        if !to_output {
-            if !self.drop_summary.is_empty() {
-                eprint!("vethtrace: drops by reason, interface and flow:\n{}", self.drop_summary.table());
-            }
-            return Ok(());
-        }
-        match self.format {
-            Format::Json => self.drop_summary.write_json(&mut self.buf)?,
-            Format::Text => self.buf.extend_from_slice(self.drop_summary.table().as_bytes()),
-        }
-        self.flush()
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
     }
 }
 
@@ -224,83 +210,126 @@ fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs, btf: &KernelBtf) -> anyhow::R
     }
 }
 
-fn open_output(args: &TraceArgs) -> anyhow::Result<Box<dyn Write>> {
-    Ok(match &args.write {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
-        None => Box::new(io::stdout()),
-    })
+/// The drop program: required with `--drops`/`--summary`, a warning otherwise.
+fn start_drops(ebpf: &mut Ebpf, args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<DropProbe>> {
+    if args.no_drops {
+        return Ok(None);
+    }
+    match DropProbe::start(ebpf, btf) {
+        Ok(probe) => Ok(Some(probe)),
+        Err(e) if args.drops || args.summary => Err(anyhow::Error::new(e).context("tracing drops")),
+        Err(e) => {
+            eprintln!("vethtrace: warning: drops are not traced: {e}");
+            Ok(None)
+        }
+    }
 }
 
-pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
-    let filter = IfaceFilter::new(&args.iface)?;
-    caps::check()?;
-    let mut ebpf = ebpf::load(args.ring_size)?;
-    // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF).
-    let kernel_btf = KernelBtf::load()?;
-    let mut collector = Collector::new(&mut ebpf)?;
-    let backend = Backend::choose(args.tc_mode)?;
-    let attacher = Attacher::new(&mut ebpf, backend)?;
-    let mut drop_probe = if args.no_drops {
-        None
-    } else {
-        match DropProbe::start(&mut ebpf, &kernel_btf) {
-            Ok(probe) => Some(probe),
-            Err(e) if args.drops || args.summary => return Err(anyhow::Error::new(e).context("tracing drops")),
+/// Everything attached and running, ready for the event loop.
+struct Session {
+    collector: Collector,
+    tracing: Tracing,
+    drop_probe: Option<DropProbe>,
+    netlink: Netlink,
+    notifications: Notifications,
+    sink: Sink,
+}
+
+impl Session {
+    async fn start(args: &TraceArgs, outputs: Outputs) -> anyhow::Result<Self> {
+        let filter = IfaceFilter::new(&args.iface)?;
+        caps::check()?;
+        let mut ebpf = ebpf::load(LoadOptions { ring_size: args.ring_size, snaplen: args.snaplen })?;
+        // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF).
+        let kernel_btf = KernelBtf::load()?;
+        let collector = Collector::new(&mut ebpf)?;
+        let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
+        let mut drop_probe = start_drops(&mut ebpf, args, &kernel_btf)?;
+        let probes = start_probes(&mut ebpf, args, &kernel_btf)?;
+        // Subscribe before the dump so that nothing falls between the two.
+        let (netlink, notifications) = mirror::subscribe()?;
+        let node = Mirror::load(&netlink).await?;
+        let shown = Shown { packets: !args.drops && !args.summary, drops: !args.summary };
+        let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
+        let enricher = Enricher::new(node, shown, drop_names, probes.as_ref().map(|p| p.mode));
+        let mut session = Self {
+            collector,
+            tracing: Tracing { filter, attacher, ebpf },
+            drop_probe,
+            netlink,
+            notifications,
+            sink: Sink { enricher, outputs, failed: None },
+        };
+        for change in session.sink.enricher.mirror.present_links() {
+            session.tracing.apply(change);
+        }
+        session.sync_drop_addrs();
+        Ok(session)
+    }
+
+    fn sync_drop_addrs(&mut self) {
+        if let Some(probe) = &mut self.drop_probe {
+            let attacher = &self.tracing.attacher;
+            probe.sync_addrs(&self.sink.enricher.mirror, |i| attacher.is_attached(i));
+        }
+    }
+
+    fn announce(&self, backend: &str) {
+        let describe = self.tracing.filter.describe();
+        eprintln!(
+            "vethtrace: tracing {} interface(s) matching {describe} via {backend}; Ctrl-C to stop",
+            self.tracing.attacher.count(),
+        );
+        if self.tracing.attacher.count() == 0 {
+            eprintln!("vethtrace: no interface matches {describe} yet; waiting for one to appear");
+        }
+    }
+
+    /// A netlink notification: the mirror, then the traced set. A failed re-dump leaves the
+    /// mirror as it was: annotations may lag, tracing goes on.
+    async fn on_notification(&mut self, msg: NetlinkMessage<RtMessage>) -> bool {
+        match self.sink.enricher.mirror.handle(&self.netlink, msg).await {
+            Ok(changes) => {
+                changes.into_iter().for_each(|change| self.tracing.apply(change));
+                true
+            }
             Err(e) => {
-                eprintln!("vethtrace: warning: drops are not traced: {e}");
-                None
+                eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale");
+                false
             }
         }
-    };
-    let probes = start_probes(&mut ebpf, args, &kernel_btf)?;
-    let mut tracing = Tracing { filter, attacher, ebpf };
-    // Subscribe before the dump so that nothing falls between the two.
-    let (netlink, mut notifications) = mirror::subscribe()?;
-    let node = Mirror::load(&netlink).await?;
-    let mut sink = Sink {
-        format: match args.output {
-            OutputFormat::Text => Format::Text,
-            OutputFormat::Json => Format::Json,
-        },
-        buf: Vec::with_capacity(1 << 16),
-        out: BufWriter::with_capacity(1 << 16, open_output(args)?),
-        clock: Clock::now(),
-        mirror: node,
-        counters: Counters::default(),
-        show_packets: !args.drops && !args.summary,
-        show_drops: !args.summary,
-        drop_names: drop_probe.as_mut().map(|p| std::mem::take(&mut p.names)),
-        drop_summary: Summary::default(),
-        probe_mode: probes.as_ref().map(|p| p.mode),
-    };
-    for change in sink.mirror.present_links() {
-        tracing.apply(change);
     }
-    if let Some(probe) = &mut drop_probe {
-        probe.sync_addrs(&sink.mirror, |i| tracing.attacher.is_attached(i));
+
+    /// Drains what is left in the ring at exit; `false` when the reader went away.
+    fn drain_rest(&mut self) -> anyhow::Result<()> {
+        loop {
+            let n = self.collector.drain_now(|b| self.sink.record(b));
+            if !self.sink.flush()? || n < collect::BATCH {
+                return Ok(());
+            }
+        }
     }
+}
+
+/// Why the loop ended.
+enum Stop {
+    Signal,
+    ReaderGone,
+}
+
+/// Signals and the deadline that end a trace.
+struct Stops {
+    sigint: Signal,
+    sigterm: Signal,
+}
+
+async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -> anyhow::Result<Stop> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let deadline = tokio::time::sleep(duration.map_or(Duration::MAX / 4, Duration::from_secs_f64));
+    tokio::pin!(deadline);
     // Routes changed since the drop filter's addresses were last set (synced once a second,
     // not per notification: a flood of route changes must not rescan the table each time).
     let mut routes_dirty = false;
-    let describe = tracing.filter.describe();
-    eprintln!(
-        "vethtrace: tracing {} interface(s) matching {describe} via {}; Ctrl-C to stop",
-        tracing.attacher.count(),
-        backend.name()
-    );
-    if tracing.attacher.count() == 0 {
-        eprintln!("vethtrace: no interface matches {describe} yet; waiting for one to appear");
-    }
-    // Handlers before the ready file: a script that signals as soon as it sees the file must
-    // get the flush, the detach and the counters, not the default action.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, b"ready\n").with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let deadline = tokio::time::sleep(args.duration.map_or(Duration::MAX / 4, Duration::from_secs_f64));
-    tokio::pin!(deadline);
     let mut reported_lost = 0;
     loop {
         tokio::select! {
@@ -308,62 +337,59 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
             // the state the kernel announced before it; signals and the tick before events, so
             // that a busy ring never starves them (events are always ready under load).
             biased;
-            notification = notifications.next() => match notification {
-                // A failed re-dump leaves the mirror as it was: annotations may lag, tracing
-                // goes on.
-                Some((msg, _)) => match sink.mirror.handle(&netlink, msg).await {
-                    Ok(changes) => {
-                        routes_dirty = true;
-                        changes.into_iter().for_each(|change| tracing.apply(change));
-                    }
-                    Err(e) => eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale"),
-                },
+            notification = s.notifications.next() => match notification {
+                Some((msg, _)) => routes_dirty |= s.on_notification(msg).await,
                 None => anyhow::bail!("the netlink monitor closed"),
             },
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            () = &mut deadline => break,
+            _ = stops.sigint.recv() => return Ok(Stop::Signal),
+            _ = stops.sigterm.recv() => return Ok(Stop::Signal),
+            () = &mut deadline => return Ok(Stop::Signal),
             _ = tick.tick() => {
-                if routes_dirty && let Some(probe) = &mut drop_probe {
-                    probe.sync_addrs(&sink.mirror, |i| tracing.attacher.is_attached(i));
-                    routes_dirty = false;
+                if std::mem::take(&mut routes_dirty) {
+                    s.sync_drop_addrs();
                 }
-                let lost = collector.lost();
-                if lost > reported_lost {
-                    eprintln!(
-                        "vethtrace: {} events lost ({lost} in all): the ring buffer was full; try a larger --ring-size",
-                        lost - reported_lost
-                    );
-                    reported_lost = lost;
-                }
+                reported_lost = report_lost(s.collector.lost(), reported_lost);
             }
-            drained = collector.drain(|b| sink.record(b)) => {
+            drained = s.collector.drain(|b| s.sink.record(b)) => {
                 drained?;
-                match sink.flush() {
-                    // The reader went away (`vethtrace | head`): stop as on Ctrl-C.
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
-                    other => other.context("writing events")?,
+                if !s.sink.flush()? {
+                    return Ok(Stop::ReaderGone);
                 }
             }
         }
     }
-    loop {
-        let n = collector.drain_now(|b| sink.record(b));
-        match sink.flush() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
-            other => other.context("writing events")?,
-        }
-        if n < collect::BATCH {
-            break;
-        }
+}
+
+/// Says on stderr how many events were lost since the last report; returns the new total.
+fn report_lost(lost: u64, reported: u64) -> u64 {
+    if lost > reported {
+        eprintln!(
+            "vethtrace: {} events lost ({lost} in all): the ring buffer was full; try a larger --ring-size",
+            lost - reported
+        );
     }
-    if sink.drop_names.is_some() {
-        match sink.finish_summary(args.summary) {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-            other => other.context("writing the drop summary")?,
-        }
+    lost.max(reported)
+}
+
+pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
+    let outputs = Outputs::open(args)?;
+    let mut session = Session::start(args, outputs).await?;
+    session.announce(session.tracing.attacher.backend().name());
+    // Handlers before the ready file: a script that signals as soon as it sees the file must
+    // get the flush, the detach and the counters, not the default action.
+    let mut stops = Stops { sigint: signal(SignalKind::interrupt())?, sigterm: signal(SignalKind::terminate())? };
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, b"ready\n").with_context(|| format!("cannot write {}", path.display()))?;
     }
-    tracing.attacher.detach_all();
-    sink.counters.lost = collector.lost();
-    Ok(sink.counters)
+    let stop = event_loop(&mut session, &mut stops, args.duration).await?;
+    if matches!(stop, Stop::Signal) {
+        session.drain_rest()?;
+    }
+    if session.sink.enricher.drop_names.is_some() {
+        session.sink.finish_summary(args.summary)?;
+    }
+    session.tracing.attacher.detach_all();
+    let mut counters = session.sink.enricher.counters;
+    counters.lost = session.collector.lost();
+    Ok(counters)
 }

@@ -9,10 +9,13 @@ use std::{
     time::Instant,
 };
 
-use tracer_common::{EVENT_VERSION, EventHeader, Packet, PacketEvent, dir, fib, kind, valid};
+use tracer_common::{
+    FrameSection, Packet, RECORD_VERSION, RecordHeader, SectionHeader, TcRecord, TcSection, dir, fib, kind, section,
+    valid,
+};
 
 use crate::{
-    event::{self, Event},
+    event::{Decoder, Event, PacketEvent, Stamp},
     mirror::{
         Mirror,
         links::Link,
@@ -112,26 +115,63 @@ pub fn tcp_event(from: u32, to: Ipv4Addr, direction: u8, ifindex: u32, fib_ret: 
     p.src_ip[..4].copy_from_slice(&pod_ip(from).octets());
     p.dst_ip[..4].copy_from_slice(&to.octets());
     PacketEvent {
-        header: EventHeader {
-            kind: kind::PACKET,
-            version: EVENT_VERSION,
-            len: size_of::<PacketEvent>() as u16,
-            cpu: 0,
-            ts_ns: 1_000_000,
-        },
+        header: Stamp { ts_ns: 1_000_000, cpu: 0 },
         ifindex,
         len: 1514,
         dir: direction,
         fib_ret,
         fib_ifindex,
         packet: p,
-        ..PacketEvent::default()
     }
 }
 
+/// The Ethernet/IPv4/TCP frame (no payload) of a [`tcp_event`].
+fn tcp_frame(p: &Packet) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54);
+    f.extend_from_slice(&p.dst_mac);
+    f.extend_from_slice(&p.src_mac);
+    f.extend_from_slice(&p.ethertype.to_be_bytes());
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0, 0, p.ttl, p.ip_proto, 0, 0]);
+    f.extend_from_slice(&p.src_ip[..4]);
+    f.extend_from_slice(&p.dst_ip[..4]);
+    f.extend_from_slice(&p.sport.to_be_bytes());
+    f.extend_from_slice(&p.dport.to_be_bytes());
+    f.extend_from_slice(&p.tcp_seq.to_be_bytes());
+    f.extend_from_slice(&p.tcp_ack.to_be_bytes());
+    f.extend_from_slice(&[0x50, p.tcp_flags]);
+    f.extend_from_slice(&p.tcp_win.to_be_bytes());
+    f.extend_from_slice(&[0; 4]);
+    f
+}
+
+/// The ring-buffer record the TC program writes for `ev` (its frame made from its fields).
 fn record_bytes(ev: &PacketEvent) -> Vec<u8> {
-    // SAFETY: `PacketEvent` is `#[repr(C)]` plain data with explicit padding, fully initialised.
-    unsafe { std::slice::from_raw_parts((ev as *const PacketEvent).cast::<u8>(), size_of::<PacketEvent>()) }.to_vec()
+    let frame = tcp_frame(&ev.packet);
+    let fixed = size_of::<TcRecord>();
+    let rec = TcRecord {
+        header: RecordHeader {
+            kind: kind::PACKET,
+            version: RECORD_VERSION,
+            cpu: ev.header.cpu,
+            len: (fixed + frame.len()) as u32,
+            ts_ns: ev.header.ts_ns,
+        },
+        tc_hdr: SectionHeader::new(section::TC, section::TC_VERSION, size_of::<TcSection>()),
+        tc: TcSection {
+            ifindex: ev.ifindex,
+            len: ev.len,
+            fib_ifindex: ev.fib_ifindex,
+            dir: ev.dir,
+            fib_ret: ev.fib_ret,
+            ..TcSection::default()
+        },
+        frame_hdr: SectionHeader::new(section::FRAME, section::FRAME_VERSION, size_of::<FrameSection>() + frame.len()),
+        frame: FrameSection { caplen: frame.len() as u32, ..FrameSection::default() },
+    };
+    // SAFETY: `TcRecord` is `#[repr(C)]` plain data with explicit padding, fully initialised.
+    let mut bytes = unsafe { std::slice::from_raw_parts((&raw const rec).cast::<u8>(), fixed) }.to_vec();
+    bytes.extend_from_slice(&frame);
+    bytes
 }
 
 /// The traffic mix: pod→pod on ingress and egress, pod→outside via the default route.
@@ -189,10 +229,11 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
     let records = records(pods.max(2));
     let mut buf = Vec::with_capacity(1 << 20);
     let mut output_bytes = 0u64;
+    let mut decoder = Decoder::default();
     let start = Instant::now();
     for i in 0..events {
         let bytes = &records[(i % records.len() as u64) as usize];
-        let Ok(Event::Packet(ev)) = event::decode(bytes) else { continue };
+        let Ok(Event::Packet(ev)) = decoder.decode(bytes).map(|d| d.event) else { continue };
         let (format, annotation) = match stages {
             Stages::Annotate => {
                 std::hint::black_box(super::annotate(&mirror, &ev));
@@ -220,14 +261,24 @@ mod tests {
     #[test]
     fn the_synthetic_traffic_is_annotated_without_notes() {
         let mirror = calico_node(8);
+        let mut decoder = Decoder::default();
         for bytes in records(8) {
-            let Ok(Event::Packet(ev)) = event::decode(&bytes) else { panic!("undecodable") };
+            let Ok(Event::Packet(ev)) = decoder.decode(&bytes).map(|d| d.event) else { panic!("undecodable") };
             let a = super::super::annotate(&mirror, &ev);
             assert!(a.route_type.is_some() && a.neigh_state == Some(NeighState::Reachable), "{a:?}");
             assert!(a.notes.is_empty(), "{:?}", a.notes);
         }
         let r = run(10_000, 8, Stages::Full(Format::Json));
         assert!(r.output_bytes > 10_000 * 100);
+    }
+
+    #[test]
+    fn a_record_decodes_to_the_event_it_was_made_from() {
+        let ev = tcp_event(0, pod_ip(1), dir::INGRESS, FIRST_CALI, fib::SUCCESS, FIRST_CALI + 1);
+        let bytes = record_bytes(&ev);
+        let decoded = Decoder::default().decode(&bytes).unwrap();
+        assert_eq!(decoded.event, Event::Packet(ev));
+        assert_eq!(decoded.frame.bytes, &tcp_frame(&ev.packet)[..]);
     }
 
     /// `cargo +1.99.1 test --release -p tracer --lib annotate::bench -- --ignored --nocapture`

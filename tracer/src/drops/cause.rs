@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use tracer_common::DropEvent;
+use crate::event::DropEvent;
 
 use crate::{
     annotate::Annotation,

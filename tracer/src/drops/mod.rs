@@ -14,7 +14,9 @@ use aya::{
     maps::{Array, LpmTrie, MapData, MapError, lpm_trie::Key},
     programs::{ProgramError, TracePoint},
 };
-use tracer_common::{DropConfig, DropEvent, TRACED};
+use tracer_common::{DropConfig, TRACED};
+
+use crate::event::DropEvent;
 
 use crate::{
     kernel::{
@@ -27,9 +29,7 @@ use crate::{
     mirror::{Mirror, prefix::Prefix, routes::RouteKind},
 };
 
-pub const PROGRAM: &str = "vethtrace_drop";
-pub const CONFIG_MAP: &str = "DROP_CONFIG";
-pub const ADDRS_MAP: &str = "DROP_ADDRS";
+pub use tracer_common::names::{DROP_ADDRS_MAP as ADDRS_MAP, DROP_CONFIG_MAP as CONFIG_MAP, DROP_PROG as PROGRAM};
 const TP_SYSTEM: &str = "skb";
 const TP_NAME: &str = "kfree_skb";
 
@@ -71,6 +71,22 @@ impl DropNames {
     /// `symbol+0xoff` of the drop location.
     pub fn location(&self, ev: &DropEvent) -> String {
         self.kallsyms.describe(ev.location)
+    }
+
+    /// IPv6 control traffic freed without a reason: ip6_mc_input discarding MLD reports and
+    /// neighbour solicitations for groups the node has not joined (every pod sends them as it
+    /// comes up), and on 6.1 icmpv6_rcv freeing every neighbour-discovery message it has
+    /// handled with kfree_skb. Not faults (real ND drops carry IPV6_NDISC_* reasons): left out
+    /// so that a healthy node shows no drops.
+    pub fn is_ipv6_control_noise(&self, ev: &DropEvent) -> bool {
+        use tracer_common::{proto::IPPROTO_ICMPV6, valid};
+        let p = &ev.packet;
+        let multicast = p.dst_ip[0] == 0xff;
+        let nd = p.ip_proto == IPPROTO_ICMPV6 && p.valid & valid::ICMP != 0 && (133..=137).contains(&p.icmp_type);
+        let control = p.valid & valid::IPV6 != 0 && (multicast || nd);
+        control
+            && (ev.flags & tracer_common::dropf::HAS_REASON == 0
+                || self.reasons.value("NOT_SPECIFIED").is_some_and(|v| v == ev.reason))
     }
 
     /// The location's symbol alone.

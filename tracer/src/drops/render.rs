@@ -4,7 +4,9 @@ use std::io;
 
 use serde_json::Value;
 
-use tracer_common::{DropEvent, PacketEvent, dir, dropf, fib};
+use tracer_common::{dir, dropf, fib};
+
+use crate::event::{DropEvent, PacketEvent};
 
 use super::{
     DropNames,
@@ -114,7 +116,7 @@ pub fn matched(flags: u8) -> &'static str {
 mod tests {
     use super::*;
     use crate::kernel::{drop_reason::DropReasons, kallsyms::Kallsyms};
-    use tracer_common::valid;
+    use tracer_common::{DropSection, valid};
 
     fn names() -> DropNames {
         DropNames {
@@ -126,11 +128,14 @@ mod tests {
 
     fn drop_event() -> DropEvent {
         let mut ev = DropEvent {
-            reason: 88,
-            location: 0xffff_ffff_81a0_0042,
-            ifindex: 3,
-            len: 84,
-            flags: dropf::HAS_REASON | dropf::BY_DEV,
+            drop: DropSection {
+                reason: 88,
+                location: 0xffff_ffff_81a0_0042,
+                ifindex: 3,
+                len: 84,
+                flags: dropf::HAS_REASON | dropf::BY_DEV,
+                ..Default::default()
+            },
             ..Default::default()
         };
         ev.packet.valid = valid::L2 | valid::IPV4;

@@ -26,7 +26,7 @@ use crate::{
     },
 };
 
-pub const CONFIG_MAP: &str = "NEIGH_CONFIG";
+use tracer_common::names::NEIGH_CONFIG_MAP as CONFIG_MAP;
 
 /// A way of attaching to kernel functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,11 @@ const TRACEPOINT: &[Hook] = &[
     // Only to know a new entry's first state (see tracer-ebpf/src/neigh.rs).
     hook("vt_neigh_new_tp", Attach::TpBtf, &["neigh_create"]),
 ];
+
+/// Every program of every mode (for the check that the object has them all).
+pub fn program_names() -> impl Iterator<Item = &'static str> {
+    Mode::ALL.into_iter().flat_map(|m| m.hooks().iter().map(|h| h.program))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

@@ -5,7 +5,9 @@
 use std::{fmt::Write as _, io, net::IpAddr};
 
 use serde_json::{Map, Value, json};
-use tracer_common::{ArpEvent, NeighEvent, arp_hook, neigh_hook, neighf};
+use tracer_common::{arp_hook, neigh_hook, neighf};
+
+use crate::event::{ArpEvent, NeighEvent};
 
 use super::Mode;
 use crate::{
@@ -170,6 +172,7 @@ pub fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Met
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracer_common::{ArpSection, NeighSection};
 
     fn meta() -> Meta<'static> {
         Meta { iface: "calia", wall_ns: 1_700_000_000_123_456_789 }
@@ -182,12 +185,15 @@ mod tests {
     #[test]
     fn arp_request_text_and_json() {
         let ev = ArpEvent {
-            ifindex: 4,
-            hook: arp_hook::RECV,
-            op: 1,
-            sha: [2, 0, 0, 0, 0, 5],
-            spa: [10, 244, 1, 5],
-            tpa: [169, 254, 1, 1],
+            arp: ArpSection {
+                ifindex: 4,
+                hook: arp_hook::RECV,
+                op: 1,
+                sha: [2, 0, 0, 0, 0, 5],
+                spa: [10, 244, 1, 5],
+                tpa: [169, 254, 1, 1],
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut buf = Vec::new();
@@ -207,15 +213,18 @@ mod tests {
     #[test]
     fn neigh_failed_and_unknown_old_state() {
         let mut ev = NeighEvent {
-            ifindex: 4,
-            hook: neigh_hook::TIMER,
-            family: AF_INET,
-            old_state: 0x01,
-            new_state: 0x20,
-            flags: neighf::OLD_KNOWN,
+            neigh: NeighSection {
+                ifindex: 4,
+                hook: neigh_hook::TIMER,
+                family: AF_INET,
+                old_state: 0x01,
+                new_state: 0x20,
+                flags: neighf::OLD_KNOWN,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        ev.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
+        ev.neigh.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
         let mut buf = Vec::new();
         write_neigh(Format::Text, &mut buf, &ev, meta(), Mode::Fentry).unwrap();
         let line = String::from_utf8(buf).unwrap();
@@ -226,8 +235,8 @@ mod tests {
         assert_eq!((&j["old_state"], &j["new_state"], &j["lladdr"]), (&"INCOMPLETE".into(), &"FAILED".into(), &Value::Null));
         assert!(j.get("update_flags").is_none());
 
-        ev.flags = 0;
-        ev.old_state = 0;
+        ev.neigh.flags = 0;
+        ev.neigh.old_state = 0;
         let mut buf = Vec::new();
         write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Tracepoint).unwrap();
         assert_eq!(json(&buf)["old_state"], Value::Null);
@@ -236,22 +245,25 @@ mod tests {
     #[test]
     fn a_resolution_on_a_failed_entry_drops_the_packet() {
         let mut ev = NeighEvent {
-            hook: neigh_hook::RESOLVE,
-            family: AF_INET,
-            old_state: 0x20,
-            new_state: 0x20,
-            flags: neighf::OLD_KNOWN | neighf::HELD,
-            detail: 1,
+            neigh: NeighSection {
+                hook: neigh_hook::RESOLVE,
+                family: AF_INET,
+                old_state: 0x20,
+                new_state: 0x20,
+                flags: neighf::OLD_KNOWN | neighf::HELD,
+                detail: 1,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        ev.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
+        ev.neigh.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
         let mut buf = Vec::new();
         write_neigh(Format::Text, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
         assert!(String::from_utf8_lossy(&buf).contains("FAILED -> FAILED, packet dropped (resolve)"));
         let mut buf = Vec::new();
         write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
         assert_eq!((&json(&buf)["held"], &json(&buf)["dropped"]), (&true.into(), &true.into()));
-        ev.new_state = 0x01;
+        ev.neigh.new_state = 0x01;
         let mut buf = Vec::new();
         write_neigh(Format::Json, &mut buf, &ev, meta(), Mode::Kprobe).unwrap();
         assert_eq!(json(&buf)["dropped"], false, "INCOMPLETE queues it");
@@ -260,15 +272,18 @@ mod tests {
     #[test]
     fn neigh_update_with_lladdr_ipv6() {
         let ev = NeighEvent {
-            hook: neigh_hook::UPDATE,
-            family: 10,
-            old_state: 0x04,
-            new_state: 0x02,
-            flags: neighf::OLD_KNOWN | neighf::HAS_LLADDR,
-            detail: 1,
-            pid: 0,
-            addr: "fd00::5".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-            lladdr: [2, 0, 0, 0, 0, 5],
+            neigh: NeighSection {
+                hook: neigh_hook::UPDATE,
+                family: 10,
+                old_state: 0x04,
+                new_state: 0x02,
+                flags: neighf::OLD_KNOWN | neighf::HAS_LLADDR,
+                detail: 1,
+                pid: 0,
+                addr: "fd00::5".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                lladdr: [2, 0, 0, 0, 0, 5],
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut buf = Vec::new();

@@ -168,7 +168,7 @@ impl Tracer {
         let ready = dir.join("ready");
         let child = node
             .in_node(vethtrace_bin().to_str().unwrap())
-            .args(["--output", "json", "--write"])
+            .args(["--output", "json", "--output-file"])
             .arg(dir.join("events.json"))
             .arg("--ready-file")
             .arg(&ready)

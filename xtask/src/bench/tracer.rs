@@ -49,7 +49,7 @@ impl Vethtrace {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &node.ns()])
             .arg(bin)
-            .args(["--iface", "cali*", "--output", "json", "--write"])
+            .args(["--iface", "cali*", "--output", "json", "--output-file"])
             .arg(output.as_deref().unwrap_or(Path::new("/dev/null")))
             .arg("--ready-file")
             .arg(&ready)

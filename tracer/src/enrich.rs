@@ -1,0 +1,149 @@
+//! The enrich stage: a ring-buffer record in, a typed [`Record`] out — decoded, named from the
+//! mirror (interface names), timed on the wall clock, annotated with the route and neighbour,
+//! drops named (reason, location, cause) and counted for the summary.
+//!
+//! It decides nothing about formats: the writers do that with the record.
+
+use std::borrow::Cow;
+
+use crate::{
+    annotate,
+    drops::{self, DropNames, summary::Summary},
+    event::{Decoded, Decoder, DropEvent, Event},
+    mirror::Mirror,
+    probes,
+    record::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place, Record},
+};
+
+/// What a finished trace reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    /// Records handed to the writers.
+    pub events: u64,
+    /// Drop events received (shown or not).
+    pub drops: u64,
+    pub lost: u64,
+    pub undecodable: u64,
+    /// Sections of a kind or version this build does not know, skipped.
+    pub unknown_sections: u64,
+}
+
+/// Converts kernel monotonic timestamps to wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall_minus_mono_ns: i128,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        let ns = |clock| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+            i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+        };
+        Self { wall_minus_mono_ns: ns(libc::CLOCK_REALTIME) - ns(libc::CLOCK_MONOTONIC) }
+    }
+
+    pub fn wall(self, mono_ns: u64) -> i128 {
+        i128::from(mono_ns) + self.wall_minus_mono_ns
+    }
+}
+
+/// Which records go on to the writers.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown {
+    /// Packets and ARP/neighbour events (not with `--drops`/`--summary`).
+    pub packets: bool,
+    /// Drops (not with `--summary`).
+    pub drops: bool,
+}
+
+pub struct Enricher {
+    /// The node's network state: interface names and everything the annotation looks up.
+    pub mirror: Mirror,
+    clock: Clock,
+    decoder: Decoder,
+    pub counters: Counters,
+    shown: Shown,
+    /// `None` when drops are not traced.
+    pub drop_names: Option<DropNames>,
+    pub drop_summary: Summary,
+    /// The ARP/neighbour probes' mode, `None` when none attached.
+    probe_mode: Option<probes::Mode>,
+}
+
+impl Enricher {
+    pub fn new(mirror: Mirror, shown: Shown, drop_names: Option<DropNames>, probe_mode: Option<probes::Mode>) -> Self {
+        Self {
+            mirror,
+            clock: Clock::now(),
+            decoder: Decoder::default(),
+            counters: Counters::default(),
+            shown,
+            drop_names,
+            drop_summary: Summary::default(),
+            probe_mode,
+        }
+    }
+
+    /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
+    pub fn enrich<'a>(&'a mut self, bytes: &'a [u8]) -> Option<Record<'a>> {
+        let decoded = match self.decoder.decode(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                self.counters.undecodable += 1;
+                log::debug!("skipped a record: {e}");
+                return None;
+            }
+        };
+        self.counters.unknown_sections = self.decoder.unknown_sections;
+        let Decoded { event, frame } = decoded;
+        match event {
+            Event::Drop(ev) => self.drop(ev, frame),
+            _ if !self.shown.packets => None,
+            Event::Packet(ev) => {
+                self.counters.events += 1;
+                let place = self.place(ev.ifindex, ev.header.ts_ns);
+                Some(Record::Packet(PacketRecord { place, ev, annotation: annotate::annotate(&self.mirror, &ev), frame }))
+            }
+            Event::Arp(ev) => {
+                let mode = self.probe_mode?;
+                self.counters.events += 1;
+                Some(Record::Arp(ArpRecord { place: self.place(ev.ifindex, ev.header.ts_ns), ev, mode }))
+            }
+            Event::Neigh(ev) => {
+                let mode = self.probe_mode?;
+                self.counters.events += 1;
+                Some(Record::Neigh(NeighRecord { place: self.place(ev.ifindex, ev.header.ts_ns), ev, mode }))
+            }
+        }
+    }
+
+    fn place(&self, ifindex: u32, ts_ns: u64) -> Place<'_> {
+        Place { iface: iface_name(&self.mirror, ifindex), ifindex, wall_ns: self.clock.wall(ts_ns) }
+    }
+
+    fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
+        let names = self.drop_names.as_ref()?;
+        if names.is_ipv6_control_noise(&ev) {
+            return None;
+        }
+        let dev = (ev.ifindex != 0).then(|| iface_name(&self.mirror, ev.ifindex));
+        let named = drops::render::name(names, &self.mirror, &ev, dev.as_deref());
+        let iface = dev.unwrap_or(Cow::Borrowed("-"));
+        self.drop_summary.add(named.reason_or_location(), &iface, &ev.packet);
+        self.counters.drops += 1;
+        if !self.shown.drops {
+            return None;
+        }
+        self.counters.events += 1;
+        let place = Place { iface, ifindex: ev.ifindex, wall_ns: self.clock.wall(ev.header.ts_ns) };
+        Some(Record::Drop(DropRecord { place, drop: named, frame }))
+    }
+}
+
+/// The interface's name in the mirror, or `if<N>`.
+fn iface_name(mirror: &Mirror, ifindex: u32) -> Cow<'_, str> {
+    mirror.links.name(ifindex).map_or_else(|| Cow::Owned(format!("if{ifindex}")), Cow::Borrowed)
+}

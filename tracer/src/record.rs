@@ -1,0 +1,79 @@
+//! Typed records: an event with everything the collector knows about it — the interface's
+//! name, wall-clock time, the route/neighbour annotation, the drop's names and cause — and the
+//! frame's bytes. The enrich stage ([`crate::enrich`]) makes them; the writers
+//! ([`crate::writers`]) only read them.
+
+use std::borrow::Cow;
+
+use crate::{
+    annotate::Annotation,
+    drops::render::NamedDrop,
+    event::{ArpEvent, Captured, NeighEvent, PacketEvent},
+    output::Meta,
+    probes,
+};
+
+/// Where and when, for every kind.
+#[derive(Debug, Clone)]
+pub struct Place<'a> {
+    /// The interface's name (`if<N>` when the mirror does not know it; `-` for a drop
+    /// without a device).
+    pub iface: Cow<'a, str>,
+    /// The interface's index (0 when none).
+    pub ifindex: u32,
+    /// Wall-clock time, ns since the Unix epoch.
+    pub wall_ns: i128,
+}
+
+impl Place<'_> {
+    pub fn meta(&self) -> Meta<'_> {
+        Meta { iface: &self.iface, wall_ns: self.wall_ns }
+    }
+}
+
+/// A frame TC saw.
+pub struct PacketRecord<'a> {
+    pub place: Place<'a>,
+    pub ev: PacketEvent,
+    pub annotation: Annotation<'a>,
+    pub frame: Captured<'a>,
+}
+
+/// A packet the kernel dropped.
+pub struct DropRecord<'a> {
+    pub place: Place<'a>,
+    pub drop: NamedDrop<'a>,
+    pub frame: Captured<'a>,
+}
+
+/// An ARP packet the host stack received or sent.
+pub struct ArpRecord<'a> {
+    pub place: Place<'a>,
+    pub ev: ArpEvent,
+    pub mode: probes::Mode,
+}
+
+/// A neighbour entry that changed or held a packet.
+pub struct NeighRecord<'a> {
+    pub place: Place<'a>,
+    pub ev: NeighEvent,
+    pub mode: probes::Mode,
+}
+
+pub enum Record<'a> {
+    Packet(PacketRecord<'a>),
+    Drop(DropRecord<'a>),
+    Arp(ArpRecord<'a>),
+    Neigh(NeighRecord<'a>),
+}
+
+impl Record<'_> {
+    pub fn place(&self) -> &Place<'_> {
+        match self {
+            Record::Packet(r) => &r.place,
+            Record::Drop(r) => &r.place,
+            Record::Arp(r) => &r.place,
+            Record::Neigh(r) => &r.place,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! pcapng for Wireshark and `tcpdump -r`, through the pcap-file crate: one Interface
+//! Description Block per interface as it first shows up (name = the cali, description = the
+//! pod when known, Ethernet, the snaplen, nanosecond timestamps), one Enhanced Packet Block per
+//! packet and per drop with its direction and original length, and vethtrace's findings in the
+//! packet's comment (what the text line says after ` | `; `DROP <reason> at <location>:
+//! <cause>` for a drop).
+//!
+//! ARP/neighbour probe events have no frame of their own (the frame is the TC event's): each is
+//! a zero-length packet on a pseudo-interface `vethtrace-events` (link type USER0), its comment
+//! the event's text line, so that Wireshark shows it in time order among the packets.
+//!
+//! `-C`/`-W` rotate files as tcpdump does; every new file starts with the section header and
+//! the interfaces seen so far, so that each file reads alone.
+
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    fs::{File, OpenOptions},
+    io::{self, BufWriter, Write},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use pcap_file::{
+    DataLink, PcapError,
+    pcapng::{
+        PcapNgWriter,
+        blocks::{
+            enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption},
+            interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
+        },
+    },
+};
+use tracer_common::{dir, frame_origin, proto::ETH_HLEN};
+
+use super::{EventWriter, lines::put_line};
+use crate::{output::Format, record::Record};
+
+/// epb_flags direction bits.
+const EPB_INBOUND: u32 = 0b01;
+const EPB_OUTBOUND: u32 = 0b10;
+/// The pseudo-interface of the ARP/neighbour probe events.
+const EVENTS_IFACE: &str = "vethtrace-events";
+
+/// Where and how the capture goes.
+#[derive(Debug, Clone)]
+pub struct PcapngOptions {
+    /// `None`: standard output.
+    pub path: Option<PathBuf>,
+    pub snaplen: u32,
+    /// `-C`: bytes per file before the next one starts.
+    pub file_size: Option<u64>,
+    /// `-W`: files kept (names reused in a ring).
+    pub file_count: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PcapngError {
+    #[error("cannot write {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing pcapng: {0}")]
+    Pcap(#[from] PcapError),
+}
+
+impl From<PcapngError> for io::Error {
+    fn from(e: PcapngError) -> Self {
+        match e {
+            PcapngError::Pcap(PcapError::IoError(io)) => io,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// An interface as it appears in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Iface {
+    Dev { ifindex: u32, name: String },
+    Events,
+}
+
+pub struct PcapngWriter {
+    opts: PcapngOptions,
+    out: PcapNgWriter<BufWriter<Box<dyn Write>>>,
+    /// Interfaces in the order of their IDBs (the interface id is the position).
+    ifaces: Vec<(Iface, Option<String>)>,
+    ids: HashMap<Iface, u32>,
+    /// Bytes in the current file, and its number in the rotation.
+    written: u64,
+    file_no: u32,
+    /// The text line of an ARP/neighbour event, reused.
+    line: Vec<u8>,
+}
+
+impl PcapngWriter {
+    /// Opens the first file (or standard output) and writes the section header.
+    pub fn create(opts: PcapngOptions) -> Result<Self, PcapngError> {
+        let sink = open(&opts, 0)?;
+        let out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
+        Ok(Self { opts, out, ifaces: Vec::new(), ids: HashMap::new(), written: 0, file_no: 0, line: Vec::new() })
+    }
+
+    /// The interface id of `iface`, writing its IDB the first time.
+    fn iface_id(&mut self, iface: Iface, description: Option<&str>) -> Result<u32, PcapngError> {
+        if let Some(&id) = self.ids.get(&iface) {
+            return Ok(id);
+        }
+        let id = self.ifaces.len() as u32;
+        self.written += write_idb(&mut self.out, &iface, description, self.opts.snaplen)? as u64;
+        self.ids.insert(iface.clone(), id);
+        self.ifaces.push((iface, description.map(str::to_owned)));
+        Ok(id)
+    }
+
+    fn packet(&mut self, epb: EnhancedPacketBlock<'_>) -> Result<(), PcapngError> {
+        self.rotate_if_full()?;
+        self.written += self.out.write_pcapng_block(epb)? as u64;
+        Ok(())
+    }
+
+    /// `-C`: once the file holds the size, the next packet goes to a new file that repeats
+    /// the section header and every interface.
+    fn rotate_if_full(&mut self) -> Result<(), PcapngError> {
+        let Some(limit) = self.opts.file_size else { return Ok(()) };
+        if self.written < limit {
+            return Ok(());
+        }
+        self.out.get_mut().flush().map_err(PcapError::IoError)?;
+        self.file_no += 1;
+        let sink = open(&self.opts, self.file_no)?;
+        self.out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
+        self.written = 0;
+        for (iface, description) in &self.ifaces {
+            self.written += write_idb(&mut self.out, iface, description.as_deref(), self.opts.snaplen)? as u64;
+        }
+        Ok(())
+    }
+
+    fn write_record(&mut self, rec: &Record<'_>) -> Result<(), PcapngError> {
+        let place = rec.place();
+        let ts = timestamp(place.wall_ns);
+        match rec {
+            Record::Packet(r) => {
+                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name: place.iface.to_string() }, None)?;
+                let mut comment = Vec::new();
+                r.annotation.put_text(&mut comment);
+                let flags = if r.ev.dir == dir::EGRESS { EPB_OUTBOUND } else { EPB_INBOUND };
+                self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, &comment))
+            }
+            Record::Drop(r) => {
+                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name: place.iface.to_string() }, None)?;
+                let (data, original_len) = if r.frame.origin == frame_origin::NETWORK {
+                    (Cow::Owned(behind_made_up_ethernet(r.frame.bytes, r.drop.ev.protocol)), r.drop.ev.len + ETH_HLEN as u32)
+                } else {
+                    (Cow::Borrowed(r.frame.bytes), r.drop.ev.len)
+                };
+                let mut comment = drop_comment(&r.drop).into_bytes();
+                r.drop.annotation.put_text(&mut comment);
+                self.packet(epb(id, ts, original_len, data, 0, &comment))
+            }
+            Record::Arp(_) | Record::Neigh(_) => {
+                let id = self.iface_id(Iface::Events, None)?;
+                self.line.clear();
+                put_line(Format::Text, &mut self.line, rec).map_err(PcapError::IoError)?;
+                let text = std::mem::take(&mut self.line);
+                // The line without its time (the block has it) and newline.
+                let comment = text.get(16..).unwrap_or_default().trim_ascii_end().to_vec();
+                self.line = text;
+                self.packet(epb(id, ts, 0, Cow::Borrowed(&[]), 0, &comment))
+            }
+        }
+    }
+}
+
+impl EventWriter for PcapngWriter {
+    fn write(&mut self, rec: &Record<'_>) -> io::Result<()> {
+        self.write_record(rec).map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.get_mut().flush()
+    }
+}
+
+/// `DROP <reason> at <location>: <cause>` (the packet's annotation follows after ` | `).
+fn drop_comment(drop: &crate::drops::render::NamedDrop<'_>) -> String {
+    let reason = drop.reason.as_deref().unwrap_or("(no reason)");
+    format!("DROP {reason} at {}: {}", drop.location, drop.cause)
+}
+
+fn epb<'a>(id: u32, timestamp: Duration, original_len: u32, data: Cow<'a, [u8]>, flags: u32, comment: &[u8]) -> EnhancedPacketBlock<'a> {
+    let mut options = Vec::with_capacity(2);
+    if flags != 0 {
+        options.push(EnhancedPacketOption::Flags(flags));
+    }
+    let comment = String::from_utf8_lossy(comment);
+    let comment = comment.trim_start_matches(" | ").trim();
+    if !comment.is_empty() {
+        options.push(EnhancedPacketOption::Comment(Cow::Owned(comment.to_owned())));
+    }
+    // The record's frame may be shorter than the wire length; never longer.
+    let original_len = original_len.max(data.len() as u32);
+    EnhancedPacketBlock { interface_id: id, timestamp, original_len, data, options }
+}
+
+fn write_idb(
+    out: &mut PcapNgWriter<BufWriter<Box<dyn Write>>>,
+    iface: &Iface,
+    description: Option<&str>,
+    snaplen: u32,
+) -> Result<usize, PcapError> {
+    let (linktype, name) = match iface {
+        Iface::Dev { name, .. } => (DataLink::ETHERNET, name.as_str()),
+        Iface::Events => (DataLink::USER0, EVENTS_IFACE),
+    };
+    let mut options = vec![
+        InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())),
+        InterfaceDescriptionOption::IfTsResol(9),
+    ];
+    let description = match iface {
+        Iface::Events => Some("kernel ARP/neighbour path events (vethtrace probes)"),
+        Iface::Dev { .. } => description,
+    };
+    if let Some(d) = description {
+        options.push(InterfaceDescriptionOption::IfDescription(Cow::Owned(d.to_owned())));
+    }
+    out.write_pcapng_block(InterfaceDescriptionBlock { linktype, snaplen, options })
+}
+
+/// A network-header frame behind a zero-MAC Ethernet header carrying `ethertype`.
+fn behind_made_up_ethernet(bytes: &[u8], ethertype: u16) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ETH_HLEN + bytes.len());
+    v.extend_from_slice(&[0; 12]);
+    v.extend_from_slice(&ethertype.to_be_bytes());
+    v.extend_from_slice(bytes);
+    v
+}
+
+fn timestamp(wall_ns: i128) -> Duration {
+    Duration::from_nanos(u64::try_from(wall_ns).unwrap_or(0))
+}
+
+/// File `n` of the rotation: FILE, FILE1, FILE2, … (tcpdump's -C); with -W COUNT, FILE0 …
+/// FILE<COUNT-1> with the number padded to COUNT's width, reused in a ring (tcpdump's -W).
+pub fn file_name(base: &Path, n: u32, count: Option<u32>) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    match count {
+        Some(count) => {
+            let width = (count - 1).max(1).ilog10() as usize + 1;
+            name.push(format!("{:0width$}", n % count));
+        }
+        None if n == 0 => {}
+        None => name.push(n.to_string()),
+    }
+    PathBuf::from(name)
+}
+
+fn open(opts: &PcapngOptions, n: u32) -> Result<Box<dyn Write>, PcapngError> {
+    let Some(base) = &opts.path else { return Ok(Box::new(io::stdout())) };
+    let count = opts.file_size.and(opts.file_count);
+    let path = if opts.file_size.is_some() { file_name(base, n, count) } else { base.clone() };
+    let file = create_private(&path).map_err(|source| PcapngError::Open { path: path.display().to_string(), source })?;
+    Ok(Box::new(file))
+}
+
+/// Creates (or truncates) `path` with mode 0600, refusing to follow a symlink.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    // An existing file keeps its mode through O_CREAT: make it private too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_names_follow_tcpdump() {
+        let base = Path::new("/t/cap.pcapng");
+        assert_eq!(file_name(base, 0, None), Path::new("/t/cap.pcapng"));
+        assert_eq!(file_name(base, 2, None), Path::new("/t/cap.pcapng2"));
+        assert_eq!(file_name(base, 0, Some(3)), Path::new("/t/cap.pcapng0"));
+        assert_eq!(file_name(base, 4, Some(3)), Path::new("/t/cap.pcapng1"));
+        assert_eq!(file_name(base, 12, Some(20)), Path::new("/t/cap.pcapng12"));
+        assert_eq!(file_name(base, 3, Some(20)), Path::new("/t/cap.pcapng03"));
+    }
+
+    #[test]
+    fn private_files_refuse_symlinks_and_are_0600() {
+        let dir = std::env::temp_dir().join(format!("vt-pcapng-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, b"x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(create_private(&link).is_err(), "followed a symlink");
+        assert_eq!(std::fs::read(&target).unwrap(), b"x");
+        create_private(&target).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
