@@ -13,14 +13,15 @@ pub const EBPF_TOOLCHAIN: &str = "nightly-2026-06-20";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-/// Debian packages: LLVM for bpf-linker, network tools for the tests and the demo (tcpdump and
-/// bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM.
+/// Debian packages: LLVM for bpf-linker, network tools for the tests and the demo (tcpdump,
+/// tshark and bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
     "iproute2",
     "tcpdump",
+    "tshark",
     "bpftool",
     "bpftrace",
     "nftables",

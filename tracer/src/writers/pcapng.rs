@@ -6,8 +6,11 @@
 //! <cause>` for a drop).
 //!
 //! ARP/neighbour probe events have no frame of their own (the frame is the TC event's): each is
-//! a zero-length packet on a pseudo-interface `vethtrace-events` (link type USER0), its comment
-//! the event's text line, so that Wireshark shows it in time order among the packets.
+//! a frame vethtrace makes on a pseudo-interface `vethtrace-events` — Ethernet with zero MACs,
+//! the IEEE local experimental ethertype 0x88b5, and the event's text line as payload — with
+//! the same text as its comment, so that Wireshark and tcpdump show it in time order among the
+//! packets. (libpcap reads a file only when all its interfaces share one link type, so the
+//! pseudo-interface is Ethernet too.)
 //!
 //! `-C`/`-W` rotate files as tcpdump does; every new file starts with the section header and
 //! the interfaces seen so far, so that each file reads alone.
@@ -40,8 +43,12 @@ use crate::{output::Format, record::Record};
 /// epb_flags direction bits.
 const EPB_INBOUND: u32 = 0b01;
 const EPB_OUTBOUND: u32 = 0b10;
-/// The pseudo-interface of the ARP/neighbour probe events.
+/// The pseudo-interface of the ARP/neighbour probe events, and their frames' ethertype
+/// (IEEE 802 local experimental ethertype 1).
 const EVENTS_IFACE: &str = "vethtrace-events";
+const EVENTS_ETHERTYPE: u16 = 0x88b5;
+/// The interface of drops without a device.
+const NO_DEVICE_IFACE: &str = "no-device";
 
 /// Where and how the capture goes.
 #[derive(Debug, Clone)]
@@ -152,7 +159,8 @@ impl PcapngWriter {
                 self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, &comment))
             }
             Record::Drop(r) => {
-                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name: place.iface.to_string() }, None)?;
+                let name = if place.ifindex == 0 { NO_DEVICE_IFACE.to_owned() } else { place.iface.to_string() };
+                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name }, None)?;
                 let (data, original_len) = if r.frame.origin == frame_origin::NETWORK {
                     (Cow::Owned(behind_made_up_ethernet(r.frame.bytes, r.drop.ev.protocol)), r.drop.ev.len + ETH_HLEN as u32)
                 } else {
@@ -166,11 +174,12 @@ impl PcapngWriter {
                 let id = self.iface_id(Iface::Events, None)?;
                 self.line.clear();
                 put_line(Format::Text, &mut self.line, rec).map_err(PcapError::IoError)?;
-                let text = std::mem::take(&mut self.line);
                 // The line without its time (the block has it) and newline.
-                let comment = text.get(16..).unwrap_or_default().trim_ascii_end().to_vec();
-                self.line = text;
-                self.packet(epb(id, ts, 0, Cow::Borrowed(&[]), 0, &comment))
+                let text = self.line.get(16..).unwrap_or_default().trim_ascii_end();
+                let frame = behind_made_up_ethernet(text, EVENTS_ETHERTYPE);
+                let len = frame.len() as u32;
+                let comment = text.to_vec();
+                self.packet(epb(id, ts, len, Cow::Owned(frame), 0, &comment))
             }
         }
     }
@@ -213,9 +222,9 @@ fn write_idb(
     description: Option<&str>,
     snaplen: u32,
 ) -> Result<usize, PcapError> {
-    let (linktype, name) = match iface {
-        Iface::Dev { name, .. } => (DataLink::ETHERNET, name.as_str()),
-        Iface::Events => (DataLink::USER0, EVENTS_IFACE),
+    let name = match iface {
+        Iface::Dev { name, .. } => name.as_str(),
+        Iface::Events => EVENTS_IFACE,
     };
     let mut options = vec![
         InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())),
@@ -228,7 +237,7 @@ fn write_idb(
     if let Some(d) = description {
         options.push(InterfaceDescriptionOption::IfDescription(Cow::Owned(d.to_owned())));
     }
-    out.write_pcapng_block(InterfaceDescriptionBlock { linktype, snaplen, options })
+    out.write_pcapng_block(InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen, options })
 }
 
 /// A network-header frame behind a zero-MAC Ethernet header carrying `ethertype`.
