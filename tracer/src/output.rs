@@ -85,10 +85,20 @@ pub fn text_packet(out: &mut String, ev: &PacketEvent, meta: Meta<'_>) {
 }
 
 fn put_text_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) {
+    put_text_stamp(out, meta);
+    out.extend_from_slice(if ev.dir == dir::EGRESS { b" Out " } else { b" In  " });
+    put_text_frame(out, ev);
+}
+
+/// `HH:MM:SS.uuuuuu iface` (the name padded to 15), what every text line starts with.
+pub fn put_text_stamp(out: &mut Vec<u8>, meta: Meta<'_>) {
     put_hms_micros(out, meta.wall_ns);
     out.push(b' ');
     write::put_left(out, meta.iface, 15);
-    out.extend_from_slice(if ev.dir == dir::EGRESS { b" Out " } else { b" In  " });
+}
+
+/// The frame as tcpdump prints it: `src > dst, ethertype …, length N: <L3/L4>`.
+pub fn put_text_frame(out: &mut Vec<u8>, ev: &PacketEvent) {
     let v = PacketView(&ev.packet);
     let Some((src, dst, ethertype)) = v.l2() else {
         put(out, "[truncated frame], length ");
@@ -282,20 +292,40 @@ fn put_number(out: &mut Vec<u8>, name: &str, n: u64) {
 }
 
 /// The packet's JSON object without its closing `}` (so that the annotation's fields can
-/// follow): the keys, order and values of the serde derive it replaced (kept as the reference
-/// in `output::equivalence`).
+/// follow), keys in the README's order.
 fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::Result<()> {
+    put_json_frame(out, ev, meta, "packet", true)
+}
+
+/// A frame's JSON object without its closing `}`: `kind`, time, interface, `dir` when
+/// `with_dir`, then the frame's fields. Drops use it with their own kind and no direction.
+pub fn put_json_frame(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>, kind: &str, with_dir: bool) -> io::Result<()> {
     let v = PacketView(&ev.packet);
-    put(out, "{\"kind\":\"packet\",\"time\":\"");
+    put(out, "{\"kind\":");
+    put_json_str(out, kind)?;
+    put(out, ",\"time\":\"");
     put_rfc3339(out, meta.wall_ns);
     put(out, "\",\"ts_ns\":");
     put_u64(out, ev.header.ts_ns);
     key(out, "iface");
     put_json_str(out, meta.iface)?;
     put_number(out, "ifindex", u64::from(ev.ifindex));
-    key(out, "dir");
-    quoted(out, |o| put(o, dir_name(ev.dir)));
+    if with_dir {
+        key(out, "dir");
+        quoted(out, |o| put(o, dir_name(ev.dir)));
+    }
     put_number(out, "len", u64::from(ev.len));
+    json_l2(out, &v);
+    json_l3(out, &v);
+    json_l4(out, &v);
+    json_arp(out, &v);
+    if v.truncated() {
+        put(out, ",\"truncated\":true");
+    }
+    Ok(())
+}
+
+fn json_l2(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some((src, dst, ethertype)) = v.l2() {
         key(out, "src_mac");
         quoted(out, |o| put_mac(o, src));
@@ -312,6 +342,9 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
         put_u32(out, u32::from(tci));
     }
     out.push(b']');
+}
+
+fn json_l3(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some(src) = v.src_ip() {
         key(out, "src");
         quoted(out, |o| put_ip(o, src));
@@ -322,9 +355,9 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
     }
     if let Some(proto) = v.ip_proto() {
         put_name(out, "proto", packet::proto_word(proto), |o| put_u32(o, u32::from(proto)));
-        put_number(out, "ttl", u64::from(ev.packet.ttl));
+        put_number(out, "ttl", u64::from(v.0.ttl));
         let id = if v.is_ipv6() { "flow_label" } else { "ip_id" };
-        put_number(out, id, u64::from(ev.packet.ip_id));
+        put_number(out, id, u64::from(v.0.ip_id));
     }
     if v.dont_fragment() {
         put(out, ",\"df\":true");
@@ -332,6 +365,9 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
     if v.fragment() {
         put(out, ",\"frag\":true");
     }
+}
+
+fn json_l4(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some((sp, dp)) = v.ports() {
         put_number(out, "sport", u64::from(sp));
         put_number(out, "dport", u64::from(dp));
@@ -358,6 +394,9 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
         key(out, "nd_target");
         quoted(out, |o| put_ipv6(o, t));
     }
+}
+
+fn json_arp(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some(op) = v.arp_op() {
         put_name(out, "arp_op", packet::arp_op_word(op), |o| put_u32(o, u32::from(op)));
     }
@@ -371,10 +410,6 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
         key(out, "arp_tpa");
         quoted(out, |o| put_ipv4(o, arp.tpa));
     }
-    if v.truncated() {
-        put(out, ",\"truncated\":true");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ struct Packet {
     comment: Option<String>,
 }
 
+/// A frame's captured bytes and its length on the wire.
+type Frame = (Vec<u8>, u32);
+
 /// Every packet of a pcapng file, with its interface's name.
 fn read_pcapng(path: &Path) -> (Vec<String>, Vec<Packet>) {
     let mut reader = PcapNgReader::new(fs::File::open(path).unwrap()).expect("pcapng section header");
@@ -136,14 +139,14 @@ fn frames_equal_tcpdumps_and_tshark_and_tcpdump_read_the_file() {
     for cali in &calis {
         assert!(ifaces.contains(cali), "no interface block for {cali}: {ifaces:?}");
     }
-    let mut ours: BTreeMap<(String, u32), Vec<(Vec<u8>, u32)>> = BTreeMap::new();
+    let mut ours: BTreeMap<(String, u32), Vec<Frame>> = BTreeMap::new();
     for p in packets.iter().filter(|p| window.contains(&p.time) && calis.contains(&p.iface)) {
         ours.entry((p.iface.clone(), p.dir)).or_default().push((p.data.clone(), p.original_len));
     }
     let mut compared = 0;
     for (key, frames) in theirs {
         // vethtrace keeps the first 128 bytes (the default snaplen) and the wire length.
-        let mut want: Vec<(Vec<u8>, u32)> = frames
+        let mut want: Vec<Frame> = frames
             .iter()
             .filter(|(t, _)| window.contains(t))
             .map(|(_, f)| (f[..f.len().min(128)].to_vec(), f.len() as u32))

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use serde_json::Value;
+use serde::Serialize;
 
 use tracer_common::{dir, dropf, fib};
 
@@ -65,39 +65,47 @@ pub fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Opti
     NamedDrop { ev: *ev, reason, location: names.location(ev), cause, annotation }
 }
 
-/// Appends one line for `drop` to `buf`. The packet part is the packet printers' own output
+/// Appends one line for `drop` to `buf`. The frame part is the packet printers' own output
 /// for the drop's frame with its annotation (see [`as_packet_event`]), so that drops and
-/// packets read alike.
+/// packets read alike; JSON keys in the README's order.
 pub fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, meta: Meta<'_>) -> io::Result<()> {
     let pe = as_packet_event(&drop.ev);
-    let mut packet = Vec::with_capacity(640);
-    output::write_annotated(format, &mut packet, &pe, meta, Some(&drop.annotation))?;
     match format {
         Format::Text => {
-            let packet = String::from_utf8_lossy(&packet);
-            // `HH:MM:SS.uuuuuu <iface> In  <frame and annotation>`: the frame follows the
-            // direction marker (interface names have no spaces).
-            let (stamp, frame) = packet.trim_end().split_once(" In  ").unwrap_or(("", &packet));
+            output::put_text_stamp(buf, meta);
             let reason = drop.reason.as_deref().unwrap_or("(no reason)");
             let no_mac = if drop.ev.flags & dropf::NO_MAC != 0 { "[no MAC header] " } else { "" };
-            let line = format!("{stamp} DROP {reason} at {} ({}): {no_mac}{frame}\n", drop.location, drop.cause);
-            buf.extend_from_slice(line.as_bytes());
+            let head = format!(" DROP {reason} at {} ({}): {no_mac}", drop.location, drop.cause);
+            buf.extend_from_slice(head.as_bytes());
+            output::put_text_frame(buf, &pe);
+            drop.annotation.put_text(buf);
+            buf.push(b'\n');
         }
         Format::Json => {
-            let mut obj: serde_json::Map<String, Value> = serde_json::from_slice(&packet)?;
-            obj.insert("kind".into(), "drop".into());
-            obj.remove("dir");
-            obj.insert("reason".into(), drop.reason.as_deref().into());
-            obj.insert("reason_code".into(), drop.reason.is_some().then_some(drop.ev.reason).into());
-            obj.insert("location".into(), drop.location.as_str().into());
-            obj.insert("cause".into(), drop.cause.as_str().into());
-            let matched = matched(drop.ev.flags);
-            obj.insert("matched".into(), matched.into());
-            serde_json::to_writer(&mut *buf, &obj)?;
-            buf.push(b'\n');
+            output::put_json_frame(buf, &pe, meta, "drop", false)?;
+            drop.annotation.write_json_fields(buf)?;
+            let tail = DropTail {
+                reason: drop.reason.as_deref(),
+                reason_code: drop.reason.is_some().then_some(drop.ev.reason),
+                location: &drop.location,
+                cause: &drop.cause,
+                matched: matched(drop.ev.flags),
+            };
+            output::write::put_json_fields(buf, &tail)?;
+            buf.extend_from_slice(b"}\n");
         }
     }
     Ok(())
+}
+
+/// The drop's own JSON keys, after the frame's and the annotation's (README order).
+#[derive(Serialize)]
+struct DropTail<'a> {
+    reason: Option<&'a str>,
+    reason_code: Option<u32>,
+    location: &'a str,
+    cause: &'a str,
+    matched: &'a str,
 }
 
 /// Why a drop is shown: its device is traced, an address is routed to a traced interface, or
@@ -113,12 +121,12 @@ pub fn matched(flags: u8) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernel::{drop_reason::DropReasons, kallsyms::Kallsyms};
     use tracer_common::{DropSection, valid};
 
-    fn names() -> DropNames {
+    pub(crate) fn names() -> DropNames {
         DropNames {
             reasons: DropReasons::from_values([("SKB_DROP_REASON_IP_INNOROUTES".to_owned(), 88)]),
             kallsyms: Kallsyms::parse("ffffffff81a00000 t ip_error\n"),
@@ -126,7 +134,7 @@ mod tests {
         }
     }
 
-    fn drop_event() -> DropEvent {
+    pub(crate) fn drop_event() -> DropEvent {
         let mut ev = DropEvent {
             drop: DropSection {
                 reason: 88,

@@ -4,19 +4,18 @@
 
 use std::{fmt::Write as _, io, net::IpAddr};
 
-use serde_json::{Map, Value, json};
-use tracer_common::{arp_hook, neigh_hook, neighf};
-
-use crate::event::{ArpEvent, NeighEvent};
+use serde::Serialize;
+use serde_json::Value;
+use tracer_common::{arp_hook, neigh_hook, neighf, proto::AF_INET};
 
 use super::Mode;
 use crate::{
+    event::{ArpEvent, NeighEvent},
     mirror::neigh::NeighState,
     output::{Format, Meta, write},
     packet::Mac,
 };
 
-const AF_INET: u8 = 2;
 
 pub fn arp_hook_name(hook: u8) -> &'static str {
     if hook == arp_hook::SEND { "send" } else { "recv" }
@@ -73,24 +72,49 @@ fn text_prefix(buf: &mut Vec<u8>, meta: Meta<'_>) {
     write::put_left(buf, meta.iface, 15);
 }
 
-fn json_common(kind: &str, meta: Meta<'_>, ts_ns: u64, ifindex: u32, mode: Mode, hook: &str) -> Map<String, Value> {
-    let mut time = Vec::with_capacity(40);
-    write::put_rfc3339(&mut time, meta.wall_ns);
-    let mut obj = Map::new();
-    obj.insert("kind".into(), kind.into());
-    obj.insert("time".into(), String::from_utf8_lossy(&time).into());
-    obj.insert("ts_ns".into(), ts_ns.into());
-    obj.insert("iface".into(), meta.iface.into());
-    obj.insert("ifindex".into(), ifindex.into());
-    obj.insert("probe".into(), mode.name().into());
-    obj.insert("hook".into(), hook.into());
-    obj
+/// The keys every `arp` and `neigh` object starts with (README order).
+#[derive(Serialize)]
+struct Common<'a> {
+    kind: &'a str,
+    time: String,
+    ts_ns: u64,
+    iface: &'a str,
+    ifindex: u32,
+    probe: &'a str,
+    hook: &'a str,
 }
 
-fn finish_json(buf: &mut Vec<u8>, obj: &Map<String, Value>) -> io::Result<()> {
-    serde_json::to_writer(&mut *buf, obj)?;
-    buf.push(b'\n');
-    Ok(())
+impl<'a> Common<'a> {
+    fn new(kind: &'a str, meta: Meta<'a>, ts_ns: u64, ifindex: u32, mode: Mode, hook: &'a str) -> Self {
+        let mut time = Vec::with_capacity(40);
+        write::put_rfc3339(&mut time, meta.wall_ns);
+        let time = String::from_utf8_lossy(&time).into_owned();
+        Self { kind, time, ts_ns, iface: meta.iface, ifindex, probe: mode.name(), hook }
+    }
+}
+
+#[derive(Serialize)]
+struct ArpJson {
+    arp_op: Value,
+    arp_sha: String,
+    arp_spa: IpAddr,
+    arp_tha: String,
+    arp_tpa: IpAddr,
+}
+
+#[derive(Serialize)]
+struct NeighJson {
+    family: &'static str,
+    neigh_ip: IpAddr,
+    old_state: Option<&'static str>,
+    new_state: &'static str,
+    lladdr: Option<String>,
+    held: bool,
+    dropped: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update_flags: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nlmsg_pid: Option<u32>,
 }
 
 /// `HH:MM:SS.uuuuuu cali… ARP recv Request who-has 169.254.1.1 tell 10.244.1.5 (02:…)`
@@ -111,13 +135,9 @@ pub fn write_arp(format: Format, buf: &mut Vec<u8>, ev: &ArpEvent, meta: Meta<'_
             Ok(())
         }
         Format::Json => {
-            let mut obj = json_common("arp", meta, ev.header.ts_ns, ev.ifindex, mode, arp_hook_name(ev.hook));
-            obj.insert("arp_op".into(), arp_op_name(ev.op));
-            obj.insert("arp_sha".into(), mac(ev.sha).into());
-            obj.insert("arp_spa".into(), spa.to_string().into());
-            obj.insert("arp_tha".into(), mac(ev.tha).into());
-            obj.insert("arp_tpa".into(), tpa.to_string().into());
-            finish_json(buf, &obj)
+            let head = Common::new("arp", meta, ev.header.ts_ns, ev.ifindex, mode, arp_hook_name(ev.hook));
+            let tail = ArpJson { arp_op: arp_op_name(ev.op), arp_sha: mac(ev.sha), arp_spa: spa, arp_tha: mac(ev.tha), arp_tpa: tpa };
+            write::put_json_line(buf, &head, &tail)
         }
     }
 }
@@ -152,19 +172,20 @@ pub fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Met
             Ok(())
         }
         Format::Json => {
-            let mut obj = json_common("neigh", meta, ev.header.ts_ns, ev.ifindex, mode, neigh_hook_name(ev.hook));
-            obj.insert("family".into(), if ev.family == AF_INET { "ipv4" } else { "ipv6" }.into());
-            obj.insert("neigh_ip".into(), ip.to_string().into());
-            obj.insert("old_state".into(), old.map(NeighState::name).into());
-            obj.insert("new_state".into(), new.name().into());
-            obj.insert("lladdr".into(), lladdr(ev).into());
-            obj.insert("held".into(), held.into());
-            obj.insert("dropped".into(), dropped(ev).into());
-            if ev.hook == neigh_hook::UPDATE {
-                obj.insert("update_flags".into(), json!(ev.detail));
-                obj.insert("nlmsg_pid".into(), json!(ev.pid));
-            }
-            finish_json(buf, &obj)
+            let head = Common::new("neigh", meta, ev.header.ts_ns, ev.ifindex, mode, neigh_hook_name(ev.hook));
+            let update = ev.hook == neigh_hook::UPDATE;
+            let tail = NeighJson {
+                family: if ev.family == AF_INET { "ipv4" } else { "ipv6" },
+                neigh_ip: ip,
+                old_state: old.map(NeighState::name),
+                new_state: new.name(),
+                lladdr: lladdr(ev),
+                held,
+                dropped: dropped(ev),
+                update_flags: update.then_some(ev.detail),
+                nlmsg_pid: update.then_some(ev.pid),
+            };
+            write::put_json_line(buf, &head, &tail)
         }
     }
 }

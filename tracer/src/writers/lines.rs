@@ -54,3 +54,119 @@ impl EventWriter for LineWriter {
         self.out.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use indexmap::IndexMap;
+    use serde_json::Value;
+    use tracer_common::{ArpSection, NeighSection, dir, fib, neigh_hook, neighf};
+
+    use super::*;
+    use crate::{
+        annotate::{self, bench},
+        event::{ArpEvent, Captured, NeighEvent},
+        record::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place},
+    };
+
+    const README: &str = include_str!("../../../README.md");
+
+    /// The keys named in the first column of the README table after `heading`, in order.
+    fn table_keys(heading: &str) -> Vec<String> {
+        let start = README.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
+        let mut keys = Vec::new();
+        let mut in_table = false;
+        for line in README[start..].lines().skip(1) {
+            if !line.starts_with('|') {
+                if in_table {
+                    break;
+                }
+                continue;
+            }
+            in_table = true;
+            let first = line.split('|').nth(1).unwrap_or_default();
+            keys.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+        keys.retain(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        keys
+    }
+
+    fn dedup(keys: Vec<String>) -> Vec<String> {
+        let mut seen = Vec::new();
+        for k in keys {
+            if !seen.contains(&k) {
+                seen.push(k);
+            }
+        }
+        seen
+    }
+
+    /// The README's order for each kind.
+    fn readme_order(kind: &str) -> Vec<String> {
+        let packet = table_keys("### `\"kind\": \"packet\"`");
+        let annotation = table_keys("JSON keys added to `\"kind\": \"packet\"`");
+        let common: Vec<String> = ["kind", "time", "ts_ns", "iface", "ifindex"].map(String::from).into();
+        match kind {
+            "packet" => dedup([packet, annotation].concat()),
+            "drop" => {
+                let no_dir = packet.into_iter().filter(|k| k != "dir").collect();
+                dedup([no_dir, annotation, table_keys("### `\"kind\": \"drop\"`")].concat())
+            }
+            "arp" => dedup([common, table_keys("### `\"kind\": \"arp\"`")].concat()),
+            "neigh" => dedup([common, table_keys("### `\"kind\": \"neigh\"`")].concat()),
+            other => panic!("no kind {other}"),
+        }
+    }
+
+    fn place() -> Place<'static> {
+        Place { iface: Cow::Borrowed("calia"), ifindex: 10, wall_ns: 1_700_000_000_000_000_000 }
+    }
+
+    fn json_keys(rec: &Record<'_>) -> (String, Vec<String>) {
+        let mut buf = Vec::new();
+        put_line(Format::Json, &mut buf, rec).unwrap();
+        let obj: IndexMap<String, Value> = serde_json::from_slice(&buf).unwrap();
+        (obj["kind"].as_str().unwrap().to_owned(), obj.keys().cloned().collect())
+    }
+
+    /// Every key of every kind is in the README, and in the README's order.
+    #[test]
+    fn json_keys_follow_the_readme_on_every_kind() {
+        let mirror = bench::calico_node(3);
+        let ev = bench::tcp_event(0, bench::pod_ip(1), dir::INGRESS, bench::FIRST_CALI, fib::SUCCESS, 11);
+        let packet = Record::Packet(PacketRecord {
+            place: place(),
+            ev,
+            annotation: annotate::annotate(&mirror, &ev),
+            frame: Captured::default(),
+        });
+        let names = crate::drops::render::tests::names();
+        let drop_ev = crate::drops::render::tests::drop_event();
+        let drop = Record::Drop(DropRecord {
+            place: place(),
+            drop: crate::drops::render::name(&names, &mirror, &drop_ev, Some("calia")),
+            frame: Captured::default(),
+        });
+        let arp = ArpEvent { arp: ArpSection { op: 1, ..Default::default() }, ..Default::default() };
+        let arp = Record::Arp(ArpRecord { place: place(), ev: arp, mode: crate::probes::Mode::Kprobe });
+        let neigh = NeighSection {
+            hook: neigh_hook::UPDATE,
+            family: 2,
+            flags: neighf::OLD_KNOWN | neighf::HAS_LLADDR,
+            ..Default::default()
+        };
+        let neigh = NeighEvent { neigh, ..Default::default() };
+        let neigh = Record::Neigh(NeighRecord { place: place(), ev: neigh, mode: crate::probes::Mode::Kprobe });
+        for rec in [packet, drop, arp, neigh] {
+            let (kind, keys) = json_keys(&rec);
+            let order = readme_order(&kind);
+            let positions: Vec<usize> = keys
+                .iter()
+                .map(|k| order.iter().position(|o| o == k).unwrap_or_else(|| panic!("{kind}: key {k} is not in the README")))
+                .collect();
+            assert!(positions.is_sorted(), "{kind}: keys {keys:?} are not in the README's order {order:?}");
+            assert!(keys.len() >= 8, "{kind}: only {keys:?}");
+        }
+    }
+}
