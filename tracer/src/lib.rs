@@ -7,22 +7,22 @@
 //! `main.rs` is the edge (flags, errors, exit codes).
 
 pub mod annotate;
-pub mod attach;
-pub mod caps;
+mod attach;
+mod caps;
 pub mod check;
 pub mod cli;
-pub mod collect;
-pub mod drops;
-pub mod ebpf;
-pub mod enrich;
-pub mod event;
-pub mod ifaces;
+mod collect;
+mod drops;
+mod ebpf;
+mod enrich;
+mod event;
+mod ifaces;
 pub mod kernel;
-pub mod mirror;
+mod mirror;
 pub mod output;
-pub mod packet;
-pub mod probes;
+mod packet;
+mod probes;
 pub mod reaper;
-pub mod record;
+mod record;
 pub mod trace;
-pub mod writers;
+mod writers;

@@ -109,14 +109,6 @@ impl PacketView<'_> {
         self.has(valid::IPV4 | valid::IPV6).then_some(self.0.ip_proto)
     }
 
-    pub fn ttl(&self) -> Option<u8> {
-        self.ip_proto().map(|_| self.0.ttl)
-    }
-
-    pub fn ip_id(&self) -> Option<u32> {
-        self.ip_proto().map(|_| self.0.ip_id)
-    }
-
     pub fn dont_fragment(&self) -> bool {
         self.0.ip_flags & ipf::DF != 0
     }
@@ -210,6 +202,7 @@ pub fn proto_word(proto: u8) -> Option<&'static str> {
 }
 
 /// "request", "reply" or the number.
+#[cfg(test)]
 pub fn arp_op_name(op: u16) -> String {
     arp_op_word(op).map_or_else(|| op.to_string(), String::from)
 }
@@ -224,6 +217,7 @@ pub fn arp_op_word(op: u16) -> Option<&'static str> {
 }
 
 /// TCP flags the way tcpdump prints them: `S`, `S.`, `P.`, `F.`, `R`, `R.`, `.` …
+#[cfg(test)]
 pub fn tcp_flags(flags: u8) -> String {
     let mut text = Vec::with_capacity(8);
     put_tcp_flags(&mut text, flags);

@@ -58,8 +58,6 @@ pub enum DropsError {
 pub struct DropNames {
     pub reasons: DropReasons,
     pub kallsyms: Kallsyms,
-    /// The kernel reports drop reasons (the record has a `reason` field).
-    pub has_reasons: bool,
 }
 
 impl DropNames {
@@ -172,7 +170,7 @@ impl DropProbe {
         if !has_reasons {
             eprintln!("vethtrace: this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
         }
-        Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons, kallsyms, has_reasons } })
+        Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons, kallsyms } })
     }
 
     /// Makes `DROP_ADDRS` hold exactly the prefixes routed to traced interfaces.

@@ -130,7 +130,6 @@ pub(crate) mod tests {
         DropNames {
             reasons: DropReasons::from_values([("SKB_DROP_REASON_IP_INNOROUTES".to_owned(), 88)]),
             kallsyms: Kallsyms::parse("ffffffff81a00000 t ip_error\n"),
-            has_reasons: true,
         }
     }
 

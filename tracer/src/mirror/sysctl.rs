@@ -15,7 +15,6 @@ pub const RTM_GETNETCONF: u16 = 82;
 
 /// NETCONFA_IFINDEX values that are not interfaces.
 pub const IFINDEX_ALL: i32 = -1;
-pub const IFINDEX_DEFAULT: i32 = -2;
 
 const NETCONFA_IFINDEX: u16 = 1;
 const NETCONFA_FORWARDING: u16 = 2;
