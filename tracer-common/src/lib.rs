@@ -81,6 +81,7 @@ pub mod nud {
 pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const LOST_MAP: &str = "LOST";
+    pub const ERRORS_MAP: &str = "ERRORS";
     pub const SCRATCH_MAP: &str = "SCRATCH";
     pub const TRACED_IFACES_MAP: &str = "TRACED_IFACES";
     pub const DROP_CONFIG_MAP: &str = "DROP_CONFIG";
@@ -92,7 +93,7 @@ pub mod names {
     /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
     pub const MAPS: &[&str] =
-        &[EVENTS_MAP, LOST_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_CONFIG_MAP, DROP_ADDRS_MAP, NEIGH_CONFIG_MAP];
+        &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_CONFIG_MAP, DROP_ADDRS_MAP, NEIGH_CONFIG_MAP];
 }
 
 /// Ring-buffer wake-ups: the programs wake the collector only once this many bytes wait, and
@@ -550,6 +551,22 @@ pub struct NeighConfig {
     /// `struct neigh_table.family`.
     pub tbl_family: u32,
     pub _pad: u32,
+}
+
+/// Where an eBPF program failed in a way that only a wrong layout or a kernel change explains:
+/// slots of the per-CPU `ERRORS` counters, which the collector reports (a wrong BTF offset
+/// must not look like "no drops").
+pub mod errsite {
+    /// `bpf_probe_read_kernel` at a BTF offset failed (drop, ARP and neighbour programs).
+    pub const KREAD: u32 = 0;
+    /// `bpf_skb_load_bytes` of a frame's first bytes failed in a TC program.
+    pub const TC_COPY: u32 = 1;
+    /// Copying a dropped frame from kernel memory failed.
+    pub const DROP_COPY: u32 = 2;
+    pub const SLOTS: u32 = 3;
+    /// What each slot counts, for messages.
+    pub const NAMES: [&str; SLOTS as usize] =
+        ["kernel memory reads at BTF offsets", "TC frame copies (bpf_skb_load_bytes)", "dropped-frame copies"];
 }
 
 /// Value of `TRACED_IFACES` entries (the map is a set keyed by ifindex).

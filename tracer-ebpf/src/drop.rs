@@ -237,7 +237,12 @@ impl SkbFrame {
         let ret = unsafe {
             bpf_probe_read_kernel(buf.cast::<u8>().add(FIXED).cast(), n, self.base as *const c_void)
         };
-        if ret == 0 { n as usize } else { 0 }
+        if ret == 0 {
+            n as usize
+        } else {
+            emit::count_error(tracer_common::errsite::DROP_COPY);
+            0
+        }
     }
 }
 

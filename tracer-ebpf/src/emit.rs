@@ -13,7 +13,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use tracer_common::{
-    LOST_RESERVE, LOST_SLOTS, MAX_SNAPLEN, RECORD_VERSION, RecordHeader, SCRATCH_BYTES, SCRATCH_SLOTS, WAKEUP_BYTES,
+    LOST_RESERVE, errsite, LOST_SLOTS, MAX_SNAPLEN, RECORD_VERSION, RecordHeader, SCRATCH_BYTES, SCRATCH_SLOTS, WAKEUP_BYTES,
 };
 
 /// Default size; userspace sets the real one (`--ring-size`) before load.
@@ -23,6 +23,19 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 /// Records that could not be reserved because the ring was full, per CPU.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
+
+/// Failures by site (`tracer_common::errsite`), per CPU.
+#[map]
+static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(errsite::SLOTS, 0);
+
+/// Counts a failure at `site` (one of `tracer_common::errsite`).
+#[inline(always)]
+pub fn count_error(site: u32) {
+    if let Some(slot) = ERRORS.get_ptr_mut(site) {
+        // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
+        unsafe { *slot += 1 };
+    }
+}
 
 /// [`SCRATCH_SLOTS`] slots per CPU (slot `cpu * SCRATCH_SLOTS + slot`); userspace sizes it for
 /// the CPUs of the machine before load. Not a per-CPU map: those cap a value at 32 KiB.

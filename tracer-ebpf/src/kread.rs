@@ -3,13 +3,16 @@
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 
-use crate::ifaces;
+use crate::{emit, ifaces};
 
-/// A kernel read of `T` at `base + off`.
+/// A kernel read of `T` at `base + off`; a failure is counted (`errsite::KREAD`): with the
+/// right offsets, reads of live kernel objects do not fail.
 #[inline(always)]
 pub fn read<T>(base: u64, off: u32) -> Result<T, ()> {
     // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
-    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|_| ())
+    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|_| {
+        emit::count_error(tracer_common::errsite::KREAD);
+    })
 }
 
 /// Offsets that lead from a `struct net_device *` to its ifindex and its namespace.

@@ -106,5 +106,10 @@ fn copy_frame(ctx: &TcContext, buf: *mut [u8; SCRATCH_BYTES], want: u32) -> usiz
     let ret = unsafe {
         bpf_skb_load_bytes(ctx.as_ptr(), 0, buf.cast::<u8>().add(FIXED).cast(), n)
     };
-    if ret == 0 { n as usize } else { 0 }
+    if ret == 0 {
+        n as usize
+    } else {
+        emit::count_error(tracer_common::errsite::TC_COPY);
+        0
+    }
 }

@@ -87,6 +87,7 @@ pub fn run() -> Report {
                     }
                     lines.push(Line::new(mode_label(mode), r.map(|()| "attaches".into())));
                 }
+                lines.push(Line::new("in-kernel errors", kernel_errors(&mut loaded)));
             }
             Err(e) => lines.push(Line { what: "ring buffer", ok: false, detail: e.to_string() }),
         }
@@ -99,6 +100,13 @@ pub fn run() -> Report {
     }
     let can_trace = privileged_ok && btf.is_ok() && ring_ok;
     Report { lines, auto_mode, can_trace }
+}
+
+/// What the programs counted as failed while the probes were attached for the check.
+fn kernel_errors(loaded: &mut aya::Ebpf) -> Result<String, String> {
+    let counters = crate::collect::InKernelErrors::take(loaded).map_err(|e| e.to_string())?;
+    let failures = crate::collect::InKernelErrors::describe(&counters.read(), &[0; tracer_common::errsite::SLOTS as usize]);
+    if failures.is_empty() { Ok("none while the probes were attached".into()) } else { Err(failures.join("; ")) }
 }
 
 fn mode_label(mode: Mode) -> &'static str {

@@ -6,8 +6,8 @@ use aya::{
 };
 use tokio::io::unix::AsyncFd;
 use tracer_common::{
-    LOST_RESERVE,
-    names::{EVENTS_MAP, LOST_MAP},
+    LOST_RESERVE, errsite,
+    names::{ERRORS_MAP, EVENTS_MAP, LOST_MAP},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,7 @@ pub enum CollectError {
 pub struct Collector {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
+    errors: InKernelErrors,
     /// The programs wake the collector only once enough bytes wait (tracer-ebpf emit.rs);
     /// this poll picks up a quiet trickle.
     poll: tokio::time::Interval,
@@ -43,13 +44,14 @@ impl Collector {
             .map_err(|source| CollectError::Map { name: EVENTS_MAP, source })?;
         let lost = PerCpuArray::try_from(map(LOST_MAP, ebpf)?)
             .map_err(|source| CollectError::Map { name: LOST_MAP, source })?;
+        let errors = InKernelErrors::take(ebpf)?;
         // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as long as
         // the `RingBuf` lives, and the `AsyncFd` owns the `RingBuf`.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| CollectError::Io(e.into_parts().1))?;
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(Self { ring, lost, poll })
+        Ok(Self { ring, lost, errors, poll })
     }
 
     /// Waits until records are ready, then hands up to [`BATCH`] of them to `each`.
@@ -78,9 +80,44 @@ impl Collector {
         drain_ring(self.ring.get_mut(), &mut each, BATCH)
     }
 
+    /// Failures the programs counted, by `errsite` slot.
+    pub fn errors(&self) -> [u64; errsite::SLOTS as usize] {
+        self.errors.read()
+    }
+
     /// Records the kernel could not reserve, summed over CPUs.
     pub fn lost(&self) -> u64 {
         self.lost.get(&LOST_RESERVE, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
+    }
+}
+
+/// The programs' failure counters (`tracer_common::errsite`).
+pub struct InKernelErrors(PerCpuArray<MapData, u64>);
+
+impl InKernelErrors {
+    /// Takes the counters out of the object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
+        let map = ebpf.take_map(ERRORS_MAP).ok_or(CollectError::MissingMap(ERRORS_MAP))?;
+        PerCpuArray::try_from(map).map(Self).map_err(|source| CollectError::Map { name: ERRORS_MAP, source })
+    }
+
+    /// The counts by slot, summed over CPUs.
+    pub fn read(&self) -> [u64; errsite::SLOTS as usize] {
+        let mut out = [0; errsite::SLOTS as usize];
+        for (slot, n) in out.iter_mut().enumerate() {
+            *n = self.0.get(&(slot as u32), 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0);
+        }
+        out
+    }
+
+    /// One line per slot that counted failures since `before`.
+    pub fn describe(now: &[u64], before: &[u64]) -> Vec<String> {
+        now.iter()
+            .zip(before)
+            .zip(errsite::NAMES)
+            .filter(|((n, b), _)| n > b)
+            .map(|((n, b), name)| format!("{} {name} failed in the kernel ({n} in all)", n - b))
+            .collect()
     }
 }
 
@@ -97,4 +134,16 @@ fn drain_ring(ring: &mut RingBuf<MapData>, each: &mut impl FnMut(&[u8]), limit: 
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InKernelErrors;
+
+    #[test]
+    fn only_sites_that_failed_since_the_last_report_are_described() {
+        let lines = InKernelErrors::describe(&[5, 0, 2], &[5, 0, 0]);
+        assert_eq!(lines, ["2 dropped-frame copies failed in the kernel (2 in all)"]);
+        assert!(InKernelErrors::describe(&[1, 1, 1], &[1, 1, 1]).is_empty());
+    }
 }

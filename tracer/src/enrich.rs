@@ -26,6 +26,8 @@ pub struct Counters {
     pub undecodable: u64,
     /// Sections of a kind or version this build does not know, skipped.
     pub unknown_sections: u64,
+    /// Failures the eBPF programs counted (`tracer_common::errsite`), all sites.
+    pub kernel_errors: u64,
 }
 
 /// Converts kernel monotonic timestamps to wall-clock time.

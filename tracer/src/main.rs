@@ -62,6 +62,12 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
         "vethtrace: {} events, {} lost, {} undecodable",
         counters.events, counters.lost, counters.undecodable
     );
+    if counters.unknown_sections > 0 || counters.kernel_errors > 0 {
+        eprintln!(
+            "vethtrace: {} record sections of an unknown kind or version skipped, {} in-kernel failures",
+            counters.unknown_sections, counters.kernel_errors
+        );
+    }
     if args.strict && counters.lost > 0 {
         eprintln!("vethtrace: --strict: {} events were lost", counters.lost);
         return Ok(ExitCode::from(EXIT_LOST));

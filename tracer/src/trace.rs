@@ -22,7 +22,7 @@ use crate::{
     attach::{Attacher, Backend},
     caps,
     cli::{OutputFormat, ProbeMode, TraceArgs},
-    collect::{self, Collector},
+    collect::{self, Collector, InKernelErrors},
     drops::DropProbe,
     ebpf::{self, LoadOptions},
     enrich::{Enricher, Shown},
@@ -233,7 +233,11 @@ struct Session {
     netlink: Netlink,
     notifications: Notifications,
     sink: Sink,
+    /// In-kernel failures already reported on stderr.
+    reported_errors: ErrorCounts,
 }
+
+type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
 
 impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs) -> anyhow::Result<Self> {
@@ -259,6 +263,7 @@ impl Session {
             netlink,
             notifications,
             sink: Sink { enricher, outputs, failed: None },
+            reported_errors: ErrorCounts::default(),
         };
         for change in session.sink.enricher.mirror.present_links() {
             session.tracing.apply(change);
@@ -349,6 +354,7 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
                     s.sync_drop_addrs();
                 }
                 reported_lost = report_lost(s.collector.lost(), reported_lost);
+                s.reported_errors = report_errors(s.collector.errors(), s.reported_errors);
             }
             drained = s.collector.drain(|b| s.sink.record(b)) => {
                 drained?;
@@ -358,6 +364,14 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             }
         }
     }
+}
+
+/// Says on stderr which in-kernel failures were counted since the last report.
+fn report_errors(now: ErrorCounts, before: ErrorCounts) -> ErrorCounts {
+    for line in InKernelErrors::describe(&now, &before) {
+        eprintln!("vethtrace: warning: {line}: a struct layout may be wrong for this kernel; events may be missing");
+    }
+    now
 }
 
 /// Says on stderr how many events were lost since the last report; returns the new total.
@@ -391,5 +405,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     session.tracing.attacher.detach_all();
     let mut counters = session.sink.enricher.counters;
     counters.lost = session.collector.lost();
+    let errors = session.collector.errors();
+    report_errors(errors, session.reported_errors);
+    counters.kernel_errors = errors.iter().sum();
     Ok(counters)
 }
