@@ -84,16 +84,17 @@ pub mod names {
     pub const ERRORS_MAP: &str = "ERRORS";
     pub const SCRATCH_MAP: &str = "SCRATCH";
     pub const TRACED_IFACES_MAP: &str = "TRACED_IFACES";
-    pub const DROP_CONFIG_MAP: &str = "DROP_CONFIG";
+    /// Load-time globals: the drop and the ARP/neighbour programs' kernel layouts.
+    pub const DROP_CONFIG_GLOBAL: &str = "DROP_CFG";
+    pub const NEIGH_CONFIG_GLOBAL: &str = "NEIGH_CFG";
     pub const DROP_ADDRS_MAP: &str = "DROP_ADDRS";
-    pub const NEIGH_CONFIG_MAP: &str = "NEIGH_CONFIG";
     pub const INGRESS_PROG: &str = "vethtrace_in";
     pub const EGRESS_PROG: &str = "vethtrace_eg";
     pub const DROP_PROG: &str = "vethtrace_drop";
     /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
     pub const MAPS: &[&str] =
-        &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_CONFIG_MAP, DROP_ADDRS_MAP, NEIGH_CONFIG_MAP];
+        &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_ADDRS_MAP];
 }
 
 /// Ring-buffer wake-ups: the programs wake the collector only once this many bytes wait, and
@@ -395,8 +396,8 @@ pub struct DropSection {
 }
 
 /// Where the drop program finds things on the running kernel: the skb:kfree_skb record layout
-/// (tracefs) and struct member offsets (BTF). The collector writes it into the one-entry
-/// `DROP_CONFIG` array before attaching; until then (`enabled == 0`) the program does nothing.
+/// (tracefs) and struct member offsets (BTF). The loader sets it as the `DROP_CFG` global, a
+/// constant to the verifier; without it (`enabled == 0`) the program does nothing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropConfig {
@@ -441,6 +442,9 @@ pub struct DropConfig {
 
 impl DropConfig {
     pub const NONE: u32 = u32::MAX;
+    /// Before the loader sets it: the program does nothing.
+    // SAFETY: all-zero is a valid value of a struct of integers.
+    pub const DISABLED: Self = unsafe { core::mem::zeroed() };
 }
 
 /// `ArpSection::hook` values.
@@ -523,8 +527,8 @@ pub struct NeighSection {
 }
 
 /// Where the ARP and neighbour programs find things on the running kernel (BTF offsets), and
-/// whose devices count. Written by the collector into the one-entry `NEIGH_CONFIG` array
-/// before attaching; until then (`enabled == 0`) the programs do nothing.
+/// whose devices count. The loader sets it as the `NEIGH_CFG` global, a constant to the
+/// verifier; without it (`enabled == 0`) the programs do nothing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NeighConfig {
@@ -567,6 +571,12 @@ pub mod errsite {
     /// What each slot counts, for messages.
     pub const NAMES: [&str; SLOTS as usize] =
         ["kernel memory reads at BTF offsets", "TC frame copies (bpf_skb_load_bytes)", "dropped-frame copies"];
+}
+
+impl NeighConfig {
+    /// Before the loader sets it: the programs do nothing.
+    // SAFETY: all-zero is a valid value of a struct of integers.
+    pub const DISABLED: Self = unsafe { core::mem::zeroed() };
 }
 
 /// Value of `TRACED_IFACES` entries (the map is a set keyed by ifindex).

@@ -64,7 +64,7 @@ fn run(skb: u64, hook: u8, at: At, check_protocol: bool) -> u32 {
 
 #[inline(always)]
 fn try_arp(skb: u64, hook: u8, at: At, check_protocol: bool) -> Result<(), ()> {
-    let cfg = neigh::config()?;
+    let cfg = &neigh::config()?;
     if check_protocol && u16::from_be(read(skb, cfg.skb_protocol)?) != ETH_P_ARP {
         return Ok(());
     }

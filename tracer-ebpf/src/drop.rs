@@ -10,7 +10,7 @@
 //!
 //! The record carries the dropped frame's first bytes (`--snaplen`); the collector parses them.
 //!
-//! Record and struct layouts come from `DROP_CONFIG` (tracefs and BTF, read by the collector):
+//! Record and struct layouts come from `DROP_CFG` (tracefs and BTF, read by the collector):
 //! Rust eBPF has no CO-RE, and the kfree_skb record changed between 6.1 and 6.18.
 
 use core::ffi::c_void;
@@ -18,7 +18,7 @@ use core::ffi::c_void;
 use aya_ebpf::{
     helpers::generated::bpf_probe_read_kernel,
     macros::{map, tracepoint},
-    maps::{Array, LpmTrie, lpm_trie::Key},
+    maps::{LpmTrie, lpm_trie::Key},
     programs::TracePointContext,
 };
 use tracer_common::{
@@ -32,9 +32,10 @@ use crate::{
     kread::{DevLayout, dev_netns, read},
 };
 
-/// The layouts of the running kernel; entry 0.
-#[map]
-static DROP_CONFIG: Array<DropConfig> = Array::with_max_entries(1, 0);
+/// The layouts of the running kernel, set at load (a load-time constant for the verifier);
+/// all zero (`enabled == 0`: do nothing) until then.
+#[unsafe(no_mangle)]
+static DROP_CFG: DropConfig = DropConfig::DISABLED;
 
 /// Prefixes routed to traced interfaces, as IPv6 (IPv4 mapped into ::ffff:0:0/96).
 #[map]
@@ -62,7 +63,9 @@ struct Skb {
 
 #[inline(always)]
 fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
-    let cfg = DROP_CONFIG.get(0).ok_or(())?;
+    // SAFETY: a plain global; the volatile read keeps the compiler from folding the all-zero
+    // default (the loader rewrites it).
+    let cfg = &unsafe { core::ptr::read_volatile(&raw const DROP_CFG) };
     if cfg.enabled == 0 {
         return Ok(());
     }

@@ -9,7 +9,7 @@
 
 use aya_ebpf::{
     macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, map},
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{LruHashMap, PerCpuArray},
     programs::{BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 use tracer_common::{
@@ -23,9 +23,10 @@ use crate::{
     kread::{self, DevLayout, read},
 };
 
-/// The layouts of the running kernel; entry 0.
-#[map]
-static NEIGH_CONFIG: Array<NeighConfig> = Array::with_max_entries(1, 0);
+/// The layouts of the running kernel, set at load (a load-time constant for the verifier);
+/// all zero (`enabled == 0`: do nothing) until then.
+#[unsafe(no_mangle)]
+static NEIGH_CFG: NeighConfig = NeighConfig::DISABLED;
 
 /// Last state seen per neighbour (by address of its `struct neighbour`).
 #[map]
@@ -46,13 +47,13 @@ const SLOT_RESOLVE: u32 = 1;
 static PENDING: PerCpuArray<Pending> = PerCpuArray::with_max_entries(2, 0);
 
 
-/// The configuration, once the collector has written it.
+/// The configuration, when the collector set one at load.
 #[inline(always)]
-pub fn config() -> Result<&'static NeighConfig, ()> {
-    match NEIGH_CONFIG.get(0) {
-        Some(cfg) if cfg.enabled != 0 => Ok(cfg),
-        _ => Err(()),
-    }
+pub fn config() -> Result<NeighConfig, ()> {
+    // SAFETY: a plain global; the volatile read keeps the compiler from folding the all-zero
+    // default (the loader rewrites it).
+    let cfg = unsafe { core::ptr::read_volatile(&raw const NEIGH_CFG) };
+    if cfg.enabled != 0 { Ok(cfg) } else { Err(()) }
 }
 
 /// `dev`'s ifindex when it is traced in the collector's namespace.
@@ -88,7 +89,7 @@ fn update(neigh: u64, lladdr: u64, new: u8, flags: u32, pid: u32) -> u32 {
 
 #[inline(always)]
 fn try_update(neigh: u64, lladdr: u64, new: u8, flags: u32, pid: u32) -> Result<(), ()> {
-    let cfg = config()?;
+    let cfg = &config()?;
     let ifindex = traced_dev(read(neigh, cfg.neigh_dev)?, cfg)?;
     let old: u8 = read(neigh, cfg.neigh_nud_state)?;
     let ha: [u8; 6] = read(neigh, cfg.neigh_ha)?;
@@ -143,7 +144,7 @@ pub fn vt_neigh_tmr_tp(ctx: BtfTracePointContext) -> u32 {
 pub fn vt_neigh_new_tp(ctx: BtfTracePointContext) -> u32 {
     let (dev, neigh): (u64, u64) = (ctx.arg(1), ctx.arg(3));
     if let Ok(cfg) = config()
-        && traced_dev(dev, cfg).is_ok()
+        && traced_dev(dev, &cfg).is_ok()
     {
         remember(neigh, 0);
     }
@@ -222,7 +223,7 @@ fn leave(neigh: u64, old: Option<u8>, hook: u8, rc: u32) -> u32 {
 
 #[inline(always)]
 fn try_leave(neigh: u64, old: Option<u8>, hook: u8, rc: u32) -> Result<(), ()> {
-    let cfg = config()?;
+    let cfg = &config()?;
     let ifindex = traced_dev(read(neigh, cfg.neigh_dev)?, cfg)?;
     let new: u8 = read(neigh, cfg.neigh_nud_state)?;
     let mut flags = 0;

@@ -73,7 +73,8 @@ pub fn run() -> Report {
     let mut auto_mode = None;
     let mut ring_ok = false;
     if privileged_ok {
-        match ebpf::load(ebpf::LoadOptions { ring_size: 1 << 12, snaplen: tracer_common::DEFAULT_SNAPLEN }) {
+        let neigh_config = btf.as_ref().ok().and_then(|b| probes::layout(b).ok());
+        match ebpf::load(ebpf::LoadOptions { neigh_config, ..ebpf::LoadOptions::new(1 << 12) }) {
             Ok(mut loaded) => {
                 ring_ok = true;
                 lines.push(Line { what: "ring buffer", ok: true, detail: "BPF_MAP_TYPE_RINGBUF".into() });

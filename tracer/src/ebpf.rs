@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aya::{Ebpf, EbpfLoader};
-use tracer_common::{SCRATCH_SLOTS, names};
+use tracer_common::{DropConfig, NeighConfig, SCRATCH_SLOTS, names};
 
 /// The programs built from tracer-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethtrace-ebpf"));
@@ -27,6 +27,17 @@ pub struct LoadOptions {
     pub ring_size: u32,
     /// `--snaplen`.
     pub snaplen: u32,
+    /// The drop program's kernel layout; `None`: drops are not traced (the program idles).
+    pub drop_config: Option<DropConfig>,
+    /// The ARP/neighbour programs' kernel layout; `None`: they idle.
+    pub neigh_config: Option<NeighConfig>,
+}
+
+impl LoadOptions {
+    /// A ring of `ring_size` bytes, the default snaplen, no layouts.
+    pub fn new(ring_size: u32) -> Self {
+        Self { ring_size, snaplen: tracer_common::DEFAULT_SNAPLEN, drop_config: None, neigh_config: None }
+    }
 }
 
 /// Loads maps and program definitions (programs are loaded into the kernel when attached).
@@ -35,10 +46,14 @@ pub fn load(opts: LoadOptions) -> Result<Ebpf, LoadError> {
         return Err(LoadError::NoBtf);
     }
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| LoadError::Cpus(what, e))?.get();
+    let drop_config = opts.drop_config.unwrap_or(DropConfig::DISABLED);
+    let neigh_config = opts.neigh_config.unwrap_or(NeighConfig::DISABLED);
     EbpfLoader::new()
         .map_max_entries(names::EVENTS_MAP, opts.ring_size)
         .map_max_entries(names::SCRATCH_MAP, cpus * SCRATCH_SLOTS)
         .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
+        .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
+        .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true)
         .load(OBJECT)
         .map_err(|e| match &e {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { name, io_error, .. })

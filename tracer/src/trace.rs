@@ -16,6 +16,7 @@ use aya::Ebpf;
 use futures::StreamExt as _;
 use netlink_packet_core::NetlinkMessage;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracer_common::NeighConfig;
 
 pub use crate::enrich::Counters;
 use crate::{
@@ -23,14 +24,14 @@ use crate::{
     caps,
     cli::{OutputFormat, ProbeMode, TraceArgs},
     collect::{self, Collector, InKernelErrors},
-    drops::DropProbe,
+    drops::{DropProbe, DropSetup, DropsError},
     ebpf::{self, LoadOptions},
     enrich::{Enricher, Shown},
     ifaces::IfaceFilter,
     kernel::btf::KernelBtf,
     mirror::{self, Mirror, Netlink, Notifications, RtMessage, links::LinkChange},
     output::Format,
-    probes::{self, Probes},
+    probes::{self, ProbeError, Probes},
     record::Record,
     writers::{
         EventWriter, is_closed,
@@ -186,18 +187,26 @@ impl Tracing {
     }
 }
 
+/// The ARP/neighbour programs' layout, when they will be attached (not with `--probe off`,
+/// nor with `--drops`/`--summary`, which would not show their events: do not pay for them).
+fn neigh_layout(args: &TraceArgs, btf: &KernelBtf) -> Option<Result<NeighConfig, ProbeError>> {
+    let wanted = args.probe != ProbeMode::Off && !args.drops && !args.summary;
+    wanted.then(|| probes::layout(btf).map_err(ProbeError::from))
+}
+
 /// The ARP/neighbour probes: a failure is fatal when a mode was asked for, a warning with
 /// `auto` (packets and drops are still traced).
-fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<Probes>> {
+fn start_probes(
+    ebpf: &mut Ebpf,
+    args: &TraceArgs,
+    layout: Option<Result<NeighConfig, ProbeError>>,
+) -> anyhow::Result<Option<Probes>> {
     if args.probe == ProbeMode::Off {
         eprintln!("vethtrace: ARP/neighbour probes: off");
         return Ok(None);
     }
-    if args.drops || args.summary {
-        // Their events would not be shown: do not pay for them.
-        return Ok(None);
-    }
-    match probes::start(ebpf, args.probe, btf) {
+    let Some(layout) = layout else { return Ok(None) };
+    match layout.and_then(|_| probes::start(ebpf, args.probe)) {
         Ok(p) => {
             eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
             Ok(Some(p))
@@ -210,19 +219,24 @@ fn start_probes(ebpf: &mut Ebpf, args: &TraceArgs, btf: &KernelBtf) -> anyhow::R
     }
 }
 
-/// The drop program: required with `--drops`/`--summary`, a warning otherwise.
-fn start_drops(ebpf: &mut Ebpf, args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<DropProbe>> {
-    if args.no_drops {
-        return Ok(None);
-    }
-    match DropProbe::start(ebpf, btf) {
-        Ok(probe) => Ok(Some(probe)),
+/// A drop-tracing failure: fatal with `--drops`/`--summary`, a warning otherwise.
+fn drops_or_warn<T>(args: &TraceArgs, result: Result<T, DropsError>) -> anyhow::Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
         Err(e) if args.drops || args.summary => Err(anyhow::Error::new(e).context("tracing drops")),
         Err(e) => {
             eprintln!("vethtrace: warning: drops are not traced: {e}");
             Ok(None)
         }
     }
+}
+
+/// The drop program's layout, found before the object is loaded.
+fn prepare_drops(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<DropSetup>> {
+    if args.no_drops {
+        return Ok(None);
+    }
+    drops_or_warn(args, DropSetup::prepare(btf))
 }
 
 /// Everything attached and running, ready for the event loop.
@@ -243,13 +257,24 @@ impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs) -> anyhow::Result<Self> {
         let filter = IfaceFilter::new(&args.iface)?;
         caps::check()?;
-        let mut ebpf = ebpf::load(LoadOptions { ring_size: args.ring_size, snaplen: args.snaplen })?;
-        // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF).
+        // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF),
+        // which are load-time globals.
         let kernel_btf = KernelBtf::load()?;
+        let drop_setup = prepare_drops(args, &kernel_btf)?;
+        let neigh = neigh_layout(args, &kernel_btf);
+        let mut ebpf = ebpf::load(LoadOptions {
+            ring_size: args.ring_size,
+            snaplen: args.snaplen,
+            drop_config: drop_setup.as_ref().map(|s| s.config),
+            neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
+        })?;
         let collector = Collector::new(&mut ebpf)?;
         let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
-        let mut drop_probe = start_drops(&mut ebpf, args, &kernel_btf)?;
-        let probes = start_probes(&mut ebpf, args, &kernel_btf)?;
+        let mut drop_probe = match drop_setup {
+            Some(setup) => drops_or_warn(args, DropProbe::start(&mut ebpf, setup))?,
+            None => None,
+        };
+        let probes = start_probes(&mut ebpf, args, neigh)?;
         // Subscribe before the dump so that nothing falls between the two.
         let (netlink, notifications) = mirror::subscribe()?;
         let node = Mirror::load(&netlink).await?;

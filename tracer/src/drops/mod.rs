@@ -11,7 +11,7 @@ use std::{collections::HashSet, net::IpAddr};
 
 use aya::{
     Ebpf,
-    maps::{Array, LpmTrie, MapData, MapError, lpm_trie::Key},
+    maps::{LpmTrie, MapData, MapError, lpm_trie::Key},
     programs::{ProgramError, TracePoint},
 };
 use tracer_common::{DropConfig, TRACED};
@@ -29,7 +29,7 @@ use crate::{
     mirror::{Mirror, prefix::Prefix, routes::RouteKind},
 };
 
-pub use tracer_common::names::{DROP_ADDRS_MAP as ADDRS_MAP, DROP_CONFIG_MAP as CONFIG_MAP, DROP_PROG as PROGRAM};
+pub use tracer_common::names::{DROP_ADDRS_MAP as ADDRS_MAP, DROP_PROG as PROGRAM};
 const TP_SYSTEM: &str = "skb";
 const TP_NAME: &str = "kfree_skb";
 
@@ -139,19 +139,27 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
     })
 }
 
-impl DropProbe {
-    /// Configures, loads and attaches the drop program.
-    pub fn start(ebpf: &mut Ebpf, btf: &KernelBtf) -> Result<Self, DropsError> {
+/// What the drop program needs from the running kernel, found before the object is loaded
+/// (its layout is a load-time global).
+pub struct DropSetup {
+    pub config: DropConfig,
+    reasons: DropReasons,
+    has_reasons: bool,
+}
+
+impl DropSetup {
+    pub fn prepare(btf: &KernelBtf) -> Result<Self, DropsError> {
         let format = tracefs::format(TP_SYSTEM, TP_NAME)?;
         let has_reasons = format.fields.contains_key("reason");
         let reasons = if has_reasons { DropReasons::load(btf)? } else { DropReasons::default() };
         let config = kernel_config(btf, &format, &reasons)?;
-        let mut cfg_map: Array<_, DropConfig> = ebpf
-            .map_mut(CONFIG_MAP)
-            .ok_or(DropsError::Missing(CONFIG_MAP))?
-            .try_into()
-            .map_err(|source| DropsError::Map { name: CONFIG_MAP, source })?;
-        cfg_map.set(0, &config, 0).map_err(|source| DropsError::Map { name: CONFIG_MAP, source })?;
+        Ok(Self { config, reasons, has_reasons })
+    }
+}
+
+impl DropProbe {
+    /// Loads and attaches the drop program of an object loaded with `setup.config`.
+    pub fn start(ebpf: &mut Ebpf, setup: DropSetup) -> Result<Self, DropsError> {
         let addrs: LpmTrie<MapData, [u8; 16], u8> = ebpf
             .take_map(ADDRS_MAP)
             .ok_or(DropsError::Missing(ADDRS_MAP))?
@@ -167,10 +175,10 @@ impl DropProbe {
             eprintln!("vethtrace: warning: cannot read /proc/kallsyms ({e}); drop locations are shown as addresses");
             Kallsyms::default()
         });
-        if !has_reasons {
+        if !setup.has_reasons {
             eprintln!("vethtrace: this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
         }
-        Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons, kallsyms } })
+        Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons: setup.reasons, kallsyms } })
     }
 
     /// Makes `DROP_ADDRS` hold exactly the prefixes routed to traced interfaces.

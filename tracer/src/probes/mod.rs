@@ -13,7 +13,6 @@ use std::fmt;
 
 use aya::{
     Btf, Ebpf,
-    maps::{Array, MapError},
     programs::{Program, ProgramError},
 };
 use tracer_common::NeighConfig;
@@ -26,7 +25,6 @@ use crate::{
     },
 };
 
-use tracer_common::names::NEIGH_CONFIG_MAP as CONFIG_MAP;
 
 /// A way of attaching to kernel functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,8 +131,6 @@ pub enum ProbeError {
     AyaBtf(String),
     #[error("the eBPF object has no {0}")]
     Missing(&'static str),
-    #[error("map {CONFIG_MAP}: {0}")]
-    Map(#[from] MapError),
     #[error("{mode}: {program} cannot attach to {targets}: {detail}")]
     Attach {
         mode: Mode,
@@ -157,11 +153,9 @@ pub struct Probes {
 
 /// Configures the programs for the running kernel and attaches the first mode that works
 /// (`auto`), or the one asked for.
-pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode, kernel_btf: &KernelBtf) -> Result<Probes, ProbeError> {
-    let config = layout(kernel_btf)?;
-    let mut map: Array<_, NeighConfig> =
-        ebpf.map_mut(CONFIG_MAP).ok_or(ProbeError::Missing(CONFIG_MAP))?.try_into()?;
-    map.set(0, &config, 0)?;
+/// The programs' layout ([`layout`]) is a load-time global: the object must have been loaded
+/// with it.
+pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
     let btf = attach_btf()?;
     let modes: &[Mode] = match wanted {
         ProbeMode::Off => &[],
