@@ -29,7 +29,7 @@ use crate::{
     enrich::{Enricher, Shown},
     ifaces::IfaceFilter,
     kernel::btf::KernelBtf,
-    mirror::{self, Mirror, Netlink, Notifications, RtMessage, links::LinkChange},
+    mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
     probes::{self, ProbeError, Probes},
     record::Record,
@@ -249,6 +249,7 @@ struct Session {
     sink: Sink,
     /// In-kernel failures already reported on stderr.
     reported_errors: ErrorCounts,
+    redumps: Redumps,
 }
 
 type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
@@ -289,6 +290,7 @@ impl Session {
             notifications,
             sink: Sink { enricher, outputs, failed: None },
             reported_errors: ErrorCounts::default(),
+            redumps: Redumps::default(),
         };
         for change in session.sink.enricher.mirror.present_links() {
             session.tracing.apply(change);
@@ -315,19 +317,32 @@ impl Session {
         }
     }
 
-    /// A netlink notification: the mirror, then the traced set. A failed re-dump leaves the
-    /// mirror as it was: annotations may lag, tracing goes on.
-    async fn on_notification(&mut self, msg: NetlinkMessage<RtMessage>) -> bool {
-        match self.sink.enricher.mirror.handle(&self.netlink, msg).await {
-            Ok(changes) => {
-                changes.into_iter().for_each(|change| self.tracing.apply(change));
-                true
-            }
-            Err(e) => {
-                eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale");
-                false
-            }
+    /// A netlink notification: the mirror, then the traced set; a re-dump it calls for runs
+    /// in the background.
+    fn on_notification(&mut self, msg: NetlinkMessage<RtMessage>) {
+        let (changes, redump) = self.sink.enricher.mirror.handle(&msg);
+        changes.into_iter().for_each(|change| self.tracing.apply(change));
+        self.redumps.note(msg);
+        if let Some(what) = redump {
+            self.redumps.request(what, &self.netlink);
         }
+    }
+
+    /// A finished re-dump: taken in, then the notifications that came while it ran applied
+    /// again. A failed one leaves the mirror as it was: annotations may lag, tracing goes on.
+    fn on_dump(&mut self, result: Result<Dump, MirrorError>) {
+        let missed = self.redumps.finish();
+        match result {
+            Ok(dump) => {
+                let changes = self.sink.enricher.mirror.take_dump(dump);
+                changes.into_iter().for_each(|change| self.tracing.apply(change));
+                for msg in missed {
+                    self.on_notification(msg);
+                }
+            }
+            Err(e) => eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale"),
+        }
+        self.redumps.start_queued(&self.netlink);
     }
 
     /// Drains what is left in the ring at exit; `false` when the reader went away.
@@ -337,6 +352,53 @@ impl Session {
             if !self.sink.flush()? || n < collect::BATCH {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Background re-dumps of the mirror: at most one runs; a request while it runs is queued (a
+/// full one supersedes a routes one), and the notifications that arrive meanwhile are kept,
+/// to be applied again once the dump is in (the dump may predate them).
+#[derive(Default)]
+struct Redumps {
+    running: Option<tokio::task::JoinHandle<Result<Dump, MirrorError>>>,
+    queued: Option<Redump>,
+    since: Vec<NetlinkMessage<RtMessage>>,
+}
+
+impl Redumps {
+    fn request(&mut self, what: Redump, netlink: &Netlink) {
+        if self.running.is_some() {
+            self.queued = self.queued.max(Some(what));
+            return;
+        }
+        self.since.clear();
+        self.running = Some(tokio::spawn(what.run(netlink.clone())));
+    }
+
+    fn note(&mut self, msg: NetlinkMessage<RtMessage>) {
+        if self.running.is_some() {
+            self.since.push(msg);
+        }
+    }
+
+    /// The running dump's result (pending forever when none runs).
+    async fn finished(&mut self) -> Result<Dump, MirrorError> {
+        match &mut self.running {
+            Some(task) => task.await.unwrap_or(Err(MirrorError::Closed)),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The dump is done: the notifications that came while it ran.
+    fn finish(&mut self) -> Vec<NetlinkMessage<RtMessage>> {
+        self.running = None;
+        std::mem::take(&mut self.since)
+    }
+
+    fn start_queued(&mut self, netlink: &Netlink) {
+        if let Some(what) = self.queued.take() {
+            self.request(what, netlink);
         }
     }
 }
@@ -368,9 +430,16 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             // that a busy ring never starves them (events are always ready under load).
             biased;
             notification = s.notifications.next() => match notification {
-                Some((msg, _)) => routes_dirty |= s.on_notification(msg).await,
+                Some((msg, _)) => {
+                    s.on_notification(msg);
+                    routes_dirty = true;
+                }
                 None => anyhow::bail!("the netlink monitor closed"),
             },
+            dump = s.redumps.finished(), if s.redumps.running.is_some() => {
+                s.on_dump(dump);
+                routes_dirty = true;
+            }
             _ = stops.sigint.recv() => return Ok(Stop::Signal),
             _ = stops.sigterm.recv() => return Ok(Stop::Signal),
             () = &mut deadline => return Ok(Stop::Signal),

@@ -359,7 +359,8 @@ fn lost_notifications_are_recovered_by_a_full_redump() {
     tracer.signal(libc::SIGCONT);
 
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !tracer.stderr().contains("re-reading the node's network state") {
+    // The re-dump runs beside the ring drain; events are annotated from it once it is in.
+    while !tracer.stderr().contains("re-read the node's network state") {
         assert!(Instant::now() < deadline, "no re-dump after an overrun:\n{}", tracer.stderr());
         thread::sleep(Duration::from_millis(50));
     }

@@ -229,6 +229,31 @@ pub struct Mirror {
     pub resyncs: u64,
 }
 
+/// A dump the mirror needs, run in the background so that it never stalls the ring drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Redump {
+    /// The routes (an interface went up or down).
+    Routes,
+    /// Everything (notifications were lost).
+    All,
+}
+
+/// A finished re-dump.
+pub enum Dump {
+    Routes(Vec<RtMessage>),
+    All(Box<Mirror>),
+}
+
+impl Redump {
+    /// Runs the dump (on its own task: it only needs the request side of the socket).
+    pub async fn run(self, netlink: Netlink) -> Result<Dump, MirrorError> {
+        match self {
+            Redump::Routes => netlink.dump_routes().await.map(Dump::Routes),
+            Redump::All => Mirror::load(&netlink).await.map(|m| Dump::All(Box::new(m))),
+        }
+    }
+}
+
 /// What one notification asks of the caller besides updating the mirror.
 enum Followup {
     None,
@@ -253,50 +278,51 @@ impl Mirror {
         self.links.iter().map(|l| LinkChange::Present { index: l.index, name: l.name.clone() }).collect()
     }
 
-    /// Applies one notification; returns what the tracer must do about interfaces.
-    pub async fn handle(
-        &mut self,
-        netlink: &Netlink,
-        msg: NetlinkMessage<RtMessage>,
-    ) -> Result<Vec<LinkChange>, MirrorError> {
+    /// Applies one notification at once; returns what the tracer must do about interfaces,
+    /// and the dump to run in the background when the notification alone does not tell
+    /// everything (lost notifications; an interface that went up or down, whose routes the
+    /// kernel changed without a word).
+    pub fn handle(&mut self, msg: &NetlinkMessage<RtMessage>) -> (Vec<LinkChange>, Option<Redump>) {
         let followup = match &msg.payload {
             NetlinkPayload::InnerMessage(m) => self.apply(m, msg.header.flags & NLM_F_REPLACE != 0),
             NetlinkPayload::Overrun(_) => Followup::Resync,
             _ => Followup::None,
         };
         match followup {
-            Followup::None => Ok(Vec::new()),
-            Followup::Link(change) => Ok(vec![change]),
-            Followup::LinkFlipped(change) => {
-                self.reload_routes(netlink).await?;
-                Ok(vec![change])
+            Followup::None => (Vec::new(), None),
+            Followup::Link(change) => (vec![change], None),
+            Followup::LinkFlipped(change) => (vec![change], Some(Redump::Routes)),
+            Followup::Resync => {
+                log::warn!("netlink notifications were lost (socket buffer full); re-reading the node's network state");
+                (Vec::new(), Some(Redump::All))
             }
-            Followup::Resync => self.resync(netlink).await,
         }
     }
 
-    /// Replaces everything with a fresh dump; returns the interface changes it implies.
-    pub async fn resync(&mut self, netlink: &Netlink) -> Result<Vec<LinkChange>, MirrorError> {
-        log::warn!("netlink notifications were lost (socket buffer full); re-reading the node's network state");
-        let fresh = Self::load(netlink).await?;
-        let mut changes: Vec<LinkChange> = self
-            .links
-            .iter()
-            .filter(|old| fresh.links.get(old.index).is_none())
-            .map(|old| LinkChange::Removed { index: old.index, name: old.name.clone() })
-            .collect();
-        changes.extend(fresh.present_links());
-        *self = Mirror { resyncs: self.resyncs + 1, ..fresh };
-        Ok(changes)
-    }
-
-    async fn reload_routes(&mut self, netlink: &Netlink) -> Result<(), MirrorError> {
-        let routes = netlink.dump_routes().await?;
-        self.routes.clear();
-        for msg in &routes {
-            self.apply(msg, false);
+    /// Takes a finished re-dump in; returns the interface changes it implies. Notifications
+    /// that arrived while it ran are applied again by the caller (a dump may predate them).
+    pub fn take_dump(&mut self, dump: Dump) -> Vec<LinkChange> {
+        match dump {
+            Dump::Routes(routes) => {
+                self.routes.clear();
+                for msg in &routes {
+                    self.apply(msg, false);
+                }
+                Vec::new()
+            }
+            Dump::All(fresh) => {
+                let mut changes: Vec<LinkChange> = self
+                    .links
+                    .iter()
+                    .filter(|old| fresh.links.get(old.index).is_none())
+                    .map(|old| LinkChange::Removed { index: old.index, name: old.name.clone() })
+                    .collect();
+                changes.extend(fresh.present_links());
+                *self = Mirror { resyncs: self.resyncs + 1, ..*fresh };
+                log::warn!("re-read the node's network state; annotations are current again");
+                changes
+            }
         }
-        Ok(())
     }
 
     /// Updates the tables from one message (a dump reply or a notification).
