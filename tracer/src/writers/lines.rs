@@ -120,7 +120,7 @@ mod tests {
     }
 
     fn place() -> Place<'static> {
-        Place { iface: Cow::Borrowed("calia"), ifindex: 10, wall_ns: 1_700_000_000_000_000_000 }
+        Place { iface: Cow::Borrowed("calia"), ifindex: 10, wall_ns: 1_700_000_000_123_456_789 }
     }
 
     fn json_keys(rec: &Record<'_>) -> (String, Vec<String>) {
@@ -130,9 +130,8 @@ mod tests {
         (obj["kind"].as_str().unwrap().to_owned(), obj.keys().cloned().collect())
     }
 
-    /// Every key of every kind is in the README, and in the README's order.
-    #[test]
-    fn json_keys_follow_the_readme_on_every_kind() {
+    /// One record of each kind, from fixtures.
+    fn with_records(mut each: impl FnMut(&Record<'_>)) {
         let mirror = bench::calico_node(3);
         let ev = bench::tcp_event(0, bench::pod_ip(1), dir::INGRESS, bench::FIRST_CALI, fib::SUCCESS, 11);
         let packet = Record::Packet(PacketRecord {
@@ -148,18 +147,39 @@ mod tests {
             drop: crate::drops::render::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         });
-        let arp = ArpEvent { arp: ArpSection { op: 1, ..Default::default() }, ..Default::default() };
-        let arp = Record::Arp(ArpRecord { place: place(), ev: arp, mode: crate::probes::Mode::Kprobe });
-        let neigh = NeighSection {
-            hook: neigh_hook::UPDATE,
-            family: 2,
-            flags: neighf::OLD_KNOWN | neighf::HAS_LLADDR,
+        let arp = ArpSection {
+            ifindex: 10,
+            op: 1,
+            sha: [0x92, 0x7d, 0, 0, 0, 0],
+            spa: [10, 244, 1, 5],
+            tpa: [169, 254, 1, 1],
             ..Default::default()
         };
+        let arp = ArpEvent { arp, ..Default::default() };
+        let arp = Record::Arp(ArpRecord { place: place(), ev: arp, mode: crate::probes::Mode::Kprobe });
+        let mut neigh = NeighSection {
+            ifindex: 10,
+            hook: neigh_hook::UPDATE,
+            family: 2,
+            old_state: 0x01,
+            new_state: 0x02,
+            flags: neighf::OLD_KNOWN | neighf::HAS_LLADDR,
+            lladdr: [0x92, 0x7d, 0, 0, 0, 1],
+            ..Default::default()
+        };
+        neigh.addr[..4].copy_from_slice(&[10, 244, 1, 6]);
         let neigh = NeighEvent { neigh, ..Default::default() };
         let neigh = Record::Neigh(NeighRecord { place: place(), ev: neigh, mode: crate::probes::Mode::Kprobe });
         for rec in [packet, drop, arp, neigh] {
-            let (kind, keys) = json_keys(&rec);
+            each(&rec);
+        }
+    }
+
+    /// Every key of every kind is in the README, and in the README's order.
+    #[test]
+    fn json_keys_follow_the_readme_on_every_kind() {
+        with_records(|rec| {
+            let (kind, keys) = json_keys(rec);
             let order = readme_order(&kind);
             let positions: Vec<usize> = keys
                 .iter()
@@ -167,6 +187,25 @@ mod tests {
                 .collect();
             assert!(positions.is_sorted(), "{kind}: keys {keys:?} are not in the README's order {order:?}");
             assert!(keys.len() >= 8, "{kind}: only {keys:?}");
+        });
+    }
+
+    /// Each kind in each format, byte for byte as shown in the README's examples' shape: a
+    /// change to any printer shows here.
+    #[test]
+    fn snapshots_of_every_kind_in_every_format() {
+        let mut out = String::new();
+        with_records(|rec| {
+            for format in [Format::Text, Format::Json] {
+                let mut buf = Vec::new();
+                put_line(format, &mut buf, rec).unwrap();
+                out.push_str(&String::from_utf8(buf).unwrap());
+            }
+        });
+        let want = include_str!("../../test-data/snapshots.txt");
+        if out != want && std::env::var_os("VETHTRACE_BLESS").is_some() {
+            std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/test-data/snapshots.txt"), &out).unwrap();
         }
+        assert_eq!(out, want, "printer output changed (VETHTRACE_BLESS=1 rewrites test-data/snapshots.txt)");
     }
 }
