@@ -155,11 +155,21 @@ impl Sink {
     }
 }
 
-/// Interfaces known by index, and which of them are traced.
+/// Interfaces attached before vethtrace says it is ready; the rest are attached one at a time
+/// between drains. A TCX attach waits for an RCU grace period (~20 ms here), so 500 pods would
+/// otherwise keep the first event waiting ~10 s.
+const FIRST_BATCH: usize = 16;
+/// How long one turn of the event loop may spend attaching from the backlog.
+const ATTACH_TURN: Duration = Duration::from_millis(20);
+
+/// Interfaces known by index, which of them are traced, and which wait to be attached.
 struct Tracing {
     filter: IfaceFilter,
     attacher: Attacher,
     ebpf: Ebpf,
+    pending: std::collections::VecDeque<(u32, String)>,
+    /// Attached since the last progress line, and the size of the backlog then.
+    progress: (usize, usize),
 }
 
 impl Tracing {
@@ -167,23 +177,70 @@ impl Tracing {
         match change {
             LinkChange::Present { index, name } => {
                 let wanted = self.filter.matches(&name);
+                self.pending.retain(|(i, _)| *i != index);
                 if wanted && !self.attacher.is_attached(index) {
-                    match self.attacher.attach(&mut self.ebpf, index, &name) {
-                        Ok(()) => log::info!("tracing {name} (ifindex {index})"),
-                        Err(e) => eprintln!("vethtrace: warning: {e:#}"),
-                    }
+                    self.pending.push_back((index, name));
                 } else if !wanted && self.attacher.is_attached(index) {
                     self.attacher.detach(index);
                     log::info!("{name} no longer matches; detached");
                 }
             }
             LinkChange::Removed { index, name } => {
+                self.pending.retain(|(i, _)| *i != index);
                 if self.attacher.is_attached(index) {
                     log::info!("{name} went away");
                 }
                 self.attacher.detach(index);
             }
         }
+    }
+
+    /// Attaches the next waiting interface; `false` when none waits.
+    fn attach_next(&mut self) -> bool {
+        let Some((index, name)) = self.pending.pop_front() else { return false };
+        match self.attacher.attach(&mut self.ebpf, index, &name) {
+            Ok(()) => log::info!("tracing {name} (ifindex {index})"),
+            Err(e) => eprintln!("vethtrace: warning: {e:#}"),
+        }
+        true
+    }
+
+    /// Attaches from the backlog for about `budget` (at least one).
+    fn attach_for(&mut self, budget: Duration) {
+        let until = std::time::Instant::now() + budget;
+        while self.attach_from_backlog() && std::time::Instant::now() < until {}
+    }
+
+    /// One attach from the backlog, with a progress line every 50 and when it is done.
+    fn attach_from_backlog(&mut self) -> bool {
+        if !self.attach_next() {
+            return false;
+        }
+        // Progress only for the backlog found at start (a pod that appears later is one line
+        // of the log, not a progress report).
+        if self.progress.1 == 0 {
+            return true;
+        }
+        self.progress.0 += 1;
+        let done = self.progress.0;
+        let of = self.progress.1.max(done + self.pending.len());
+        if self.pending.is_empty() || done % 50 == 0 {
+            eprintln!("vethtrace: attached {done} of {of} more interface(s) ({} traced)", self.attacher.count());
+        }
+        if self.pending.is_empty() {
+            self.progress = (0, 0);
+        }
+        true
+    }
+
+    /// The first interfaces at once; the rest wait for the event loop.
+    fn attach_first_batch(&mut self) {
+        for _ in 0..FIRST_BATCH {
+            if !self.attach_next() {
+                break;
+            }
+        }
+        self.progress = (0, self.pending.len());
     }
 }
 
@@ -284,7 +341,7 @@ impl Session {
         let enricher = Enricher::new(node, shown, drop_names, probes.as_ref().map(|p| p.mode));
         let mut session = Self {
             collector,
-            tracing: Tracing { filter, attacher, ebpf },
+            tracing: Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0) },
             drop_probe,
             netlink,
             notifications,
@@ -295,6 +352,7 @@ impl Session {
         for change in session.sink.enricher.mirror.present_links() {
             session.tracing.apply(change);
         }
+        session.tracing.attach_first_batch();
         session.sync_drop_addrs();
         Ok(session)
     }
@@ -308,8 +366,12 @@ impl Session {
 
     fn announce(&self, backend: &str) {
         let describe = self.tracing.filter.describe();
+        let more = match self.tracing.pending.len() {
+            0 => String::new(),
+            n => format!(", {n} more being attached"),
+        };
         eprintln!(
-            "vethtrace: tracing {} interface(s) matching {describe} via {backend}; Ctrl-C to stop",
+            "vethtrace: tracing {} interface(s) matching {describe} via {backend}{more}; Ctrl-C to stop",
             self.tracing.attacher.count(),
         );
         if self.tracing.attacher.count() == 0 {
@@ -423,6 +485,9 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
     // not per notification: a flood of route changes must not rescan the table each time).
     let mut routes_dirty = false;
     let mut reported_lost = 0;
+    // The backlog of interfaces to attach takes every other turn, so that a flood never
+    // starves it and it never starves the drain.
+    let mut attach_turn = true;
     loop {
         tokio::select! {
             // In this order: network changes before events, so that an event is annotated with
@@ -443,7 +508,15 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             _ = stops.sigint.recv() => return Ok(Stop::Signal),
             _ = stops.sigterm.recv() => return Ok(Stop::Signal),
             () = &mut deadline => return Ok(Stop::Signal),
+            () = std::future::ready(()), if attach_turn && !s.tracing.pending.is_empty() => {
+                attach_turn = false;
+                s.tracing.attach_for(ATTACH_TURN);
+                if s.tracing.pending.is_empty() {
+                    s.sync_drop_addrs();
+                }
+            }
             _ = tick.tick() => {
+                attach_turn = true;
                 if std::mem::take(&mut routes_dirty) {
                     s.sync_drop_addrs();
                 }
@@ -451,6 +524,7 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
                 s.reported_errors = report_errors(s.collector.errors(), s.reported_errors);
             }
             drained = s.collector.drain(|b| s.sink.record(b)) => {
+                attach_turn = true;
                 drained?;
                 if !s.sink.flush()? {
                     return Ok(Stop::ReaderGone);
@@ -487,7 +561,9 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
     // get the flush, the detach and the counters, not the default action.
     let mut stops = Stops { sigint: signal(SignalKind::interrupt())?, sigterm: signal(SignalKind::terminate())? };
     if let Some(path) = &args.ready_file {
-        std::fs::write(path, b"ready\n").with_context(|| format!("cannot write {}", path.display()))?;
+        let (now, more) = (session.tracing.attacher.count(), session.tracing.pending.len());
+        let text = format!("ready: {now} interface(s) attached, {more} being attached\n");
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let stop = event_loop(&mut session, &mut stops, args.duration).await?;
     if matches!(stop, Stop::Signal) {
