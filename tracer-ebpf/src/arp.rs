@@ -27,47 +27,66 @@ enum At {
 
 #[kprobe]
 pub fn vt_arp_rcv_kp(ctx: ProbeContext) -> u32 {
-    ctx.arg::<u64>(0).map_or(0, |skb| run(skb, arp_hook::RECV, At::Data, false))
+    ctx.arg::<u64>(0).map_or(0, |skb| run(skb, arp_hook::RECV, At::Data))
 }
 
 #[kprobe]
 pub fn vt_arp_xmit_kp(ctx: ProbeContext) -> u32 {
-    ctx.arg::<u64>(0).map_or(0, |skb| run(skb, arp_hook::SEND, At::Network, false))
+    ctx.arg::<u64>(0).map_or(0, |skb| run(skb, arp_hook::SEND, At::Network))
 }
 
 #[fentry]
 pub fn vt_arp_rcv_fe(ctx: FEntryContext) -> u32 {
-    run(ctx.arg(0), arp_hook::RECV, At::Data, false)
+    run(ctx.arg(0), arp_hook::RECV, At::Data)
 }
 
 #[fentry]
 pub fn vt_arp_xmit_fe(ctx: FEntryContext) -> u32 {
-    run(ctx.arg(0), arp_hook::SEND, At::Network, false)
+    run(ctx.arg(0), arp_hook::SEND, At::Network)
 }
 
 #[btf_tracepoint(function = "netif_receive_skb")]
 pub fn vt_arp_rcv_tp(ctx: BtfTracePointContext) -> u32 {
-    run(ctx.arg(0), arp_hook::RECV, At::Data, true)
+    let skb: *const u8 = ctx.arg(0);
+    if !is_arp(skb) {
+        return 0;
+    }
+    run(skb as u64, arp_hook::RECV, At::Data)
 }
 
 #[btf_tracepoint(function = "net_dev_queue")]
 pub fn vt_arp_xmit_tp(ctx: BtfTracePointContext) -> u32 {
-    run(ctx.arg(0), arp_hook::SEND, At::Network, true)
+    let skb: *const u8 = ctx.arg(0);
+    if !is_arp(skb) {
+        return 0;
+    }
+    run(skb as u64, arp_hook::SEND, At::Network)
+}
+
+/// These two tracepoints see every packet of every device: the protocol check comes first and
+/// costs one load. `skb` is a BTF-typed pointer here and the offset a load-time constant, so
+/// the verifier checks the read against `struct sk_buff` and no helper call is needed.
+#[inline(always)]
+fn is_arp(skb: *const u8) -> bool {
+    let off = neigh::protocol_offset() as usize;
+    if off == 0 {
+        return false;
+    }
+    // SAFETY: a typed read the verifier checks against the sk_buff layout in BTF.
+    let protocol = unsafe { core::ptr::read_volatile(skb.wrapping_add(off).cast::<u16>()) };
+    u16::from_be(protocol) == ETH_P_ARP
 }
 
 #[inline(always)]
-fn run(skb: u64, hook: u8, at: At, check_protocol: bool) -> u32 {
-    match try_arp(skb, hook, at, check_protocol) {
+fn run(skb: u64, hook: u8, at: At) -> u32 {
+    match try_arp(skb, hook, at) {
         Ok(()) | Err(()) => 0,
     }
 }
 
 #[inline(always)]
-fn try_arp(skb: u64, hook: u8, at: At, check_protocol: bool) -> Result<(), ()> {
+fn try_arp(skb: u64, hook: u8, at: At) -> Result<(), ()> {
     let cfg = &neigh::config()?;
-    if check_protocol && u16::from_be(read(skb, cfg.skb_protocol)?) != ETH_P_ARP {
-        return Ok(());
-    }
     let ifindex = neigh::traced_dev(read(skb, cfg.skb_dev)?, cfg)?;
     let base: u64 = match at {
         At::Data => read(skb, cfg.skb_data)?,
