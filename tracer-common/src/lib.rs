@@ -93,6 +93,8 @@ pub mod names {
     pub const DROP_PROG: &str = "vethtrace_drop";
     /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
+    /// Load-time global: what the TC programs do ([`crate::tc_flags`]).
+    pub const TC_FLAGS_GLOBAL: &str = "TC_FLAGS";
     pub const MAPS: &[&str] =
         &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_ADDRS_MAP];
 }
@@ -174,6 +176,16 @@ pub struct FrameSection {
     /// One of [`frame_origin`].
     pub origin: u8,
     pub _pad: [u8; 3],
+}
+
+/// Bits of the `TC_FLAGS` load-time global: what the TC programs do for each frame.
+pub mod tc_flags {
+    /// Send a record (off with `--drops`/`--summary`: the TC programs then only mark the
+    /// interfaces as traced for the drop program).
+    pub const RECORD: u32 = 1 << 0;
+    /// Ask the kernel's FIB on ingress (off when nothing shows the verdict).
+    pub const FIB: u32 = 1 << 1;
+    pub const ALL: u32 = RECORD | FIB;
 }
 
 /// Bits of `TcSection::flags`.

@@ -46,6 +46,17 @@ static SCRATCH: Array<[u8; SCRATCH_BYTES]> = Array::with_max_entries(SCRATCH_SLO
 #[unsafe(no_mangle)]
 static SNAPLEN: u32 = tracer_common::DEFAULT_SNAPLEN;
 
+/// What the TC programs do (`tracer_common::tc_flags`), set at load.
+#[unsafe(no_mangle)]
+static TC_FLAGS: u32 = tracer_common::tc_flags::ALL;
+
+/// The TC flags as the verifier sees them: a constant, so the unused paths are pruned.
+#[inline(always)]
+pub fn tc_flags() -> u32 {
+    // SAFETY: as for `snaplen`.
+    unsafe { core::ptr::read_volatile(&TC_FLAGS) }
+}
+
 /// The snaplen as the verifier sees it: a constant from .rodata, bounded by [`MAX_SNAPLEN`].
 #[inline(always)]
 pub fn snaplen() -> u32 {

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     FrameSection, Packet, SCRATCH_BYTES, SectionHeader, TcRecord, TcSection, dir, fib, frame_origin, kind, section,
-    slot, tcf,
+    slot, tc_flags, tcf,
 };
 
 use crate::{capture::Captured, emit, fib as fib_lookup, parse};
@@ -54,14 +54,19 @@ const FIXED: usize = core::mem::size_of::<TcRecord>();
 
 #[inline(always)]
 fn record(ctx: &TcContext, direction: u8, slot: u32) {
+    let flags = emit::tc_flags();
+    if flags & tc_flags::RECORD == 0 {
+        return;
+    }
     let Some(buf) = emit::scratch(slot) else { return };
     let meta = skb_meta(ctx);
     let snaplen = emit::snaplen();
-    let ingress = direction == dir::INGRESS;
-    // Ingress copies the headers even under a smaller snaplen: the FIB lookup reads them.
-    let want = if ingress { meta.len.min(snaplen.max(HEADERS)) } else { meta.len.min(snaplen) };
+    // The FIB lookup runs on ingress only (on egress the kernel has routed the frame already)
+    // and reads the headers, copied even under a smaller snaplen.
+    let lookup = direction == dir::INGRESS && flags & tc_flags::FIB != 0;
+    let want = if lookup { meta.len.min(snaplen.max(HEADERS)) } else { meta.len.min(snaplen) };
     let copied = copy_frame(ctx, buf, want);
-    let (fib_ret, fib_ifindex) = if ingress {
+    let (fib_ret, fib_ifindex) = if lookup {
         let mut p = Packet::default();
         parse::parse(&Captured::new(buf, FIXED, copied), &mut p, meta.accel_vlan);
         fib_lookup::verdict(ctx, &p, meta.ifindex)

@@ -31,12 +31,20 @@ pub struct LoadOptions {
     pub drop_config: Option<DropConfig>,
     /// The ARP/neighbour programs' kernel layout; `None`: they idle.
     pub neigh_config: Option<NeighConfig>,
+    /// What the TC programs do (`tracer_common::tc_flags`).
+    pub tc_flags: u32,
 }
 
 impl LoadOptions {
     /// A ring of `ring_size` bytes, the default snaplen, no layouts.
     pub fn new(ring_size: u32) -> Self {
-        Self { ring_size, snaplen: tracer_common::DEFAULT_SNAPLEN, drop_config: None, neigh_config: None }
+        Self {
+            ring_size,
+            snaplen: tracer_common::DEFAULT_SNAPLEN,
+            drop_config: None,
+            neigh_config: None,
+            tc_flags: tracer_common::tc_flags::ALL,
+        }
     }
 }
 
@@ -52,6 +60,7 @@ pub fn load(opts: LoadOptions) -> Result<Ebpf, LoadError> {
         .map_max_entries(names::EVENTS_MAP, opts.ring_size)
         .map_max_entries(names::SCRATCH_MAP, cpus * SCRATCH_SLOTS)
         .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
+        .override_global(names::TC_FLAGS_GLOBAL, &opts.tc_flags, true)
         .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
         .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true)
         .load(OBJECT)

@@ -276,6 +276,12 @@ fn start_probes(
     }
 }
 
+/// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
+/// the interfaces as traced (for the drop program) and send nothing.
+fn tc_flags(args: &TraceArgs) -> u32 {
+    if args.drops || args.summary { 0 } else { tracer_common::tc_flags::ALL }
+}
+
 /// A drop-tracing failure: fatal with `--drops`/`--summary`, a warning otherwise.
 fn drops_or_warn<T>(args: &TraceArgs, result: Result<T, DropsError>) -> anyhow::Result<Option<T>> {
     match result {
@@ -325,6 +331,7 @@ impl Session {
             snaplen: args.snaplen,
             drop_config: drop_setup.as_ref().map(|s| s.config),
             neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
+            tc_flags: tc_flags(args),
         })?;
         let collector = Collector::new(&mut ebpf)?;
         let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
