@@ -6,9 +6,10 @@ use aya::util::KernelVersion;
 use crate::{
     attach::Backend,
     caps,
-    cli::TcMode,
+    cli::{PodArgs, TcMode},
     ebpf,
     kernel::{btf::KernelBtf, drop_reason::DropReasons, tracefs},
+    pods,
     probes::{self, Mode},
 };
 
@@ -54,8 +55,9 @@ impl Report {
 }
 
 /// Looks at the running kernel. Tries each probe mode for real (attach, then detach at once),
-/// which needs the same privileges as tracing.
-pub fn run() -> Report {
+/// which needs the same privileges as tracing. The pod-identity line is information: no
+/// source only means events carry no pod.
+pub fn run(pod_args: &PodArgs) -> Report {
     let mut lines = Vec::new();
     let release = KernelVersion::current().map_or_else(|e| format!("unknown ({e})"), |v| v.to_string());
     lines.push(Line { what: "kernel", ok: true, detail: release });
@@ -99,6 +101,7 @@ pub fn run() -> Report {
             lines.push(Line { what: mode_label(mode), ok: false, detail: why.clone() });
         }
     }
+    lines.push(Line::new("pod identity", pod_identity(pod_args)));
     let can_trace = privileged_ok && btf.is_ok() && ring_ok;
     Report { lines, auto_mode, can_trace }
 }
@@ -108,6 +111,12 @@ fn kernel_errors(loaded: &mut aya::Ebpf) -> Result<String, String> {
     let counters = crate::collect::InKernelErrors::take(loaded).map_err(|e| e.to_string())?;
     let failures = crate::collect::InKernelErrors::describe(&counters.read(), &[0; tracer_common::errsite::SLOTS as usize]);
     if failures.is_empty() { Ok("none while the probes were attached".into()) } else { Err(failures.join("; ")) }
+}
+
+/// Which pod-identity source answers here (tried as `vethtrace` would, then let go).
+fn pod_identity(args: &PodArgs) -> Result<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(pods::probe(args)).summary()
 }
 
 fn mode_label(mode: Mode) -> &'static str {

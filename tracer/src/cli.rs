@@ -19,7 +19,10 @@ pub enum Command {
     /// Print what this kernel offers vethtrace (BTF, ring buffer, TCX or clsact, kprobe,
     /// fentry, tracepoints, drop reasons) and which probe mode `auto` would take; exit 0 when
     /// tracing can work here.
-    Check,
+    Check(#[command(flatten)] PodArgs),
+    /// One line per cali: interface, pod (namespace/name), UID, IPs, where the pod's identity
+    /// came from, the veth peer's netns id, up/down. `--watch`: then one line per change.
+    Pods(PodsArgs),
     /// Internal: removes clsact filters left behind if vethtrace dies (even by SIGKILL).
     #[command(name = "__reaper", hide = true)]
     Reaper,
@@ -36,6 +39,42 @@ pub enum Command {
     },
 }
 
+/// Where pod identities come from (the first source that works is used).
+#[derive(Debug, Clone, Args)]
+pub struct PodArgs {
+    /// Calico's endpoint-status directory (Felix writes one file per pod there, Calico >= 3.28).
+    #[arg(long, value_name = "DIR", default_value = "/var/run/calico/endpoint-status")]
+    pub calico_status_dir: PathBuf,
+
+    /// The container runtime's CRI socket [default: containerd's, then CRI-O's].
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
+
+    /// kubelet's pod directories (<namespace>_<pod>_<uid>), matched by Calico's veth names.
+    #[arg(long, value_name = "DIR", default_value = "/var/log/pods")]
+    pub kubelet_pods_dir: PathBuf,
+}
+
+/// Options of `vethtrace pods`.
+#[derive(Debug, Clone, Args)]
+pub struct PodsArgs {
+    /// Interfaces to list besides those a pod is known for, as shell globs.
+    #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
+    pub iface: Vec<String>,
+
+    /// Output format (JSON: one object per line).
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// After the table, print one line per change ("+" added, "~" changed, "-" gone; JSON:
+    /// "event": "add"/"change"/"remove") until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+
+    #[command(flatten)]
+    pub pods: PodArgs,
+}
+
 /// Options of the default command: trace the matching interfaces.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
@@ -43,6 +82,15 @@ pub struct TraceArgs {
     /// later and match are traced as they come.
     #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
     pub iface: Vec<String>,
+
+    /// Trace only the cali of this pod (NAME in any namespace, or NAMESPACE/NAME); repeat for
+    /// more. Combines with --iface (both must match); a pod that starts later is traced as its
+    /// cali appears.
+    #[arg(long = "pod", value_name = "[NAMESPACE/]NAME")]
+    pub pod: Vec<crate::pods::PodSelector>,
+
+    #[command(flatten)]
+    pub pods: PodArgs,
 
     /// Output format of the event lines: text unless `-w` is given (then none, as with
     /// tcpdump; name a format to have both).
@@ -221,7 +269,19 @@ mod tests {
         assert_eq!(parse(&["--probe", "tracepoint"]).unwrap().trace.probe, ProbeMode::Tracepoint);
         assert_eq!(parse(&["--probe", "off"]).unwrap().trace.probe, ProbeMode::Off);
         assert!(parse(&["--probe", "uprobe"]).is_err());
-        assert!(matches!(parse(&["check"]).unwrap().command, Some(Command::Check)));
+        assert!(matches!(parse(&["check"]).unwrap().command, Some(Command::Check(_))));
+    }
+
+    #[test]
+    fn pod_flags() {
+        let cli = parse(&["--pod", "web", "--pod", "shop/db", "--cri-socket", "/x.sock"]).unwrap();
+        assert_eq!(cli.trace.pod.len(), 2);
+        assert_eq!(cli.trace.pod[1].namespace.as_deref(), Some("shop"));
+        assert_eq!(cli.trace.pods.cri_socket.as_deref(), Some(std::path::Path::new("/x.sock")));
+        assert!(parse(&["--pod", "a/b/c"]).is_err());
+        let Some(Command::Pods(p)) = parse(&["pods", "--watch", "-o", "json"]).unwrap().command else { panic!() };
+        assert!(p.watch && p.output == OutputFormat::Json);
+        assert_eq!(p.pods.kubelet_pods_dir, std::path::Path::new("/var/log/pods"));
     }
 
     #[test]

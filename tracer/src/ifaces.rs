@@ -1,6 +1,9 @@
-//! Which interfaces to trace: shell globs on the interface name.
+//! Which interfaces to trace: shell globs on the interface name, and optionally only the
+//! interfaces of some pods (`--pod`, looked up in the live [`PodIndex`]).
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::pods::{PodIndex, PodSelector};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -11,11 +14,13 @@ pub enum FilterError {
     BadGlob { glob: String, reason: String },
 }
 
-/// The set of `--iface` globs.
+/// The set of `--iface` globs, and the `--pod` selectors (empty: every pod).
 #[derive(Debug, Clone)]
 pub struct IfaceFilter {
     globs: Vec<String>,
     set: GlobSet,
+    pods: Vec<PodSelector>,
+    index: Option<PodIndex>,
 }
 
 impl IfaceFilter {
@@ -39,16 +44,46 @@ impl IfaceFilter {
         let set = builder
             .build()
             .map_err(|e| FilterError::BadGlob { glob: globs.join(" "), reason: e.to_string() })?;
-        Ok(Self { globs: globs.to_vec(), set })
+        Ok(Self { globs: globs.to_vec(), set, pods: Vec::new(), index: None })
+    }
+
+    /// Also requires the interface to be the cali of one of `pods` (none given: no change).
+    /// The answer follows `index`: re-apply [`matches`](Self::matches) when it changes.
+    pub fn with_pods(mut self, pods: &[PodSelector], index: PodIndex) -> Self {
+        if !pods.is_empty() {
+            self.pods = pods.to_vec();
+            self.index = Some(index);
+        }
+        self
+    }
+
+    /// Whether `--pod` selectors were given (so pod-index changes matter).
+    pub fn selects_pods(&self) -> bool {
+        !self.pods.is_empty()
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        self.set.is_match(name)
+        if !self.set.is_match(name) {
+            return false;
+        }
+        match &self.index {
+            None => true,
+            Some(index) => index.by_ifname(name).is_some_and(|pod| self.pods.iter().any(|sel| pod.is(sel))),
+        }
     }
 
-    /// The globs as the user wrote them, for messages.
+    /// The globs (and pods) as the user wrote them, for messages.
     pub fn describe(&self) -> String {
-        self.globs.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ")
+        let globs = self.globs.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ");
+        if self.pods.is_empty() {
+            return globs;
+        }
+        let pods: Vec<String> = self
+            .pods
+            .iter()
+            .map(|p| p.namespace.as_ref().map_or_else(|| p.name.clone(), |ns| format!("{ns}/{}", p.name)))
+            .collect();
+        format!("{globs} of pod(s) {}", pods.join(", "))
     }
 }
 

@@ -2,7 +2,7 @@
 //! ([`collect`], [`event`]), drops from the kernel's drop path ([`drops`]), the ARP and
 //! neighbour path ([`probes`]), the node's
 //! network state ([`mirror`]: links, routes, rules, neighbours, sysctls) and the interface
-//! set ([`ifaces`]), route/neighbour annotation
+//! set ([`ifaces`]), which pod is behind an interface ([`pods`]), route/neighbour annotation
 //! ([`annotate`]), and output ([`packet`], [`output`]). [`trace`] ties them together;
 //! `main.rs` is the edge (flags, errors, exit codes).
 
@@ -21,6 +21,7 @@ pub mod kernel;
 mod mirror;
 pub mod output;
 mod packet;
+pub mod pods;
 mod probes;
 pub mod reaper;
 mod record;

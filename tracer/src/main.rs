@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
-        Some(Command::Check) => Ok(run_check()),
+        Some(Command::Check(pods)) => Ok(run_check(&pods)),
+        Some(Command::Pods(args)) => run_pods(&args),
         Some(Command::BenchCollector { events, pods }) => {
             bench_collector(events, pods);
             Ok(ExitCode::SUCCESS)
@@ -49,10 +50,17 @@ fn main() -> ExitCode {
 }
 
 /// `vethtrace check`: the report on standard output; exit 0 when tracing can work.
-fn run_check() -> ExitCode {
-    let report = check::run();
+fn run_check(pods: &tracer::cli::PodArgs) -> ExitCode {
+    let report = check::run(pods);
     print!("{}", report.text());
     if report.can_trace { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `vethtrace pods`: the table (and with `--watch`, the changes) on standard output.
+fn run_pods(args: &tracer::cli::PodsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(tracer::pods::show::run(args))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
