@@ -4,9 +4,12 @@
 # route and sysctl lives inside namespaces named "${VT_PREFIX}*".
 #
 #   calico-node.sh up                      node + uplink + pods pod1 (10.244.1.5) and pod2 (10.244.1.6)
-#   calico-node.sh add-pod NAME IP4 IP6    one more pod (IP6 may be "-")
+#   calico-node.sh add-pod NAME IP4 IP6 [NS/POD]
+#                                          one more pod (IP6 may be "-"); with NS/POD its cali is
+#                                          named as Calico names Kubernetes pod POD of namespace NS
+#                                          (cali + sha1("NS.POD")[:11]) instead of from NAME
 #   calico-node.sh del-pod NAME
-#   calico-node.sh cali NAME               prints the host-side interface name of pod NAME
+#   calico-node.sh cali NAME [NS/POD]      prints the host-side interface name of pod NAME
 #   calico-node.sh down                    removes every namespace with the prefix
 #
 # Layout (what a real Calico node looks like):
@@ -35,8 +38,12 @@ ns_defaults() {
   nsx "$ns" ip link set lo up
 }
 
+# cali_name NAME [NS/POD]: Calico's rule hashes "<namespace>.<pod>"; without NS/POD the
+# prefix keeps parallel tests' interface names apart.
 cali_name() {
-  printf 'cali%s' "$(printf '%s' "$P$1" | sha1sum | cut -c1-11)"
+  local key="$P$1"
+  if [ -n "${2:-}" ] && [ "$2" != - ]; then key="${2%%/*}.${2#*/}"; fi
+  printf 'cali%s' "$(printf '%s' "$key" | sha1sum | cut -c1-11)"
 }
 
 up() {
@@ -60,7 +67,7 @@ up() {
 
 add_pod() {
   local name=$1 ip4=$2 ip6=${3:--} ns=${P}p-$1 cali
-  cali=$(cali_name "$name")
+  cali=$(cali_name "$name" "${4:-}")
   ip netns add "$ns"
   ns_defaults "$ns"
   ip -n "$NODE" link add "$cali" address "$CALI_MAC" type veth peer name eth0 netns "$ns"
@@ -92,8 +99,8 @@ down_quiet() {
 case ${1:-} in
   up) up ;;
   down) down_quiet ;;
-  add-pod) add_pod "$2" "$3" "${4:--}" ;;
+  add-pod) add_pod "$2" "$3" "${4:--}" "${5:-}" ;;
   del-pod) del_pod "$2" ;;
-  cali) cali_name "$2"; echo ;;
-  *) echo "usage: $0 up|down|add-pod NAME IP4 [IP6]|del-pod NAME|cali NAME" >&2; exit 2 ;;
+  cali) cali_name "$2" "${3:-}"; echo ;;
+  *) echo "usage: $0 up|down|add-pod NAME IP4 [IP6 [NS/POD]]|del-pod NAME|cali NAME [NS/POD]" >&2; exit 2 ;;
 esac

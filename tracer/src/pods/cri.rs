@@ -31,12 +31,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
-    #[error("cannot connect to {path}: {source}")]
-    Connect {
-        path: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// `why` is the transport error with its causes ("transport error: No such file …").
+    #[error("cannot connect to {path}: {why}")]
+    Connect { path: String, why: String },
     #[error("{0} did not answer within 3 s")]
     Timeout(String),
     #[error("{call} failed: {status}")]
@@ -55,7 +52,19 @@ pub async fn channel(path: &Path) -> Result<Channel, CriError> {
     tokio::time::timeout(CALL_TIMEOUT, connect)
         .await
         .map_err(|_| CriError::Timeout(label.clone()))?
-        .map_err(|source| CriError::Connect { path: label, source })
+        .map_err(|e| CriError::Connect { path: label, why: with_causes(&e) })
+}
+
+/// An error and its sources, joined by ": ".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A connected runtime and the sandboxes seen so far.

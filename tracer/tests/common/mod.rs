@@ -97,6 +97,13 @@ impl Node {
         self.topo(&["add-pod", pod, ip4, ip6]);
     }
 
+    /// A pod whose cali is named as Calico names Kubernetes pod `k8s` ("NAMESPACE/NAME");
+    /// returns that name.
+    pub fn add_k8s_pod(&self, pod: &str, ip4: &str, ip6: &str, k8s: &str) -> String {
+        self.topo(&["add-pod", pod, ip4, ip6, k8s]);
+        self.topo(&["cali", pod, k8s]).trim().to_owned()
+    }
+
     pub fn del_pod(&self, pod: &str) {
         self.topo(&["del-pod", pod]);
     }
@@ -154,7 +161,7 @@ impl Finished {
     }
 }
 
-fn scratch_dir(tag: &str) -> PathBuf {
+pub fn scratch_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique_prefix(tag));
     fs::create_dir_all(&dir).unwrap();
     dir

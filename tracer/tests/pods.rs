@@ -1,0 +1,332 @@
+//! Pod identity: `vethtrace pods` (and `--pod`) on a Calico-style node, with each source —
+//! Calico's endpoint-status files written the way Felix writes them, kubelet's pod
+//! directories with Calico's veth names, and a real containerd over the CRI (tests/pods_cri.rs).
+//! Oracles: iproute2 (`ip -j link`, `ip -j route`) for interfaces, states and routed IPs;
+//! Python's hashlib for Calico's veth names.
+
+mod common;
+
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{Node, Tracer, eventually, scratch_dir, vethtrace_bin, wait_timeout};
+use serde_json::Value;
+
+/// A field escaped as Go's `url.PathEscape` does (what Felix uses for status file names),
+/// written from Go's rules: unreserved characters and `$&+,:;=@` stay, all else is %XX.
+fn go_path_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'$' | b'&' | b'+' | b',' | b':' | b';' | b'=' | b'@' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Felix's file name for pod `ns/pod`: "k8s <ns>%2F<pod> eth0".
+fn felix_name(ns: &str, pod: &str) -> String {
+    ["k8s", &format!("{ns}/{pod}"), "eth0"].map(go_path_escape).join(" ")
+}
+
+/// Writes a status file as Felix's `os.WriteFile` does: truncated in place, then written — here
+/// in two halves with a pause between, so that a reader that reads too early sees half a file.
+fn felix_write(dir: &Path, ns: &str, pod: &str, iface: &str, ipv4: &[&str]) {
+    let nets: Vec<String> = ipv4.iter().map(|ip| format!("\"{ip}/32\"")).collect();
+    let json = format!(r#"{{"ifaceName":"{iface}","mac":"ee:ee:ee:ee:ee:ee","ipv4Nets":[{}]}}"#, nets.join(","));
+    let mut f = fs::File::create(dir.join(felix_name(ns, pod))).unwrap();
+    let (a, b) = json.as_bytes().split_at(json.len() / 2);
+    f.write_all(a).unwrap();
+    f.flush().unwrap();
+    thread::sleep(Duration::from_millis(150));
+    f.write_all(b).unwrap();
+}
+
+/// `vethtrace pods -o json ARGS` in the node: the rows and standard error.
+fn pods_once(node: &Node, args: &[&str]) -> (Vec<Value>, String) {
+    let out = node.in_node(vethtrace_bin().to_str().unwrap()).args(["pods", "-o", "json"]).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "vethtrace pods failed: {stderr}");
+    let rows = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (rows, stderr)
+}
+
+fn row<'a>(rows: &'a [Value], iface: &str) -> &'a Value {
+    rows.iter().find(|r| r["iface"] == iface).unwrap_or_else(|| panic!("no row for {iface}: {rows:?}"))
+}
+
+/// Interface, UP flag, peer netns id and /32 or /128 routes, as iproute2 reports them.
+fn iproute_view(node: &Node, iface: &str) -> (bool, Option<i64>, Vec<String>) {
+    let links: Vec<Value> = serde_json::from_str(&node.ip(&["-j", "link", "show", "dev", iface])).unwrap();
+    let link = &links[0];
+    let up = link["flags"].as_array().unwrap().iter().any(|f| f == "UP");
+    let mut routed = Vec::new();
+    for family in ["-4", "-6"] {
+        let routes: Vec<Value> = serde_json::from_str(&node.ip(&[family, "-j", "route", "show", "dev", iface])).unwrap();
+        for r in routes {
+            let dst = r["dst"].as_str().unwrap_or_default();
+            if !dst.contains('/') && !dst.starts_with("fe80") && dst != "default" {
+                routed.push(dst.to_owned());
+            }
+        }
+    }
+    routed.sort();
+    (up, link["link_netnsid"].as_i64(), routed)
+}
+
+/// Checks a row's interface facts against iproute2.
+fn assert_row_matches_iproute(node: &Node, r: &Value) {
+    let iface = r["iface"].as_str().unwrap();
+    let (up, netnsid, routed) = iproute_view(node, iface);
+    assert_eq!(r["state"], if up { "up" } else { "down" }, "{r}");
+    assert_eq!(r["peer_netns_id"].as_i64(), netnsid, "{r}");
+    if r.get("pod_name").is_none() {
+        let mut ips: Vec<String> = r["ips"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        ips.sort();
+        assert_eq!(ips, routed, "{r}");
+    }
+}
+
+/// A long-running `vethtrace pods --watch -o json` in the node.
+struct Watcher {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Watcher {
+    fn start(node: &Node, args: &[&str]) -> Self {
+        let dir = scratch_dir("pw");
+        let child = node
+            .in_node(vethtrace_bin().to_str().unwrap())
+            .args(["pods", "--watch", "-o", "json"])
+            .args(args)
+            .stdout(fs::File::create(dir.join("out")).unwrap())
+            .stderr(fs::File::create(dir.join("err")).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child: Some(child), dir }
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.dir.join("out")).unwrap_or_default();
+        text.lines().filter(|l| l.ends_with('}')).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.join("err")).unwrap_or_default()
+    }
+
+    /// Waits up to 10 s for a line after the first `skip` that satisfies `pred`; returns the
+    /// number of lines up to and including it.
+    fn wait(&mut self, skip: usize, what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.lines();
+            if let Some(i) = lines.iter().skip(skip).position(&pred) {
+                return skip + i + 1;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("vethtrace pods --watch exited ({status}) before {what}\n{}", self.stderr());
+            }
+            assert!(Instant::now() < deadline, "no line {what} within 10 s: {lines:?}\n{}", self.stderr());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        let status = wait_timeout(&mut child, Duration::from_secs(10));
+        assert!(status.success(), "vethtrace pods --watch: {status}\n{}", self.stderr());
+        self.stderr()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The sources after Calico's status files, pointed at nothing, so that the host's own
+/// runtime or kubelet (if any) never answers.
+fn no_fallback(tmp: &Path) -> Vec<String> {
+    vec![
+        "--cri-socket".into(),
+        tmp.join("no-runtime.sock").display().to_string(),
+        "--kubelet-pods-dir".into(),
+        tmp.join("no-kubelet").display().to_string(),
+    ]
+}
+
+fn args<'a>(v: &'a [String]) -> Vec<&'a str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn calico_status_files_name_the_pods() {
+    let node = Node::up("ps");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let tmp = scratch_dir("pst");
+    let status = tmp.join("endpoint-status");
+    fs::create_dir(&status).unwrap();
+    felix_write(&status, "shop", "web-7d4b9c-x2x9p", &cali1, &["10.244.1.5"]);
+    fs::write(status.join(felix_name("shop", "broken")), b"{\"ifaceName\":\"cali").unwrap();
+    let mut a = vec!["--calico-status-dir".to_owned(), status.display().to_string()];
+    a.extend(no_fallback(&tmp));
+    let (rows, stderr) = pods_once(&node, &args(&a));
+    let r1 = row(&rows, &cali1);
+    assert_eq!((r1["pod_namespace"].as_str(), r1["pod_name"].as_str()), (Some("shop"), Some("web-7d4b9c-x2x9p")), "{r1}");
+    assert_eq!((r1["source"].as_str(), r1["ips"].clone()), (Some("calico-status"), serde_json::json!(["10.244.1.5"])));
+    assert!(row(&rows, &cali2).get("pod_name").is_none(), "{rows:?}");
+    for r in &rows {
+        assert_row_matches_iproute(&node, r);
+    }
+    assert_eq!(stderr.matches("warning: skipping Calico endpoint-status file").count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("{}: not an endpoint-status JSON object", felix_name("shop", "broken"))), "{stderr}");
+    assert!(stderr.contains("pods named by calico-status"), "{stderr}");
+    let _ = fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn calico_status_changes_show_while_watching() {
+    let node = Node::up("pw");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let tmp = scratch_dir("pwt");
+    let status = tmp.join("endpoint-status");
+    fs::create_dir(&status).unwrap();
+    felix_write(&status, "shop", "web", &cali1, &["10.244.1.5"]);
+    let mut a = vec!["--calico-status-dir".to_owned(), status.display().to_string()];
+    a.extend(no_fallback(&tmp));
+    let mut w = Watcher::start(&node, &args(&a));
+    let has = |v: &Value, iface: &str, pod: Option<&str>| v["iface"] == iface && v["pod_name"].as_str() == pod;
+    let mut seen = w.wait(0, "the table", |v| v.get("event").is_none() && has(v, &cali1, Some("web")));
+    // Created (in two halves: only the whole file may count).
+    felix_write(&status, "shop", "db-0", &cali2, &["10.244.1.6"]);
+    seen = w.wait(seen, "db-0 created", |v| v["event"] == "change" && has(v, &cali2, Some("db-0")));
+    // Rewritten with a new IP.
+    felix_write(&status, "shop", "db-0", &cali2, &["10.244.1.66"]);
+    seen = w.wait(seen, "db-0's new IP", |v| has(v, &cali2, Some("db-0")) && v["ips"] == serde_json::json!(["10.244.1.66"]));
+    // A pod that starts while watching, then its file.
+    node.add_pod("pod3", "10.244.1.7", "-");
+    let cali3 = node.cali("pod3");
+    seen = w.wait(seen, "pod3's cali", |v| v["event"] == "add" && has(v, &cali3, None));
+    felix_write(&status, "team.a", "pod.with.dots", &cali3, &["10.244.1.7"]);
+    seen = w.wait(seen, "pod3 named", |v| has(v, &cali3, Some("pod.with.dots")) && v["pod_namespace"] == "team.a");
+    // A malformed file: one warning, no crash, read again when it changes.
+    let broken = status.join(felix_name("shop", "broken"));
+    fs::write(&broken, b"not json").unwrap();
+    fs::write(&broken, b"{\"ipv4Nets\":[\"10.244.1.9/32\"]}").unwrap();
+    // Removed.
+    fs::remove_file(status.join(felix_name("shop", "db-0"))).unwrap();
+    seen = w.wait(seen, "db-0 gone", |v| v["event"] == "change" && has(v, &cali2, None));
+    assert!(w.stderr().matches("warning: skipping").count() == 1, "{}", w.stderr());
+    fs::write(&broken, format!(r#"{{"ifaceName":"{cali2}","ipv4Nets":["10.244.1.6/32"]}}"#)).unwrap();
+    w.wait(seen, "the repaired file", |v| has(v, &cali2, Some("broken")));
+    node.del_pod("pod3");
+    w.wait(seen, "pod3's cali gone", |v| v["event"] == "remove" && v["iface"] == cali3);
+    let stderr = w.stop();
+    assert_eq!(stderr.matches("warning: skipping").count(), 1, "{stderr}");
+    // Which of the two bad contents it names depends on when it was read; the file it names must be this one.
+    assert!(stderr.contains("shop%2Fbroken eth0: "), "{stderr}");
+    assert!(!stderr.contains("db-0"), "a half-written file was read: {stderr}");
+    let _ = fs::remove_dir_all(&tmp);
+}
+
+/// `--pod` picks the cali of a pod, including one named only after tracing started.
+#[test]
+fn pod_selects_its_cali_as_it_appears() {
+    let node = Node::up("pt");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let tmp = scratch_dir("ptt");
+    let status = tmp.join("endpoint-status");
+    fs::create_dir(&status).unwrap();
+    felix_write(&status, "shop", "web", &cali1, &["10.244.1.5"]);
+    let mut a = vec!["--pod".to_owned(), "shop/db".to_owned(), "--calico-status-dir".into(), status.display().to_string()];
+    a.extend(no_fallback(&tmp));
+    let tracer = Tracer::start(&node, &args(&a));
+    let ping = |pod: &str, to: &str| {
+        let out = node.in_pod(pod, "ping").args(["-c", "1", "-W", "2", to]).stdout(Stdio::null()).status().unwrap();
+        assert!(out.success(), "ping from {pod}");
+    };
+    ping("pod1", "10.99.0.2");
+    ping("pod2", "10.99.0.2");
+    felix_write(&status, "shop", "db", &cali2, &["10.244.1.6"]);
+    let traced = eventually(Duration::from_secs(10), || {
+        ping("pod2", "10.99.0.2");
+        tracer.events_so_far().iter().any(|e| e["iface"] == cali2)
+    });
+    assert!(traced, "{cali2} not traced after its pod was named\n{}", tracer.stderr());
+    ping("pod1", "10.99.0.2");
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.events.iter().all(|e| e["iface"] != cali1), "{cali1} (another pod) was traced");
+    assert!(done.stderr.contains("of pod(s) shop/db"), "{}", done.stderr);
+    let _ = fs::remove_dir_all(&tmp);
+}
+
+/// Python's hashlib's Calico name for `ns.pod` (an oracle apart from vethtrace's sha1).
+fn python_cali(ns: &str, pod: &str) -> String {
+    let script = "import hashlib,sys; print('cali' + hashlib.sha1(sys.argv[1].encode()).hexdigest()[:11])";
+    let out = Command::new("python3").args(["-c", script, &format!("{ns}.{pod}")]).output().expect("python3");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn without_a_socket_names_come_from_calico_hash_and_kubelet_dirs() {
+    let node = Node::up("ph");
+    let cali = node.add_k8s_pod("k1", "10.244.1.7", "-", "shop/cart-7d4b9c-x2x9p");
+    assert_eq!(cali, python_cali("shop", "cart-7d4b9c-x2x9p"));
+    let tmp = scratch_dir("pht");
+    let kubelet = tmp.join("pods");
+    fs::create_dir(&kubelet).unwrap();
+    let uid = "0b7e1c2a-1f3e-4c55-9d2b-6a1e5f0c7d11";
+    fs::create_dir(kubelet.join(format!("shop_cart-7d4b9c-x2x9p_{uid}"))).unwrap();
+    fs::create_dir(kubelet.join("kube-system_host-network-pod_u2")).unwrap();
+    fs::create_dir(kubelet.join("not-a-pod-dir")).unwrap();
+    let a: Vec<String> = [
+        "--calico-status-dir",
+        &tmp.join("no-calico").display().to_string(),
+        "--cri-socket",
+        &tmp.join("no-runtime.sock").display().to_string(),
+        "--kubelet-pods-dir",
+        &kubelet.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .into();
+    let (rows, stderr) = pods_once(&node, &args(&a));
+    let r = row(&rows, &cali);
+    assert_eq!(r["pod_namespace"], "shop", "{r}");
+    assert_eq!((r["pod_name"].as_str(), r["pod_uid"].as_str()), (Some("cart-7d4b9c-x2x9p"), Some(uid)), "{r}");
+    assert_eq!((r["source"].as_str(), r["ips"].clone()), (Some("calico-hash"), serde_json::json!(["10.244.1.7"])));
+    for other in [node.cali("pod1"), node.cali("pod2")] {
+        assert!(row(&rows, &other).get("pod_name").is_none(), "{rows:?}");
+    }
+    for r in &rows {
+        assert_row_matches_iproute(&node, r);
+    }
+    for said in ["calico-status not used", "cri not used", "pods named by calico-hash"] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    // Live: a pod's directory and cali appear, then its directory goes.
+    let mut w = Watcher::start(&node, &args(&a));
+    let mut seen = w.wait(0, "the table", |v| v["iface"] == cali && v["pod_uid"] == uid);
+    let cali2 = node.add_k8s_pod("k2", "10.244.1.8", "-", "shop/late");
+    fs::create_dir(kubelet.join("shop_late_u-late")).unwrap();
+    seen = w.wait(seen, "the late pod", |v| v["iface"] == cali2 && v["pod_name"] == "late" && v["pod_uid"] == "u-late");
+    fs::remove_dir(kubelet.join(format!("shop_cart-7d4b9c-x2x9p_{uid}"))).unwrap();
+    w.wait(seen, "cart gone", |v| v["event"] == "change" && v["iface"] == cali && v.get("pod_name").is_none());
+    w.stop();
+    let _ = fs::remove_dir_all(&tmp);
+}
