@@ -5,6 +5,8 @@
 //! mean the kernel paths really ran.
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod pods;
+
 use std::{
     collections::BTreeMap,
     fs,
