@@ -6,11 +6,18 @@
 
 mod common;
 
-use std::{fs, io::Write as _, path::Path, process::Stdio, thread, time::Duration};
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    thread,
+    time::Duration,
+};
 
 use common::{
     Node, Tracer, eventually,
-    pods::{Watcher, assert_row_matches_iproute, pods_once, python_cali, row},
+    pods::{Watcher, assert_row_matches_iproute, pods_once, python_cali, row, strs},
     scratch_dir,
 };
 use serde_json::Value;
@@ -45,33 +52,30 @@ fn felix_write(dir: &Path, ns: &str, pod: &str, iface: &str, ipv4: &[&str]) {
     f.write_all(b).unwrap();
 }
 
-/// The sources after Calico's status files, pointed at nothing, so that the host's own
-/// runtime or kubelet (if any) never answers.
-fn no_fallback(tmp: &Path) -> Vec<String> {
-    vec![
-        "--cri-socket".into(),
-        tmp.join("no-runtime.sock").display().to_string(),
-        "--kubelet-pods-dir".into(),
-        tmp.join("no-kubelet").display().to_string(),
-    ]
-}
-
-fn args<'a>(v: &'a [String]) -> Vec<&'a str> {
-    v.iter().map(String::as_str).collect()
+/// A scratch directory with an empty endpoint-status directory in it, and the flags that
+/// point vethtrace at it — and the sources after it at nothing, so that the host's own runtime
+/// or kubelet (if any) never answers.
+fn status_dir(tag: &str) -> (PathBuf, PathBuf, Vec<String>) {
+    let tmp = scratch_dir(tag);
+    let status = tmp.join("endpoint-status");
+    fs::create_dir(&status).unwrap();
+    let flags = [
+        ("--calico-status-dir", status.clone()),
+        ("--cri-socket", tmp.join("no-runtime.sock")),
+        ("--kubelet-pods-dir", tmp.join("no-kubelet")),
+    ];
+    let args = flags.iter().flat_map(|(f, p)| [(*f).to_owned(), p.display().to_string()]).collect();
+    (tmp, status, args)
 }
 
 #[test]
 fn calico_status_files_name_the_pods() {
     let node = Node::up("ps");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
-    let tmp = scratch_dir("pst");
-    let status = tmp.join("endpoint-status");
-    fs::create_dir(&status).unwrap();
+    let (tmp, status, a) = status_dir("pst");
     felix_write(&status, "shop", "web-7d4b9c-x2x9p", &cali1, &["10.244.1.5"]);
     fs::write(status.join(felix_name("shop", "broken")), b"{\"ifaceName\":\"cali").unwrap();
-    let mut a = vec!["--calico-status-dir".to_owned(), status.display().to_string()];
-    a.extend(no_fallback(&tmp));
-    let (rows, stderr) = pods_once(&node, &args(&a));
+    let (rows, stderr) = pods_once(&node, &strs(&a));
     let r1 = row(&rows, &cali1);
     assert_eq!((r1["pod_namespace"].as_str(), r1["pod_name"].as_str()), (Some("shop"), Some("web-7d4b9c-x2x9p")), "{r1}");
     assert_eq!((r1["source"].as_str(), r1["ips"].clone()), (Some("calico-status"), serde_json::json!(["10.244.1.5"])));
@@ -89,13 +93,9 @@ fn calico_status_files_name_the_pods() {
 fn calico_status_changes_show_while_watching() {
     let node = Node::up("pw");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
-    let tmp = scratch_dir("pwt");
-    let status = tmp.join("endpoint-status");
-    fs::create_dir(&status).unwrap();
+    let (tmp, status, a) = status_dir("pwt");
     felix_write(&status, "shop", "web", &cali1, &["10.244.1.5"]);
-    let mut a = vec!["--calico-status-dir".to_owned(), status.display().to_string()];
-    a.extend(no_fallback(&tmp));
-    let mut w = Watcher::start(&node, &args(&a));
+    let mut w = Watcher::start(&node, &strs(&a));
     let has = |v: &Value, iface: &str, pod: Option<&str>| v["iface"] == iface && v["pod_name"].as_str() == pod;
     let mut seen = w.wait(0, "the table", |v| v.get("event").is_none() && has(v, &cali1, Some("web")));
     // Created (in two halves: only the whole file may count).
@@ -135,13 +135,10 @@ fn calico_status_changes_show_while_watching() {
 fn pod_selects_its_cali_as_it_appears() {
     let node = Node::up("pt");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
-    let tmp = scratch_dir("ptt");
-    let status = tmp.join("endpoint-status");
-    fs::create_dir(&status).unwrap();
+    let (tmp, status, mut a) = status_dir("ptt");
     felix_write(&status, "shop", "web", &cali1, &["10.244.1.5"]);
-    let mut a = vec!["--pod".to_owned(), "shop/db".to_owned(), "--calico-status-dir".into(), status.display().to_string()];
-    a.extend(no_fallback(&tmp));
-    let tracer = Tracer::start(&node, &args(&a));
+    a.extend(["--pod".to_owned(), "shop/db".to_owned()]);
+    let tracer = Tracer::start(&node, &strs(&a));
     let ping = |pod: &str, to: &str| {
         let out = node.in_pod(pod, "ping").args(["-c", "1", "-W", "2", to]).stdout(Stdio::null()).status().unwrap();
         assert!(out.success(), "ping from {pod}");
@@ -184,7 +181,7 @@ fn without_a_socket_names_come_from_calico_hash_and_kubelet_dirs() {
     ]
     .map(str::to_owned)
     .into();
-    let (rows, stderr) = pods_once(&node, &args(&a));
+    let (rows, stderr) = pods_once(&node, &strs(&a));
     let r = row(&rows, &cali);
     assert_eq!(r["pod_namespace"], "shop", "{r}");
     assert_eq!((r["pod_name"].as_str(), r["pod_uid"].as_str()), (Some("cart-7d4b9c-x2x9p"), Some(uid)), "{r}");
@@ -199,7 +196,7 @@ fn without_a_socket_names_come_from_calico_hash_and_kubelet_dirs() {
         assert!(stderr.contains(said), "{said}: {stderr}");
     }
     // Live: a pod's directory and cali appear, then its directory goes.
-    let mut w = Watcher::start(&node, &args(&a));
+    let mut w = Watcher::start(&node, &strs(&a));
     let mut seen = w.wait(0, "the table", |v| v["iface"] == cali && v["pod_uid"] == uid);
     let cali2 = node.add_k8s_pod("k2", "10.244.1.8", "-", "shop/late");
     fs::create_dir(kubelet.join("shop_late_u-late")).unwrap();

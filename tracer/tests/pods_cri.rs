@@ -17,7 +17,7 @@ use std::{
 
 use common::{
     Node,
-    pods::{Watcher, assert_row_matches_iproute, pods_once, python_cali, row},
+    pods::{Watcher, assert_row_matches_iproute, pods_once, python_cali, row, strs},
     run, scratch_dir, wait_timeout,
 };
 use k8s_cri::v1::{
@@ -223,10 +223,6 @@ fn no_other_source(tmp: &Path, cri: &Path, kubelet: &Path) -> Vec<String> {
     ]
     .map(str::to_owned)
     .into()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 fn assert_pod(r: &Value, ns: &str, name: &str, uid: &str, source: &str) {

@@ -34,6 +34,14 @@ const APT_PACKAGES: &[&str] = &[
     "cpio",
     "kmod",
     "qemu-system-x86",
+    // k8s-cri's build script compiles the CRI protobufs.
+    "protobuf-compiler",
+    // Pod-identity tests: a real containerd over the CRI, its OCI runtime and the loopback CNI
+    // plugin; Python's hashlib as the oracle for Calico's veth names.
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
+    "python3",
 ];
 
 pub fn run() -> anyhow::Result<()> {

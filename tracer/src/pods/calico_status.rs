@@ -12,19 +12,13 @@
 //!   half-written: it is read on IN_CLOSE_WRITE / IN_MOVED_TO, and a file that does not parse
 //!   is skipped with one warning and read again when it changes.
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    net::IpAddr,
-    path::{Path, PathBuf},
-};
+use std::{collections::HashSet, net::IpAddr, path::Path};
 
-use futures::StreamExt as _;
 use percent_encoding::percent_decode_str;
-use tokio::sync::watch;
 
 use super::{
     Pod, Source,
-    dirwatch::{DirChange, DirWatch},
+    dirwatch::{Entries, PodDir},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -104,94 +98,55 @@ pub fn parse(file_name: &str, content: &[u8]) -> Result<Option<Pod>, StatusError
     }))
 }
 
-/// The directory, read once and then followed with inotify.
-pub(super) struct StatusDir {
-    dir: PathBuf,
-    watch: DirWatch,
-    /// Pods by file name.
-    pods: BTreeMap<String, Pod>,
-    /// Files that did not parse and were warned about (until they change into something valid).
+/// Felix's files as [`Entries`]: a file that does not parse is warned about once (until it
+/// parses again or goes away).
+#[derive(Default)]
+pub(super) struct StatusFiles {
     warned: HashSet<String>,
 }
 
-impl StatusDir {
-    /// Watches `dir` and reads what is there; fails when `dir` is not a readable directory.
-    pub(super) fn open(dir: &Path) -> std::io::Result<Self> {
-        let watch = DirWatch::new(dir)?;
-        let mut me = Self { dir: dir.to_owned(), watch, pods: BTreeMap::new(), warned: HashSet::new() };
-        me.rescan()?;
-        Ok(me)
-    }
+/// The endpoint-status directory, followed.
+pub(super) type StatusDir = PodDir<StatusFiles>;
 
-    pub(super) fn len(&self) -> usize {
-        self.pods.len()
-    }
-
-    pub(super) fn pods(&self) -> Vec<Pod> {
-        self.pods.values().cloned().collect()
-    }
-
-    fn rescan(&mut self) -> std::io::Result<()> {
-        self.pods.clear();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if entry.file_type().is_ok_and(|t| t.is_file()) {
-                self.read(&entry.file_name().to_string_lossy());
-            }
-        }
-        Ok(())
-    }
-
-    /// (Re-)reads one file; a file that is gone or does not parse leaves no pod.
-    fn read(&mut self, name: &str) {
-        self.pods.remove(name);
-        let content = match std::fs::read(self.dir.join(name)) {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => return self.warn(name, &e.to_string()),
-        };
-        match parse(name, &content) {
-            Ok(Some(pod)) => {
-                self.warned.remove(name);
-                self.pods.insert(name.to_owned(), pod);
-            }
-            Ok(None) => {}
-            Err(e) => self.warn(name, &e.to_string()),
-        }
-    }
-
-    fn warn(&mut self, name: &str, why: &str) {
+impl StatusFiles {
+    fn warn(&mut self, path: &Path, name: &str, why: &str) {
         if self.warned.insert(name.to_owned()) {
             eprintln!(
                 "vethtrace: warning: skipping Calico endpoint-status file {}: {why} (read again when it changes)",
-                self.dir.join(name).display()
+                path.display()
             );
         }
     }
+}
 
-    /// Follows the directory until it goes away, publishing every change.
-    pub(super) async fn run(mut self, tx: watch::Sender<Vec<Pod>>) {
-        while let Some(change) = self.watch.next().await {
-            match change {
-                DirChange::Changed(name) => self.read(&name),
-                DirChange::Removed(name) => {
-                    self.warned.remove(&name);
-                    self.pods.remove(&name);
-                }
-                DirChange::Rescan => {
-                    if let Err(e) = self.rescan() {
-                        eprintln!("vethtrace: warning: cannot re-read {}: {e}", self.dir.display());
-                    }
-                }
-                DirChange::Gone => {
-                    eprintln!("vethtrace: warning: {} went away; pods are no longer named from it", self.dir.display());
-                    self.pods.clear();
-                    tx.send_replace(Vec::new());
-                    return;
-                }
-            }
-            tx.send_replace(self.pods());
+impl Entries for StatusFiles {
+    fn read(&mut self, dir: &Path, name: &str) -> Option<Pod> {
+        let path = dir.join(name);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return None;
         }
+        let content = match std::fs::read(&path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                self.warn(&path, name, &e.to_string());
+                return None;
+            }
+        };
+        match parse(name, &content) {
+            Ok(pod) => {
+                self.warned.remove(name);
+                pod
+            }
+            Err(e) => {
+                self.warn(&path, name, &e.to_string());
+                None
+            }
+        }
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.warned.remove(name);
     }
 }
 
@@ -199,32 +154,21 @@ impl StatusDir {
 mod tests {
     use super::*;
 
-    /// Escapes a field the way Go's `url.PathEscape` does (RFC 3986 unreserved and the
-    /// sub-delimiters it keeps in a path segment stay; everything else, '/' and ' ' included,
-    /// becomes %XX), written here from Go's `shouldEscape` rules for `encodePathSegment`.
-    fn go_path_escape(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                b'$' | b'&' | b'+' | b',' | b':' | b';' | b'=' | b'@' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-
+    /// File names as Felix writes them (`url.PathEscape` of each field; '/' is %2F).
     fn felix_file_name(ns: &str, pod: &str) -> String {
-        ["k8s", &format!("{ns}/{pod}"), "eth0"].map(go_path_escape).join(" ")
+        format!("k8s {ns}%2F{pod} eth0")
     }
 
     #[test]
     fn felix_names_round_trip() {
-        let name = felix_file_name("default", "web-7d4b9c-x2x9p");
-        assert_eq!(name, "k8s default%2Fweb-7d4b9c-x2x9p eth0");
-        let key = parse_file_name(&name).unwrap();
+        let key = parse_file_name(&felix_file_name("default", "web-7d4b9c-x2x9p")).unwrap();
         assert_eq!(key.workload, "default/web-7d4b9c-x2x9p");
         assert_eq!((key.orchestrator.as_str(), key.endpoint.as_str()), ("k8s", "eth0"));
-        let odd = felix_file_name("team.a", "pod.with.dots");
-        assert_eq!(parse_file_name(&odd).unwrap().workload, "team.a/pod.with.dots");
+        let odd = parse_file_name("k8s team.a%2Fpod.with.dots eth0").unwrap();
+        assert_eq!(odd.workload, "team.a/pod.with.dots");
+        // Characters url.PathEscape escapes besides '/': '%' itself, '?', '#', ' ' (never in
+        // Kubernetes names, but a name must not be misread if they ever appear).
+        assert_eq!(parse_file_name("k8s a%25b%3F%23%20c eth0").unwrap().workload, "a%b?# c");
         assert_eq!(parse_file_name("k8s default%2Fweb"), Err(StatusError::Name));
         assert_eq!(parse_file_name("k8s a b c"), Err(StatusError::Name));
     }

@@ -1,9 +1,17 @@
 //! One directory followed with inotify: which entries changed, were removed, or (after the
-//! kernel's event queue overflowed) that everything must be read again.
+//! kernel's event queue overflowed) that everything must be read again; and [`PodDir`], the
+//! pods a directory's entries describe, kept current from those changes.
 
-use std::{ffi::OsString, path::Path};
+use std::{
+    collections::BTreeMap,
+    ffi::OsString,
+    path::{Path, PathBuf},
+};
 
 use futures::{Stream, StreamExt as _};
+use tokio::sync::watch;
+
+use super::Pod;
 
 use inotify::{EventMask, EventStream, Inotify, WatchMask};
 
@@ -80,6 +88,80 @@ impl Stream for DirWatch {
                     }
                 }
             }
+        }
+    }
+}
+
+/// How a directory's entries become pods.
+pub(super) trait Entries {
+    /// The pod entry `name` of `dir` describes now, if any (the entry may be gone).
+    fn read(&mut self, dir: &Path, name: &str) -> Option<Pod>;
+    /// Entry `name` is gone.
+    fn forget(&mut self, _name: &str) {}
+}
+
+/// A directory whose entries describe pods, read once and then followed with inotify.
+pub(super) struct PodDir<E> {
+    dir: PathBuf,
+    watch: DirWatch,
+    /// Pods by entry name.
+    pods: BTreeMap<String, Pod>,
+    entries: E,
+}
+
+impl<E: Entries> PodDir<E> {
+    /// Watches `dir` and reads what is there; fails when `dir` is not a readable directory.
+    pub(super) fn open(dir: &Path, entries: E) -> std::io::Result<Self> {
+        let watch = DirWatch::new(dir)?;
+        let mut me = Self { dir: dir.to_owned(), watch, pods: BTreeMap::new(), entries };
+        me.rescan()?;
+        Ok(me)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub(super) fn pods(&self) -> Vec<Pod> {
+        self.pods.values().cloned().collect()
+    }
+
+    fn rescan(&mut self) -> std::io::Result<()> {
+        self.pods.clear();
+        for entry in std::fs::read_dir(&self.dir)? {
+            self.read(&entry?.file_name().to_string_lossy());
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, name: &str) {
+        match self.entries.read(&self.dir, name) {
+            Some(pod) => self.pods.insert(name.to_owned(), pod),
+            None => self.pods.remove(name),
+        };
+    }
+
+    /// Follows the directory until it goes away, publishing every change.
+    pub(super) async fn run(mut self, tx: watch::Sender<Vec<Pod>>) {
+        while let Some(change) = self.watch.next().await {
+            match change {
+                DirChange::Changed(name) => self.read(&name),
+                DirChange::Removed(name) => {
+                    self.entries.forget(&name);
+                    self.pods.remove(&name);
+                }
+                DirChange::Rescan => {
+                    if let Err(e) = self.rescan() {
+                        eprintln!("vethtrace: warning: cannot re-read {}: {e}", self.dir.display());
+                    }
+                }
+                DirChange::Gone => {
+                    eprintln!("vethtrace: warning: {} went away; pods are no longer named from it", self.dir.display());
+                    tx.send_replace(Vec::new());
+                    return;
+                }
+            }
+            tx.send_replace(self.pods());
         }
     }
 }

@@ -2,17 +2,11 @@
 //! `<namespace>_<name>_<uid>` (kubelet's `BuildPodLogsDirectory`). Namespaces and pod names
 //! are DNS labels/subdomains, which never contain `_`, so the split is unambiguous.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
-
-use futures::StreamExt as _;
-use tokio::sync::watch;
+use std::path::Path;
 
 use super::{
     Pod, Source,
-    dirwatch::{DirChange, DirWatch},
+    dirwatch::{Entries, PodDir},
     hash,
 };
 
@@ -33,63 +27,15 @@ fn pod_of(entry: &str) -> Option<Pod> {
     Some(Pod { namespace, name, uid: Some(uid), ips: Vec::new(), iface: Some(iface), mac: None, source: Source::CalicoHash })
 }
 
-/// kubelet's pod directory, read once and then followed with inotify.
-pub(super) struct PodsDir {
-    dir: PathBuf,
-    watch: DirWatch,
-    pods: BTreeMap<String, Pod>,
-}
+/// kubelet's entries as [`Entries`]: the name is all there is to read.
+pub(super) struct PodDirs;
 
-impl PodsDir {
-    pub(super) fn open(dir: &Path) -> std::io::Result<Self> {
-        let watch = DirWatch::new(dir)?;
-        let mut me = Self { dir: dir.to_owned(), watch, pods: BTreeMap::new() };
-        me.rescan()?;
-        Ok(me)
-    }
+/// kubelet's pod directory, followed.
+pub(super) type PodsDir = PodDir<PodDirs>;
 
-    pub(super) fn len(&self) -> usize {
-        self.pods.len()
-    }
-
-    pub(super) fn pods(&self) -> Vec<Pod> {
-        self.pods.values().cloned().collect()
-    }
-
-    fn rescan(&mut self) -> std::io::Result<()> {
-        self.pods.clear();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(pod) = pod_of(&name) {
-                self.pods.insert(name, pod);
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) async fn run(mut self, tx: watch::Sender<Vec<Pod>>) {
-        while let Some(change) = self.watch.next().await {
-            match change {
-                DirChange::Changed(name) => {
-                    if let Some(pod) = pod_of(&name) {
-                        self.pods.insert(name, pod);
-                    }
-                }
-                DirChange::Removed(name) => {
-                    self.pods.remove(&name);
-                }
-                DirChange::Rescan => {
-                    if let Err(e) = self.rescan() {
-                        eprintln!("vethtrace: warning: cannot re-read {}: {e}", self.dir.display());
-                    }
-                }
-                DirChange::Gone => {
-                    eprintln!("vethtrace: warning: {} went away; pods are no longer named from it", self.dir.display());
-                    self.pods.clear();
-                }
-            }
-            tx.send_replace(self.pods());
-        }
+impl Entries for PodDirs {
+    fn read(&mut self, _dir: &Path, name: &str) -> Option<Pod> {
+        pod_of(name)
     }
 }
 

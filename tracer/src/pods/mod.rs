@@ -252,7 +252,7 @@ async fn open_first(args: &PodArgs) -> (Option<Opened>, Report) {
         }
     };
     let dir = &args.calico_status_dir;
-    match calico_status::StatusDir::open(dir) {
+    match calico_status::StatusDir::open(dir, calico_status::StatusFiles::default()) {
         Ok(s) => {
             tried(Source::CalicoStatus, Ok(format!("{}, {} endpoints", dir.display(), s.len())));
             return (Some(Opened::Calico(s)), report);
@@ -267,7 +267,7 @@ async fn open_first(args: &PodArgs) -> (Option<Opened>, Report) {
         Err(why) => tried(Source::Cri, Err(why)),
     }
     let dir = &args.kubelet_pods_dir;
-    match kubelet::PodsDir::open(dir) {
+    match kubelet::PodsDir::open(dir, kubelet::PodDirs) {
         Ok(k) => {
             tried(Source::CalicoHash, Ok(format!("{}, {} pods", dir.display(), k.len())));
             (Some(Opened::Hash(k)), report)

@@ -131,3 +131,8 @@ pub fn python_cali(ns: &str, pod: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+
+/// Owned arguments as `&str`s for `Command::args`.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
