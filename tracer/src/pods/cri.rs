@@ -55,13 +55,16 @@ pub async fn channel(path: &Path) -> Result<Channel, CriError> {
         .map_err(|e| CriError::Connect { path: label, why: with_causes(&e) })
 }
 
-/// An error and its sources, joined by ": ".
+/// An error and its sources, joined by ": " (a cause that only repeats the text is left out).
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         cause = c.source();
     }
     text
@@ -177,6 +180,8 @@ fn pod_of(
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use k8s_cri::v1::{PodIp, PodSandboxMetadata, PodSandboxNetworkStatus};
 
     use super::*;
@@ -192,5 +197,15 @@ mod tests {
         assert_eq!((pod.namespace.as_str(), pod.name.as_str(), pod.uid.as_deref()), ("shop", "web", Some("u-1")));
         assert_eq!(pod.ips, ["10.244.2.3".parse::<IpAddr>().unwrap(), "fd00::3".parse().unwrap()]);
         assert!(pod_of(None, None).is_none());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("transport error: {0}")]
+    struct Outer(#[source] io::Error);
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let e = Outer(io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(with_causes(&e), "transport error: entity not found");
     }
 }
