@@ -16,7 +16,7 @@ use std::{
 };
 
 use common::{
-    Node,
+    Node, Tracer, eventually,
     pods::{Watcher, assert_row_matches_iproute, pods_once, python_cali, row, strs},
     run, scratch_dir, wait_timeout,
 };
@@ -209,6 +209,10 @@ impl Drop for Containerd {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
         let _ = fs::remove_dir_all(&self.dir);
+        // containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever its state dir
+        // is; leave no empty directory of ours behind (a non-empty one is someone else's).
+        let _ = fs::remove_dir("/run/containerd/s");
+        let _ = fs::remove_dir("/run/containerd");
     }
 }
 
@@ -271,5 +275,38 @@ fn containerd_sandboxes_are_named_over_the_cri() {
     w.wait(seen, "web-0 removed", |v| v["event"] == "remove" && v["iface"] == cali_web);
     let stderr = w.stop();
     assert!(!stderr.contains("warning"), "{stderr}");
+    let _ = fs::remove_dir_all(&tmp);
+}
+
+/// `--pod` with the CRI as the source: a sandbox created after tracing started is traced as
+/// soon as containerd lists it, another pod's cali is not.
+#[test]
+fn pod_selection_follows_the_runtime() {
+    let node = Node::up("pr");
+    let mut ctd = Containerd::start(&node);
+    let other = ctd.run_pod("shop", "other-0", "uid-other-0");
+    let other_ip = ctd.pod_ip(&other);
+    let tmp = scratch_dir("prt");
+    let mut args = no_other_source(&tmp, &ctd.socket(), &tmp.join("no-kubelet"));
+    args.extend(["--pod".to_owned(), "shop/late-0".to_owned()]);
+    let tracer = Tracer::start(&node, &strs(&args));
+    let late = ctd.run_pod("shop", "late-0", "uid-late-0");
+    let late_ip = ctd.pod_ip(&late);
+    let ping = |ip: &str| {
+        let ok = node.in_node("ping").args(["-c", "1", "-W", "2", ip]).stdout(Stdio::null()).status().unwrap();
+        assert!(ok.success(), "ping {ip} from the node");
+    };
+    let cali_late = python_cali("shop", "late-0");
+    let traced = eventually(Duration::from_secs(10), || {
+        ping(&late_ip);
+        tracer.events_so_far().iter().any(|e| e["iface"] == cali_late)
+    });
+    assert!(traced, "{cali_late} not traced after its sandbox started\n{}", tracer.stderr());
+    ping(&other_ip);
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    let cali_other = python_cali("shop", "other-0");
+    assert!(done.events.iter().all(|e| e["iface"] != cali_other), "{cali_other} (another pod) was traced");
+    assert!(done.stderr.contains("pods named by cri"), "{}", done.stderr);
     let _ = fs::remove_dir_all(&tmp);
 }
