@@ -127,32 +127,34 @@ impl Indexer {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Rebuilds on every change of the source or of the node, until both are gone.
+    /// Rebuilds on every change of the source or of the node, until both are gone. A change
+    /// is published at most [`SETTLE`] after it arrived, however busy netlink is.
     pub(super) async fn run(mut self) {
         let (netlink, mut notifications) = match self.netlink.take() {
             Some((n, rx)) => (Some(n), Some(rx)),
             None => (None, None),
         };
         let mut source_open = true;
-        let mut dirty = false;
+        let mut publish_at: Option<tokio::time::Instant> = None;
+        let settle = || Some(tokio::time::Instant::now() + SETTLE);
         loop {
             tokio::select! {
                 changed = self.source.changed(), if source_open => {
                     source_open = changed.is_ok();
-                    dirty = true;
+                    publish_at = publish_at.or_else(settle);
                 }
                 msg = async { notifications.as_mut()?.next().await }, if notifications.is_some() => match (msg, &netlink) {
                     (Some((msg, _)), Some(nl)) => {
                         if let Err(e) = self.node.handle(nl, msg).await {
                             log::warn!("pods: {e}; the pod index may lag");
                         }
-                        dirty = true;
+                        publish_at = publish_at.or_else(settle);
                     }
                     _ => notifications = None,
                 },
-                () = tokio::time::sleep(SETTLE), if dirty => {
+                () = tokio::time::sleep_until(publish_at.unwrap_or_else(tokio::time::Instant::now)), if publish_at.is_some() => {
                     self.publish();
-                    dirty = false;
+                    publish_at = None;
                 }
                 else => return,
             }
