@@ -31,6 +31,7 @@ use crate::{
     kernel::btf::KernelBtf,
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
+    pods::{self, PodIndex},
     probes::{self, ProbeError, Probes},
     record::Record,
     writers::{
@@ -313,6 +314,8 @@ struct Session {
     /// In-kernel failures already reported on stderr.
     reported_errors: ErrorCounts,
     redumps: Redumps,
+    /// Who is behind each interface; wakes `--pod` selection when it changes.
+    pods: PodIndex,
 }
 
 type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
@@ -321,6 +324,9 @@ impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs) -> anyhow::Result<Self> {
         let filter = IfaceFilter::new(&args.iface)?;
         caps::check()?;
+        let (pod_index, pod_report) = pods::start(&args.pods).await;
+        pod_report.print();
+        let filter = filter.with_pods(&args.pod, pod_index.clone());
         // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF),
         // which are load-time globals.
         let kernel_btf = KernelBtf::load()?;
@@ -355,6 +361,7 @@ impl Session {
             sink: Sink { enricher, outputs, failed: None },
             reported_errors: ErrorCounts::default(),
             redumps: Redumps::default(),
+            pods: pod_index,
         };
         for change in session.sink.enricher.mirror.present_links() {
             session.tracing.apply(change);
@@ -511,6 +518,13 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             dump = s.redumps.finished(), if s.redumps.running.is_some() => {
                 s.on_dump(dump);
                 routes_dirty = true;
+            }
+            // `--pod`: a pod's cali may be known only after the link appeared (or stop being
+            // that pod's): decide again for every interface.
+            () = s.pods.changed(), if s.tracing.filter.selects_pods() => {
+                for change in s.sink.enricher.mirror.present_links() {
+                    s.tracing.apply(change);
+                }
             }
             _ = stops.sigint.recv() => return Ok(Stop::Signal),
             _ = stops.sigterm.recv() => return Ok(Stop::Signal),

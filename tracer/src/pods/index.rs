@@ -13,8 +13,10 @@ use futures::StreamExt as _;
 use tokio::sync::watch;
 
 use super::{Pod, hash};
+use netlink_packet_core::NetlinkMessage;
+
 use crate::mirror::{
-    self, Mirror, Netlink, Notifications,
+    self, Mirror, Netlink, Notifications, RtMessage,
     routes::{RT_TABLE_MAIN, RouteKind},
 };
 
@@ -127,6 +129,20 @@ impl Indexer {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Applies a netlink notification; a re-dump it calls for runs here, in line (the index is
+    /// not on the events' path; notifications queue meanwhile and are applied after it).
+    async fn on_notification(&mut self, netlink: &Netlink, msg: &NetlinkMessage<RtMessage>) {
+        let (_, redump) = self.node.handle(msg);
+        if let Some(what) = redump {
+            match what.run(netlink.clone()).await {
+                Ok(dump) => {
+                    self.node.take_dump(dump);
+                }
+                Err(e) => log::warn!("pods: {e}; the pod index may lag"),
+            }
+        }
+    }
+
     /// Rebuilds on every change of the source or of the node, until both are gone. A change
     /// is published at most [`SETTLE`] after it arrived, however busy netlink is.
     pub(super) async fn run(mut self) {
@@ -145,9 +161,7 @@ impl Indexer {
                 }
                 msg = async { notifications.as_mut()?.next().await }, if notifications.is_some() => match (msg, &netlink) {
                     (Some((msg, _)), Some(nl)) => {
-                        if let Err(e) = self.node.handle(nl, msg).await {
-                            log::warn!("pods: {e}; the pod index may lag");
-                        }
+                        self.on_notification(nl, &msg).await;
                         publish_at = publish_at.or_else(settle);
                     }
                     _ => notifications = None,
