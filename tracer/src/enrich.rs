@@ -4,13 +4,14 @@
 //!
 //! It decides nothing about formats: the writers do that with the record.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     annotate,
     drops::{self, DropNames, summary::Summary},
     event::{Decoded, Decoder, DropEvent, Event},
     mirror::Mirror,
+    pods::{Pod, PodIndex},
     probes,
     record::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place, Record},
 };
@@ -73,6 +74,8 @@ pub struct Enricher {
     pub drop_summary: Summary,
     /// The ARP/neighbour probes' mode, `None` when none attached.
     probe_mode: Option<probes::Mode>,
+    /// Who is behind each interface.
+    pods: Option<PodIndex>,
 }
 
 impl Enricher {
@@ -86,7 +89,14 @@ impl Enricher {
             drop_names,
             drop_summary: Summary::default(),
             probe_mode,
+            pods: None,
         }
+    }
+
+    /// Names the pod of every event from `index`.
+    pub fn with_pods(mut self, index: PodIndex) -> Self {
+        self.pods = Some(index);
+        self
     }
 
     /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
@@ -123,7 +133,18 @@ impl Enricher {
     }
 
     fn place(&self, ifindex: u32, ts_ns: u64) -> Place<'_> {
-        Place { iface: iface_name(&self.mirror, ifindex), ifindex, wall_ns: self.clock.wall(ts_ns) }
+        let iface = iface_name(&self.mirror, ifindex);
+        let pod = self.pods.as_ref().and_then(|p| p.by_ifname(&iface));
+        Place { iface, ifindex, wall_ns: self.clock.wall(ts_ns), pod }
+    }
+
+    /// A drop's pod: the device's, else the one whose address the packet carries.
+    fn drop_pod(&self, iface: &str, packet: &tracer_common::Packet) -> Option<Arc<Pod>> {
+        let pods = self.pods.as_ref()?;
+        let view = crate::packet::PacketView(packet);
+        pods.by_ifname(iface)
+            .or_else(|| view.src_ip().and_then(|ip| pods.by_ip(ip)))
+            .or_else(|| view.dst_ip().and_then(|ip| pods.by_ip(ip)))
     }
 
     fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
@@ -140,7 +161,8 @@ impl Enricher {
             return None;
         }
         self.counters.events += 1;
-        let place = Place { iface, ifindex: ev.ifindex, wall_ns: self.clock.wall(ev.header.ts_ns) };
+        let pod = self.drop_pod(&iface, &ev.packet);
+        let place = Place { iface, ifindex: ev.ifindex, wall_ns: self.clock.wall(ev.header.ts_ns), pod };
         Some(Record::Drop(DropRecord { place, drop: named, frame }))
     }
 }

@@ -12,7 +12,7 @@ use self::write::{
     key, put, put_hex4, put_hms_micros, put_ip, put_ipv4, put_ipv6, put_json_str, put_mac, put_rfc3339, put_u32,
     put_u64, quoted,
 };
-use crate::{annotate::Annotation, event::PacketEvent};
+use crate::{annotate::Annotation, event::PacketEvent, pods::Pod};
 use crate::packet::{
     self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView,
 };
@@ -24,6 +24,14 @@ pub struct Meta<'a> {
     pub iface: &'a str,
     /// Wall-clock time of the event, ns since the Unix epoch.
     pub wall_ns: i128,
+    /// The pod behind the interface, when pod identity knows it.
+    pub pod: Option<&'a Pod>,
+}
+
+impl<'a> Meta<'a> {
+    pub fn new(iface: &'a str, wall_ns: i128) -> Self {
+        Self { iface, wall_ns, pod: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +98,33 @@ fn put_text_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) {
     put_text_frame(out, ev);
 }
 
-/// `HH:MM:SS.uuuuuu iface` (the name padded to 15), what every text line starts with.
+/// `HH:MM:SS.uuuuuu iface [namespace/pod]` (the name padded to 15), what every text line
+/// starts with.
 pub fn put_text_stamp(out: &mut Vec<u8>, meta: Meta<'_>) {
     put_hms_micros(out, meta.wall_ns);
     out.push(b' ');
     write::put_left(out, meta.iface, 15);
+    if let Some(pod) = meta.pod {
+        put(out, " [");
+        put(out, &pod.namespace);
+        out.push(b'/');
+        put(out, &pod.name);
+        out.push(b']');
+    }
+}
+
+/// `,"pod_namespace":…,"pod_name":…[,"pod_uid":…]` when the pod is known.
+pub fn put_json_pod(out: &mut Vec<u8>, pod: Option<&Pod>) -> io::Result<()> {
+    let Some(pod) = pod else { return Ok(()) };
+    key(out, "pod_namespace");
+    put_json_str(out, &pod.namespace)?;
+    key(out, "pod_name");
+    put_json_str(out, &pod.name)?;
+    if let Some(uid) = &pod.uid {
+        key(out, "pod_uid");
+        put_json_str(out, uid)?;
+    }
+    Ok(())
 }
 
 /// The frame as tcpdump prints it: `src > dst, ethertype …, length N: <L3/L4>`.
@@ -310,6 +340,7 @@ pub fn put_json_frame(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>, kind:
     key(out, "iface");
     put_json_str(out, meta.iface)?;
     put_number(out, "ifindex", u64::from(ev.ifindex));
+    put_json_pod(out, meta.pod)?;
     if with_dir {
         key(out, "dir");
         quoted(out, |o| put(o, dir_name(ev.dir)));
@@ -417,7 +448,7 @@ mod tests {
     use super::*;
     use tracer_common::{Packet, valid};
 
-    const META: Meta<'static> = Meta { iface: "cali1234567890a", wall_ns: 1_764_000_000_123_456_789 };
+    const META: Meta<'static> = Meta { iface: "cali1234567890a", wall_ns: 1_764_000_000_123_456_789, pod: None };
 
     fn ev(packet: Packet, direction: u8) -> PacketEvent {
         PacketEvent { ifindex: 9, len: 98, dir: direction, packet, ..Default::default() }

@@ -3,13 +3,14 @@
 //! frame's bytes. The enrich stage ([`crate::enrich`]) makes them; the writers
 //! ([`crate::writers`]) only read them.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     annotate::Annotation,
     drops::render::NamedDrop,
     event::{ArpEvent, Captured, NeighEvent, PacketEvent},
     output::Meta,
+    pods::Pod,
     probes,
 };
 
@@ -23,11 +24,13 @@ pub struct Place<'a> {
     pub ifindex: u32,
     /// Wall-clock time, ns since the Unix epoch.
     pub wall_ns: i128,
+    /// The pod behind the interface (drops: else the pod of the packet's address).
+    pub pod: Option<Arc<Pod>>,
 }
 
 impl Place<'_> {
     pub fn meta(&self) -> Meta<'_> {
-        Meta { iface: &self.iface, wall_ns: self.wall_ns }
+        Meta { iface: &self.iface, wall_ns: self.wall_ns, pod: self.pod.as_deref() }
     }
 }
 

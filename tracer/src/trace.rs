@@ -225,7 +225,7 @@ impl Tracing {
         self.progress.0 += 1;
         let done = self.progress.0;
         let of = self.progress.1.max(done + self.pending.len());
-        if self.pending.is_empty() || done % 50 == 0 {
+        if self.pending.is_empty() || done.is_multiple_of(50) {
             eprintln!("vethtrace: attached {done} of {of} more interface(s) ({} traced)", self.attacher.count());
         }
         if self.pending.is_empty() {
@@ -351,7 +351,8 @@ impl Session {
         let node = Mirror::load(&netlink).await?;
         let shown = Shown { packets: !args.drops && !args.summary, drops: !args.summary };
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
-        let enricher = Enricher::new(node, shown, drop_names, probes.as_ref().map(|p| p.mode));
+        let enricher =
+            Enricher::new(node, shown, drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pod_index.clone());
         let mut session = Self {
             collector,
             tracing: Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0) },

@@ -206,3 +206,59 @@ fn without_a_socket_names_come_from_calico_hash_and_kubelet_dirs() {
     w.stop();
     let _ = fs::remove_dir_all(&tmp);
 }
+
+/// Every event on a cali names its pod — packets, ARP and neighbour events, drops — in JSON
+/// and in text, and follows the status files as they are created, rewritten and removed
+/// while tracing.
+#[test]
+fn events_name_their_pod_while_files_change() {
+    let node = Node::up("pe");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let (tmp, status, a) = status_dir("pet");
+    felix_write(&status, "shop", "web-7d4b9c-x2x9p", &cali1, &["10.244.1.5"]);
+    let tracer = Tracer::start(&node, &strs(&a));
+    let echo = |seen: usize, iface: &str, pod: Option<&str>| {
+        common::run(node.in_pod("pod1", "ping").args(["-c", "1", "10.244.1.6"]));
+        tracer.wait_event(seen, "an echo request with its pod", |e| {
+            e["kind"] == "packet" && e["iface"] == iface && e["icmp_type"] == 8 && e["pod_name"].as_str() == pod
+        })
+    };
+    let e = echo(0, &cali1, Some("web-7d4b9c-x2x9p"));
+    assert_eq!(e["pod_namespace"], "shop", "{e}");
+    // pod2 has no file yet: its cali's events carry no pod.
+    let before = tracer.events_so_far().len();
+    echo(before, &cali2, None);
+    // Created while tracing.
+    felix_write(&status, "shop", "db-0", &cali2, &["10.244.1.6"]);
+    let n = tracer.events_so_far().len();
+    assert!(eventually(Duration::from_secs(5), || {
+        common::run(node.in_pod("pod1", "ping").args(["-c", "1", "10.244.1.6"]));
+        tracer.events_so_far().iter().skip(n).any(|e| e["iface"] == cali2.as_str() && e["pod_name"] == "db-0")
+    }), "db-0 not named on events\n{}", tracer.stderr());
+    // Rewritten with a new IP: still that pod; then removed.
+    felix_write(&status, "shop", "db-0", &cali2, &["10.244.1.6", "10.244.1.66"]);
+    let n = tracer.events_so_far().len();
+    assert!(eventually(Duration::from_secs(5), || {
+        common::run(node.in_pod("pod1", "ping").args(["-c", "1", "10.244.1.6"]));
+        tracer.events_so_far().iter().skip(n).any(|e| e["iface"] == cali2.as_str() && e["pod_name"] == "db-0")
+    }), "db-0 not named after its file was rewritten\n{}", tracer.stderr());
+    fs::remove_file(status.join(felix_name("shop", "db-0"))).unwrap();
+    let n = tracer.events_so_far().len();
+    assert!(eventually(Duration::from_secs(5), || {
+        common::run(node.in_pod("pod1", "ping").args(["-c", "1", "10.244.1.6"]));
+        let later: Vec<Value> = tracer.events_so_far().into_iter().skip(n).collect();
+        later.iter().any(|e| e["iface"] == cali2.as_str() && e["icmp_type"] == 8 && e.get("pod_name").is_none())
+    }), "a pod still named after its file went\n{}", tracer.stderr());
+    // ARP and neighbour events of pod1's cali, and a drop of pod1's packet, name the pod too.
+    common::run(node.in_pod("pod1", "ip").args(["neigh", "flush", "all"]));
+    common::run(node.in_pod("pod1", "ping").args(["-c", "1", "10.244.1.6"]));
+    let arp = tracer.wait_event(0, "an ARP event on pod1's cali", |e| e["kind"] == "arp" && e["iface"] == cali1.as_str());
+    assert_eq!(arp["pod_name"], "web-7d4b9c-x2x9p", "{arp}");
+    node.ip(&["route", "add", "unreachable", "10.77.0.0/16"]);
+    let _ = node.in_pod("pod1", "ping").args(["-c", "1", "-W", "1", "10.77.0.1"]).output();
+    let drop = tracer.wait_event(0, "a drop of pod1's packet", |e| e["kind"] == "drop" && e["dst"] == "10.77.0.1");
+    assert_eq!((drop["pod_namespace"].as_str(), drop["pod_name"].as_str()), (Some("shop"), Some("web-7d4b9c-x2x9p")), "{drop}");
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    let _ = fs::remove_dir_all(&tmp);
+}

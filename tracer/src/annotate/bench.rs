@@ -243,7 +243,7 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
             Stages::Full(format) => (format, Some(super::annotate(&mirror, &ev))),
         };
         let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
-        let meta = Meta { iface, wall_ns: 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns) };
+        let meta = Meta::new(iface, 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns));
         let _ = output::write_annotated(format, &mut buf, &ev, meta, annotation.as_ref());
         if buf.len() > 1 << 20 {
             output_bytes += buf.len() as u64;

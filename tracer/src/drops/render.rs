@@ -158,7 +158,7 @@ pub(crate) mod tests {
         let mirror = Mirror::default();
         let d = name(&names(), &mirror, &drop_event(), Some("calia"));
         let mut buf = Vec::new();
-        write(Format::Json, &mut buf, &d, Meta { iface: "calia", wall_ns: 0 }).unwrap();
+        write(Format::Json, &mut buf, &d, Meta::new("calia", 0)).unwrap();
         assert_eq!(buf.last(), Some(&b'\n'));
         let j: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(j["kind"], "drop");
@@ -178,7 +178,7 @@ pub(crate) mod tests {
         let mirror = Mirror::default();
         let d = name(&names(), &mirror, &drop_event(), Some("calia"));
         let mut buf = Vec::new();
-        write(Format::Text, &mut buf, &d, Meta { iface: "calia", wall_ns: 0 }).unwrap();
+        write(Format::Text, &mut buf, &d, Meta::new("calia", 0)).unwrap();
         let line = String::from_utf8(buf).unwrap();
         assert!(
             line.contains(" calia           DROP IP_INNOROUTES at ip_error+0x42 (no route to 10.77.0.1 (no route matches)): "),

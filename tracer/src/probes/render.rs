@@ -65,11 +65,9 @@ fn lladdr(ev: &NeighEvent) -> Option<String> {
     (ev.flags & neighf::HAS_LLADDR != 0).then(|| mac(ev.lladdr))
 }
 
-/// Time, interface, then the event's own words.
+/// Time, interface, pod, then the event's own words.
 fn text_prefix(buf: &mut Vec<u8>, meta: Meta<'_>) {
-    write::put_hms_micros(buf, meta.wall_ns);
-    buf.push(b' ');
-    write::put_left(buf, meta.iface, 15);
+    crate::output::put_text_stamp(buf, meta);
 }
 
 /// The keys every `arp` and `neigh` object starts with (README order).
@@ -80,6 +78,12 @@ struct Common<'a> {
     ts_ns: u64,
     iface: &'a str,
     ifindex: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_namespace: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uid: Option<&'a str>,
     probe: &'a str,
     hook: &'a str,
 }
@@ -89,7 +93,18 @@ impl<'a> Common<'a> {
         let mut time = Vec::with_capacity(40);
         write::put_rfc3339(&mut time, meta.wall_ns);
         let time = String::from_utf8_lossy(&time).into_owned();
-        Self { kind, time, ts_ns, iface: meta.iface, ifindex, probe: mode.name(), hook }
+        Self {
+            kind,
+            time,
+            ts_ns,
+            iface: meta.iface,
+            ifindex,
+            pod_namespace: meta.pod.map(|p| p.namespace.as_str()),
+            pod_name: meta.pod.map(|p| p.name.as_str()),
+            pod_uid: meta.pod.and_then(|p| p.uid.as_deref()),
+            probe: mode.name(),
+            hook,
+        }
     }
 }
 
@@ -196,7 +211,7 @@ mod tests {
     use tracer_common::{ArpSection, NeighSection};
 
     fn meta() -> Meta<'static> {
-        Meta { iface: "calia", wall_ns: 1_700_000_000_123_456_789 }
+        Meta::new("calia", 1_700_000_000_123_456_789)
     }
 
     fn json(buf: &[u8]) -> Value {

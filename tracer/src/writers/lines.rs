@@ -106,7 +106,8 @@ mod tests {
     fn readme_order(kind: &str) -> Vec<String> {
         let packet = table_keys("### `\"kind\": \"packet\"`");
         let annotation = table_keys("JSON keys added to `\"kind\": \"packet\"`");
-        let common: Vec<String> = ["kind", "time", "ts_ns", "iface", "ifindex"].map(String::from).into();
+        let common: Vec<String> =
+            ["kind", "time", "ts_ns", "iface", "ifindex", "pod_namespace", "pod_name", "pod_uid"].map(String::from).into();
         match kind {
             "packet" => dedup([packet, annotation].concat()),
             "drop" => {
@@ -120,7 +121,21 @@ mod tests {
     }
 
     fn place() -> Place<'static> {
-        Place { iface: Cow::Borrowed("calia"), ifindex: 10, wall_ns: 1_700_000_000_123_456_789 }
+        let pod = crate::pods::Pod {
+            namespace: "shop".into(),
+            name: "web-7d4b9c-x2x9p".into(),
+            uid: Some("0b6f7a1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b".into()),
+            ips: Vec::new(),
+            iface: Some("calia".into()),
+            mac: None,
+            source: crate::pods::Source::CalicoStatus,
+        };
+        Place {
+            iface: Cow::Borrowed("calia"),
+            ifindex: 10,
+            wall_ns: 1_700_000_000_123_456_789,
+            pod: Some(std::sync::Arc::new(pod)),
+        }
     }
 
     fn json_keys(rec: &Record<'_>) -> (String, Vec<String>) {

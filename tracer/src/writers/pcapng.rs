@@ -152,7 +152,8 @@ impl PcapngWriter {
         let ts = timestamp(place.wall_ns);
         match rec {
             Record::Packet(r) => {
-                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name: place.iface.to_string() }, None)?;
+                let pod = pod_description(place);
+                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name: place.iface.to_string() }, pod.as_deref())?;
                 let mut comment = Vec::new();
                 r.annotation.put_text(&mut comment);
                 let flags = if r.ev.dir == dir::EGRESS { EPB_OUTBOUND } else { EPB_INBOUND };
@@ -160,7 +161,8 @@ impl PcapngWriter {
             }
             Record::Drop(r) => {
                 let name = if place.ifindex == 0 { NO_DEVICE_IFACE.to_owned() } else { place.iface.to_string() };
-                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name }, None)?;
+                let pod = if place.ifindex == 0 { None } else { pod_description(place) };
+                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name }, pod.as_deref())?;
                 let (data, original_len) = if r.frame.origin == frame_origin::NETWORK {
                     (Cow::Owned(behind_made_up_ethernet(r.frame.bytes, r.drop.ev.protocol)), r.drop.ev.len + ETH_HLEN as u32)
                 } else {
@@ -193,6 +195,11 @@ impl EventWriter for PcapngWriter {
     fn flush(&mut self) -> io::Result<()> {
         self.out.get_mut().flush()
     }
+}
+
+/// `if_description`: the pod behind the interface, `pod <namespace>/<name>`.
+fn pod_description(place: &crate::record::Place<'_>) -> Option<String> {
+    place.pod.as_ref().map(|p| format!("pod {}/{}", p.namespace, p.name))
 }
 
 /// `DROP <reason> at <location>: <cause>` (the packet's annotation follows after ` | `).
