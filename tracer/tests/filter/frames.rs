@@ -232,5 +232,5 @@ pub const EXPRESSIONS: &[&str] = &[
     "not (ip or ip6 or arp)",
     "arp[6:2] = 2",
     "ip and (ip[8] * 2 == 128) and (udp[0:2] % 1000 == 0 or tcp[2:2] / 10 == 8)",
-    "ip multicast or ether src 02:fe:00:00:00:05",
+    "ip6 multicast or ether src 02:fe:00:03:00:05",
 ];
