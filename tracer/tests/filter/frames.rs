@@ -208,7 +208,7 @@ pub const EXPRESSIONS: &[&str] = &[
     "ether broadcast",
     "ether multicast",
     "ether proto 0x88cc",
-    "ether src 02:fe:00:00:00:07 or ether src 02:fe:00:00:01:00",
+    "ether src 02:fe:00:02:00:07 or ether src 02:fe:00:02:01:00",
     "vlan",
     "vlan 100",
     "vlan 100 and tcp",
