@@ -77,12 +77,7 @@ pub fn pass_drop(base: u64, avail: u32, synthetic: Option<u16>) -> bool {
     let mem = KernelFrame { base, len: avail as usize };
     match synthetic {
         None => pass(&mem, avail),
-        Some(protocol) => {
-            let mut eth = [0u8; ETH_HLEN];
-            let [hi, lo] = protocol.to_be_bytes();
-            (eth[12], eth[13]) = (hi, lo);
-            pass(&BehindHeader { eth, rest: mem }, avail + ETH_HLEN as u32)
-        }
+        Some(protocol) => pass(&BehindHeader { protocol, rest: mem }, avail + ETH_HLEN as u32),
     }
 }
 
@@ -125,7 +120,8 @@ impl Frame for TcFrame<'_> {
             *byte = if at < TAG_AT {
                 self.skb::<1>(at)?[0]
             } else if at < TAG_AT + TAG_LEN {
-                *tag.get(at - TAG_AT)?
+                // A shift, not an index: the verifier refuses variable-offset stack reads.
+                (u32::from_be_bytes(tag) >> (8 * (3 - ((at - TAG_AT) & 3)))) as u8
             } else {
                 self.skb::<1>(at - TAG_LEN)?[0]
             };
@@ -134,9 +130,10 @@ impl Frame for TcFrame<'_> {
     }
 }
 
-/// A made-up Ethernet header in front of a frame that starts at its network header.
+/// A made-up Ethernet header (zero MACs, then `protocol`) in front of a frame that starts at
+/// its network header.
 struct BehindHeader {
-    eth: [u8; ETH_HLEN],
+    protocol: u16,
     rest: KernelFrame,
 }
 
@@ -149,9 +146,13 @@ impl Frame for BehindHeader {
         let mut out = [0u8; N];
         for (i, byte) in out.iter_mut().enumerate() {
             let at = offset + i;
-            *byte = match self.eth.get(at) {
-                Some(b) => *b,
-                None => self.rest.load::<1>(at - ETH_HLEN)?[0],
+            // No stack array indexed by `at`: the verifier refuses variable-offset stack reads.
+            let [hi, lo] = self.protocol.to_be_bytes();
+            *byte = match at {
+                12 => hi,
+                13 => lo,
+                _ if at < ETH_HLEN => 0,
+                _ => self.rest.load::<1>(at - ETH_HLEN)?[0],
             };
         }
         Some(out)
