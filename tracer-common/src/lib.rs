@@ -9,6 +9,8 @@
 //! byte for byte; the size assertions at the bottom keep it that way.
 #![no_std]
 
+pub mod filter;
+
 /// Version of the record framing ([`RecordHeader`], [`SectionHeader`]); each section has its
 /// own version besides.
 pub const RECORD_VERSION: u8 = 4;

@@ -93,7 +93,7 @@ fn try_arp(skb: u64, hook: u8, at: At) -> Result<(), ()> {
         At::Network => read::<u64>(skb, cfg.skb_head)? + u64::from(read::<u16>(skb, cfg.skb_network_header)?),
     };
     let arp: [u8; 28] = read(base, 0)?;
-    if arp[..6] != ARP_ETHER_IPV4 {
+    if arp[..6] != ARP_ETHER_IPV4 || !crate::filter::pass_arp(base) {
         return Ok(());
     }
     write(ifindex, hook, &arp);

@@ -128,6 +128,11 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     } else {
         return Ok(());
     }
+    let frame = SkbFrame::new(&skb);
+    let network_origin = frame.origin == frame_origin::NETWORK;
+    if !crate::filter::pass_drop(frame.base, frame.avail, network_origin.then_some(protocol)) {
+        return Ok(());
+    }
 
     let section = DropSection {
         location: read(rec, cfg.rec_location).unwrap_or(0),
@@ -140,7 +145,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         dev_flags,
         _pad: 0,
     };
-    emit_drop(section, &SkbFrame::new(&skb));
+    emit_drop(section, &frame);
     Ok(())
 }
 

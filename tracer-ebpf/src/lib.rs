@@ -4,4 +4,5 @@
 //! embedded object whenever these sources change.
 #![no_std]
 
+pub mod cbpf;
 pub mod parse;

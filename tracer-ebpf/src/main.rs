@@ -17,6 +17,7 @@ mod capture;
 mod drop;
 mod emit;
 mod fib;
+mod filter;
 mod ifaces;
 mod kread;
 mod neigh;

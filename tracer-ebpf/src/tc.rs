@@ -55,7 +55,7 @@ const FIXED: usize = core::mem::size_of::<TcRecord>();
 #[inline(always)]
 fn record(ctx: &TcContext, direction: u8, slot: u32) {
     let flags = emit::tc_flags();
-    if flags & tc_flags::RECORD == 0 {
+    if flags & tc_flags::RECORD == 0 || !crate::filter::pass_tc(ctx) {
         return;
     }
     let Some(buf) = emit::scratch(slot) else { return };

@@ -158,6 +158,20 @@ pub struct TraceArgs {
     /// first of those that works here), or off.
     #[arg(long, value_enum, default_value_t = ProbeMode::Auto)]
     pub probe: ProbeMode,
+
+    /// Read the filter expression from FILE, as tcpdump -F does (`#` starts a comment).
+    #[arg(short = 'F', value_name = "FILE", conflicts_with = "expression")]
+    pub filter_file: Option<PathBuf>,
+
+    /// Print the classic BPF program the kernel runs for the expression, as tcpdump -d does,
+    /// and exit without attaching anything.
+    #[arg(short = 'd', long)]
+    pub dump_filter: bool,
+
+    /// pcap-filter expression (man 7 pcap-filter), as tcpdump takes it: only matching frames
+    /// are traced. Several words are joined with spaces.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,8 @@ use std::path::Path;
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{DropConfig, NeighConfig, SCRATCH_SLOTS, names};
 
+use crate::filter::Filter;
+
 /// The programs built from tracer-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethtrace-ebpf"));
 
@@ -22,7 +24,7 @@ pub enum LoadError {
 
 /// What is fixed when the object is loaded.
 #[derive(Debug, Clone, Copy)]
-pub struct LoadOptions {
+pub struct LoadOptions<'a> {
     /// `--ring-size`.
     pub ring_size: u32,
     /// `--snaplen`.
@@ -33,9 +35,11 @@ pub struct LoadOptions {
     pub neigh_config: Option<NeighConfig>,
     /// What the TC programs do (`tracer_common::tc_flags`).
     pub tc_flags: u32,
+    /// The filter expression, if any.
+    pub filter: Option<&'a Filter>,
 }
 
-impl LoadOptions {
+impl LoadOptions<'_> {
     /// A ring of `ring_size` bytes, the default snaplen, no layouts.
     pub fn new(ring_size: u32) -> Self {
         Self {
@@ -44,25 +48,31 @@ impl LoadOptions {
             drop_config: None,
             neigh_config: None,
             tc_flags: tracer_common::tc_flags::ALL,
+            filter: None,
         }
     }
 }
 
 /// Loads maps and program definitions (programs are loaded into the kernel when attached).
-pub fn load(opts: LoadOptions) -> Result<Ebpf, LoadError> {
+pub fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(LoadError::NoBtf);
     }
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| LoadError::Cpus(what, e))?.get();
     let drop_config = opts.drop_config.unwrap_or(DropConfig::DISABLED);
     let neigh_config = opts.neigh_config.unwrap_or(NeighConfig::DISABLED);
-    EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .map_max_entries(names::EVENTS_MAP, opts.ring_size)
         .map_max_entries(names::SCRATCH_MAP, cpus * SCRATCH_SLOTS)
         .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
         .override_global(names::TC_FLAGS_GLOBAL, &opts.tc_flags, true)
         .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
-        .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true)
+        .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true);
+    if let Some(filter) = opts.filter {
+        filter.configure(&mut loader);
+    }
+    loader
         .load(OBJECT)
         .map_err(|e| match &e {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { name, io_error, .. })

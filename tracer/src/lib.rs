@@ -16,6 +16,7 @@ mod drops;
 mod ebpf;
 mod enrich;
 mod event;
+pub mod filter;
 mod ifaces;
 pub mod kernel;
 mod mirror;

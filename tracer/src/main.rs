@@ -6,6 +6,7 @@ use clap::{Parser, error::ErrorKind};
 use tracer::{
     check,
     cli::{Cli, Command},
+    filter::{self, Filter},
     reaper, trace,
 };
 
@@ -64,8 +65,20 @@ fn run_pods(args: &tracer::cli::PodsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
+    // Before anything is loaded: a bad expression is a usage error.
+    let expression = match Filter::from_args(&args.expression, args.filter_file.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vethtrace: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if args.dump_filter {
+        print!("{}", filter::dump(expression.as_ref())?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let counters = runtime.block_on(trace::run(args))?;
+    let counters = runtime.block_on(trace::run(args, expression.as_ref()))?;
     eprintln!(
         "vethtrace: {} events, {} lost, {} undecodable",
         counters.events, counters.lost, counters.undecodable

@@ -27,6 +27,7 @@ use crate::{
     drops::{DropProbe, DropSetup, DropsError},
     ebpf::{self, LoadOptions},
     enrich::{Enricher, Shown},
+    filter::Filter,
     ifaces::IfaceFilter,
     kernel::btf::KernelBtf,
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
@@ -321,7 +322,7 @@ struct Session {
 type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
 
 impl Session {
-    async fn start(args: &TraceArgs, outputs: Outputs) -> anyhow::Result<Self> {
+    async fn start(args: &TraceArgs, outputs: Outputs, expression: Option<&Filter>) -> anyhow::Result<Self> {
         let filter = IfaceFilter::new(&args.iface)?;
         caps::check()?;
         let (pod_index, pod_report) = pods::start(&args.pods).await;
@@ -338,6 +339,7 @@ impl Session {
             drop_config: drop_setup.as_ref().map(|s| s.config),
             neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
             tc_flags: tc_flags(args),
+            filter: expression,
         })?;
         let collector = Collector::new(&mut ebpf)?;
         let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
@@ -575,9 +577,9 @@ fn report_lost(lost: u64, reported: u64) -> u64 {
     lost.max(reported)
 }
 
-pub async fn run(args: &TraceArgs) -> anyhow::Result<Counters> {
+pub async fn run(args: &TraceArgs, expression: Option<&Filter>) -> anyhow::Result<Counters> {
     let outputs = Outputs::open(args)?;
-    let mut session = Session::start(args, outputs).await?;
+    let mut session = Session::start(args, outputs, expression).await?;
     session.announce(session.tracing.attacher.backend().name());
     // Handlers before the ready file: a script that signals as soon as it sees the file must
     // get the flush, the detach and the counters, not the default action.

@@ -14,6 +14,7 @@
 //!
 //! One table on stdout, the same as JSON in `target/bench/` (with the machine it ran on).
 
+mod filter;
 mod node;
 mod report;
 mod tracer;
@@ -134,6 +135,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 
     let extra: Vec<&str> = opts.vethtrace_args.iter().map(String::as_str).collect();
     throughput(&node, &bin, &extra, repeat, seconds, &mut report)?;
+    filter::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;
     collector(&bin, repeat, collector_events, &mut report)?;
     attach_times(&node, &bin, &extra, repeat, &attach, &mut report)?;
     if let Some(secs) = opts.soak {

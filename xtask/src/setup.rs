@@ -42,6 +42,9 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "containernetworking-plugins",
     "python3",
+    // A C compiler for musl: tracer-pcap builds the vendored libpcap into the static build.
+    "musl-tools",
+    "linux-libc-dev",
 ];
 
 pub fn run() -> anyhow::Result<()> {

@@ -144,7 +144,8 @@ impl Drop for Node {
 pub struct Tracer {
     child: Option<Child>,
     dir: PathBuf,
-    _one_at_a_time: MutexGuard<'static, ()>,
+    /// Held by the first of the tracers started together.
+    _one_at_a_time: Option<MutexGuard<'static, ()>>,
 }
 
 static ONE_TRACER: Mutex<()> = Mutex::new(());
@@ -173,28 +174,46 @@ impl Tracer {
     /// Starts vethtrace inside the node namespace and waits until it is attached.
     pub fn start(node: &Node, args: &[&str]) -> Self {
         let one_at_a_time = ONE_TRACER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tracer = Self::spawn(node, args, Some(one_at_a_time));
+        tracer.wait_ready();
+        tracer
+    }
+
+    /// Starts one vethtrace per argument list, all at once (their programs load in parallel),
+    /// and waits until every one is attached.
+    pub fn start_many(node: &Node, each: &[Vec<&str>]) -> Vec<Self> {
+        let one_at_a_time = ONE_TRACER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = Some(one_at_a_time);
+        let mut tracers: Vec<Self> = each.iter().map(|args| Self::spawn(node, args, guard.take())).collect();
+        tracers.iter_mut().for_each(Self::wait_ready);
+        tracers
+    }
+
+    fn spawn(node: &Node, args: &[&str], guard: Option<MutexGuard<'static, ()>>) -> Self {
         let dir = scratch_dir("tr");
-        let ready = dir.join("ready");
         let child = node
             .in_node(vethtrace_bin().to_str().unwrap())
             .args(["--output", "json", "--output-file"])
             .arg(dir.join("events.json"))
             .arg("--ready-file")
-            .arg(&ready)
+            .arg(dir.join("ready"))
             .args(args)
             .stderr(fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .expect("start vethtrace");
-        let mut tracer = Self { child: Some(child), dir, _one_at_a_time: one_at_a_time };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        Self { child: Some(child), dir, _one_at_a_time: guard }
+    }
+
+    fn wait_ready(&mut self) {
+        let ready = self.dir.join("ready");
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
-            if let Some(status) = tracer.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("vethtrace exited before it was ready: {status}\n{}", tracer.stderr());
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("vethtrace exited before it was ready: {status}\n{}", self.stderr());
             }
-            assert!(Instant::now() < deadline, "vethtrace not ready after 20 s\n{}", tracer.stderr());
+            assert!(Instant::now() < deadline, "vethtrace not ready after 60 s\n{}", self.stderr());
             thread::sleep(Duration::from_millis(20));
         }
-        tracer
     }
 
     pub fn pid(&self) -> i32 {
@@ -290,7 +309,7 @@ impl Tcpdump {
             .in_node("tcpdump")
             // -Z root: tcpdump would otherwise drop to its own user and fail to write here;
             // --immediate-mode: frames still in a TPACKET_V3 block at SIGINT would be lost.
-            .args(["-n", "-U", "--immediate-mode", "-Z", "root", "-i", iface, "-Q", dir, "-w"])
+            .args(["-n", "-U", "--immediate-mode", "-B", "16384", "-Z", "root", "-i", iface, "-Q", dir, "-w"])
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -309,19 +328,25 @@ impl Tcpdump {
         Self { child, path }
     }
 
-    /// Stops tcpdump and returns the captured frames with their capture times (since the epoch).
-    pub fn stop(mut self) -> Vec<(Duration, Vec<u8>)> {
+    /// Stops tcpdump and returns the path of its capture (the caller removes it).
+    pub fn stop_keep(mut self) -> PathBuf {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         wait_timeout(&mut self.child, Duration::from_secs(10));
-        let file = fs::File::open(&self.path).unwrap();
+        self.path
+    }
+
+    /// Stops tcpdump and returns the captured frames with their capture times (since the epoch).
+    pub fn stop(self) -> Vec<(Duration, Vec<u8>)> {
+        let path = self.stop_keep();
+        let file = fs::File::open(&path).unwrap();
         let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
         let mut frames = Vec::new();
         while let Some(pkt) = reader.next_packet() {
             let pkt = pkt.expect("pcap packet");
             frames.push((pkt.timestamp, pkt.data.into_owned()));
         }
-        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_file(&path);
         frames
     }
 }

@@ -1,0 +1,204 @@
+//! pcap-filter expressions in the kernel. Unprivileged: the kernel's cBPF interpreter (run on
+//! the host) against libpcap's own over a varied frame set. Privileged (real binary, Calico-style
+//! node): frames replayed into a pod's eth0 while vethtrace runs with each expression; what it
+//! reports equals what `tcpdump -r CAPTURE EXPR` selects from a capture of the same cali.
+
+mod common;
+#[path = "filter/frames.rs"]
+mod frames;
+
+use std::{collections::BTreeSet, fs, os::fd::AsRawFd, path::Path, process::Command, time::Duration};
+
+use common::{Node, Tcpdump, Tracer, run, stdout, vethtrace_bin};
+use tracer::filter::Filter;
+use tracer_ebpf::{cbpf, parse::Frame};
+
+/// Expressions traced at once (one vethtrace each) in the privileged test.
+const BATCH: usize = 13;
+
+/// A frame as the kernel side reads it.
+struct Bytes<'a>(&'a [u8]);
+
+impl Frame for Bytes<'_> {
+    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        self.0.get(offset..offset.checked_add(N)?)?.try_into().ok()
+    }
+}
+
+/// Frame `n` of replay `round`, numbered in its source MAC (02:fe:00:round:n).
+fn numbered(frame: &[u8], round: u8, n: usize) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let [hi, lo] = u16::try_from(n).unwrap().to_be_bytes();
+    f[6..12].copy_from_slice(&[0x02, 0xfe, 0, round, hi, lo]);
+    f
+}
+
+/// (round, n) from a source MAC written by [`numbered`].
+fn number_of(mac: &[u8]) -> Option<(u8, usize)> {
+    (mac.len() == 6 && mac[..3] == [0x02, 0xfe, 0]).then(|| (mac[3], usize::from(u16::from_be_bytes([mac[4], mac[5]]))))
+}
+
+/// (round, n) of an event, from its `src_mac`.
+fn number_of_event(e: &serde_json::Value) -> Option<(u8, usize)> {
+    let mac: Vec<u8> = e["src_mac"].as_str()?.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+    number_of(&mac)
+}
+
+#[test]
+fn interpreter_agrees_with_libpcap_on_every_frame() {
+    assert!(frames::all().len() > 500, "{} frames", frames::all().len());
+    for (i, expr) in frames::EXPRESSIONS.iter().enumerate() {
+        // Numbered as in the privileged test's round for this expression.
+        let round = u8::try_from(i / BATCH).unwrap();
+        let frames: Vec<Vec<u8>> = frames::all().iter().enumerate().map(|(n, f)| numbered(f, round, n)).collect();
+        let f = Filter::compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}")).unwrap();
+        let pcap: Vec<tracer_pcap::Insn> =
+            f.insns().iter().map(|i| tracer_pcap::Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+        let len = u32::try_from(f.insns().len()).unwrap();
+        let mut accepted = 0;
+        for frame in &frames {
+            let wirelen = u32::try_from(frame.len()).unwrap();
+            let theirs = tracer_pcap::run(&pcap, frame, wirelen) != 0;
+            let ours = cbpf::matches(&Bytes(frame), wirelen, |n| f.insns().get(n).copied().unwrap_or_default(), len);
+            assert_eq!(ours, theirs, "{expr} on {frame:02x?}");
+            accepted += usize::from(ours);
+        }
+        assert!(accepted > 0 && accepted < frames.len(), "{expr} selects {accepted} of {} frames", frames.len());
+    }
+}
+
+/// Sends `frames` out of `iface` in namespace `ns` through a raw AF_PACKET socket, from a
+/// thread that enters the namespace (the rest of the test stays where it is).
+fn replay(ns: &str, iface: &str, frames: Vec<Vec<u8>>) {
+    let (ns, iface) = (ns.to_owned(), iface.to_owned());
+    std::thread::spawn(move || {
+        let netns = fs::File::open(Path::new("/var/run/netns").join(&ns)).expect("pod netns");
+        // SAFETY: setns on this thread only, with a namespace file descriptor we hold.
+        assert_eq!(unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+        let name = std::ffi::CString::new(iface.clone()).unwrap();
+        // SAFETY: plain syscalls with valid arguments; the socket is closed below.
+        unsafe {
+            let ifindex = libc::if_nametoindex(name.as_ptr());
+            assert_ne!(ifindex, 0, "{iface} in {ns}");
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = ifindex as i32;
+            addr.sll_halen = 6;
+            for f in &frames {
+                let n = libc::sendto(
+                    fd,
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&raw const addr).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
+                assert_eq!(n, f.len() as isize, "sendto {} bytes: {}", f.len(), std::io::Error::last_os_error());
+                // A moment for tcpdump to keep up: a capture that lost frames would differ.
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            libc::close(fd);
+        }
+    })
+    .join()
+    .expect("replay thread");
+}
+
+/// Frame numbers that `tcpdump -r capture EXPR` selects in `round`.
+fn tcpdump_selects(capture: &Path, expr: &str, round: u8) -> Vec<usize> {
+    let out = capture.with_extension(format!("sel{round}.pcap"));
+    run(Command::new("tcpdump").arg("-r").arg(capture).arg("-w").arg(&out).args((!expr.is_empty()).then_some(expr)));
+    let mut reader = pcap_file::pcap::PcapReader::new(fs::File::open(&out).unwrap()).unwrap();
+    let mut picked = Vec::new();
+    while let Some(pkt) = reader.next_packet() {
+        let data = pkt.unwrap().data;
+        if let Some((r, n)) = data.get(6..12).and_then(number_of)
+            && r == round
+        {
+            picked.push(n);
+        }
+    }
+    let _ = fs::remove_file(&out);
+    picked.sort_unstable();
+    picked
+}
+
+/// One vethtrace per expression, all at once; returns each one's JSON events after the
+/// frames went by.
+fn trace_round(node: &Node, cali: &str, exprs: &[&str], round: u8, frames: &[Vec<u8>]) -> Vec<Vec<serde_json::Value>> {
+    let args: Vec<Vec<&str>> = exprs.iter().map(|e| vec!["-i", cali, "--probe", "off", e]).collect();
+    let tracers = Tracer::start_many(node, &args);
+    let numbered: Vec<Vec<u8>> = frames.iter().enumerate().map(|(n, f)| numbered(f, round, n)).collect();
+    replay(&node.pod_ns("pod1"), "eth0", numbered);
+    std::thread::sleep(Duration::from_millis(1500));
+    tracers
+        .into_iter()
+        .map(|t| {
+            let done = t.stop();
+            assert!(done.status.success(), "vethtrace failed: {}\n{}", done.status, done.stderr);
+            done.events
+        })
+        .collect()
+}
+
+fn is_vlan(frame: &[u8]) -> bool {
+    frame[12..14] == [0x81, 0x00] || frame[12..14] == [0x88, 0xa8]
+}
+
+#[test]
+fn kernel_selects_the_frames_tcpdump_selects() {
+    let node = Node::up("flt");
+    let cali = node.cali("pod1");
+    let frames = frames::all();
+    let capture = Tcpdump::start(&node, &cali, "in");
+    let mut results = Vec::new();
+    for (round, exprs) in frames::EXPRESSIONS.chunks(BATCH).enumerate() {
+        let round = u8::try_from(round).unwrap();
+        let events = trace_round(&node, &cali, exprs, round, &frames);
+        results.extend(exprs.iter().zip(events).map(|(e, ev)| (*e, round, ev)));
+    }
+    let path = capture.stop_keep();
+    let mut drops_seen = 0;
+    for (expr, round, events) in &results {
+        let want = tcpdump_selects(&path, expr, *round);
+        let of = |kind: &str| -> Vec<(u8, usize)> {
+            events.iter().filter(|e| e["kind"] == kind && e["iface"] == cali.as_str()).filter_map(number_of_event).collect()
+        };
+        let mut got: Vec<usize> =
+            of("packet").into_iter().filter(|(r, _)| r == round).map(|(_, n)| n).collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "{expr}: vethtrace's frames (left) differ from tcpdump -r's (right)");
+        // Drops: only frames the expression selects (VLAN-tagged frames excepted: the drop
+        // path sees them with the tag taken off, see README).
+        let selected: BTreeSet<usize> = want.iter().copied().collect();
+        for (r, n) in of("drop") {
+            if r == *round && !is_vlan(&frames[n]) {
+                assert!(selected.contains(&n), "{expr}: drop of frame {n} ({:02x?}) that it does not select", frames[n]);
+                drops_seen += 1;
+            }
+        }
+    }
+    assert!(drops_seen > 0, "no drop event at all: the drop side was not exercised");
+    let _ = fs::remove_file(&path);
+}
+
+#[test]
+fn bad_expression_exits_2_with_one_line_and_attaches_nothing() {
+    let node = Node::up("fbad");
+    let cali = node.cali("pod1");
+    let out = node.in_node(vethtrace_bin().to_str().unwrap()).args(["-i", &cali, "tcp", "port"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err, "vethtrace: syntax error in filter expression: can't parse filter expression: syntax error\n");
+    let filters = stdout(node.in_node("tc").args(["filter", "show", "dev", &cali, "ingress"]));
+    assert!(filters.trim().is_empty(), "{filters}");
+    let links = stdout(node.in_node("bpftool").args(["link", "show"]));
+    assert!(!links.contains("vethtrace"), "{links}");
+    // -d prints libpcap's program (as tcpdump -d does) and attaches nothing either.
+    let dump = node.in_node(vethtrace_bin().to_str().unwrap()).args(["-i", &cali, "-d", "udp", "port", "53"]).output().unwrap();
+    assert!(dump.status.success());
+    let tcpdump = stdout(Command::new("tcpdump").args(["-d", "udp port 53"]));
+    assert_eq!(String::from_utf8_lossy(&dump.stdout), tcpdump);
+}
