@@ -18,6 +18,8 @@ mod enrich;
 mod event;
 mod ifaces;
 pub mod kernel;
+pub mod logging;
+mod metrics;
 mod mirror;
 pub mod output;
 mod packet;
