@@ -421,5 +421,8 @@ fn the_daemonset_capabilities_suffice() {
     assert!(text.contains("drops=\"on\"") && !text.contains("probe=\"off\""), "drops and probes with these capabilities: {text}\n{}", tracer.stderr());
     let finished = tracer.stop_with(libc::SIGTERM);
     assert!(finished.status.success(), "{}", finished.stderr);
-    assert!(!finished.stderr.contains("warning"), "{}", finished.stderr);
+    // Pod identity may warn that no source is there (this node has none); tracing may not.
+    let tracing_warnings: Vec<&str> =
+        finished.stderr.lines().filter(|l| l.contains("warning") && !l.contains("pod")).collect();
+    assert!(tracing_warnings.is_empty(), "{}", finished.stderr);
 }
