@@ -172,6 +172,37 @@ pub struct TraceArgs {
     /// are traced. Several words are joined with spaces.
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
+
+    /// Serve Prometheus metrics on ADDR:PORT (`/metrics`; `/healthz`, `/readyz` for probes).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Logs and warnings on standard error: `vethtrace: …` lines, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl TraceArgs {
+    /// Combinations clap cannot express; the message is for a usage error.
+    pub fn check(&self) -> Result<(), String> {
+        if self.output == Some(OutputFormat::None) && (self.output_file.is_some() || self.summary) {
+            return Err("--output none writes no lines: it cannot be used with --output-file or --summary".into());
+        }
+        Ok(())
+    }
+
+    /// `--output none` and no pcapng file: nothing is written per event (only counted).
+    pub fn writes_no_events(&self) -> bool {
+        self.output == Some(OutputFormat::None) && self.write.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `vethtrace: …` lines.
+    Text,
+    /// One JSON object per line: `{"time","level","msg"}`.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -190,6 +221,8 @@ pub enum OutputFormat {
     Text,
     /// One JSON object per line (schema in the README).
     Json,
+    /// No event lines (with `--metrics` and without `-w`: events are counted only).
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -202,7 +235,12 @@ pub enum TcMode {
 impl TraceArgs {
     /// The event lines' format: `--output`, else text unless a pcapng file is written.
     pub fn line_format(&self) -> Option<OutputFormat> {
-        self.output.or(if self.write.is_some() { None } else { Some(OutputFormat::Text) })
+        match self.output {
+            Some(OutputFormat::None) => None,
+            Some(f) => Some(f),
+            None if self.write.is_some() => None,
+            None => Some(OutputFormat::Text),
+        }
     }
 }
 
@@ -296,6 +334,24 @@ mod tests {
         let Some(Command::Pods(p)) = parse(&["pods", "--watch", "-o", "json"]).unwrap().command else { panic!() };
         assert!(p.watch && p.output == OutputFormat::Json);
         assert_eq!(p.pods.kubelet_pods_dir, std::path::Path::new("/var/log/pods"));
+    }
+
+    #[test]
+    fn metrics_output_none_and_log_format() {
+        let cli = parse(&["--metrics", "127.0.0.1:9901", "--output", "none", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.trace.metrics, Some("127.0.0.1:9901".parse().unwrap()));
+        assert_eq!(cli.trace.output, Some(OutputFormat::None));
+        assert_eq!(cli.trace.line_format(), None);
+        assert!(cli.trace.writes_no_events());
+        assert_eq!(cli.trace.log_format, LogFormat::Json);
+        assert!(cli.trace.check().is_ok());
+        assert_eq!(parse(&[]).unwrap().trace.log_format, LogFormat::Text);
+        assert!(parse(&["--metrics", "9901"]).is_err(), "an address is needed");
+        assert!(parse(&["--log-format", "xml"]).is_err());
+        assert!(parse(&["--output", "none", "--output-file", "f"]).unwrap().trace.check().is_err());
+        let pcapng = parse(&["--output", "none", "-w", "f.pcapng"]).unwrap().trace;
+        assert!(pcapng.check().is_ok() && !pcapng.writes_no_events(), "-w still writes the capture");
+        assert!(parse(&["--output", "none", "--summary"]).unwrap().trace.check().is_err());
     }
 
     #[test]

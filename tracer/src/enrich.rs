@@ -10,6 +10,7 @@ use crate::{
     annotate,
     drops::{self, DropNames, summary::Summary},
     event::{Decoded, Decoder, DropEvent, Event},
+    metrics::{self, Metrics},
     mirror::Mirror,
     pods::{Pod, PodIndex},
     probes,
@@ -76,6 +77,8 @@ pub struct Enricher {
     probe_mode: Option<probes::Mode>,
     /// Who is behind each interface.
     pods: Option<PodIndex>,
+    /// `--metrics`: counters updated for every record, shown or not, before anything else.
+    pub metrics: Option<Metrics>,
 }
 
 impl Enricher {
@@ -90,6 +93,7 @@ impl Enricher {
             drop_summary: Summary::default(),
             probe_mode,
             pods: None,
+            metrics: None,
         }
     }
 
@@ -105,12 +109,16 @@ impl Enricher {
             Ok(d) => d,
             Err(e) => {
                 self.counters.undecodable += 1;
+                if let Some(m) = &self.metrics {
+                    m.undecodable(); // metrics
+                }
                 log::debug!("skipped a record: {e}");
                 return None;
             }
         };
         self.counters.unknown_sections = self.decoder.unknown_sections;
         let Decoded { event, frame } = decoded;
+        metrics::count(self.metrics.as_ref(), &event); // metrics: packets, ARP, neighbours
         match event {
             Event::Drop(ev) => self.drop(ev, frame),
             _ if !self.shown.packets => None,
@@ -156,6 +164,10 @@ impl Enricher {
         let named = drops::render::name(names, &self.mirror, &ev, dev.as_deref());
         let iface = dev.unwrap_or(Cow::Borrowed("-"));
         self.drop_summary.add(named.reason_or_location(), &iface, &ev.packet);
+        if let Some(m) = &self.metrics {
+            // metrics: the reason, or the dropping function on kernels without reasons.
+            m.dropped(ev.ifindex, &iface, named.reason.as_deref().or_else(|| names.symbol(&ev)).unwrap_or("unknown"));
+        }
         self.counters.drops += 1;
         if !self.shown.drops {
             return None;

@@ -19,6 +19,8 @@ mod event;
 pub mod filter;
 mod ifaces;
 pub mod kernel;
+pub mod logging;
+mod metrics;
 mod mirror;
 pub mod output;
 mod packet;

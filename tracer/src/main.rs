@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, error::ErrorKind};
 use tracer::{
     check,
-    cli::{Cli, Command},
+    cli::{Cli, Command, LogFormat},
     filter::{self, Filter},
+    logging::{self, Level},
     reaper, trace,
 };
 
@@ -31,9 +32,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
-        .init();
+    if let Err(e) = cli.trace.check() {
+        eprintln!("vethtrace: {e} (see --help)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // JSON logs are for the tracer itself; check and the reaper write plain lines.
+    logging::init(if cli.command.is_none() { cli.trace.log_format } else { LogFormat::Text });
     let result = match cli.command {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
         Some(Command::Check(pods)) => Ok(run_check(&pods)),
@@ -45,7 +49,8 @@ fn main() -> ExitCode {
         None => run_trace(&cli.trace),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("vethtrace: {e:#}");
+        logging::finish();
+        logging::emit(Level::Error, &format!("{e:#}"));
         ExitCode::FAILURE
     })
 }
@@ -79,9 +84,10 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let counters = runtime.block_on(trace::run(args, expression.as_ref()))?;
-    eprintln!(
-        "vethtrace: {} events, {} lost, {} undecodable",
-        counters.events, counters.lost, counters.undecodable
+    logging::finish();
+    logging::emit(
+        Level::Info,
+        &format!("{} events, {} lost, {} undecodable", counters.events, counters.lost, counters.undecodable),
     );
     if counters.unknown_sections > 0 || counters.kernel_errors > 0 {
         eprintln!(
@@ -90,7 +96,7 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if args.strict && counters.lost > 0 {
-        eprintln!("vethtrace: --strict: {} events were lost", counters.lost);
+        logging::emit(Level::Error, &format!("--strict: {} events were lost", counters.lost));
         return Ok(ExitCode::from(EXIT_LOST));
     }
     Ok(ExitCode::SUCCESS)

@@ -30,6 +30,7 @@ use crate::{
     filter::Filter,
     ifaces::IfaceFilter,
     kernel::btf::KernelBtf,
+    metrics::{self, Interfaces, Metrics},
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
     pods::{self, PodIndex},
@@ -53,12 +54,9 @@ impl Outputs {
     /// error line and nothing to clean up.
     fn open(args: &TraceArgs) -> anyhow::Result<Self> {
         let lines = match args.line_format() {
-            None => None,
+            None | Some(OutputFormat::None) => None,
             Some(f) => {
-                let format = match f {
-                    OutputFormat::Text => Format::Text,
-                    OutputFormat::Json => Format::Json,
-                };
+                let format = if f == OutputFormat::Json { Format::Json } else { Format::Text };
                 Some(LineWriter::new(format, open_line_output(args)?))
             }
         };
@@ -172,6 +170,8 @@ struct Tracing {
     pending: std::collections::VecDeque<(u32, String)>,
     /// Attached since the last progress line, and the size of the backlog then.
     progress: (usize, usize),
+    /// `--metrics`: told which interfaces are traced, under which name (and pod).
+    metrics: Option<Interfaces>,
 }
 
 impl Tracing {
@@ -185,6 +185,13 @@ impl Tracing {
                 } else if !wanted && self.attacher.is_attached(index) {
                     self.attacher.detach(index);
                     log::info!("{name} no longer matches; detached");
+                    if let Some(m) = &self.metrics {
+                        m.untraced(index); // metrics
+                    }
+                } else if let Some(m) = &self.metrics
+                    && wanted
+                {
+                    m.traced(index, &name, None); // metrics: a traced interface renamed
                 }
             }
             LinkChange::Removed { index, name } => {
@@ -193,6 +200,9 @@ impl Tracing {
                     log::info!("{name} went away");
                 }
                 self.attacher.detach(index);
+                if let Some(m) = &self.metrics {
+                    m.untraced(index); // metrics
+                }
             }
         }
     }
@@ -201,7 +211,13 @@ impl Tracing {
     fn attach_next(&mut self) -> bool {
         let Some((index, name)) = self.pending.pop_front() else { return false };
         match self.attacher.attach(&mut self.ebpf, index, &name) {
-            Ok(()) => log::info!("tracing {name} (ifindex {index})"),
+            Ok(()) => {
+                log::info!("tracing {name} (ifindex {index})");
+                if let Some(m) = &self.metrics {
+                    // metrics: its labels (pod: PodIndex::by_ifname(&name) once pod identity is there)
+                    m.traced(index, &name, None);
+                }
+            }
             Err(e) => eprintln!("vethtrace: warning: {e:#}"),
         }
         true
@@ -281,7 +297,14 @@ fn start_probes(
 /// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
 /// the interfaces as traced (for the drop program) and send nothing.
 fn tc_flags(args: &TraceArgs) -> u32 {
-    if args.drops || args.summary { 0 } else { tracer_common::tc_flags::ALL }
+    use tracer_common::tc_flags::{ALL, RECORD};
+    let shown = !args.drops && !args.summary && !args.writes_no_events();
+    // metrics: every packet is counted, shown or not; the FIB verdict only when it is shown.
+    match (shown, args.metrics.is_some()) {
+        (true, _) => ALL,
+        (false, true) => RECORD,
+        (false, false) => 0,
+    }
 }
 
 /// A drop-tracing failure: fatal with `--drops`/`--summary`, a warning otherwise.
@@ -351,13 +374,19 @@ impl Session {
         // Subscribe before the dump so that nothing falls between the two.
         let (netlink, notifications) = mirror::subscribe()?;
         let node = Mirror::load(&netlink).await?;
-        let shown = Shown { packets: !args.drops && !args.summary, drops: !args.summary };
+        // --output none without -w: nothing is enriched for a writer, only counted.
+        let quiet = args.writes_no_events();
+        let shown = Shown { packets: !args.drops && !args.summary && !quiet, drops: !args.summary && !quiet };
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
-        let enricher =
+        let mut enricher =
             Enricher::new(node, shown, drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pod_index.clone());
+        // metrics: the counters and their HTTP endpoint (bound now: a port in use fails here).
+        let mode = metrics::ModeInfo::new(attacher.backend().name(), probes.as_ref().map(|p| p.mode), drop_probe.is_some());
+        enricher.metrics = args.metrics.map(|addr| metrics::start(addr, &mode)).transpose()?;
+        let traced_for_metrics = enricher.metrics.as_ref().map(Metrics::interfaces);
         let mut session = Self {
             collector,
-            tracing: Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0) },
+            tracing: Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics: traced_for_metrics },
             drop_probe,
             netlink,
             notifications,
@@ -388,8 +417,9 @@ impl Session {
             n => format!(", {n} more being attached"),
         };
         eprintln!(
-            "vethtrace: tracing {} interface(s) matching {describe} via {backend}{more}; Ctrl-C to stop",
+            "vethtrace: tracing {} interface(s) matching {describe} via {backend}{more}{}; Ctrl-C to stop",
             self.tracing.attacher.count(),
+            metrics::startup_note(self.sink.enricher.metrics.as_ref()), // metrics: where they are served
         );
         if self.tracing.attacher.count() == 0 {
             eprintln!("vethtrace: no interface matches {describe} yet; waiting for one to appear");
@@ -545,6 +575,9 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
                     s.sync_drop_addrs();
                 }
                 reported_lost = report_lost(s.collector.lost(), reported_lost);
+                if let Some(m) = &s.sink.enricher.metrics {
+                    m.lost(reported_lost); // metrics
+                }
                 s.reported_errors = report_errors(s.collector.errors(), s.reported_errors);
             }
             drained = s.collector.drain(|b| s.sink.record(b)) => {
@@ -588,6 +621,9 @@ pub async fn run(args: &TraceArgs, expression: Option<&Filter>) -> anyhow::Resul
         let (now, more) = (session.tracing.attacher.count(), session.tracing.pending.len());
         let text = format!("ready: {now} interface(s) attached, {more} being attached\n");
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(m) = &session.sink.enricher.metrics {
+        m.set_ready(); // metrics: /readyz answers 200
     }
     let stop = event_loop(&mut session, &mut stops, args.duration).await?;
     if matches!(stop, Stop::Signal) {

@@ -5,15 +5,7 @@ mod common;
 
 use std::{process::Command, time::Duration};
 
-use common::{Node, Tcpdump, Tracer, events_by_iface_dir, frame_key, run, stdout, vethtrace_bin};
-
-/// TC modes this kernel offers: TCX exists from Linux 6.6, clsact everywhere.
-fn tc_modes() -> Vec<&'static str> {
-    let release = stdout(Command::new("uname").arg("-r"));
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) >= (6, 6) { vec!["tcx", "clsact"] } else { vec!["clsact"] }
-}
+use common::{Node, Tcpdump, Tracer, events_by_iface_dir, frame_key, run, stdout, tc_modes, vethtrace_bin};
 
 /// ARP, ICMP, TCP, UDP over IPv4 and IPv6 between the two pods, and out through the uplink.
 fn make_traffic(node: &Node) {

@@ -75,9 +75,11 @@ enum Mode {
     Untraced,
     Vethtrace,
     Tcpdump,
+    /// `--metrics … --output none`: every packet counted, nothing formatted.
+    MetricsOnly,
 }
 
-const MODES: [Mode; 3] = [Mode::Untraced, Mode::Vethtrace, Mode::Tcpdump];
+const MODES: [Mode; 4] = [Mode::Untraced, Mode::Vethtrace, Mode::Tcpdump, Mode::MetricsOnly];
 
 impl Mode {
     fn name(self) -> &'static str {
@@ -85,6 +87,7 @@ impl Mode {
             Self::Untraced => "untraced",
             Self::Vethtrace => "vethtrace",
             Self::Tcpdump => "tcpdump",
+            Self::MetricsOnly => "vethtrace metrics-only",
         }
     }
 }
@@ -159,10 +162,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 /// Rounds of untraced / vethtrace / tcpdump, each with a TCP and a UDP run; ratios pair each
 /// traced run with the untraced run of its round, so slow drifts of a shared machine cancel.
 fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
-    let ticks = clock_ticks();
-    let mut runs: Vec<[Run; 3]> = Vec::new();
+    let mut runs: Vec<[Run; 4]> = Vec::new();
     for round in 0..repeat {
-        let mut results: [Run; 3] = Default::default();
+        let mut results: [Run; 4] = Default::default();
         for (i, mode) in MODES.into_iter().enumerate() {
             eprintln!("xtask: bench round {}/{repeat}: {}", round + 1, mode.name());
             results[i] = match mode {
@@ -186,36 +188,8 @@ fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u
                         ..Run::default()
                     }
                 }
-                Mode::Vethtrace => {
-                    let mut run = Run::default();
-                    for udp in [false, true] {
-                        let tracer = Vethtrace::start(bin, node, if udp { "flood" } else { "tcp" }, extra)?;
-                        let pid = tracer.pid();
-                        let packets_before = node.cali_packets()?;
-                        let before = sample(pid).unwrap_or_default();
-                        let rss = RssSampler::start(pid, Duration::from_millis(100));
-                        let result = node.iperf(udp, seconds);
-                        let after = sample(pid).unwrap_or_default();
-                        let rss = rss.stop();
-                        let packets = node.cali_packets()? - packets_before;
-                        let (counts, _) = tracer.stop()?;
-                        let result = result?;
-                        let counts = counts.context("vethtrace stopped without its counters")?;
-                        run.packets += packets as f64;
-                        run.events += counts.events as f64;
-                        run.lost += counts.lost as f64;
-                        if udp {
-                            run.udp_received_pps = result.received_pps;
-                            run.udp_sent_pps = result.sent_pps;
-                            run.flood_events = counts.events as f64;
-                            run.cpu = (after.cpu_ticks - before.cpu_ticks) as f64 / ticks / f64::from(seconds);
-                            run.rss_peak = rss.iter().map(|&(_, b)| b).max().unwrap_or(after.rss_bytes) as f64;
-                        } else {
-                            run.tcp_bps = result.bits_per_sec;
-                        }
-                    }
-                    run
-                }
+                Mode::Vethtrace => traced_run(node, bin, extra, seconds, false)?,
+                Mode::MetricsOnly => traced_run(node, bin, extra, seconds, true)?,
             };
         }
         runs.push(results);
@@ -257,7 +231,60 @@ fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u
     report.push(Row::new("flood", "vethtrace CPU (one core = 100 %)", "%", col(v, |r| r.cpu * 100.0)));
     report.push(Row::new("flood", "vethtrace events per CPU-second", "ev/s", runs.iter().map(|r| r[v].events_in_flood_per_cpu(seconds)).collect()));
     report.push(Row::new("flood", "vethtrace peak RSS", "B", col(v, |r| r.rss_peak)).target(Target::AllAtMost(64.0 * MIB)));
+    metrics_rows(&runs, seconds, report);
     Ok(())
+}
+
+/// One TCP and one UDP run traced by vethtrace, printing every event as annotated JSON or
+/// (`metrics_only`) counting them for `--metrics` only.
+fn traced_run(node: &Node, bin: &Path, extra: &[&str], seconds: u32, metrics_only: bool) -> anyhow::Result<Run> {
+    let mut run = Run::default();
+    for udp in [false, true] {
+        let tag = if udp { "flood" } else { "tcp" };
+        let tracer = if metrics_only { Vethtrace::start_metrics_only(bin, node, tag, extra)? } else { Vethtrace::start(bin, node, tag, extra)? };
+        let pid = tracer.pid();
+        let packets_before = node.cali_packets()?;
+        let before = sample(pid).unwrap_or_default();
+        let rss = RssSampler::start(pid, Duration::from_millis(100));
+        let result = node.iperf(udp, seconds);
+        let after = sample(pid).unwrap_or_default();
+        let rss = rss.stop();
+        let packets = node.cali_packets()? - packets_before;
+        let (counts, _) = tracer.stop()?;
+        let result = result?;
+        let counts = counts.context("vethtrace stopped without its counters")?;
+        run.packets += packets as f64;
+        run.events += counts.events as f64;
+        run.lost += counts.lost as f64;
+        if udp {
+            run.udp_received_pps = result.received_pps;
+            run.udp_sent_pps = result.sent_pps;
+            run.flood_events = counts.events as f64;
+            run.cpu = (after.cpu_ticks - before.cpu_ticks) as f64 / clock_ticks() / f64::from(seconds);
+            run.rss_peak = rss.iter().map(|&(_, b)| b).max().unwrap_or(after.rss_bytes) as f64;
+        } else {
+            run.tcp_bps = result.bits_per_sec;
+        }
+    }
+    Ok(run)
+}
+
+/// The metrics-only mode (`--metrics … --output none`) beside the printing mode.
+fn metrics_rows(runs: &[[Run; 4]], seconds: u32, report: &mut Report) {
+    let (u, v, m) = (0, 1, 3);
+    let ratio = |mode: usize, f: fn(&Run) -> f64| runs.iter().map(|r| f(&r[mode]) / f(&r[u])).collect::<Vec<f64>>();
+    let col = |mode: usize, f: fn(&Run) -> f64| runs.iter().map(|r| f(&r[mode])).collect::<Vec<f64>>();
+    report.push(Row::new("metrics", "tcp: metrics-only / untraced", "ratio", ratio(m, |r| r.tcp_bps)));
+    report.push(Row::new("metrics", "tcp: printing / untraced (same rounds)", "ratio", ratio(v, |r| r.tcp_bps)));
+    report.push(Row::new("metrics", "udp-64: metrics-only / untraced", "ratio", ratio(m, |r| r.udp_received_pps)));
+    report.push(Row::new("metrics", "udp-64: metrics-only / untraced, sent", "ratio", ratio(m, |r| r.udp_sent_pps)));
+    report.push(Row::new("metrics", "udp-64: printing / untraced (same rounds)", "ratio", ratio(v, |r| r.udp_received_pps)));
+    report.push(Row::new("metrics", "metrics-only CPU (one core = 100 %)", "%", col(m, |r| r.cpu * 100.0)));
+    report.push(Row::new("metrics", "printing CPU (one core = 100 %)", "%", col(v, |r| r.cpu * 100.0)));
+    report.push(Row::new("metrics", "metrics-only events per CPU-second", "ev/s", runs.iter().map(|r| r[m].events_in_flood_per_cpu(seconds)).collect()));
+    report.push(Row::new("metrics", "metrics-only peak RSS", "B", col(m, |r| r.rss_peak)).target(Target::AllAtMost(64.0 * MIB)));
+    report.push(Row::new("metrics", "metrics-only delivered / packets", "ratio", col(m, |r| r.events / r.packets)));
+    report.push(Row::new("metrics", "metrics-only events lost (ring full)", "events", col(m, |r| r.lost)).target(Target::AllAtMost(0.0)));
 }
 
 impl Run {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod image;
 mod run;
 mod setup;
 mod test;
@@ -37,6 +38,11 @@ enum Task {
     Test,
     /// The integration tests on Debian's 6.1 kernel (apt linux-image-6.1.0-*-amd64) under QEMU/TCG.
     Vm(vm::Options),
+    /// The container image (FROM scratch, the static musl binary) with buildah, offline;
+    /// also written as an OCI archive under target/image.
+    Image,
+    /// Check deploy/ offline: Kubernetes schemas (kubernetes-validate, strict) and consistency.
+    DeployCheck,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +73,14 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
         Task::Vm(opts) => {
             setup::run()?;
             vm::run(&opts)
+        }
+        Task::Image => {
+            setup::run()?;
+            image::run()
+        }
+        Task::DeployCheck => {
+            setup::run()?;
+            image::deploy_check()
         }
     }
 }

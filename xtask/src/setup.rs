@@ -14,7 +14,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// Debian packages: LLVM for bpf-linker, network tools for the tests and the demo (tcpdump,
-/// tshark and bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM.
+/// tshark and bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM,
+/// Prometheus (the metrics test's scraper and promtool) and buildah (the container image).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libzstd-dev",
@@ -45,10 +46,16 @@ const APT_PACKAGES: &[&str] = &[
     // A C compiler for musl: tracer-pcap builds the vendored libpcap into the static build.
     "musl-tools",
     "linux-libc-dev",
+    "prometheus",
+    "buildah",
 ];
+
+/// PyPI packages, by pinned version: the offline schema check of deploy/.
+const PIP_PACKAGES: &[(&str, &str)] = &[("kubernetes-validate", "1.37.0")];
 
 pub fn run() -> anyhow::Result<()> {
     apt_packages()?;
+    pip_packages()?;
     ebpf_toolchain()?;
     bpf_linker()?;
     Ok(())
@@ -77,6 +84,25 @@ fn apt_packages() -> anyhow::Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+fn pip_packages() -> anyhow::Result<()> {
+    for (name, version) in PIP_PACKAGES {
+        let shown = run::stdout(Command::new("python3").args(["-m", "pip", "show", name]));
+        if shown.lines().any(|l| l == format!("Version: {version}")) {
+            continue;
+        }
+        eprintln!("xtask: installing PyPI package {name}=={version}");
+        run::status(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("{name}=={version}"),
+        ]))?;
+    }
+    Ok(())
 }
 
 fn ebpf_toolchain() -> anyhow::Result<()> {

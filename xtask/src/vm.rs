@@ -134,21 +134,29 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     outcome.with_context(|| format!("integration tests on {}", kernel.release))
 }
 
-/// Static musl builds: vethtrace (release, as it would be shipped) and the integration tests.
-fn build(workspace: &Path, target: &Path) -> anyhow::Result<(PathBuf, Vec<TestBinary>)> {
-    let cargo = |args: &[&str]| {
-        let mut cmd = Command::new("cargo");
-        cmd.args(args)
-            .args(["--target", MUSL, "--package", "tracer", "--message-format=json-render-diagnostics"])
-            .env("CARGO_TARGET_DIR", target)
-            .current_dir(workspace);
-        cmd
-    };
-    let vethtrace = executables(&mut cargo(&["build", "--release", "--bin", "vethtrace"]))?
+/// `cargo <args>` for the tracer package, static for musl, into `target`.
+fn musl_cargo(workspace: &Path, target: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(args)
+        .args(["--target", MUSL, "--package", "tracer", "--message-format=json-render-diagnostics"])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(workspace);
+    cmd
+}
+
+/// vethtrace, release, static for musl (what the VM runs and the container image holds).
+pub fn static_vethtrace(workspace: &Path, target: &Path) -> anyhow::Result<PathBuf> {
+    Ok(executables(&mut musl_cargo(workspace, target, &["build", "--release", "--bin", "vethtrace"]))?
         .into_iter()
         .find(|e| e.kind == "bin")
         .context("cargo built no vethtrace binary")?
-        .path;
+        .path)
+}
+
+/// Static musl builds: vethtrace (release, as it would be shipped) and the integration tests.
+fn build(workspace: &Path, target: &Path) -> anyhow::Result<(PathBuf, Vec<TestBinary>)> {
+    let cargo = |args: &[&str]| musl_cargo(workspace, target, args);
+    let vethtrace = static_vethtrace(workspace, target)?;
     // A binary whose test file (or the shared harness) reads VETHTRACE_PROBE runs once per probe.
     let reads_probe = |src: &Path| fs::read_to_string(src).is_ok_and(|s| s.contains("VETHTRACE_PROBE"));
     let harness_reads_probe = reads_probe(&workspace.join("tracer/tests/common/mod.rs"));

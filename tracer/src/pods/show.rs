@@ -105,6 +105,8 @@ fn line(format: OutputFormat, event: Option<&str>, row: &Row) -> String {
         (OutputFormat::Text, Some("remove")) => format!("- {}", row.iface),
         (OutputFormat::Text, Some("add")) => format!("+ {}", row.text()),
         (OutputFormat::Text, Some(_)) => format!("~ {}", row.text()),
+        // Refused by `run` (`none` is the tracer's: count without printing).
+        (OutputFormat::None, _) => String::new(),
     }
 }
 
@@ -128,6 +130,9 @@ fn diff(old: &BTreeMap<String, Row>, new: &BTreeMap<String, Row>, format: Output
 
 /// The command: the table, then (with `--watch`) changes until Ctrl-C/SIGTERM.
 pub async fn run(args: &PodsArgs) -> anyhow::Result<()> {
+    if args.output == OutputFormat::None {
+        anyhow::bail!("--output none: vethtrace pods prints its table as text or json");
+    }
     let filter = IfaceFilter::new(&args.iface)?;
     let (mut index, report) = start(&args.pods).await;
     report.print();

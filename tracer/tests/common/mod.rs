@@ -23,6 +23,14 @@ use std::{
 
 use serde_json::Value;
 
+/// TC modes this kernel offers: TCX exists from Linux 6.6, clsact everywhere.
+pub fn tc_modes() -> Vec<&'static str> {
+    let release = stdout(Command::new("uname").arg("-r"));
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (6, 6) { vec!["tcx", "clsact"] } else { vec!["clsact"] }
+}
+
 /// Fails the test unless it runs as root.
 pub fn require_root() {
     let uid = String::from_utf8(Command::new("id").arg("-u").output().expect("id").stdout).unwrap();
@@ -173,8 +181,24 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 impl Tracer {
     /// Starts vethtrace inside the node namespace and waits until it is attached.
     pub fn start(node: &Node, args: &[&str]) -> Self {
+        Self::launch(node, true, &[], args)
+    }
+
+    /// As [`Tracer::start`], without `--output json --output-file …` (the caller picks the output;
+    /// standard output goes to a file of the scratch directory).
+    pub fn start_with_output(node: &Node, args: &[&str]) -> Self {
+        Self::launch(node, false, &[], args)
+    }
+
+    /// As [`Tracer::start_with_output`], run through `wrapper` (a command that ends by exec'ing
+    /// its arguments, e.g. setpriv), inside the node's namespace.
+    pub fn start_wrapped(node: &Node, wrapper: &[&str], args: &[&str]) -> Self {
+        Self::launch(node, false, wrapper, args)
+    }
+
+    fn launch(node: &Node, json_events: bool, wrapper: &[&str], args: &[&str]) -> Self {
         let one_at_a_time = ONE_TRACER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut tracer = Self::spawn(node, args, Some(one_at_a_time));
+        let mut tracer = Self::spawn(node, args, Some(one_at_a_time), json_events, wrapper);
         tracer.wait_ready();
         tracer
     }
@@ -184,20 +208,36 @@ impl Tracer {
     pub fn start_many(node: &Node, each: &[Vec<&str>]) -> Vec<Self> {
         let one_at_a_time = ONE_TRACER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut guard = Some(one_at_a_time);
-        let mut tracers: Vec<Self> = each.iter().map(|args| Self::spawn(node, args, guard.take())).collect();
+        let mut tracers: Vec<Self> = each.iter().map(|args| Self::spawn(node, args, guard.take(), true, &[])).collect();
         tracers.iter_mut().for_each(Self::wait_ready);
         tracers
     }
 
-    fn spawn(node: &Node, args: &[&str], guard: Option<MutexGuard<'static, ()>>) -> Self {
+    fn spawn(
+        node: &Node,
+        args: &[&str],
+        guard: Option<MutexGuard<'static, ()>>,
+        json_events: bool,
+        wrapper: &[&str],
+    ) -> Self {
         let dir = scratch_dir("tr");
-        let child = node
-            .in_node(vethtrace_bin().to_str().unwrap())
-            .args(["--output", "json", "--output-file"])
-            .arg(dir.join("events.json"))
+        let bin = vethtrace_bin();
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = node.in_node(program);
+                cmd.args(rest).arg(&bin);
+                cmd
+            }
+            None => node.in_node(bin.to_str().unwrap()),
+        };
+        if json_events {
+            cmd.args(["--output", "json", "--output-file"]).arg(dir.join("events.json"));
+        }
+        let child = cmd
             .arg("--ready-file")
             .arg(dir.join("ready"))
             .args(args)
+            .stdout(fs::File::create(dir.join("stdout")).unwrap())
             .stderr(fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .expect("start vethtrace");
@@ -222,6 +262,11 @@ impl Tracer {
 
     pub fn stderr(&self) -> String {
         fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// What vethtrace wrote to its standard output so far.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
     }
 
     /// Events written so far (complete lines only).

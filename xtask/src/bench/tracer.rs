@@ -1,6 +1,6 @@
 //! The tracers under test, started inside the node's namespace and stopped with SIGINT:
-//! vethtrace (every packet, annotation on, JSON to a file) and tcpdump (one per cali, pcap to a
-//! file).
+//! vethtrace (every packet, annotation on, JSON to a file; or metrics only, nothing printed) and
+//! tcpdump (one per cali, pcap to a file).
 
 use std::{
     fs,
@@ -20,11 +20,24 @@ pub struct VethtraceCounts {
     pub lost: u64,
 }
 
+/// Where a traced run's events go.
+enum Output {
+    /// Annotated JSON to this file (removed at the end).
+    File(PathBuf),
+    /// Annotated JSON to /dev/null.
+    Discard,
+    /// Nothing formatted: counted only, served on [`METRICS_ADDR`] (`--metrics … --output none`).
+    MetricsOnly,
+}
+
+/// Where the metrics-only runs serve, inside the node's namespace.
+pub const METRICS_ADDR: &str = "127.0.0.1:9464";
+
 pub struct Vethtrace {
     child: Child,
     stderr: PathBuf,
-    /// The events file, removed at the end; `None` when events go to /dev/null.
-    output: Option<PathBuf>,
+    output: Output,
+    ns: String,
     /// From spawn to the ready file.
     pub ready_after: Duration,
 }
@@ -33,24 +46,32 @@ impl Vethtrace {
     /// Starts vethtrace on every `cali*` of the node, writing events to a scratch file, and
     /// waits until it has attached.
     pub fn start(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        Self::spawn(bin, node, tag, extra, Some(node.scratch.join(format!("{tag}.json"))))
+        Self::spawn(bin, node, tag, extra, Output::File(node.scratch.join(format!("{tag}.json"))))
+    }
+
+    /// vethtrace counting for its metrics endpoint only (`--metrics … --output none`).
+    pub fn start_metrics_only(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn(bin, node, tag, extra, Output::MetricsOnly)
     }
 
     /// As [`Vethtrace::start`], events written to /dev/null (a long flood would fill the disk).
     pub fn start_discarding(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        Self::spawn(bin, node, tag, extra, None)
+        Self::spawn(bin, node, tag, extra, Output::Discard)
     }
 
-    fn spawn(bin: &Path, node: &Node, tag: &str, extra: &[&str], output: Option<PathBuf>) -> anyhow::Result<Self> {
+    fn spawn(bin: &Path, node: &Node, tag: &str, extra: &[&str], output: Output) -> anyhow::Result<Self> {
         let ready = node.scratch.join(format!("{tag}.ready"));
         let stderr = node.scratch.join(format!("{tag}.stderr"));
         let _ = fs::remove_file(&ready);
         let start = Instant::now();
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &node.ns()])
-            .arg(bin)
-            .args(["--iface", "cali*", "--output", "json", "--output-file"])
-            .arg(output.as_deref().unwrap_or(Path::new("/dev/null")))
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &node.ns()]).arg(bin).args(["--iface", "cali*"]);
+        match &output {
+            Output::File(path) => cmd.args(["--output", "json", "--output-file"]).arg(path),
+            Output::Discard => cmd.args(["--output", "json", "--output-file", "/dev/null"]),
+            Output::MetricsOnly => cmd.args(["--output", "none", "--metrics", METRICS_ADDR]),
+        };
+        let mut child = cmd
             .arg("--ready-file")
             .arg(&ready)
             .args(extra)
@@ -66,7 +87,7 @@ impl Vethtrace {
         }
         let ready_after = start.elapsed();
         let _ = fs::remove_file(&ready);
-        Ok(Self { child, stderr, output, ready_after })
+        Ok(Self { child, stderr, output, ns: node.ns(), ready_after })
     }
 
     pub fn pid(&self) -> u32 {
@@ -77,6 +98,11 @@ impl Vethtrace {
     /// SIGINT, then waits for the exit; returns the counters (`None` when vethtrace printed
     /// none) and how long the exit took.
     pub fn stop(mut self) -> anyhow::Result<(Option<VethtraceCounts>, Duration)> {
+        // Metrics-only runs print no events: what they delivered is in their metrics.
+        let delivered = match self.output {
+            Output::MetricsOnly => Some(self.events_scraped()?),
+            _ => None,
+        };
         let start = Instant::now();
         interrupt(&self.child);
         if !wait_child(&mut self.child, Duration::from_secs(60)) {
@@ -84,15 +110,35 @@ impl Vethtrace {
         }
         let took = start.elapsed();
         let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
-        if let Some(output) = &self.output {
+        if let Output::File(output) = &self.output {
             let _ = fs::remove_file(output);
         }
         let _ = fs::remove_file(&self.stderr);
-        let counts = parse_counts(&stderr);
+        let counts = parse_counts(&stderr).map(|c| VethtraceCounts { events: delivered.unwrap_or(c.events), ..c });
         if counts.is_none() {
             eprintln!("xtask: warning: no counters in vethtrace's stderr: {}", stderr.trim());
         }
         Ok((counts, took))
+    }
+}
+
+impl Vethtrace {
+    /// `vethtrace_events_total`, summed over kinds, from the endpoint (bash's /dev/tcp in the
+    /// node's namespace).
+    fn events_scraped(&self) -> anyhow::Result<u64> {
+        let (host, port) = METRICS_ADDR.split_once(':').unwrap_or_default();
+        let script = format!("exec 3<>/dev/tcp/{host}/{port} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
+        let out = Command::new("ip").args(["netns", "exec", &self.ns, "bash", "-c", &script]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let events: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("vethtrace_events_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        if events.is_empty() {
+            bail!("no vethtrace_events_total from {METRICS_ADDR}: {}", text.trim());
+        }
+        Ok(events.iter().sum())
     }
 }
 

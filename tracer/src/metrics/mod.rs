@@ -1,0 +1,441 @@
+//! Prometheus metrics (`--metrics ADDR:PORT`): counters kept while tracing, served over HTTP by
+//! [`serve`] in the Prometheus text format, or OpenMetrics when the scraper asks for it.
+//!
+//! The event loop calls [`Metrics`] once per decoded record and formats nothing for it. Label
+//! values are resolved once per interface, when it is traced ([`Interfaces::traced`]): the counters
+//! of an interface are kept by ifindex, so an event costs one integer-keyed lookup and an
+//! atomic add. Labels stay bounded: interface, pod, direction, drop reason, event kind — never
+//! an address or a flow.
+//!
+//! The `pod` label is whatever [`Interfaces::traced`] is given (`namespace/name`, empty when
+//! `None`); the trace loop passes it when it attaches an interface, and calls `traced` again
+//! when the pod behind an interface becomes known or changes: the interface's series then
+//! carry the new label (the old ones are removed).
+
+pub mod serve;
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    rc::Rc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    registry::Registry,
+};
+use tracer_common::{NeighSection, arp_hook, neigh_hook, neighf};
+
+use crate::event::Event;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// `NUD_FAILED`: the neighbour never answered.
+const NUD_FAILED: u8 = 0x20;
+/// ARP operations.
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+
+/// The host's view of the interface, as in the JSON output's `dir`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, reason = "label values are lowercase")]
+pub enum Direction {
+    ingress,
+    egress,
+}
+
+/// Which record the ring buffer delivered.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, reason = "label values are lowercase")]
+pub enum EventKind {
+    packet,
+    drop,
+    arp,
+    neigh,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IfaceLabels {
+    iface: String,
+    /// `namespace/name`, empty when unknown.
+    pod: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirLabels {
+    iface: String,
+    pod: String,
+    direction: Direction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: String,
+    iface: String,
+    pod: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: EventKind,
+}
+
+/// How vethtrace runs, for `vethtrace_mode_info`.
+#[derive(Debug, Clone)]
+pub struct ModeInfo {
+    /// ARP/neighbour probe mode (`kprobe`, `fentry`, `tracepoint`), or `off`.
+    pub probe: String,
+    /// `tcx` or `clsact`.
+    pub tc: String,
+    /// Whether drops are traced.
+    pub drops: bool,
+}
+
+impl ModeInfo {
+    pub fn new(tc: &str, probe: Option<crate::probes::Mode>, drops: bool) -> Self {
+        Self { probe: probe.map_or("off", crate::probes::Mode::name).to_owned(), tc: tc.to_owned(), drops }
+    }
+}
+
+/// The counters, with their endpoint listening on `addr` (served from a task on the current
+/// tokio runtime).
+pub fn start(addr: std::net::SocketAddr, mode: &ModeInfo) -> Result<Metrics, serve::ServeError> {
+    let mut metrics = Metrics::new(mode);
+    metrics.endpoint = Some(serve::start(addr, &metrics)?);
+    Ok(metrics)
+}
+
+/// For the startup line: where the metrics are served.
+pub fn startup_note(metrics: Option<&Metrics>) -> String {
+    match metrics.and_then(|m| m.endpoint) {
+        Some(addr) => format!(", metrics on http://{addr}/metrics"),
+        None => String::new(),
+    }
+}
+
+/// Counts one decoded record: packets, ARP and neighbour events. Drops are counted by the
+/// caller through [`Metrics::dropped`], which needs the reason's name.
+pub fn count(metrics: Option<&Metrics>, event: &Event) {
+    let Some(m) = metrics else { return };
+    match event {
+        Event::Packet(ev) => m.packet(ev.ifindex, ev.dir, ev.len),
+        Event::Arp(ev) => m.arp(ev.ifindex, ev.hook, ev.op),
+        Event::Neigh(ev) => m.neigh(&ev.neigh),
+        Event::Drop(_) => {}
+    }
+}
+
+/// The metric families, registered once.
+#[derive(Default)]
+struct Families {
+    packets: Family<DirLabels, Counter>,
+    bytes: Family<DirLabels, Counter>,
+    drops: Family<DropLabels, Counter>,
+    arp_requests_received: Family<IfaceLabels, Counter>,
+    arp_replies_sent: Family<IfaceLabels, Counter>,
+    arp_requests_sent: Family<IfaceLabels, Counter>,
+    neigh_failed: Family<IfaceLabels, Counter>,
+    events: Family<KindLabels, Counter>,
+    lost: Counter,
+    undecodable: Counter,
+    interfaces: Gauge,
+}
+
+impl Families {
+    fn register(&self, registry: &mut Registry) {
+        let f = self.clone_handles();
+        registry.register("packets", "Frames seen by TC on a traced interface", f.packets);
+        registry.register("bytes", "Bytes of those frames (skb->len, from the MAC header on)", f.bytes);
+        registry.register("drops", "Packets the kernel dropped that concern a traced interface, by drop reason", f.drops);
+        registry.register("arp_requests_received", "ARP requests the host received", f.arp_requests_received);
+        registry.register("arp_replies_sent", "ARP replies the host sent (proxy ARP on a cali)", f.arp_replies_sent);
+        registry.register("arp_requests_sent", "ARP requests the host sent (resolving a pod's address)", f.arp_requests_sent);
+        registry.register("neigh_failed", "Neighbour entries that went FAILED", f.neigh_failed);
+        registry.register("events", "Records delivered by the ring buffer, by kind", f.events);
+        registry.register("events_lost", "Records the kernel could not put in the full ring buffer", f.lost);
+        registry.register("events_undecodable", "Records of an unknown kind or version, skipped", f.undecodable);
+        registry.register("interfaces_traced", "Interfaces with the TC programs attached", f.interfaces);
+    }
+
+    /// Second handles on the same metrics (they are reference-counted).
+    fn clone_handles(&self) -> Self {
+        Self {
+            packets: self.packets.clone(),
+            bytes: self.bytes.clone(),
+            drops: self.drops.clone(),
+            arp_requests_received: self.arp_requests_received.clone(),
+            arp_replies_sent: self.arp_replies_sent.clone(),
+            arp_requests_sent: self.arp_requests_sent.clone(),
+            neigh_failed: self.neigh_failed.clone(),
+            events: self.events.clone(),
+            lost: self.lost.clone(),
+            undecodable: self.undecodable.clone(),
+            interfaces: self.interfaces.clone(),
+        }
+    }
+}
+
+/// The counters of one traced interface, resolved when it was attached.
+struct Traffic {
+    packets: [Counter; 2],
+    bytes: [Counter; 2],
+    arp_requests_received: Counter,
+    arp_replies_sent: Counter,
+    arp_requests_sent: Counter,
+    neigh_failed: Counter,
+}
+
+/// What is known of one interface: its labels, its traffic counters when traced, and the
+/// drop counters made so far (one per reason seen on it).
+struct Iface {
+    labels: IfaceLabels,
+    traffic: Option<Traffic>,
+    drops: Vec<(Box<str>, Counter)>,
+}
+
+/// The counters the event loop updates, and the registry the HTTP server encodes.
+pub struct Metrics {
+    families: Families,
+    registry: Arc<Registry>,
+    ifaces: Interfaces,
+    kinds: [Counter; 4],
+    ready: Arc<AtomicBool>,
+    /// Where the endpoint listens.
+    endpoint: Option<std::net::SocketAddr>,
+}
+
+/// The interfaces' labels and counters, shared by [`Metrics`] (which counts events) and
+/// whatever attaches and detaches interfaces (which says which are traced, under what name).
+/// Everything runs on the tracer's one thread.
+#[derive(Clone)]
+pub struct Interfaces(Rc<RefCell<IfaceTable>>);
+
+struct IfaceTable {
+    families: Families,
+    by_index: FastMap<u32, Iface>,
+}
+
+impl Interfaces {
+    /// `ifindex` is traced as `name`, behind `pod` (`namespace/name`) when known. Call again
+    /// when the name or the pod changes: later events count under the new labels.
+    pub fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
+        let labels = IfaceLabels { iface: name.to_owned(), pod: pod.unwrap_or_default().to_owned() };
+        let mut t = self.0.borrow_mut();
+        let IfaceTable { families, by_index } = &mut *t;
+        match by_index.get_mut(&ifindex) {
+            Some(known) if known.labels == labels && known.traffic.is_some() => return,
+            Some(known) if known.labels == labels => known.traffic = Some(families.traffic(&labels)),
+            _ => {
+                if let Some(old) = by_index.remove(&ifindex) {
+                    families.remove(&old);
+                }
+                let traffic = Some(families.traffic(&labels));
+                by_index.insert(ifindex, Iface { labels, traffic, drops: Vec::new() });
+            }
+        }
+        t.count_traced();
+    }
+
+    /// `ifindex` is no longer traced (detached, or gone): its series are removed.
+    pub fn untraced(&self, ifindex: u32) {
+        let mut t = self.0.borrow_mut();
+        if let Some(old) = t.by_index.remove(&ifindex) {
+            t.families.remove(&old);
+        }
+        t.count_traced();
+    }
+
+    /// Runs `f` on the traffic counters of `ifindex` when it is traced.
+    fn with_traffic(&self, ifindex: u32, f: impl FnOnce(&Traffic)) {
+        if let Some(t) = self.0.borrow().by_index.get(&ifindex).and_then(|i| i.traffic.as_ref()) {
+            f(t);
+        }
+    }
+}
+
+impl IfaceTable {
+    fn count_traced(&self) {
+        let n = self.by_index.values().filter(|i| i.traffic.is_some()).count();
+        self.families.interfaces.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+impl Metrics {
+    pub fn new(mode: &ModeInfo) -> Self {
+        let families = Families::default();
+        let mut registry = Registry::with_prefix("vethtrace");
+        families.register(&mut registry);
+        registry.register(
+            "mode",
+            "How vethtrace traces: ARP/neighbour probe mode, TC attach mode, drops on or off",
+            Info::new(vec![
+                ("probe".to_owned(), mode.probe.clone()),
+                ("tc".to_owned(), mode.tc.clone()),
+                ("drops".to_owned(), if mode.drops { "on" } else { "off" }.to_owned()),
+            ]),
+        );
+        registry.register(
+            "build",
+            "vethtrace's version",
+            Info::new(vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+        );
+        let kind = |kind| families.events.get_or_create_owned(&KindLabels { kind });
+        let kinds = [kind(EventKind::packet), kind(EventKind::drop), kind(EventKind::arp), kind(EventKind::neigh)];
+        let table = IfaceTable { families: families.clone_handles(), by_index: FastMap::default() };
+        Self {
+            families,
+            registry: Arc::new(registry),
+            ifaces: Interfaces(Rc::new(RefCell::new(table))),
+            kinds,
+            ready: Arc::new(AtomicBool::new(false)),
+            endpoint: None,
+        }
+    }
+
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    pub(crate) fn ready_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.ready)
+    }
+
+    /// The handle that says which interfaces are traced (see [`Interfaces`]).
+    pub fn interfaces(&self) -> Interfaces {
+        self.ifaces.clone()
+    }
+
+    /// vethtrace is tracing (its startup line): `/readyz` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// See [`Interfaces::traced`].
+    #[cfg(test)]
+    pub fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
+        self.ifaces.traced(ifindex, name, pod);
+    }
+
+    /// See [`Interfaces::untraced`].
+    #[cfg(test)]
+    pub fn untraced(&self, ifindex: u32) {
+        self.ifaces.untraced(ifindex);
+    }
+
+    /// A frame seen by TC: `dir` is `PacketEvent::dir`, `len` its bytes.
+    pub fn packet(&self, ifindex: u32, dir: u8, len: u32) {
+        self.kinds[0].inc();
+        self.ifaces.with_traffic(ifindex, |t| {
+            let d = usize::from(dir == tracer_common::dir::EGRESS);
+            t.packets[d].inc();
+            t.bytes[d].inc_by(u64::from(len));
+        });
+    }
+
+    /// An ARP packet the host stack received or sent (`ArpEvent::hook`, `op`).
+    pub fn arp(&self, ifindex: u32, hook: u8, op: u16) {
+        self.kinds[2].inc();
+        self.ifaces.with_traffic(ifindex, |t| {
+            match (hook, op) {
+                (arp_hook::RECV, ARP_REQUEST) => t.arp_requests_received.inc(),
+                (arp_hook::SEND, ARP_REPLY) => t.arp_replies_sent.inc(),
+                (arp_hook::SEND, ARP_REQUEST) => t.arp_requests_sent.inc(),
+                _ => 0,
+            };
+        });
+    }
+
+    /// A neighbour event: counted when the entry went FAILED.
+    pub fn neigh(&self, ev: &NeighSection) {
+        self.kinds[3].inc();
+        if went_failed(ev) {
+            self.ifaces.with_traffic(ev.ifindex, |t| {
+                t.neigh_failed.inc();
+            });
+        }
+    }
+
+    /// A drop on `ifindex` (0: no device), named `iface` (used when the interface is not
+    /// traced, e.g. the uplink), with the kernel's `reason` (or the dropping function on
+    /// kernels without reasons).
+    pub fn dropped(&self, ifindex: u32, iface: &str, reason: &str) {
+        self.kinds[1].inc();
+        let untraced = || Iface { labels: IfaceLabels { iface: iface.to_owned(), pod: String::new() }, traffic: None, drops: Vec::new() };
+        let mut t = self.ifaces.0.borrow_mut();
+        let IfaceTable { families, by_index } = &mut *t;
+        let entry = by_index.entry(ifindex).or_insert_with(untraced);
+        if entry.traffic.is_none() && entry.labels.iface != iface {
+            // An untraced interface renamed since its last drop.
+            families.remove(entry);
+            *entry = untraced();
+        }
+        if let Some((_, c)) = entry.drops.iter().find(|(r, _)| &**r == reason) {
+            c.inc();
+            return;
+        }
+        let labels = DropLabels { reason: reason.to_owned(), iface: entry.labels.iface.clone(), pod: entry.labels.pod.clone() };
+        let counter = families.drops.get_or_create_owned(&labels);
+        counter.inc();
+        entry.drops.push((reason.into(), counter));
+    }
+
+    /// The kernel's count of records lost so far (summed over CPUs).
+    pub fn lost(&self, total: u64) {
+        let seen = self.families.lost.get();
+        if total > seen {
+            self.families.lost.inc_by(total - seen);
+        }
+    }
+
+    /// A record that could not be decoded.
+    pub fn undecodable(&self) {
+        self.families.undecodable.inc();
+    }
+}
+
+impl Families {
+    fn traffic(&self, l: &IfaceLabels) -> Traffic {
+        let dir = |family: &Family<DirLabels, Counter>, direction| {
+            family.get_or_create_owned(&DirLabels { iface: l.iface.clone(), pod: l.pod.clone(), direction })
+        };
+        Traffic {
+            packets: [dir(&self.packets, Direction::ingress), dir(&self.packets, Direction::egress)],
+            bytes: [dir(&self.bytes, Direction::ingress), dir(&self.bytes, Direction::egress)],
+            arp_requests_received: self.arp_requests_received.get_or_create_owned(l),
+            arp_replies_sent: self.arp_replies_sent.get_or_create_owned(l),
+            arp_requests_sent: self.arp_requests_sent.get_or_create_owned(l),
+            neigh_failed: self.neigh_failed.get_or_create_owned(l),
+        }
+    }
+
+    /// Removes every series of `iface`.
+    fn remove(&self, iface: &Iface) {
+        let l = &iface.labels;
+        for direction in [Direction::ingress, Direction::egress] {
+            let d = DirLabels { iface: l.iface.clone(), pod: l.pod.clone(), direction };
+            self.packets.remove(&d);
+            self.bytes.remove(&d);
+        }
+        for family in [&self.arp_requests_received, &self.arp_replies_sent, &self.arp_requests_sent, &self.neigh_failed] {
+            family.remove(l);
+        }
+        for (reason, _) in &iface.drops {
+            self.drops.remove(&DropLabels { reason: reason.to_string(), iface: l.iface.clone(), pod: l.pod.clone() });
+        }
+    }
+}
+
+/// A timer or update that moved the entry to FAILED (a resolution on an entry already FAILED
+/// is not a new failure).
+pub fn went_failed(ev: &NeighSection) -> bool {
+    let old_known = ev.flags & (neighf::OLD_KNOWN | neighf::OLD_SEEN) != 0;
+    ev.hook != neigh_hook::RESOLVE && ev.new_state == NUD_FAILED && !(old_known && ev.old_state == NUD_FAILED)
+}
+
+#[cfg(test)]
+mod tests;
