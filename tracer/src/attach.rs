@@ -128,9 +128,12 @@ impl Attacher {
         if self.is_attached(ifindex) {
             return Ok(());
         }
-        if self.backend == Backend::Clsact {
+        if self.backend == Backend::Clsact
             // Fails harmlessly when the qdisc is there already (ours or another program's).
-            let _ = tc::qdisc_add_clsact(ifindex);
+            && tc::qdisc_add_clsact(ifindex).is_ok()
+            && let Some(reaper) = &mut self.reaper
+        {
+            reaper.own_qdisc(ifindex);
         }
         let mut attachment = Attachment { links: Vec::with_capacity(2) };
         for (name, hook) in [(INGRESS_PROG, TcAttachType::Ingress), (EGRESS_PROG, TcAttachType::Egress)] {

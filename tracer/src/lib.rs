@@ -23,6 +23,7 @@ pub mod output;
 mod packet;
 pub mod pods;
 mod probes;
+mod qdisc;
 pub mod reaper;
 mod record;
 pub mod trace;
