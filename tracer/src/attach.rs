@@ -5,8 +5,8 @@
 //! and removes whatever is left when vethtrace exits, however it exits (SIGKILL included).
 //!
 //! Other programs' qdiscs and filters are never replaced, reordered or removed: TCX links are
-//! added in front of the chain and pass every packet on; clsact filters get a priority the
-//! kernel picks in front of existing ones.
+//! added in front of the chain and pass every packet on; clsact filters go in front too, at
+//! priority 1, and pass every packet on to the next filter (TC_ACT_UNSPEC).
 
 use std::collections::HashMap;
 
@@ -78,6 +78,9 @@ pub enum AttachError {
     Reaper(#[from] std::io::Error),
 }
 
+/// The clsact filter priority vethtrace asks for: the first.
+const FRONT_PRIORITY: u16 = 1;
+
 /// A clsact filter as the reaper knows it: parent, priority, handle.
 type ClsactFilter = (TcHandle, u16, TcHandle);
 
@@ -138,12 +141,22 @@ impl Attacher {
         let mut attachment = Attachment { links: Vec::with_capacity(2) };
         for (name, hook) in [(INGRESS_PROG, TcAttachType::Ingress), (EGRESS_PROG, TcAttachType::Egress)] {
             let prog = program(ebpf, name)?;
-            let attach = match self.backend {
-                Backend::Tcx => TcAttach::Tcx { attach_type: hook, order: LinkOrder::first() },
-                Backend::Clsact => TcAttach::Netlink { parent: hook.into(), options: NlOptions::default() },
-            };
             let err = |source| AttachError::Attach { prog: name, iface: iface.to_owned(), source };
-            let id = prog.attach(ifindex, attach).map_err(err)?;
+            let id = match self.backend {
+                Backend::Tcx => prog.attach(ifindex, TcAttach::Tcx { attach_type: hook, order: LinkOrder::first() }),
+                // In front: priority 1. Left alone, the kernel picks one behind every filter
+                // already there (49152 or the next free after the last), and a filter that
+                // drops or rewrites would hide frames from vethtrace. Priority 1 held by a filter
+                // of another kind or protocol: where the kernel puts it.
+                Backend::Clsact => {
+                    let nl = |priority| TcAttach::Netlink {
+                        parent: hook.into(),
+                        options: NlOptions { priority, ..NlOptions::default() },
+                    };
+                    prog.attach(ifindex, nl(FRONT_PRIORITY)).or_else(|_| prog.attach(ifindex, nl(0)))
+                }
+            }
+            .map_err(err)?;
             let link = prog.take_link(id).map_err(err)?;
             let filter = match self.backend {
                 Backend::Clsact => Some((

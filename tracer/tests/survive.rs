@@ -163,6 +163,9 @@ fn sigkill_at_random_moments(mode: &str, kills: usize, seed: u64) {
     let mut p = Proc::spawn(&node, "kill", &args);
     p.wait_ready();
     let startup = started.elapsed();
+    // The oracle sees vethtrace's attachments while it runs: ingress and egress on every cali.
+    let attached = our_tc_progs(&node.ns());
+    assert_eq!(attached.len(), 2 * (2 + EXTRA_PODS), "{mode}: attached while running: {attached:?}");
     let stopping = Instant::now();
     p.stop_with(libc::SIGINT);
     let detach = stopping.elapsed();

@@ -495,3 +495,5 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 pub mod system;
+pub mod owner;
+pub mod bpf;

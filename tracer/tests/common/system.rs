@@ -11,7 +11,11 @@ use std::{
 
 use serde_json::Value;
 
-use super::{Node, stdout, vethtrace_bin};
+use super::{
+    Node,
+    bpf::{BPF_TCX_EGRESS, BPF_TCX_INGRESS, in_netns, tcx_prog_ids},
+    stdout, vethtrace_bin,
+};
 
 /// TC modes this kernel offers: TCX exists from Linux 6.6, clsact everywhere.
 pub fn tc_modes() -> Vec<&'static str> {
@@ -41,7 +45,9 @@ pub struct TcProg {
     pub prog_id: u64,
 }
 
-/// Every TC program attached in namespace `ns`, TCX and clsact alike (`bpftool -j net show`).
+/// Every TC program attached in namespace `ns`: clsact filters from `bpftool -j net show`, TCX
+/// links from the kernel's BPF_PROG_QUERY per interface (bpftool 7.1 does not list them), names
+/// from `bpftool prog show`.
 pub fn tc_progs(ns: &str) -> Vec<TcProg> {
     let out = stdout(Command::new("ip").args(["netns", "exec", ns, "bpftool", "-j", "net", "show"]));
     let nets: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("bpftool net JSON {out}: {e}"));
@@ -49,10 +55,40 @@ pub fn tc_progs(ns: &str) -> Vec<TcProg> {
     let mut progs: Vec<TcProg> = nets
         .iter()
         .flat_map(|n| n["tc"].as_array().cloned().unwrap_or_default())
+        .filter(|t| !s(t, "kind").starts_with("tcx"))
         .map(|t| TcProg { dev: s(&t, "devname"), kind: s(&t, "kind"), name: s(&t, "name"), prog_id: t["id"].as_u64().unwrap_or(0) })
         .collect();
+    progs.extend(tcx_progs(ns));
     progs.sort();
     progs
+}
+
+fn tcx_progs(ns: &str) -> Vec<TcProg> {
+    let out = stdout(Command::new("ip").args(["-n", ns, "-j", "link", "show"]));
+    let links: Vec<(String, u32)> = serde_json::from_str::<Vec<Value>>(&out)
+        .expect("ip -j link JSON")
+        .iter()
+        .map(|l| (l["ifname"].as_str().unwrap_or_default().to_owned(), l["ifindex"].as_u64().unwrap_or(0) as u32))
+        .collect();
+    let found = in_netns(ns, move || {
+        let mut found = Vec::new();
+        for (dev, ifindex) in links {
+            for (kind, at) in [("tcx/ingress", BPF_TCX_INGRESS), ("tcx/egress", BPF_TCX_EGRESS)] {
+                found.extend(tcx_prog_ids(ifindex, at).into_iter().map(|id| (dev.clone(), kind, id)));
+            }
+        }
+        found
+    });
+    found
+        .into_iter()
+        .map(|(dev, kind, id)| TcProg { dev, kind: kind.to_owned(), name: prog_name(id), prog_id: u64::from(id) })
+        .collect()
+}
+
+/// A loaded program's name (`bpftool -j prog show id N`), "" when it is gone.
+fn prog_name(id: u32) -> String {
+    let out = Command::new("bpftool").args(["-j", "prog", "show", "id", &id.to_string()]).output().expect("bpftool");
+    serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["name"].as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// vethtrace's own TC programs attached in namespace `ns`.
