@@ -15,7 +15,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData},
     programs::{
         LinkOrder, ProgramError, SchedClassifier,
-        tc::{self, NlOptions, SchedClassifierLink, TcAttach, TcAttachType, TcHandle},
+        tc::{self, NlOptions, SchedClassifierLink, SchedClassifierLinkId, TcAttach, TcAttachType, TcHandle},
     },
     util::KernelVersion,
 };
@@ -67,15 +67,36 @@ pub enum AttachError {
         #[source]
         source: ProgramError,
     },
-    #[error("attaching {prog} to {iface} failed: {source}")]
+    #[error("attaching {prog} to {iface} (ifindex {ifindex}) failed: {}", with_causes(source))]
     Attach {
         prog: &'static str,
         iface: String,
+        ifindex: u32,
         #[source]
         source: ProgramError,
     },
     #[error("starting the clsact reaper failed: {0}")]
     Reaper(#[from] std::io::Error),
+}
+
+/// Attaches a clsact filter in front: priority 1. Left alone, the kernel picks one behind every
+/// filter already there (49152 or the next free after the last), and a filter that drops or
+/// rewrites would hide frames from vethtrace. Priority 1 held by a filter of another kind or
+/// protocol: where the kernel puts it.
+fn attach_clsact(prog: &mut SchedClassifier, ifindex: u32, hook: TcAttachType) -> Result<SchedClassifierLinkId, ProgramError> {
+    let nl = |priority| TcAttach::Netlink { parent: hook.into(), options: NlOptions { priority, ..NlOptions::default() } };
+    prog.attach(ifindex, nl(FRONT_PRIORITY)).or_else(|_| prog.attach(ifindex, nl(0)))
+}
+
+/// An error and its causes (aya's netlink errors keep the errno in the source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 /// The clsact filter priority vethtrace asks for: the first.
@@ -141,20 +162,14 @@ impl Attacher {
         let mut attachment = Attachment { links: Vec::with_capacity(2) };
         for (name, hook) in [(INGRESS_PROG, TcAttachType::Ingress), (EGRESS_PROG, TcAttachType::Egress)] {
             let prog = program(ebpf, name)?;
-            let err = |source| AttachError::Attach { prog: name, iface: iface.to_owned(), source };
+            let err = |source| AttachError::Attach { prog: name, iface: iface.to_owned(), ifindex, source };
             let id = match self.backend {
                 Backend::Tcx => prog.attach(ifindex, TcAttach::Tcx { attach_type: hook, order: LinkOrder::first() }),
                 // In front: priority 1. Left alone, the kernel picks one behind every filter
                 // already there (49152 or the next free after the last), and a filter that
                 // drops or rewrites would hide frames from vethtrace. Priority 1 held by a filter
                 // of another kind or protocol: where the kernel puts it.
-                Backend::Clsact => {
-                    let nl = |priority| TcAttach::Netlink {
-                        parent: hook.into(),
-                        options: NlOptions { priority, ..NlOptions::default() },
-                    };
-                    prog.attach(ifindex, nl(FRONT_PRIORITY)).or_else(|_| prog.attach(ifindex, nl(0)))
-                }
+                Backend::Clsact => attach_clsact(prog, ifindex, hook),
             }
             .map_err(err)?;
             let link = prog.take_link(id).map_err(err)?;

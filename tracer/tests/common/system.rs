@@ -17,8 +17,14 @@ use super::{
     stdout, vethtrace_bin,
 };
 
-/// TC modes this kernel offers: TCX exists from Linux 6.6, clsact everywhere.
+/// TC modes this kernel offers: TCX exists from Linux 6.6, clsact everywhere. VETHTRACE_TC_MODE
+/// (`tcx` or `clsact`) narrows it to one, to re-run a failure.
 pub fn tc_modes() -> Vec<&'static str> {
+    let only = std::env::var("VETHTRACE_TC_MODE").unwrap_or_default();
+    kernel_tc_modes().into_iter().filter(|m| only.is_empty() || *m == only).collect()
+}
+
+fn kernel_tc_modes() -> Vec<&'static str> {
     let release = stdout(Command::new("uname").arg("-r"));
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
@@ -205,14 +211,15 @@ impl Proc {
         read_events(&self.events_path())
     }
 
-    /// VmRSS in KiB, from /proc.
-    pub fn rss_kib(&self) -> u64 {
+    /// A /proc/PID/status size in KiB: "VmRSS" (all resident memory, the ring buffer's pages
+    /// included), "RssAnon" (the heap and stacks: where a leak shows).
+    pub fn status_kib(&self, key: &str) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/PID/status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS")
+            .unwrap_or_else(|| panic!("no {key} in /proc/PID/status"))
     }
 }
 
