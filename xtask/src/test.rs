@@ -33,7 +33,8 @@ const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V6_12,
         probes: &[Probe::Kprobe, Probe::Fentry],
-        only: &["parse", "trace", "drops", "neigh", "survive", "neighbours", "wirefuzz"],
+        // Drops are left to 6.1 and 6.18: the tracepoint layout of 6.12 is 6.18's.
+        only: &["parse", "trace", "neigh", "survive", "neighbours", "wirefuzz"],
     },
 ];
 

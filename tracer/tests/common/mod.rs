@@ -186,12 +186,13 @@ impl Tracer {
             .spawn()
             .expect("start vethtrace");
         let mut tracer = Self { child: Some(child), dir, _one_at_a_time: one_at_a_time };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // 60 s: under QEMU/TCG on a loaded machine (the 6.12 VM) a start took more than 20 s.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
             if let Some(status) = tracer.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("vethtrace exited before it was ready: {status}\n{}", tracer.stderr());
             }
-            assert!(Instant::now() < deadline, "vethtrace not ready after 20 s\n{}", tracer.stderr());
+            assert!(Instant::now() < deadline, "vethtrace not ready after 60 s\n{}", tracer.stderr());
             thread::sleep(Duration::from_millis(20));
         }
         tracer

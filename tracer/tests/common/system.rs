@@ -175,14 +175,15 @@ impl Proc {
         self.dir.join("ready").exists()
     }
 
-    /// Waits until the ready file exists; panics with stderr when it exits first or takes 30 s.
+    /// Waits until the ready file exists; panics with stderr when it exits first or takes 60 s
+    /// (a loaded machine's QEMU/TCG VM is that slow).
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !self.is_ready() {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("vethtrace exited before it was ready: {status}\n{}", self.stderr());
             }
-            assert!(Instant::now() < deadline, "vethtrace not ready after 30 s\n{}", self.stderr());
+            assert!(Instant::now() < deadline, "vethtrace not ready after 60 s\n{}", self.stderr());
             thread::sleep(Duration::from_millis(10));
         }
     }
