@@ -56,6 +56,16 @@ fn assert_nothing_attached(node: &Node, what: &str) {
     assert!(clean, "{what}: left attached: {:?}, clsact on {:?}", our_tc_progs(&node.ns()), clsact_devs(node));
 }
 
+/// pod1 pings pod2 `count` times, 2 s from now (once vethtrace runs), on a thread.
+fn ping_later(node: &Node, count: &str, interval: &str) -> thread::JoinHandle<()> {
+    let mut ping = node.in_pod("pod1", "ping");
+    ping.args(["-c", count, "-i", interval, "10.244.1.6"]);
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(2));
+        common::run(&mut ping);
+    })
+}
+
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -80,13 +90,7 @@ fn without_tracefs_drops_are_off_with_one_warning_and_packets_are_traced() {
     // /sys/kernel emptied (no tracing/ and debug/ to mount tracefs on), BTF put back.
     let setup = "mkdir -p /run/vtbtf && mount --bind /sys/kernel/btf /run/vtbtf && mount -t tmpfs none /sys/kernel \
                  && mkdir /sys/kernel/btf && mount --bind /run/vtbtf /sys/kernel/btf";
-    let pinger = {
-        let ns = node.pod_ns("pod1");
-        thread::spawn(move || {
-            thread::sleep(Duration::from_secs(2));
-            common::run(Command::new("ip").args(["netns", "exec", &ns, "ping", "-c", "5", "-i", "0.05", "10.244.1.6"]));
-        })
-    };
+    let pinger = ping_later(&node, "5", "0.05");
     let events = std::env::temp_dir().join(common::unique_prefix("notfs"));
     let out = run_after(&node, setup, &["--duration", "4", "--output", "json", "-w", events.to_str().unwrap()]);
     pinger.join().unwrap();
@@ -125,13 +129,7 @@ fn a_full_disk_for_the_output_is_one_line_and_exit_1() {
         "mount -t tmpfs -o size=64k none {0} && (dd if=/dev/zero of={0}/fill bs=4k 2>/dev/null || true)",
         dir.display()
     );
-    let pinger = {
-        let ns = node.pod_ns("pod1");
-        thread::spawn(move || {
-            thread::sleep(Duration::from_secs(2));
-            let _ = Command::new("ip").args(["netns", "exec", &ns, "ping", "-c", "50", "-i", "0.01", "10.244.1.6"]).output();
-        })
-    };
+    let pinger = ping_later(&node, "50", "0.01");
     let file = dir.join("events.json");
     let out = run_after(&node, &setup, &["--duration", "6", "-w", file.to_str().unwrap()]);
     pinger.join().unwrap();

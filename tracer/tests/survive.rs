@@ -60,12 +60,20 @@ fn udp_flood(node: &Node, secs: u32) {
     common::wait_timeout(&mut server, Duration::from_secs(20));
 }
 
-/// Traffic in a window, then vethtrace stopped: (counters before → after, events, exit counters, status).
-fn traced_window(
-    node: &Node,
-    args: &[&str],
-    traffic: impl FnOnce(),
-) -> (BTreeMap<(String, String), u64>, BTreeMap<(String, String), u64>, (u64, u64, u64), Option<i32>, String) {
+/// What one traced window of traffic gave.
+struct Window {
+    /// Frames the veth counters saw, per (interface, direction).
+    seen: BTreeMap<(String, String), u64>,
+    /// Packet events vethtrace wrote, per (interface, direction).
+    delivered: BTreeMap<(String, String), u64>,
+    /// The exit counters: events, lost, undecodable.
+    exit: (u64, u64, u64),
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Traffic in a window, then vethtrace stopped.
+fn traced_window(node: &Node, args: &[&str], traffic: impl FnOnce()) -> Window {
     let calis = [node.cali("pod1"), node.cali("pod2")];
     // Only packet events: the ARP/neighbour probes and drops would share the ring.
     let mut tracer = Proc::spawn(node, "ovf", &[&["--no-drops", "--probe", "off"], args].concat());
@@ -80,14 +88,14 @@ fn traced_window(
     let stderr = tracer.stderr();
     let exit = exit_counters(&stderr).unwrap_or_else(|| panic!("no exit counters on stderr:\n{stderr}"));
     let seen: BTreeMap<_, _> = after.iter().map(|(k, a)| (k.clone(), a - before[k])).collect();
-    (seen, packets_by_iface_dir(&tracer.events()), exit, status.code(), stderr)
+    Window { seen, delivered: packets_by_iface_dir(&tracer.events()), exit, code: status.code(), stderr }
 }
 
 #[test]
 fn a_flood_through_a_tiny_ring_is_delivered_or_counted_lost_exactly() {
     let _one = serial();
     let node = Node::up("ovf");
-    let (seen, delivered, (events, lost, undecodable), code, stderr) =
+    let Window { seen, delivered, exit: (events, lost, undecodable), code, stderr } =
         traced_window(&node, &["--ring-size", "4096", "--strict"], || udp_flood(&node, 2));
     let total_seen: u64 = seen.values().sum();
     let total_delivered: u64 = delivered.values().sum();
@@ -111,7 +119,7 @@ fn a_flood_through_a_tiny_ring_is_delivered_or_counted_lost_exactly() {
 fn without_overflow_every_direction_matches_the_veth_counters() {
     let _one = serial();
     let node = Node::up("nov");
-    let (seen, delivered, (_, lost, _), code, stderr) = traced_window(&node, &["--strict"], || {
+    let Window { seen, delivered, exit: (_, lost, _), code, stderr } = traced_window(&node, &["--strict"], || {
         run(node.in_pod("pod1", "ping").args(["-q", "-c", "300", "-i", "0.002", "10.244.1.6"]));
         run(node.in_pod("pod2", "ping").args(["-q", "-c", "100", "-i", "0.002", "-s", "1200", "10.244.1.5"]));
     });
