@@ -28,3 +28,6 @@ pub mod reaper;
 mod record;
 pub mod trace;
 mod writers;
+
+#[cfg(test)]
+mod fuzz;

@@ -1,6 +1,6 @@
 //! Bad input from the system, each in a private mount namespace (`unshare -m`) so that nothing
 //! of the host changes: no BTF, no tracefs, a read-only /sys/fs/bpf, interfaces that vanish
-//! while vethtrace attaches, a full disk under `-w`. Each gives clear `vethtrace: ` lines (no
+//! while vethtrace attaches, a full disk under `--output-file`. Each gives clear `vethtrace: ` lines (no
 //! panic, no backtrace), the right exit code, and nothing left attached.
 
 mod common;
@@ -92,7 +92,7 @@ fn without_tracefs_drops_are_off_with_one_warning_and_packets_are_traced() {
                  && mkdir /sys/kernel/btf && mount --bind /run/vtbtf /sys/kernel/btf";
     let pinger = ping_later(&node, "5", "0.05");
     let events = std::env::temp_dir().join(common::unique_prefix("notfs"));
-    let out = run_after(&node, setup, &["--duration", "4", "--output", "json", "-w", events.to_str().unwrap()]);
+    let out = run_after(&node, setup, &["--duration", "4", "--output", "json", "--output-file", events.to_str().unwrap()]);
     pinger.join().unwrap();
     let stderr = stderr_of(&out);
     let written = common::system::read_events(&events);
@@ -111,7 +111,7 @@ fn a_read_only_bpffs_changes_nothing() {
     // vethtrace pins nothing: /sys/fs/bpf read-only must not matter.
     let _one = serial();
     let node = Node::up("robpf");
-    let out = run_after(&node, "mount -t bpf -o ro bpf /sys/fs/bpf", &["--duration", "3", "-w", "/dev/null"]);
+    let out = run_after(&node, "mount -t bpf -o ro bpf /sys/fs/bpf", &["--duration", "3", "--output-file", "/dev/null"]);
     let stderr = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
@@ -120,7 +120,7 @@ fn a_read_only_bpffs_changes_nothing() {
 }
 
 #[test]
-fn a_full_disk_for_the_output_is_one_line_and_exit_1() {
+fn a_full_disk_for_the_output_file_is_one_line_and_exit_1() {
     let _one = serial();
     let node = Node::up("full");
     let dir = std::env::temp_dir().join(common::unique_prefix("full"));
@@ -131,7 +131,7 @@ fn a_full_disk_for_the_output_is_one_line_and_exit_1() {
     );
     let pinger = ping_later(&node, "50", "0.01");
     let file = dir.join("events.json");
-    let out = run_after(&node, &setup, &["--duration", "6", "-w", file.to_str().unwrap()]);
+    let out = run_after(&node, &setup, &["--duration", "6", "--output-file", file.to_str().unwrap()]);
     pinger.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = stderr_of(&out);

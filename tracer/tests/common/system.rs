@@ -154,7 +154,7 @@ impl Proc {
         fs::create_dir_all(&dir).unwrap();
         let child = node
             .in_node(vethtrace_bin().to_str().unwrap())
-            .args(["--output", "json", "--write"])
+            .args(["--output", "json", "--output-file"])
             .arg(dir.join("events.json"))
             .arg("--ready-file")
             .arg(dir.join("ready"))
