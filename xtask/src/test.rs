@@ -22,19 +22,19 @@ struct VmRun {
     only: &'static [&'static str],
 }
 
-/// The VM part of the matrix. Churn and the system-fault tests run natively only: they test
+/// The VM part of the matrix. Churn, fuzz, badinput and pcapng run natively only: they test
 /// vethtrace's own handling, which no kernel changes, and churn under TCG would take too long.
 const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V6_1,
         probes: &[Probe::All],
-        only: &["parse", "annotate", "trace", "drops", "neigh", "survive", "neighbours", "wirefuzz"],
+        only: &["kernel", "parse", "annotate", "trace", "drops", "neigh", "survive", "neighbours", "wirefuzz"],
     },
     VmRun {
         kernel: Line::V6_12,
         probes: &[Probe::Kprobe, Probe::Fentry],
         // Drops are left to 6.1 and 6.18: the tracepoint layout of 6.12 is 6.18's.
-        only: &["parse", "trace", "neigh", "survive", "neighbours", "wirefuzz"],
+        only: &["kernel", "parse", "trace", "neigh", "survive", "neighbours", "wirefuzz"],
     },
 ];
 
