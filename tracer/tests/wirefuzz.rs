@@ -127,8 +127,9 @@ fn random_and_mutated_frames_through_a_veth_are_all_reported() {
         *sent_lens.entry(f.len() as u64).or_default() += 1;
     }
     let cali = node.cali("pod1");
-    // The pod's own stack quiet: no IPv6 link-local traffic of its own, no ARP.
+    // The pod's own stack quiet: no IPv6 of its own (router solicitations, MLD), no ARP.
     common::run(node.in_pod("pod1", "ip").args(["link", "set", "eth0", "arp", "off"]));
+    common::run(node.in_pod("pod1", "sysctl").args(["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"]));
     let mut tracer = Proc::spawn(&node, "wf", &["--iface", &cali, "--no-drops", "--probe", "off"]);
     tracer.wait_ready();
     let (rx0, _) = link_packets(&node, &cali);
