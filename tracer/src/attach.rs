@@ -5,8 +5,8 @@
 //! and removes whatever is left when vethtrace exits, however it exits (SIGKILL included).
 //!
 //! Other programs' qdiscs and filters are never replaced, reordered or removed: TCX links are
-//! added in front of the chain and pass every packet on; clsact filters get a priority the
-//! kernel picks in front of existing ones.
+//! added in front of the chain and pass every packet on; clsact filters go in front too, at
+//! priority 1, and pass every packet on to the next filter (TC_ACT_UNSPEC).
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData},
     programs::{
         LinkOrder, ProgramError, SchedClassifier,
-        tc::{self, NlOptions, SchedClassifierLink, TcAttach, TcAttachType, TcHandle},
+        tc::{self, NlOptions, SchedClassifierLink, SchedClassifierLinkId, TcAttach, TcAttachType, TcHandle},
     },
     util::KernelVersion,
 };
@@ -67,16 +67,40 @@ pub enum AttachError {
         #[source]
         source: ProgramError,
     },
-    #[error("attaching {prog} to {iface} failed: {source}")]
+    #[error("attaching {prog} to {iface} (ifindex {ifindex}) failed: {}", with_causes(source))]
     Attach {
         prog: &'static str,
         iface: String,
+        ifindex: u32,
         #[source]
         source: ProgramError,
     },
     #[error("starting the clsact reaper failed: {0}")]
     Reaper(#[from] std::io::Error),
 }
+
+/// Attaches a clsact filter in front: priority 1. Left alone, the kernel picks one behind every
+/// filter already there (49152 or the next free after the last), and a filter that drops or
+/// rewrites would hide frames from vethtrace. Priority 1 held by a filter of another kind or
+/// protocol: where the kernel puts it.
+fn attach_clsact(prog: &mut SchedClassifier, ifindex: u32, hook: TcAttachType) -> Result<SchedClassifierLinkId, ProgramError> {
+    let nl = |priority| TcAttach::Netlink { parent: hook.into(), options: NlOptions { priority, ..NlOptions::default() } };
+    prog.attach(ifindex, nl(FRONT_PRIORITY)).or_else(|_| prog.attach(ifindex, nl(0)))
+}
+
+/// An error and its causes (aya's netlink errors keep the errno in the source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
+}
+
+/// The clsact filter priority vethtrace asks for: the first.
+const FRONT_PRIORITY: u16 = 1;
 
 /// A clsact filter as the reaper knows it: parent, priority, handle.
 type ClsactFilter = (TcHandle, u16, TcHandle);
@@ -128,19 +152,26 @@ impl Attacher {
         if self.is_attached(ifindex) {
             return Ok(());
         }
-        if self.backend == Backend::Clsact {
+        if self.backend == Backend::Clsact
             // Fails harmlessly when the qdisc is there already (ours or another program's).
-            let _ = tc::qdisc_add_clsact(ifindex);
+            && tc::qdisc_add_clsact(ifindex).is_ok()
+            && let Some(reaper) = &mut self.reaper
+        {
+            reaper.own_qdisc(ifindex);
         }
         let mut attachment = Attachment { links: Vec::with_capacity(2) };
         for (name, hook) in [(INGRESS_PROG, TcAttachType::Ingress), (EGRESS_PROG, TcAttachType::Egress)] {
             let prog = program(ebpf, name)?;
-            let attach = match self.backend {
-                Backend::Tcx => TcAttach::Tcx { attach_type: hook, order: LinkOrder::first() },
-                Backend::Clsact => TcAttach::Netlink { parent: hook.into(), options: NlOptions::default() },
-            };
-            let err = |source| AttachError::Attach { prog: name, iface: iface.to_owned(), source };
-            let id = prog.attach(ifindex, attach).map_err(err)?;
+            let err = |source| AttachError::Attach { prog: name, iface: iface.to_owned(), ifindex, source };
+            let id = match self.backend {
+                Backend::Tcx => prog.attach(ifindex, TcAttach::Tcx { attach_type: hook, order: LinkOrder::first() }),
+                // In front: priority 1. Left alone, the kernel picks one behind every filter
+                // already there (49152 or the next free after the last), and a filter that
+                // drops or rewrites would hide frames from vethtrace. Priority 1 held by a filter
+                // of another kind or protocol: where the kernel puts it.
+                Backend::Clsact => attach_clsact(prog, ifindex, hook),
+            }
+            .map_err(err)?;
             let link = prog.take_link(id).map_err(err)?;
             let filter = match self.backend {
                 Backend::Clsact => Some((

@@ -26,7 +26,11 @@ pub mod output;
 mod packet;
 pub mod pods;
 mod probes;
+mod qdisc;
 pub mod reaper;
 mod record;
 pub mod trace;
 mod writers;
+
+#[cfg(test)]
+mod fuzz;

@@ -1,7 +1,8 @@
 //! clsact filters outlive the process that added them. The reaper is a child process (vethtrace
 //! itself, run as `vethtrace __reaper`) that is told over a pipe about every filter as it is
 //! added and removed. When the pipe closes — vethtrace exited, crashed or was SIGKILLed — it
-//! removes the filters still listed and exits. It sits in its own process group and ignores
+//! removes the filters still listed, then the clsact qdiscs vethtrace added that nothing else
+//! uses (see [`crate::qdisc`]), and exits. It sits in its own process group and ignores
 //! SIGINT/SIGTERM/SIGHUP so that a Ctrl-C meant for vethtrace cannot take it first.
 
 use std::{
@@ -61,6 +62,11 @@ impl ReaperHandle {
         self.send(&line('+', (ifindex, parent.into(), prio, handle.into())));
     }
 
+    /// vethtrace added the clsact qdisc of `ifindex` (there was none): remove it at the end.
+    pub fn own_qdisc(&mut self, ifindex: u32) {
+        self.send(&line('q', (ifindex, 0, 0, 0)));
+    }
+
     pub fn untrack(&mut self, ifindex: u32, parent: TcHandle, prio: u16, handle: TcHandle) {
         self.send(&line('-', (ifindex, parent.into(), prio, handle.into())));
     }
@@ -80,6 +86,7 @@ pub fn run() -> anyhow::Result<()> {
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
     let mut live = BTreeSet::new();
+    let mut qdiscs = Vec::new();
     for l in io::stdin().lock().lines() {
         let Ok(l) = l else { break };
         match parse_line(&l) {
@@ -89,6 +96,7 @@ pub fn run() -> anyhow::Result<()> {
             Some(('-', f)) => {
                 live.remove(&f);
             }
+            Some(('q', (ifindex, ..))) => qdiscs.push(ifindex),
             _ => {}
         }
     }
@@ -96,6 +104,9 @@ pub fn run() -> anyhow::Result<()> {
         if let Ok(link) = SchedClassifierLink::attached(ifindex, parent.into(), prio, handle.into(), None) {
             let _ = link.detach();
         }
+    }
+    if let Err(e) = crate::qdisc::remove_unused_clsact(&qdiscs) {
+        eprintln!("vethtrace: a clsact qdisc vethtrace added may be left: {e}");
     }
     Ok(())
 }

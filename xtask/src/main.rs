@@ -34,9 +34,9 @@ enum Task {
     /// writes JSON to target/bench/).
     Bench(bench::Options),
     /// Every test: unit tests, the privileged integration tests (root needed), then the
-    /// integration tests again on Debian's 6.1 kernel under QEMU (`vm`).
+    /// integration tests again on Debian 12's 6.1 and 6.12 kernels under QEMU (`vm`).
     Test,
-    /// The integration tests on Debian's 6.1 kernel (apt linux-image-6.1.0-*-amd64) under QEMU/TCG.
+    /// The integration tests on a Debian 12 kernel (6.1 or 6.12 from apt) under QEMU/TCG.
     Vm(vm::Options),
     /// The container image (FROM scratch, the static musl binary) with buildah, offline;
     /// also written as an OCI archive under target/image.

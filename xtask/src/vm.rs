@@ -29,6 +29,7 @@ use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use serde_json::Value;
 
+pub use kernel::Line;
 use kernel::Kernel;
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -63,12 +64,18 @@ impl Probe {
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
-    /// Debian kernel package to boot [default: the newest linux-image-6.1.0-*-amd64 apt knows].
+    /// Debian 12 kernel line: the newest package of it apt knows is booted.
+    #[arg(long, value_enum, default_value_t = Line::V6_1)]
+    pub kernel: Line,
+    /// Debian kernel package to boot instead (overrides --kernel).
     #[arg(long, value_name = "PACKAGE")]
     pub kernel_package: Option<String>,
-    /// Probe family for the tests that read VETHTRACE_PROBE.
-    #[arg(long, value_enum, default_value_t = Probe::All)]
-    pub probe: Probe,
+    /// Probe families for the tests that read VETHTRACE_PROBE (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub probe: Vec<Probe>,
+    /// Only these integration-test binaries (comma-separated file stems) [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
     /// Give up (and fail) when the VM has not finished after this many minutes.
     #[arg(long, default_value_t = 30, value_name = "MINUTES")]
     pub timeout: u64,
@@ -83,7 +90,15 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { kernel_package: None, probe: Probe::All, timeout: 30, exec: None, test_args: Vec::new() }
+        Self {
+            kernel: Line::V6_1,
+            kernel_package: None,
+            probe: vec![Probe::All],
+            only: Vec::new(),
+            timeout: 30,
+            exec: None,
+            test_args: Vec::new(),
+        }
     }
 }
 
@@ -98,8 +113,14 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask sits in the workspace")?;
     let target = workspace.join("target/vm");
-    let kernel = Kernel::get(opts.kernel_package.as_deref(), &workspace.join(".vm"))?;
-    let (vethtrace, tests) = build(workspace, &target)?;
+    let kernel = Kernel::get(opts.kernel_package.as_deref(), opts.kernel, &workspace.join(".vm"))?;
+    let (vethtrace, mut tests) = build(workspace, &target)?;
+    if !opts.only.is_empty() {
+        if let Some(unknown) = opts.only.iter().find(|n| !tests.iter().any(|t| &&t.name == n)) {
+            bail!("--only {unknown}: no integration-test binary of that name");
+        }
+        tests.retain(|t| opts.only.contains(&t.name));
+    }
     // One per run: two runs in one tree (engineers, CI) must not boot each other's config.
     let initramfs = target.join(format!("initramfs-{}.cpio", std::process::id()));
     let config = config(workspace, &kernel, &vethtrace, &tests, opts)?;
@@ -113,7 +134,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     eprintln!(
         "xtask: test binaries: {}; once per probe ({}): {}",
         names(false),
-        opts.probe.modes().join(", "),
+        modes(&opts.probe).join(", "),
         names(true)
     );
     let built = started.elapsed();
@@ -246,7 +267,7 @@ fn config(
     var("VM_EXEC", opts.exec.as_deref().unwrap_or_default())?;
     var("VM_TEST_ARGS", &opts.test_args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))?;
     writeln!(c, "vm_runs() {{")?;
-    for (test, probe) in runs(tests, opts.probe) {
+    for (test, probe) in runs(tests, &opts.probe) {
         writeln!(c, "  vm_test {} {} {}", quote(&test.name), quote(probe), quote(path_str(&test.path)?))?;
     }
     writeln!(c, "}}")?;
@@ -255,13 +276,24 @@ fn config(
 
 /// The whole suite once; the probe-dependent binaries once per probe family, with
 /// VETHTRACE_PROBE set ("" for the others).
-fn runs(tests: &[TestBinary], probe: Probe) -> Vec<(&TestBinary, &'static str)> {
-    let modes = probe.modes();
+fn runs<'t>(tests: &'t [TestBinary], probes: &[Probe]) -> Vec<(&'t TestBinary, &'static str)> {
+    let modes = modes(probes);
     let mut runs: Vec<_> = tests.iter().filter(|t| !t.probe_dependent).map(|t| (t, "")).collect();
     for t in tests.iter().filter(|t| t.probe_dependent) {
         runs.extend(modes.iter().map(|m| (t, *m)));
     }
     runs
+}
+
+/// The probe modes of `probes`, each once, in order.
+fn modes(probes: &[Probe]) -> Vec<&'static str> {
+    let mut modes: Vec<&'static str> = Vec::new();
+    for m in probes.iter().flat_map(|p| p.modes()) {
+        if !modes.contains(&m) {
+            modes.push(m);
+        }
+    }
+    modes
 }
 
 /// The file name a module gets in the initramfs (always uncompressed there).
@@ -394,9 +426,12 @@ mod tests {
     fn probe_dependent_binaries_run_once_per_probe() {
         let t = |name: &str, probe_dependent| TestBinary { name: name.into(), path: name.into(), probe_dependent };
         let tests = [t("trace", false), t("neigh", true)];
-        let names = |probe| runs(&tests, probe).iter().map(|(t, p)| format!("{}:{p}", t.name)).collect::<Vec<_>>();
-        assert_eq!(names(Probe::All), ["trace:", "neigh:kprobe", "neigh:fentry", "neigh:tracepoint"]);
-        assert_eq!(names(Probe::Fentry), ["trace:", "neigh:fentry"]);
+        let names = |probes: &[Probe]| {
+            runs(&tests, probes).iter().map(|(t, p)| format!("{}:{p}", t.name)).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&[Probe::All]), ["trace:", "neigh:kprobe", "neigh:fentry", "neigh:tracepoint"]);
+        assert_eq!(names(&[Probe::Fentry]), ["trace:", "neigh:fentry"]);
+        assert_eq!(names(&[Probe::Kprobe, Probe::Fentry, Probe::Kprobe]), ["trace:", "neigh:kprobe", "neigh:fentry"]);
     }
 
     #[test]

@@ -53,7 +53,8 @@ $B mount -t debugfs debugfs /sys/kernel/debug || fail "mount debugfs"
 $B mount -t bpf bpf /sys/fs/bpf || fail "mount bpffs"
 $B mount -t cgroup2 cgroup2 /sys/fs/cgroup || fail "mount cgroup2"
 
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin HOME=/tmp TMPDIR=/tmp CI=true
+# Under TCG a vethtrace start takes seconds: fewer random kills (tracer/tests/survive.rs).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin HOME=/tmp TMPDIR=/tmp CI=true VETHTRACE_KILLS=10
 # Modules come from the unpacked kernel package (on the host, over 9p); the kernel's own
 # requests (a qdisc, an nft expression) go through the same wrapper.
 printf '#!/bin/sh\nexec /usr/sbin/modprobe -d %s "$@"\n' "$VM_MODULES_ROOT" >/vm/modprobe

@@ -49,10 +49,15 @@ impl Link {
     }
 }
 
-/// Every interface of the netns by index.
+/// How many names of interfaces that went away are remembered (see [`Links::name`]).
+const GONE_NAMES: usize = 1024;
+
+/// Every interface of the netns by index, and the names of the last interfaces that went away.
 #[derive(Debug, Default, Clone)]
 pub struct Links {
     by_index: IntMap<u32, Link>,
+    /// (index, name) of removed interfaces, oldest first, at most `GONE_NAMES`.
+    gone: std::collections::VecDeque<(u32, String)>,
 }
 
 impl Links {
@@ -60,8 +65,20 @@ impl Links {
         self.by_index.get(&index)
     }
 
+    /// The interface's name — or, when it has gone, the name it had: the ring buffer may still
+    /// hold its events when the kernel's notification that it went arrives (a pod deleted right
+    /// after its last packet), and they belong to that name.
     pub fn name(&self, index: u32) -> Option<&str> {
-        self.get(index).map(|l| l.name.as_str())
+        self.get(index).map(|l| l.name.as_str()).or_else(|| {
+            self.gone.iter().rev().find(|(i, _)| *i == index).map(|(_, name)| name.as_str())
+        })
+    }
+
+    fn bury(&mut self, link: &Link) {
+        if self.gone.len() == GONE_NAMES {
+            self.gone.pop_front();
+        }
+        self.gone.push_back((link.index, link.name.clone()));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Link> {
@@ -77,17 +94,39 @@ impl Links {
     }
 
     pub fn remove(&mut self, index: u32) -> Option<Link> {
-        self.by_index.remove(&index)
+        let link = self.by_index.remove(&index)?;
+        self.bury(&link);
+        Some(link)
     }
 
+    /// Forgets every interface (before a re-dump), keeping their names as gone ones.
     pub fn clear(&mut self) {
-        self.by_index.clear();
+        for link in std::mem::take(&mut self.by_index).into_values() {
+            self.bury(&link);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gone_interface_keeps_its_name_for_late_events() {
+        let mut links = Links::default();
+        links.upsert(Link { index: 9, name: "cali0123456789a".into(), ..Link::default() });
+        links.remove(9);
+        assert!(links.get(9).is_none());
+        assert_eq!(links.name(9), Some("cali0123456789a"));
+        links.upsert(Link { index: 9, name: "calinew".into(), ..Link::default() });
+        assert_eq!(links.name(9), Some("calinew"), "a live interface wins");
+        for i in 0..u32::try_from(GONE_NAMES).unwrap() + 1 {
+            links.upsert(Link { index: 100 + i, name: format!("c{i}"), ..Link::default() });
+            links.remove(100 + i);
+        }
+        assert_eq!(links.name(100), None, "the oldest gone name is forgotten");
+        assert_eq!(links.name(101), Some("c1"));
+    }
 
     #[test]
     fn veth_peer_and_mac_are_read() {

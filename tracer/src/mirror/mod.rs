@@ -16,6 +16,9 @@ pub mod routes;
 pub mod rules;
 pub mod sysctl;
 
+#[cfg(test)]
+mod fuzz;
+
 use futures::{StreamExt, channel::mpsc::UnboundedReceiver};
 use netlink_packet_core::{
     DecodeError, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader,

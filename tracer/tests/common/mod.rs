@@ -564,3 +564,6 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(50));
     }
 }
+pub mod system;
+pub mod owner;
+pub mod bpf;

@@ -12,8 +12,43 @@ use anyhow::{Context as _, bail};
 
 use crate::run;
 
-/// The kernel line the VM tests: Debian 12's 6.1 (no TCX; kprobes, fentry and BTF).
-const PACKAGE_PATTERN: &str = r"^linux-image-6\.1\.0-[0-9]+-amd64$";
+/// A Debian 12 kernel line the VM boots.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Line {
+    /// Debian 12's own 6.1 (linux-image-6.1.0-NN-amd64): no TCX; kprobes, fentry and BTF.
+    #[value(name = "6.1")]
+    V6_1,
+    /// Debian 12 backports' 6.12 (linux-image-6.12.NNN+deb12-amd64): TCX, kprobes, fentry.
+    #[value(name = "6.12")]
+    V6_12,
+}
+
+impl Line {
+    /// `apt-cache search --names-only` pattern of the line's packages.
+    fn pattern(self) -> &'static str {
+        match self {
+            Self::V6_1 => r"^linux-image-6\.1\.0-[0-9]+-amd64$",
+            Self::V6_12 => r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$",
+        }
+    }
+
+    /// The number that orders the line's packages: the ABI of 6.1.0-<abi>, the patch of
+    /// 6.12.<patch>+deb12.
+    fn order(self, package: &str) -> u32 {
+        let field = match self {
+            Self::V6_1 => package.split('-').nth(3),
+            Self::V6_12 => package.split(['.', '+']).nth(2),
+        };
+        field.and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V6_1 => "6.1",
+            Self::V6_12 => "6.12",
+        }
+    }
+}
 
 /// An unpacked kernel package.
 pub struct Kernel {
@@ -25,12 +60,12 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The package named, or else the newest linux-image-6.1.0-*-amd64 apt knows, unpacked under
-    /// `cache` (reused when it is already there).
-    pub fn get(package: Option<&str>, cache: &Path) -> anyhow::Result<Self> {
+    /// The package named, or else the newest of `line` apt knows, unpacked under `cache` (reused
+    /// when it is already there).
+    pub fn get(package: Option<&str>, line: Line, cache: &Path) -> anyhow::Result<Self> {
         let package = match package {
             Some(p) => p.to_owned(),
-            None => newest_package()?,
+            None => newest_package(line)?,
         };
         let dir = cache.join(&package);
         let root = dir.join("root");
@@ -62,29 +97,28 @@ impl Kernel {
     }
 }
 
-fn newest_package() -> anyhow::Result<String> {
+fn newest_package(line: Line) -> anyhow::Result<String> {
     let search = || {
-        let mut names: Vec<String> = run::stdout(Command::new("apt-cache").args([
-            "search",
-            "--names-only",
-            PACKAGE_PATTERN,
-        ]))
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .collect();
-        // linux-image-6.1.0-<abi>-amd64: the newest has the highest ABI number.
-        names.sort_by_key(|n| n.split('-').nth(3).and_then(|abi| abi.parse::<u32>().ok()).unwrap_or(0));
+        let mut names: Vec<String> =
+            run::stdout(Command::new("apt-cache").args(["search", "--names-only", line.pattern()]))
+                .lines()
+                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                .collect();
+        names.sort_by_key(|n| line.order(n));
         names.pop()
     };
     if let Some(name) = search() {
         return Ok(name);
     }
-    eprintln!("xtask: apt knows no linux-image-6.1.0-*-amd64 yet, running apt-get update");
+    eprintln!("xtask: apt knows no {} kernel package yet, running apt-get update", line.name());
     run::status(Command::new("apt-get").args(["update", "-q"]))?;
-    search().context(
-        "apt knows no linux-image-6.1.0-*-amd64: add Debian 12 (bookworm, bookworm-security) to the apt \
-         sources or name a package with --kernel-package",
-    )
+    search().with_context(|| {
+        format!(
+            "apt knows no {} kernel package: add Debian 12 (bookworm, bookworm-security, bookworm-backports) \
+             to the apt sources or name a package with --kernel-package",
+            line.name()
+        )
+    })
 }
 
 fn unpack(package: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
@@ -202,6 +236,12 @@ mod tests {
             .collect();
         assert_eq!(order, ["9pnet", "netfs", "fscache", "9p"]);
         assert!(mods.load_order(&["nope"]).is_err());
+    }
+
+    #[test]
+    fn the_newest_package_of_a_line_has_the_highest_number() {
+        assert_eq!(Line::V6_1.order("linux-image-6.1.0-56-amd64"), 56);
+        assert_eq!(Line::V6_12.order("linux-image-6.12.118+deb12-amd64"), 118);
     }
 
     #[test]
