@@ -172,6 +172,8 @@ struct Tracing {
     progress: (usize, usize),
     /// `--metrics`: told which interfaces are traced, under which name (and pod).
     metrics: Option<Interfaces>,
+    /// Who is behind each interface (the metrics' `pod` label).
+    pods: PodIndex,
 }
 
 impl Tracing {
@@ -191,7 +193,8 @@ impl Tracing {
                 } else if let Some(m) = &self.metrics
                     && wanted
                 {
-                    m.traced(index, &name, None); // metrics: a traced interface renamed
+                    // metrics: a traced interface renamed, or its pod became known or changed
+                    m.traced(index, &name, self.pod_label(&name).as_deref());
                 }
             }
             LinkChange::Removed { index, name } => {
@@ -207,6 +210,11 @@ impl Tracing {
         }
     }
 
+    /// The metrics' `pod` label of interface `name`: `namespace/name`, `None` when unknown.
+    fn pod_label(&self, name: &str) -> Option<String> {
+        self.pods.by_ifname(name).map(|p| format!("{}/{}", p.namespace, p.name))
+    }
+
     /// Attaches the next waiting interface; `false` when none waits.
     fn attach_next(&mut self) -> bool {
         let Some((index, name)) = self.pending.pop_front() else { return false };
@@ -214,8 +222,7 @@ impl Tracing {
             Ok(()) => {
                 log::info!("tracing {name} (ifindex {index})");
                 if let Some(m) = &self.metrics {
-                    // metrics: its labels (pod: PodIndex::by_ifname(&name) once pod identity is there)
-                    m.traced(index, &name, None);
+                    m.traced(index, &name, self.pod_label(&name).as_deref()); // metrics: its labels
                 }
             }
             Err(e) => eprintln!("vethtrace: warning: {e:#}"),
@@ -386,7 +393,15 @@ impl Session {
         let traced_for_metrics = enricher.metrics.as_ref().map(Metrics::interfaces);
         let mut session = Self {
             collector,
-            tracing: Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics: traced_for_metrics },
+            tracing: Tracing {
+                filter,
+                attacher,
+                ebpf,
+                pending: Default::default(),
+                progress: (0, 0),
+                metrics: traced_for_metrics,
+                pods: pod_index.clone(),
+            },
             drop_probe,
             netlink,
             notifications,
@@ -554,7 +569,7 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             }
             // `--pod`: a pod's cali may be known only after the link appeared (or stop being
             // that pod's): decide again for every interface.
-            () = s.pods.changed(), if s.tracing.filter.selects_pods() => {
+            () = s.pods.changed(), if s.tracing.filter.selects_pods() || s.tracing.metrics.is_some() => {
                 for change in s.sink.enricher.mirror.present_links() {
                     s.tracing.apply(change);
                 }

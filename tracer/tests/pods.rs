@@ -262,3 +262,46 @@ fn events_name_their_pod_while_files_change() {
     assert!(done.status.success(), "{}", done.stderr);
     let _ = fs::remove_dir_all(&tmp);
 }
+
+/// `/metrics` of a vethtrace in the node's namespace (bash's /dev/tcp, no client needed).
+fn metrics_text(node: &Node, addr: &str) -> String {
+    let (host, port) = addr.split_once(':').unwrap();
+    let script = format!("exec 3<>/dev/tcp/{host}/{port} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
+    common::stdout(node.in_node("bash").args(["-c", &script]))
+}
+
+/// The metrics' `pod` label follows pod identity: set when the interface is traced, and
+/// changed when the pod behind it becomes known later.
+#[test]
+fn metrics_label_packets_by_pod() {
+    let node = Node::up("pm");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let (tmp, status, mut a) = status_dir("pmt");
+    felix_write(&status, "shop", "web", &cali1, &["10.244.1.5"]);
+    let addr = "127.0.0.1:9465";
+    a.extend(["--metrics".to_owned(), addr.to_owned()]);
+    let tracer = Tracer::start(&node, &strs(&a));
+    common::run(node.in_pod("pod1", "ping").args(["-c", "2", "-i", "0.2", "10.244.1.6"]));
+    let series = |text: &str, iface: &str, pod: &str| {
+        text.lines().any(|l| {
+            l.starts_with("vethtrace_packets_total{")
+                && l.contains(&format!("iface=\"{iface}\""))
+                && l.contains(&format!("pod=\"{pod}\""))
+        })
+    };
+    let text = metrics_text(&node, addr);
+    assert!(series(&text, &cali1, "shop/web"), "{text}");
+    assert!(series(&text, &cali2, ""), "pod2 has no file yet: {text}");
+    felix_write(&status, "shop", "db", &cali2, &["10.244.1.6"]);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            common::run(node.in_pod("pod1", "ping").args(["-c", "1", "10.244.1.6"]));
+            series(&metrics_text(&node, addr), &cali2, "shop/db")
+        }),
+        "pod2's series not relabelled\n{}",
+        metrics_text(&node, addr)
+    );
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    let _ = fs::remove_dir_all(&tmp);
+}
