@@ -259,6 +259,14 @@ pub fn parse_frame(frame: Captured<'_>, protocol: u16, accel_vlan: Option<u16>) 
     p
 }
 
+/// The Ethernet header put in front of a frame captured from its network header: zero MACs
+/// and the ethertype (the parser reads it, pcapng shows it).
+pub fn made_up_ethernet(ethertype: u16) -> [u8; ETH_HLEN] {
+    let mut eth = [0u8; ETH_HLEN];
+    eth[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    eth
+}
+
 /// Captured bytes as the parser reads them.
 struct Bytes<'a> {
     bytes: &'a [u8],
@@ -269,11 +277,7 @@ struct Bytes<'a> {
 impl Frame for Bytes<'_> {
     fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
         let offset = match self.synthetic {
-            Some(ethertype) if offset == 0 && N == ETH_HLEN => {
-                let mut eth = [0u8; N];
-                eth[12..14].copy_from_slice(&ethertype.to_be_bytes());
-                return Some(eth);
-            }
+            Some(ethertype) if offset == 0 => return made_up_ethernet(ethertype).get(..N)?.try_into().ok(),
             Some(_) => offset.checked_sub(ETH_HLEN)?,
             None => offset,
         };

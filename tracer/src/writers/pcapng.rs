@@ -38,7 +38,10 @@ use pcap_file::{
 use tracer_common::{dir, frame_origin, proto::ETH_HLEN};
 
 use super::{EventWriter, lines::put_line};
-use crate::{output::Format, record::Record};
+use crate::{
+    output::Format,
+    record::{Place, Record},
+};
 
 /// epb_flags direction bits.
 const EPB_INBOUND: u32 = 0b01;
@@ -83,6 +86,9 @@ impl From<PcapngError> for io::Error {
     }
 }
 
+/// `ids` key of the events' pseudo-interface (no ifindex is this).
+const EVENTS_KEY: u32 = u32::MAX;
+
 /// An interface as it appears in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Iface {
@@ -90,12 +96,22 @@ enum Iface {
     Events,
 }
 
+impl Iface {
+    fn name(&self) -> &str {
+        match self {
+            Iface::Dev { name, .. } => name,
+            Iface::Events => EVENTS_IFACE,
+        }
+    }
+}
+
 pub struct PcapngWriter {
     opts: PcapngOptions,
     out: PcapNgWriter<BufWriter<Box<dyn Write>>>,
     /// Interfaces in the order of their IDBs (the interface id is the position).
     ifaces: Vec<(Iface, Option<String>)>,
-    ids: HashMap<Iface, u32>,
+    /// The id of each interface's latest IDB, by ifindex (`EVENTS_KEY` for the events).
+    ids: HashMap<u32, u32>,
     /// Bytes in the current file, and its number in the rotation.
     written: u64,
     file_no: u32,
@@ -112,14 +128,26 @@ impl PcapngWriter {
     }
 
     /// The interface id of `iface`, writing its IDB the first time.
-    fn iface_id(&mut self, iface: Iface, description: Option<&str>) -> Result<u32, PcapngError> {
-        if let Some(&id) = self.ids.get(&iface) {
+    /// Nothing is allocated when the interface has its block already (every packet but the
+    /// first); a new name on a known ifindex (a rename, a reused index) gets a block of its own.
+    fn iface_id(&mut self, ifindex: u32, name: &str, place: &Place<'_>) -> Result<u32, PcapngError> {
+        let key = if name == EVENTS_IFACE { EVENTS_KEY } else { ifindex };
+        if let Some(&id) = self.ids.get(&key)
+            && self.ifaces[id as usize].0.name() == name
+        {
             return Ok(id);
         }
+        let iface = if key == EVENTS_KEY { Iface::Events } else { Iface::Dev { ifindex, name: name.to_owned() } };
+        let description = match iface {
+            Iface::Events => Some("kernel ARP/neighbour path events (vethtrace probes)".to_owned()),
+            // `if_description`: the pod behind the interface (a drop without a device has none).
+            Iface::Dev { ifindex: 0, .. } => None,
+            Iface::Dev { .. } => place.pod.as_ref().map(|p| format!("pod {}/{}", p.namespace, p.name)),
+        };
         let id = self.ifaces.len() as u32;
-        self.written += write_idb(&mut self.out, &iface, description, self.opts.snaplen)? as u64;
-        self.ids.insert(iface.clone(), id);
-        self.ifaces.push((iface, description.map(str::to_owned)));
+        self.written += write_idb(&mut self.out, &iface, description.as_deref(), self.opts.snaplen)? as u64;
+        self.ids.insert(key, id);
+        self.ifaces.push((iface, description));
         Ok(id)
     }
 
@@ -152,17 +180,15 @@ impl PcapngWriter {
         let ts = timestamp(place.wall_ns);
         match rec {
             Record::Packet(r) => {
-                let pod = pod_description(place);
-                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name: place.iface.to_string() }, pod.as_deref())?;
+                let id = self.iface_id(place.ifindex, &place.iface, place)?;
                 let mut comment = Vec::new();
                 r.annotation.put_text(&mut comment);
                 let flags = if r.ev.dir == dir::EGRESS { EPB_OUTBOUND } else { EPB_INBOUND };
                 self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, &comment))
             }
             Record::Drop(r) => {
-                let name = if place.ifindex == 0 { NO_DEVICE_IFACE.to_owned() } else { place.iface.to_string() };
-                let pod = if place.ifindex == 0 { None } else { pod_description(place) };
-                let id = self.iface_id(Iface::Dev { ifindex: place.ifindex, name }, pod.as_deref())?;
+                let name = if place.ifindex == 0 { NO_DEVICE_IFACE } else { &place.iface };
+                let id = self.iface_id(place.ifindex, name, place)?;
                 let (data, original_len) = if r.frame.origin == frame_origin::NETWORK {
                     (Cow::Owned(behind_made_up_ethernet(r.frame.bytes, r.drop.ev.protocol)), r.drop.ev.len + ETH_HLEN as u32)
                 } else {
@@ -173,7 +199,7 @@ impl PcapngWriter {
                 self.packet(epb(id, ts, original_len, data, 0, &comment))
             }
             Record::Arp(_) | Record::Neigh(_) => {
-                let id = self.iface_id(Iface::Events, None)?;
+                let id = self.iface_id(0, EVENTS_IFACE, place)?;
                 self.line.clear();
                 put_line(Format::Text, &mut self.line, rec).map_err(PcapError::IoError)?;
                 // The line without its time (the block has it) and newline.
@@ -195,11 +221,6 @@ impl EventWriter for PcapngWriter {
     fn flush(&mut self) -> io::Result<()> {
         self.out.get_mut().flush()
     }
-}
-
-/// `if_description`: the pod behind the interface, `pod <namespace>/<name>`.
-fn pod_description(place: &crate::record::Place<'_>) -> Option<String> {
-    place.pod.as_ref().map(|p| format!("pod {}/{}", p.namespace, p.name))
 }
 
 /// `DROP <reason> at <location>: <cause>` (the packet's annotation follows after ` | `).
@@ -229,18 +250,11 @@ fn write_idb(
     description: Option<&str>,
     snaplen: u32,
 ) -> Result<usize, PcapError> {
-    let name = match iface {
-        Iface::Dev { name, .. } => name.as_str(),
-        Iface::Events => EVENTS_IFACE,
-    };
+    let name = iface.name();
     let mut options = vec![
         InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())),
         InterfaceDescriptionOption::IfTsResol(9),
     ];
-    let description = match iface {
-        Iface::Events => Some("kernel ARP/neighbour path events (vethtrace probes)"),
-        Iface::Dev { .. } => description,
-    };
     if let Some(d) = description {
         options.push(InterfaceDescriptionOption::IfDescription(Cow::Owned(d.to_owned())));
     }
@@ -249,11 +263,7 @@ fn write_idb(
 
 /// A network-header frame behind a zero-MAC Ethernet header carrying `ethertype`.
 fn behind_made_up_ethernet(bytes: &[u8], ethertype: u16) -> Vec<u8> {
-    let mut v = Vec::with_capacity(ETH_HLEN + bytes.len());
-    v.extend_from_slice(&[0; 12]);
-    v.extend_from_slice(&ethertype.to_be_bytes());
-    v.extend_from_slice(bytes);
-    v
+    [&crate::event::made_up_ethernet(ethertype)[..], bytes].concat()
 }
 
 fn timestamp(wall_ns: i128) -> Duration {
