@@ -72,18 +72,52 @@ struct Window {
     stderr: String,
 }
 
-/// Traffic in a window, then vethtrace stopped.
+/// No frame of the node's own on the two calis while vethtrace runs: every neighbour the traffic
+/// needs is made permanent (no ARP request, probe or refresh at a moment of the kernel's choosing).
+fn pin_neighbours(node: &Node) {
+    for (pod, ip) in [("pod1", "10.244.1.5"), ("pod2", "10.244.1.6")] {
+        let links: Vec<Value> =
+            serde_json::from_str(&common::stdout(node.in_pod(pod, "ip").args(["-j", "link", "show", "dev", "eth0"])))
+                .expect("ip -j JSON");
+        let pod_mac = links[0]["address"].as_str().expect("the pod's MAC").to_owned();
+        let cali = node.cali(pod);
+        run(node.in_node("ip").args(["neigh", "replace", ip, "lladdr", &pod_mac, "dev", &cali, "nud", "permanent"]));
+        let cali_mac = node.ip(&["-j", "link", "show", "dev", &cali]);
+        let cali_mac: Vec<Value> = serde_json::from_str(&cali_mac).expect("ip -j JSON");
+        let cali_mac = cali_mac[0]["address"].as_str().expect("the cali's MAC");
+        run(node.in_pod(pod, "ip").args(["neigh", "replace", "169.254.1.1", "lladdr", cali_mac, "dev", "eth0", "nud", "permanent"]));
+    }
+}
+
+/// The counters once the calis have carried nothing for a while: the MLD reports that follow a
+/// link's start (at random moments up to a second apart) are over.
+fn quiet_counters(node: &Node, calis: &[String]) -> BTreeMap<(String, String), u64> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = counters(node, calis);
+    loop {
+        thread::sleep(Duration::from_millis(1500));
+        let now = counters(node, calis);
+        if now == last {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "the calis never went quiet: {last:?} then {now:?}");
+        last = now;
+    }
+}
+
+/// Traffic in a window, then vethtrace stopped. vethtrace starts on a quiet node and stops on one,
+/// so every frame it sees is one the counters count between the two readings.
 fn traced_window(node: &Node, args: &[&str], traffic: impl FnOnce()) -> Window {
     let calis = [node.cali("pod1"), node.cali("pod2")];
+    pin_neighbours(node);
+    quiet_counters(node, &calis);
     // Only packet events: the ARP/neighbour probes and drops would share the ring.
     let mut tracer = Proc::spawn(node, "ovf", &[&["--no-drops", "--probe", "off"], args].concat());
     tracer.wait_ready();
     let before = counters(node, &calis);
     traffic();
-    // The last frames cross, then the counters are read and vethtrace stops at once (the node is
-    // quiet: no frames between the two).
-    thread::sleep(Duration::from_millis(300));
-    let after = counters(node, &calis);
+    // The last frames cross, then the counters are read and vethtrace stops at once.
+    let after = quiet_counters(node, &calis);
     let status = tracer.stop_with(libc::SIGINT);
     let stderr = tracer.stderr();
     let exit = exit_counters(&stderr).unwrap_or_else(|| panic!("no exit counters on stderr:\n{stderr}"));
