@@ -287,14 +287,6 @@ fn exposition_passes_promtool_and_negotiates_openmetrics() {
     assert!(finished.status.success(), "{}", finished.stderr);
 }
 
-/// The BPF programs a process holds descriptors of (`prog_id` in /proc/PID/fdinfo).
-fn held_prog_ids(pid: i32) -> Vec<u64> {
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return Vec::new() };
-    fds.filter_map(|fd| fs::read_to_string(fd.ok()?.path()).ok())
-        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("prog_id:"))?.trim().parse().ok())
-        .collect()
-}
-
 /// In a container SIGTERM is the stop signal: vethtrace must detach, flush and exit 0, with
 /// its logs as JSON lines.
 #[test]
@@ -308,7 +300,7 @@ fn sigterm_detaches_and_exits_0_with_json_logs() {
             &["--metrics", METRICS, "--output", "none", "--log-format", "json", "--tc-mode", mode],
         );
         // Its own programs, from the descriptors it holds (other vethtraces may run on the machine).
-        let mine: Vec<u64> = common::bpf_prog_ids(&names).into_iter().filter(|id| held_prog_ids(tracer.pid()).contains(id)).collect();
+        let mine: Vec<u64> = common::bpf_prog_ids(&names).into_iter().filter(|id| common::system::held_prog_ids(tracer.pid()).contains(id)).collect();
         assert_eq!(mine.len(), 2, "{mode}: vethtrace_in and vethtrace_eg loaded by this vethtrace");
         ping(&node, "pod1", &["-c", "1", "10.244.1.6"]);
         let started = Instant::now();

@@ -31,6 +31,15 @@ fn kernel_tc_modes() -> Vec<&'static str> {
     if (major, minor) >= (6, 6) { vec!["tcx", "clsact"] } else { vec!["clsact"] }
 }
 
+/// Ids of the BPF programs process `pid` holds a descriptor of (/proc/PID/fdinfo): its own
+/// programs, whatever other vethtraces run on the machine at the same time.
+pub fn held_prog_ids(pid: i32) -> Vec<u64> {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return Vec::new() };
+    fds.filter_map(|fd| fs::read_to_string(fd.ok()?.path()).ok())
+        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("prog_id:"))?.trim().parse().ok())
+        .collect()
+}
+
 /// Frames TC saw on `iface` by the kernel's own counters (`ip -s -j link` in the node's
 /// namespace): ingress = rx_packets; egress = tx_packets + tx_dropped (a veth counts a frame its
 /// peer's backlog refused as dropped, after the egress hook ran).
