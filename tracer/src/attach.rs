@@ -22,13 +22,13 @@ use aya::{
 
 use crate::{cli::TcMode, reaper::ReaperHandle};
 
-pub use tracer_common::names::{EGRESS_PROG, INGRESS_PROG};
+pub(crate) use tracer_common::names::{EGRESS_PROG, INGRESS_PROG};
 /// The set of traced ifindexes that other hooks (drops, neighbours) filter by.
-pub use tracer_common::names::TRACED_IFACES_MAP;
+pub(crate) use tracer_common::names::TRACED_IFACES_MAP;
 
 /// How programs are attached on this kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Tcx,
     Clsact,
 }
@@ -36,7 +36,7 @@ pub enum Backend {
 impl Backend {
     /// `auto` takes TCX where the kernel has it (>= 6.6); asking for TCX on an older kernel is
     /// an error rather than one failed attach per interface.
-    pub fn choose(mode: TcMode) -> Result<Self, AttachError> {
+    pub(crate) fn choose(mode: TcMode) -> Result<Self, AttachError> {
         let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
         match mode {
             TcMode::Tcx if !has_tcx => Err(AttachError::NoTcx),
@@ -47,7 +47,7 @@ impl Backend {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Tcx => "tcx",
             Self::Clsact => "clsact",
@@ -56,7 +56,7 @@ impl Backend {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AttachError {
+pub(crate) enum AttachError {
     #[error("the eBPF object has no program {0}")]
     MissingProgram(&'static str),
     #[error("TCX needs Linux >= 6.6: use --tc-mode clsact (or auto)")]
@@ -111,7 +111,7 @@ struct Attachment {
 }
 
 /// Owns the loaded TC programs and every link they have.
-pub struct Attacher {
+pub(crate) struct Attacher {
     backend: Backend,
     reaper: Option<ReaperHandle>,
     attached: HashMap<u32, Attachment>,
@@ -121,7 +121,7 @@ pub struct Attacher {
 
 impl Attacher {
     /// Loads both programs into the kernel.
-    pub fn new(ebpf: &mut Ebpf, backend: Backend) -> Result<Self, AttachError> {
+    pub(crate) fn new(ebpf: &mut Ebpf, backend: Backend) -> Result<Self, AttachError> {
         for name in [INGRESS_PROG, EGRESS_PROG] {
             program(ebpf, name)?
                 .load()
@@ -135,20 +135,20 @@ impl Attacher {
         Ok(Self { backend, reaper, attached: HashMap::new(), traced })
     }
 
-    pub fn backend(&self) -> Backend {
+    pub(crate) fn backend(&self) -> Backend {
         self.backend
     }
 
-    pub fn is_attached(&self, ifindex: u32) -> bool {
+    pub(crate) fn is_attached(&self, ifindex: u32) -> bool {
         self.attached.contains_key(&ifindex)
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.attached.len()
     }
 
     /// Attaches ingress and egress to `ifindex`. Attaching twice is a no-op.
-    pub fn attach(&mut self, ebpf: &mut Ebpf, ifindex: u32, iface: &str) -> Result<(), AttachError> {
+    pub(crate) fn attach(&mut self, ebpf: &mut Ebpf, ifindex: u32, iface: &str) -> Result<(), AttachError> {
         if self.is_attached(ifindex) {
             return Ok(());
         }
@@ -196,7 +196,7 @@ impl Attacher {
     }
 
     /// Detaches from `ifindex` (or only forgets it, when the interface is gone).
-    pub fn detach(&mut self, ifindex: u32) {
+    pub(crate) fn detach(&mut self, ifindex: u32) {
         let Some(attachment) = self.attached.remove(&ifindex) else {
             return;
         };
@@ -212,7 +212,7 @@ impl Attacher {
         }
     }
 
-    pub fn detach_all(&mut self) {
+    pub(crate) fn detach_all(&mut self) {
         let all: Vec<u32> = self.attached.keys().copied().collect();
         for ifindex in all {
             self.detach(ifindex);

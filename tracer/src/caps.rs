@@ -9,12 +9,12 @@ const CAP_BPF: u32 = 39;
 
 #[derive(Debug, thiserror::Error)]
 #[error("missing capabilities: {missing} (run as root, e.g. with sudo)")]
-pub struct MissingCaps {
+pub(crate) struct MissingCaps {
     pub missing: String,
 }
 
 /// Capabilities vethtrace needs that the effective set lacks (empty when all are there).
-pub fn missing(effective: u64) -> Vec<&'static str> {
+pub(crate) fn missing(effective: u64) -> Vec<&'static str> {
     let has = |cap: u32| effective & (1u64 << cap) != 0;
     let mut missing = Vec::new();
     if !has(CAP_NET_ADMIN) {
@@ -40,7 +40,7 @@ fn effective() -> Option<u64> {
 }
 
 /// Fails with one line naming what is missing.
-pub fn check() -> Result<(), MissingCaps> {
+pub(crate) fn check() -> Result<(), MissingCaps> {
     let missing = missing(effective().unwrap_or(0));
     if missing.is_empty() {
         Ok(())

@@ -11,7 +11,7 @@ use tracer_common::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     #[error("the eBPF object has no map {0}")]
     MissingMap(&'static str),
     #[error("opening map {name}: {source}")]
@@ -24,7 +24,7 @@ pub enum CollectError {
     Io(#[from] std::io::Error),
 }
 
-pub struct Collector {
+pub(crate) struct Collector {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
     errors: InKernelErrors,
@@ -34,11 +34,11 @@ pub struct Collector {
 }
 
 /// How often the ring is read without a wakeup: the longest a lone event waits.
-pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(tracer_common::POLL_INTERVAL_MS);
+pub(crate) const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(tracer_common::POLL_INTERVAL_MS);
 
 impl Collector {
     /// Takes the ring buffer and the loss counters out of the object.
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
         let map = |name: &'static str, ebpf: &mut Ebpf| ebpf.take_map(name).ok_or(CollectError::MissingMap(name));
         let ring = RingBuf::try_from(map(EVENTS_MAP, ebpf)?)
             .map_err(|source| CollectError::Map { name: EVENTS_MAP, source })?;
@@ -60,7 +60,7 @@ impl Collector {
     /// Under a flood the ring never runs empty: an unbounded drain would grow the caller's
     /// output buffer with the whole flood (148 MB RSS seen) and starve its other work. A full
     /// batch leaves the ring marked ready, so the next call goes on without waiting.
-    pub async fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<usize, CollectError> {
+    pub(crate) async fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<usize, CollectError> {
         let mut guard = tokio::select! {
             guard = self.ring.readable_mut() => guard?,
             _ = self.poll.tick() => return Ok(drain_ring(self.ring.get_mut(), &mut each, BATCH)),
@@ -76,33 +76,33 @@ impl Collector {
     }
 
     /// Drains up to [`BATCH`] records without waiting (at exit: call until it returns less).
-    pub fn drain_now(&mut self, mut each: impl FnMut(&[u8])) -> usize {
+    pub(crate) fn drain_now(&mut self, mut each: impl FnMut(&[u8])) -> usize {
         drain_ring(self.ring.get_mut(), &mut each, BATCH)
     }
 
     /// Failures the programs counted, by `errsite` slot.
-    pub fn errors(&self) -> [u64; errsite::SLOTS as usize] {
+    pub(crate) fn errors(&self) -> [u64; errsite::SLOTS as usize] {
         self.errors.read()
     }
 
     /// Records the kernel could not reserve, summed over CPUs.
-    pub fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         self.lost.get(&LOST_RESERVE, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
     }
 }
 
 /// The programs' failure counters (`tracer_common::errsite`).
-pub struct InKernelErrors(PerCpuArray<MapData, u64>);
+pub(crate) struct InKernelErrors(PerCpuArray<MapData, u64>);
 
 impl InKernelErrors {
     /// Takes the counters out of the object.
-    pub fn take(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
+    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
         let map = ebpf.take_map(ERRORS_MAP).ok_or(CollectError::MissingMap(ERRORS_MAP))?;
         PerCpuArray::try_from(map).map(Self).map_err(|source| CollectError::Map { name: ERRORS_MAP, source })
     }
 
     /// The counts by slot, summed over CPUs.
-    pub fn read(&self) -> [u64; errsite::SLOTS as usize] {
+    pub(crate) fn read(&self) -> [u64; errsite::SLOTS as usize] {
         let mut out = [0; errsite::SLOTS as usize];
         for (slot, n) in out.iter_mut().enumerate() {
             *n = self.0.get(&(slot as u32), 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0);
@@ -111,7 +111,7 @@ impl InKernelErrors {
     }
 
     /// One line per slot that counted failures since `before`.
-    pub fn describe(now: &[u64], before: &[u64]) -> Vec<String> {
+    pub(crate) fn describe(now: &[u64], before: &[u64]) -> Vec<String> {
         now.iter()
             .zip(before)
             .zip(errsite::NAMES)
@@ -123,7 +123,7 @@ impl InKernelErrors {
 
 /// Records handed out per drain: bounds the output buffer (about 600 bytes per JSON line)
 /// between two writes.
-pub const BATCH: usize = 2048;
+pub(crate) const BATCH: usize = 2048;
 
 fn drain_ring(ring: &mut RingBuf<MapData>, each: &mut impl FnMut(&[u8]), limit: usize) -> usize {
     let mut n = 0;

@@ -11,7 +11,7 @@ use crate::filter::Filter;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethtrace-ebpf"));
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): vethtrace needs a kernel built with CONFIG_DEBUG_INFO_BTF")]
     NoBtf,
     #[error("this kernel has no BPF ring buffer (Linux >= 5.8 is needed): {0}")]
@@ -24,7 +24,7 @@ pub enum LoadError {
 
 /// What is fixed when the object is loaded.
 #[derive(Debug, Clone, Copy)]
-pub struct LoadOptions<'a> {
+pub(crate) struct LoadOptions<'a> {
     /// `--ring-size`.
     pub ring_size: u32,
     /// `--snaplen`.
@@ -41,7 +41,7 @@ pub struct LoadOptions<'a> {
 
 impl LoadOptions<'_> {
     /// A ring of `ring_size` bytes, the default snaplen, no layouts.
-    pub fn new(ring_size: u32) -> Self {
+    pub(crate) fn new(ring_size: u32) -> Self {
         Self {
             ring_size,
             snaplen: tracer_common::DEFAULT_SNAPLEN,
@@ -54,7 +54,7 @@ impl LoadOptions<'_> {
 }
 
 /// Loads maps and program definitions (programs are loaded into the kernel when attached).
-pub fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
+pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(LoadError::NoBtf);
     }

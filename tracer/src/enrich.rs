@@ -34,12 +34,12 @@ pub struct Counters {
 
 /// Converts kernel monotonic timestamps to wall-clock time.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     wall_minus_mono_ns: i128,
 }
 
 impl Clock {
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let ns = |clock| {
             let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             // SAFETY: `ts` is a valid out-pointer for clock_gettime.
@@ -49,21 +49,21 @@ impl Clock {
         Self { wall_minus_mono_ns: ns(libc::CLOCK_REALTIME) - ns(libc::CLOCK_MONOTONIC) }
     }
 
-    pub fn wall(self, mono_ns: u64) -> i128 {
+    pub(crate) fn wall(self, mono_ns: u64) -> i128 {
         i128::from(mono_ns) + self.wall_minus_mono_ns
     }
 }
 
 /// Which records go on to the writers.
 #[derive(Debug, Clone, Copy)]
-pub struct Shown {
+pub(crate) struct Shown {
     /// Packets and ARP/neighbour events (not with `--drops`/`--summary`).
     pub packets: bool,
     /// Drops (not with `--summary`).
     pub drops: bool,
 }
 
-pub struct Enricher {
+pub(crate) struct Enricher {
     /// The node's network state: interface names and everything the annotation looks up.
     pub mirror: Mirror,
     clock: Clock,
@@ -82,7 +82,7 @@ pub struct Enricher {
 }
 
 impl Enricher {
-    pub fn new(mirror: Mirror, shown: Shown, drop_names: Option<DropNames>, probe_mode: Option<probes::Mode>) -> Self {
+    pub(crate) fn new(mirror: Mirror, shown: Shown, drop_names: Option<DropNames>, probe_mode: Option<probes::Mode>) -> Self {
         Self {
             mirror,
             clock: Clock::now(),
@@ -98,13 +98,13 @@ impl Enricher {
     }
 
     /// Names the pod of every event from `index`.
-    pub fn with_pods(mut self, index: PodIndex) -> Self {
+    pub(crate) fn with_pods(mut self, index: PodIndex) -> Self {
         self.pods = Some(index);
         self
     }
 
     /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
-    pub fn enrich<'a>(&'a mut self, bytes: &'a [u8]) -> Option<Record<'a>> {
+    pub(crate) fn enrich<'a>(&'a mut self, bytes: &'a [u8]) -> Option<Record<'a>> {
         let decoded = match self.decoder.decode(bytes) {
             Ok(d) => d,
             Err(e) => {

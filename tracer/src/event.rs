@@ -44,7 +44,7 @@ pub struct PacketEvent {
 
 /// A packet the kernel dropped, its frame parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DropEvent {
+pub(crate) struct DropEvent {
     pub header: Stamp,
     pub drop: DropSection,
     pub packet: Packet,
@@ -65,7 +65,7 @@ impl DerefMut for DropEvent {
 
 /// An ARP packet the host stack received or sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ArpEvent {
+pub(crate) struct ArpEvent {
     pub header: Stamp,
     pub arp: ArpSection,
 }
@@ -85,7 +85,7 @@ impl DerefMut for ArpEvent {
 
 /// A neighbour entry that changed or held a packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NeighEvent {
+pub(crate) struct NeighEvent {
     pub header: Stamp,
     pub neigh: NeighSection,
 }
@@ -105,7 +105,7 @@ impl DerefMut for NeighEvent {
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Packet(PacketEvent),
     Drop(DropEvent),
     Arp(ArpEvent),
@@ -114,7 +114,7 @@ pub enum Event {
 
 /// The frame's captured bytes, as the record carried them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Captured<'a> {
+pub(crate) struct Captured<'a> {
     pub bytes: &'a [u8],
     /// One of `tracer_common::frame_origin`.
     pub origin: u8,
@@ -122,13 +122,13 @@ pub struct Captured<'a> {
 
 /// A decoded record and the bytes of its frame (empty for ARP and neighbour records).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decoded<'a> {
+pub(crate) struct Decoded<'a> {
     pub event: Event,
     pub frame: Captured<'a>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     #[error("record of {0} bytes is shorter than its header")]
     Short(usize),
     #[error("record says {said} bytes but {got} were read")]
@@ -184,13 +184,13 @@ impl<'a> Sections<'a> {
 
 /// Decodes records, counting the sections it skipped.
 #[derive(Debug, Default)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     /// Sections of an unknown kind or version (or too short for their kind), skipped.
     pub unknown_sections: u64,
 }
 
 impl Decoder {
-    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
+    pub(crate) fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
         let header: RecordHeader = read(buf).ok_or(DecodeError::Short(buf.len()))?;
         if header.version != RECORD_VERSION {
             return Err(DecodeError::Version(header.version));
@@ -252,7 +252,7 @@ fn build(kind: u8, header: Stamp, s: Sections<'_>) -> Result<Decoded<'_>, Decode
 
 /// Parses captured bytes. A frame captured from its network header (`protocol` is then its
 /// ethertype) is read behind a made-up Ethernet header that carries only the ethertype.
-pub fn parse_frame(frame: Captured<'_>, protocol: u16, accel_vlan: Option<u16>) -> Packet {
+pub(crate) fn parse_frame(frame: Captured<'_>, protocol: u16, accel_vlan: Option<u16>) -> Packet {
     let mut p = Packet::default();
     let synthetic = (frame.origin == frame_origin::NETWORK).then_some(protocol);
     parse::parse(&Bytes { bytes: frame.bytes, synthetic }, &mut p, accel_vlan);
@@ -261,7 +261,7 @@ pub fn parse_frame(frame: Captured<'_>, protocol: u16, accel_vlan: Option<u16>) 
 
 /// The Ethernet header put in front of a frame captured from its network header: zero MACs
 /// and the ethertype (the parser reads it, pcapng shows it).
-pub fn made_up_ethernet(ethertype: u16) -> [u8; ETH_HLEN] {
+pub(crate) fn made_up_ethernet(ethertype: u16) -> [u8; ETH_HLEN] {
     let mut eth = [0u8; ETH_HLEN];
     eth[12..14].copy_from_slice(&ethertype.to_be_bytes());
     eth

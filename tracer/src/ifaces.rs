@@ -9,14 +9,14 @@ use crate::pods::{PodIndex, PodSelector};
 const IFNAME_MAX: usize = 15;
 
 #[derive(Debug, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     #[error("bad interface glob '{glob}': {reason}")]
     BadGlob { glob: String, reason: String },
 }
 
 /// The set of `--iface` globs, and the `--pod` selectors (empty: every pod).
 #[derive(Debug, Clone)]
-pub struct IfaceFilter {
+pub(crate) struct IfaceFilter {
     globs: Vec<String>,
     set: GlobSet,
     pods: Vec<PodSelector>,
@@ -24,7 +24,7 @@ pub struct IfaceFilter {
 }
 
 impl IfaceFilter {
-    pub fn new(globs: &[String]) -> Result<Self, FilterError> {
+    pub(crate) fn new(globs: &[String]) -> Result<Self, FilterError> {
         let mut builder = GlobSetBuilder::new();
         for glob in globs {
             let bad = |reason: &str| FilterError::BadGlob { glob: glob.clone(), reason: reason.into() };
@@ -49,7 +49,7 @@ impl IfaceFilter {
 
     /// Also requires the interface to be the cali of one of `pods` (none given: no change).
     /// The answer follows `index`: re-apply [`matches`](Self::matches) when it changes.
-    pub fn with_pods(mut self, pods: &[PodSelector], index: PodIndex) -> Self {
+    pub(crate) fn with_pods(mut self, pods: &[PodSelector], index: PodIndex) -> Self {
         if !pods.is_empty() {
             self.pods = pods.to_vec();
             self.index = Some(index);
@@ -58,11 +58,11 @@ impl IfaceFilter {
     }
 
     /// Whether `--pod` selectors were given (so pod-index changes matter).
-    pub fn selects_pods(&self) -> bool {
+    pub(crate) fn selects_pods(&self) -> bool {
         !self.pods.is_empty()
     }
 
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         if !self.set.is_match(name) {
             return false;
         }
@@ -73,7 +73,7 @@ impl IfaceFilter {
     }
 
     /// The globs (and pods) as the user wrote them, for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let globs = self.globs.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ");
         if self.pods.is_empty() {
             return globs;

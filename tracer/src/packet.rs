@@ -7,14 +7,14 @@ use std::{
 
 use tracer_common::{Packet, ipf, valid};
 
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_ARP: u16 = 0x0806;
-pub const ETH_P_IPV6: u16 = 0x86dd;
+pub(crate) const ETH_P_IP: u16 = 0x0800;
+pub(crate) const ETH_P_ARP: u16 = 0x0806;
+pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
 
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMPV6: u8 = 58;
+pub(crate) const IPPROTO_ICMP: u8 = 1;
+pub(crate) const IPPROTO_TCP: u8 = 6;
+pub(crate) const IPPROTO_UDP: u8 = 17;
+pub(crate) const IPPROTO_ICMPV6: u8 = 58;
 
 /// A MAC address printed as `aa:bb:cc:dd:ee:ff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -63,31 +63,31 @@ impl serde::Serialize for Mac {
 
 /// Accessors that honour `valid`: each returns `None` for a part that was not parsed.
 #[derive(Debug, Clone, Copy)]
-pub struct PacketView<'a>(pub &'a Packet);
+pub(crate) struct PacketView<'a>(pub &'a Packet);
 
 impl PacketView<'_> {
     fn has(&self, bit: u16) -> bool {
         self.0.valid & bit != 0
     }
 
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         self.has(valid::TRUNCATED)
     }
 
-    pub fn l2(&self) -> Option<(Mac, Mac, u16)> {
+    pub(crate) fn l2(&self) -> Option<(Mac, Mac, u16)> {
         self.has(valid::L2)
             .then_some((Mac(self.0.src_mac), Mac(self.0.dst_mac), self.0.ethertype))
     }
 
-    pub fn vlans(&self) -> &[u16] {
+    pub(crate) fn vlans(&self) -> &[u16] {
         &self.0.vlan[..usize::from(self.0.nvlan.min(2))]
     }
 
-    pub fn src_ip(&self) -> Option<IpAddr> {
+    pub(crate) fn src_ip(&self) -> Option<IpAddr> {
         self.ip(&self.0.src_ip)
     }
 
-    pub fn dst_ip(&self) -> Option<IpAddr> {
+    pub(crate) fn dst_ip(&self) -> Option<IpAddr> {
         self.ip(&self.0.dst_ip)
     }
 
@@ -101,55 +101,55 @@ impl PacketView<'_> {
         }
     }
 
-    pub fn is_ipv6(&self) -> bool {
+    pub(crate) fn is_ipv6(&self) -> bool {
         self.has(valid::IPV6)
     }
 
-    pub fn ip_proto(&self) -> Option<u8> {
+    pub(crate) fn ip_proto(&self) -> Option<u8> {
         self.has(valid::IPV4 | valid::IPV6).then_some(self.0.ip_proto)
     }
 
-    pub fn dont_fragment(&self) -> bool {
+    pub(crate) fn dont_fragment(&self) -> bool {
         self.0.ip_flags & ipf::DF != 0
     }
 
-    pub fn fragment(&self) -> bool {
+    pub(crate) fn fragment(&self) -> bool {
         self.0.ip_flags & ipf::FRAGMENT != 0
     }
 
-    pub fn ports(&self) -> Option<(u16, u16)> {
+    pub(crate) fn ports(&self) -> Option<(u16, u16)> {
         self.has(valid::PORTS).then_some((self.0.sport, self.0.dport))
     }
 
     /// seq, ack, flags, window.
-    pub fn tcp(&self) -> Option<(u32, u32, u8, u16)> {
+    pub(crate) fn tcp(&self) -> Option<(u32, u32, u8, u16)> {
         self.has(valid::TCP)
             .then_some((self.0.tcp_seq, self.0.tcp_ack, self.0.tcp_flags, self.0.tcp_win))
     }
 
-    pub fn udp_len(&self) -> Option<u16> {
+    pub(crate) fn udp_len(&self) -> Option<u16> {
         self.has(valid::UDP).then_some(self.0.udp_len)
     }
 
-    pub fn icmp(&self) -> Option<(u8, u8)> {
+    pub(crate) fn icmp(&self) -> Option<(u8, u8)> {
         self.has(valid::ICMP).then_some((self.0.icmp_type, self.0.icmp_code))
     }
 
-    pub fn icmp_echo(&self) -> Option<(u16, u16)> {
+    pub(crate) fn icmp_echo(&self) -> Option<(u16, u16)> {
         self.has(valid::ICMP_ECHO).then_some((self.0.icmp_id, self.0.icmp_seq))
     }
 
-    pub fn nd_target(&self) -> Option<Ipv6Addr> {
+    pub(crate) fn nd_target(&self) -> Option<Ipv6Addr> {
         self.has(valid::ND_TARGET).then(|| Ipv6Addr::from(self.0.nd_target))
     }
 
     /// The ARP operation, present even when the addresses are not (other ARP types, short frames).
-    pub fn arp_op(&self) -> Option<u16> {
+    pub(crate) fn arp_op(&self) -> Option<u16> {
         self.has(valid::ARP_OP).then_some(self.0.arp_op)
     }
 
     /// The Ethernet/IPv4 ARP body.
-    pub fn arp(&self) -> Option<Arp> {
+    pub(crate) fn arp(&self) -> Option<Arp> {
         self.has(valid::ARP).then(|| Arp {
             op: self.0.arp_op,
             sha: Mac(self.0.arp_sha),
@@ -162,7 +162,7 @@ impl PacketView<'_> {
 
 /// The body of an Ethernet/IPv4 ARP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arp {
+pub(crate) struct Arp {
     pub op: u16,
     pub sha: Mac,
     pub spa: Ipv4Addr,
@@ -171,12 +171,12 @@ pub struct Arp {
 }
 
 /// "ipv4", "ipv6", "arp" or `0x88cc`-style hex.
-pub fn ethertype_name(ethertype: u16) -> String {
+pub(crate) fn ethertype_name(ethertype: u16) -> String {
     ethertype_word(ethertype).map_or_else(|| format!("0x{ethertype:04x}"), String::from)
 }
 
 /// The name of a known ethertype (see [`ethertype_name`]).
-pub fn ethertype_word(ethertype: u16) -> Option<&'static str> {
+pub(crate) fn ethertype_word(ethertype: u16) -> Option<&'static str> {
     match ethertype {
         ETH_P_IP => Some("ipv4"),
         ETH_P_IPV6 => Some("ipv6"),
@@ -186,12 +186,12 @@ pub fn ethertype_word(ethertype: u16) -> Option<&'static str> {
 }
 
 /// "tcp", "udp", "icmp", "icmpv6" or the number.
-pub fn proto_name(proto: u8) -> String {
+pub(crate) fn proto_name(proto: u8) -> String {
     proto_word(proto).map_or_else(|| proto.to_string(), String::from)
 }
 
 /// The name of a known IP protocol (see [`proto_name`]).
-pub fn proto_word(proto: u8) -> Option<&'static str> {
+pub(crate) fn proto_word(proto: u8) -> Option<&'static str> {
     match proto {
         IPPROTO_TCP => Some("tcp"),
         IPPROTO_UDP => Some("udp"),
@@ -208,7 +208,7 @@ pub fn arp_op_name(op: u16) -> String {
 }
 
 /// The name of a known ARP operation (see [`arp_op_name`]).
-pub fn arp_op_word(op: u16) -> Option<&'static str> {
+pub(crate) fn arp_op_word(op: u16) -> Option<&'static str> {
     match op {
         1 => Some("request"),
         2 => Some("reply"),
@@ -225,7 +225,7 @@ pub fn tcp_flags(flags: u8) -> String {
 }
 
 /// [`tcp_flags`] appended to a buffer.
-pub fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
+pub(crate) fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
     const LETTERS: [(u8, u8); 7] = [
         (0x01, b'F'),
         (0x02, b'S'),

@@ -7,7 +7,7 @@ use futures::TryStreamExt as _;
 use netlink_packet_route::tc::{TcAttribute, TcHandle};
 
 #[derive(Debug, thiserror::Error)]
-pub enum QdiscError {
+pub(crate) enum QdiscError {
     #[error("cannot open a netlink socket to remove clsact qdiscs: {0}")]
     Socket(#[from] std::io::Error),
     #[error("netlink: {0}")]
@@ -16,7 +16,7 @@ pub enum QdiscError {
 
 /// Removes the clsact qdisc of each interface in `ifindexes` that has no filter left on ingress
 /// or egress. Interfaces that are gone (and their qdiscs with them) are skipped.
-pub fn remove_unused_clsact(ifindexes: &[u32]) -> Result<(), QdiscError> {
+pub(crate) fn remove_unused_clsact(ifindexes: &[u32]) -> Result<(), QdiscError> {
     if ifindexes.is_empty() {
         return Ok(());
     }

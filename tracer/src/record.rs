@@ -16,7 +16,7 @@ use crate::{
 
 /// Where and when, for every kind.
 #[derive(Debug, Clone)]
-pub struct Place<'a> {
+pub(crate) struct Place<'a> {
     /// The interface's name (`if<N>` when the mirror does not know it; `-` for a drop
     /// without a device).
     pub iface: Cow<'a, str>,
@@ -29,13 +29,13 @@ pub struct Place<'a> {
 }
 
 impl Place<'_> {
-    pub fn meta(&self) -> Meta<'_> {
+    pub(crate) fn meta(&self) -> Meta<'_> {
         Meta { iface: &self.iface, wall_ns: self.wall_ns, pod: self.pod.as_deref() }
     }
 }
 
 /// A frame TC saw.
-pub struct PacketRecord<'a> {
+pub(crate) struct PacketRecord<'a> {
     pub place: Place<'a>,
     pub ev: PacketEvent,
     pub annotation: Annotation<'a>,
@@ -43,27 +43,27 @@ pub struct PacketRecord<'a> {
 }
 
 /// A packet the kernel dropped.
-pub struct DropRecord<'a> {
+pub(crate) struct DropRecord<'a> {
     pub place: Place<'a>,
     pub drop: NamedDrop<'a>,
     pub frame: Captured<'a>,
 }
 
 /// An ARP packet the host stack received or sent.
-pub struct ArpRecord<'a> {
+pub(crate) struct ArpRecord<'a> {
     pub place: Place<'a>,
     pub ev: ArpEvent,
     pub mode: probes::Mode,
 }
 
 /// A neighbour entry that changed or held a packet.
-pub struct NeighRecord<'a> {
+pub(crate) struct NeighRecord<'a> {
     pub place: Place<'a>,
     pub ev: NeighEvent,
     pub mode: probes::Mode,
 }
 
-pub enum Record<'a> {
+pub(crate) enum Record<'a> {
     Packet(PacketRecord<'a>),
     Drop(DropRecord<'a>),
     Arp(ArpRecord<'a>),
@@ -71,7 +71,7 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
-    pub fn place(&self) -> &Place<'_> {
+    pub(crate) fn place(&self) -> &Place<'_> {
         match self {
             Record::Packet(r) => &r.place,
             Record::Drop(r) => &r.place,

@@ -16,7 +16,7 @@ const IFF_UP: u32 = 1;
 
 /// Drops grouped by what a user would do about them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     NoRoute,
     Neighbour,
     Netfilter,
@@ -33,7 +33,7 @@ pub enum Class {
 
 /// The class of a drop reason (`NEIGH_FAILED`), or of the dropping function when the kernel
 /// gives no reason (older kernels, or `NOT_SPECIFIED`).
-pub fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
+pub(crate) fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
     let by_reason = reason.map(|r| match r {
         "IP_INNOROUTES" | "IP_OUTNOROUTES" => Class::NoRoute,
         "NEIGH_FAILED" | "NEIGH_QUEUEFULL" | "NEIGH_DEAD" | "NEIGH_CREATEFAIL" => Class::Neighbour,
@@ -61,7 +61,7 @@ pub fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
 }
 
 /// Everything the cause is built from.
-pub struct DropFacts<'a> {
+pub(crate) struct DropFacts<'a> {
     pub ev: &'a DropEvent,
     pub reason: Option<&'a str>,
     /// The dropping function.
@@ -73,7 +73,7 @@ pub struct DropFacts<'a> {
 }
 
 /// The cause in plain words.
-pub fn describe(f: &DropFacts<'_>) -> String {
+pub(crate) fn describe(f: &DropFacts<'_>) -> String {
     let view = PacketView(&f.ev.packet);
     let dev = f.dev.unwrap_or("an unknown device");
     let dst = view.dst_ip();

@@ -3,9 +3,9 @@
 //! drop: reason (BTF), location (kallsyms), cause in plain words ([`cause`]), output
 //! ([`render`]) and the table of counts at exit ([`summary`]).
 
-pub mod cause;
-pub mod render;
-pub mod summary;
+pub(crate) mod cause;
+pub(crate) mod render;
+pub(crate) mod summary;
 
 use std::{collections::HashSet, net::IpAddr};
 
@@ -29,12 +29,12 @@ use crate::{
     mirror::{Mirror, prefix::Prefix, routes::RouteKind},
 };
 
-pub use tracer_common::names::{DROP_ADDRS_MAP as ADDRS_MAP, DROP_PROG as PROGRAM};
+pub(crate) use tracer_common::names::{DROP_ADDRS_MAP as ADDRS_MAP, DROP_PROG as PROGRAM};
 const TP_SYSTEM: &str = "skb";
 const TP_NAME: &str = "kfree_skb";
 
 #[derive(Debug, thiserror::Error)]
-pub enum DropsError {
+pub(crate) enum DropsError {
     #[error("drop tracing needs the kernel's struct layouts: {0}")]
     Btf(#[from] BtfError),
     #[error("drop tracing needs the skb:kfree_skb tracepoint: {0}")]
@@ -55,19 +55,19 @@ pub enum DropsError {
 
 /// What turns a [`DropEvent`]'s numbers into names.
 #[derive(Debug, Default, Clone)]
-pub struct DropNames {
+pub(crate) struct DropNames {
     pub reasons: DropReasons,
     pub kallsyms: Kallsyms,
 }
 
 impl DropNames {
     /// The reason's short name (`NEIGH_FAILED`), `None` on kernels without reasons.
-    pub fn reason(&self, ev: &DropEvent) -> Option<String> {
+    pub(crate) fn reason(&self, ev: &DropEvent) -> Option<String> {
         (ev.flags & tracer_common::dropf::HAS_REASON != 0).then(|| self.reasons.name(ev.reason))
     }
 
     /// `symbol+0xoff` of the drop location.
-    pub fn location(&self, ev: &DropEvent) -> String {
+    pub(crate) fn location(&self, ev: &DropEvent) -> String {
         self.kallsyms.describe(ev.location)
     }
 
@@ -76,7 +76,7 @@ impl DropNames {
     /// comes up), and on 6.1 icmpv6_rcv freeing every neighbour-discovery message it has
     /// handled with kfree_skb. Not faults (real ND drops carry IPV6_NDISC_* reasons): left out
     /// so that a healthy node shows no drops.
-    pub fn is_ipv6_control_noise(&self, ev: &DropEvent) -> bool {
+    pub(crate) fn is_ipv6_control_noise(&self, ev: &DropEvent) -> bool {
         use tracer_common::{proto::IPPROTO_ICMPV6, valid};
         let p = &ev.packet;
         let multicast = p.dst_ip[0] == 0xff;
@@ -88,20 +88,20 @@ impl DropNames {
     }
 
     /// The location's symbol alone.
-    pub fn symbol(&self, ev: &DropEvent) -> Option<&str> {
+    pub(crate) fn symbol(&self, ev: &DropEvent) -> Option<&str> {
         self.kallsyms.resolve(ev.location).map(|s| s.0)
     }
 }
 
 /// The attached drop program and the address filter it reads.
-pub struct DropProbe {
+pub(crate) struct DropProbe {
     addrs: LpmTrie<MapData, [u8; 16], u8>,
     installed: HashSet<(u32, [u8; 16])>,
     pub names: DropNames,
 }
 
 /// The program's view of the running kernel, from tracefs and BTF.
-pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropReasons) -> Result<DropConfig, DropsError> {
+pub(crate) fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropReasons) -> Result<DropConfig, DropsError> {
     let rec = |f: &str| format.field(f).map(|f| f.offset);
     let skb = |m: &str| btf.member_offset("sk_buff", m);
     let dev = |m: &str| btf.member_offset("net_device", m);
@@ -141,14 +141,14 @@ pub fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropRe
 
 /// What the drop program needs from the running kernel, found before the object is loaded
 /// (its layout is a load-time global).
-pub struct DropSetup {
+pub(crate) struct DropSetup {
     pub config: DropConfig,
     reasons: DropReasons,
     has_reasons: bool,
 }
 
 impl DropSetup {
-    pub fn prepare(btf: &KernelBtf) -> Result<Self, DropsError> {
+    pub(crate) fn prepare(btf: &KernelBtf) -> Result<Self, DropsError> {
         let format = tracefs::format(TP_SYSTEM, TP_NAME)?;
         let has_reasons = format.fields.contains_key("reason");
         let reasons = if has_reasons { DropReasons::load(btf)? } else { DropReasons::default() };
@@ -159,7 +159,7 @@ impl DropSetup {
 
 impl DropProbe {
     /// Loads and attaches the drop program of an object loaded with `setup.config`.
-    pub fn start(ebpf: &mut Ebpf, setup: DropSetup) -> Result<Self, DropsError> {
+    pub(crate) fn start(ebpf: &mut Ebpf, setup: DropSetup) -> Result<Self, DropsError> {
         let addrs: LpmTrie<MapData, [u8; 16], u8> = ebpf
             .take_map(ADDRS_MAP)
             .ok_or(DropsError::Missing(ADDRS_MAP))?
@@ -182,7 +182,7 @@ impl DropProbe {
     }
 
     /// Makes `DROP_ADDRS` hold exactly the prefixes routed to traced interfaces.
-    pub fn sync_addrs(&mut self, mirror: &Mirror, is_traced: impl Fn(u32) -> bool) {
+    pub(crate) fn sync_addrs(&mut self, mirror: &Mirror, is_traced: impl Fn(u32) -> bool) {
         let wanted = routed_prefixes(mirror, is_traced);
         for gone in self.installed.difference(&wanted) {
             let _ = self.addrs.remove(&Key::new(gone.0, gone.1));
@@ -197,7 +197,7 @@ impl DropProbe {
 }
 
 /// The LPM key of a prefix: IPv6, IPv4 mapped into ::ffff:0:0/96.
-pub fn lpm_key(prefix: &Prefix) -> (u32, [u8; 16]) {
+pub(crate) fn lpm_key(prefix: &Prefix) -> (u32, [u8; 16]) {
     match prefix.addr {
         IpAddr::V4(a) => (96 + u32::from(prefix.len), a.to_ipv6_mapped().octets()),
         IpAddr::V6(a) => (u32::from(prefix.len), a.octets()),
@@ -207,7 +207,7 @@ pub fn lpm_key(prefix: &Prefix) -> (u32, [u8; 16]) {
 /// Unicast prefixes (not the default route) whose next hop is a traced interface. IPv6
 /// link-local prefixes are left out: every interface has fe80::/64, so they would make every
 /// link-local packet of the node relevant.
-pub fn routed_prefixes(mirror: &Mirror, is_traced: impl Fn(u32) -> bool) -> HashSet<(u32, [u8; 16])> {
+pub(crate) fn routed_prefixes(mirror: &Mirror, is_traced: impl Fn(u32) -> bool) -> HashSet<(u32, [u8; 16])> {
     let link_local = |p: &Prefix| matches!(p.addr, IpAddr::V6(a) if a.is_unicast_link_local() || a.is_multicast());
     mirror
         .routes

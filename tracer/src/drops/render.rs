@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// A drop with everything named: what both printers and the summary use.
-pub struct NamedDrop<'m> {
+pub(crate) struct NamedDrop<'m> {
     pub ev: DropEvent,
     /// Short reason name; `None` on kernels without reasons.
     pub reason: Option<String>,
@@ -31,14 +31,14 @@ pub struct NamedDrop<'m> {
 
 impl NamedDrop<'_> {
     /// The reason, or on kernels without reasons the dropping location.
-    pub fn reason_or_location(&self) -> &str {
+    pub(crate) fn reason_or_location(&self) -> &str {
         self.reason.as_deref().unwrap_or(&self.location)
     }
 }
 
 /// The drop's packet as a packet event, so that the annotation and the packet printers see
 /// it like any other (as if received on the device; no FIB verdict).
-pub fn as_packet_event(ev: &DropEvent) -> PacketEvent {
+pub(crate) fn as_packet_event(ev: &DropEvent) -> PacketEvent {
     PacketEvent {
         header: ev.header,
         ifindex: ev.ifindex,
@@ -51,7 +51,7 @@ pub fn as_packet_event(ev: &DropEvent) -> PacketEvent {
 }
 
 /// Names a drop: reason, location, route/neighbour annotation, cause.
-pub fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop<'m> {
+pub(crate) fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop<'m> {
     let reason = names.reason(ev);
     let annotation = annotate::annotate(mirror, &as_packet_event(ev));
     let cause = cause::describe(&DropFacts {
@@ -68,7 +68,7 @@ pub fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Opti
 /// Appends one line for `drop` to `buf`. The frame part is the packet printers' own output
 /// for the drop's frame with its annotation (see [`as_packet_event`]), so that drops and
 /// packets read alike; JSON keys in the README's order.
-pub fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, meta: Meta<'_>) -> io::Result<()> {
+pub(crate) fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, meta: Meta<'_>) -> io::Result<()> {
     let pe = as_packet_event(&drop.ev);
     match format {
         Format::Text => {
@@ -110,7 +110,7 @@ struct DropTail<'a> {
 
 /// Why a drop is shown: its device is traced, an address is routed to a traced interface, or
 /// it arrived through one.
-pub fn matched(flags: u8) -> &'static str {
+pub(crate) fn matched(flags: u8) -> &'static str {
     if flags & dropf::BY_DEV != 0 {
         "device"
     } else if flags & dropf::BY_ADDR != 0 {

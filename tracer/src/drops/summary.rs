@@ -9,19 +9,19 @@ use tracer_common::Packet;
 
 /// One row's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub reason: String,
     pub iface: String,
     pub flow: String,
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct Summary {
+pub(crate) struct Summary {
     counts: HashMap<Row, u64>,
 }
 
 /// `src > dst proto` with ports when there are any; the ethertype for non-IP frames.
-pub fn flow(p: &Packet) -> String {
+pub(crate) fn flow(p: &Packet) -> String {
     let v = PacketView(p);
     match (v.src_ip(), v.dst_ip()) {
         (Some(s), Some(d)) => {
@@ -39,24 +39,24 @@ pub fn flow(p: &Packet) -> String {
 }
 
 impl Summary {
-    pub fn add(&mut self, reason: &str, iface: &str, packet: &Packet) {
+    pub(crate) fn add(&mut self, reason: &str, iface: &str, packet: &Packet) {
         let row = Row { reason: reason.to_owned(), iface: iface.to_owned(), flow: flow(packet) };
         *self.counts.entry(row).or_default() += 1;
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }
 
     /// Rows by count, largest first (ties by key).
-    pub fn rows(&self) -> Vec<(&Row, u64)> {
+    pub(crate) fn rows(&self) -> Vec<(&Row, u64)> {
         let mut rows: Vec<_> = self.counts.iter().map(|(r, n)| (r, *n)).collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         rows
     }
 
     /// An aligned text table with a header line.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let rows = self.rows();
         let w = |f: fn(&Row) -> usize, title: &str| rows.iter().map(|r| f(r.0)).max().unwrap_or(0).max(title.len());
         let (wr, wi) = (w(|r| r.reason.len(), "REASON"), w(|r| r.iface.len(), "IFACE"));
@@ -68,7 +68,7 @@ impl Summary {
     }
 
     /// One `{"kind":"drop_summary","reason":…,"iface":…,"flow":…,"count":…}` line per row.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()> {
         #[derive(Serialize)]
         struct Line<'a> {
             kind: &'static str,

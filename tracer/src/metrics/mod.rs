@@ -12,7 +12,7 @@
 //! when the pod behind an interface becomes known or changes: the interface's series then
 //! carry the new label (the old ones are removed).
 
-pub mod serve;
+pub(crate) mod serve;
 
 use std::{
     cell::RefCell,
@@ -44,7 +44,7 @@ const ARP_REPLY: u16 = 2;
 /// The host's view of the interface, as in the JSON output's `dir`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types, reason = "label values are lowercase")]
-pub enum Direction {
+pub(crate) enum Direction {
     ingress,
     egress,
 }
@@ -52,7 +52,7 @@ pub enum Direction {
 /// Which record the ring buffer delivered.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types, reason = "label values are lowercase")]
-pub enum EventKind {
+pub(crate) enum EventKind {
     packet,
     drop,
     arp,
@@ -87,7 +87,7 @@ struct KindLabels {
 
 /// How vethtrace runs, for `vethtrace_mode_info`.
 #[derive(Debug, Clone)]
-pub struct ModeInfo {
+pub(crate) struct ModeInfo {
     /// ARP/neighbour probe mode (`kprobe`, `fentry`, `tracepoint`), or `off`.
     pub probe: String,
     /// `tcx` or `clsact`.
@@ -97,21 +97,21 @@ pub struct ModeInfo {
 }
 
 impl ModeInfo {
-    pub fn new(tc: &str, probe: Option<crate::probes::Mode>, drops: bool) -> Self {
+    pub(crate) fn new(tc: &str, probe: Option<crate::probes::Mode>, drops: bool) -> Self {
         Self { probe: probe.map_or("off", crate::probes::Mode::name).to_owned(), tc: tc.to_owned(), drops }
     }
 }
 
 /// The counters, with their endpoint listening on `addr` (served from a task on the current
 /// tokio runtime).
-pub fn start(addr: std::net::SocketAddr, mode: &ModeInfo) -> Result<Metrics, serve::ServeError> {
+pub(crate) fn start(addr: std::net::SocketAddr, mode: &ModeInfo) -> Result<Metrics, serve::ServeError> {
     let mut metrics = Metrics::new(mode);
     metrics.endpoint = Some(serve::start(addr, &metrics)?);
     Ok(metrics)
 }
 
 /// For the startup line: where the metrics are served.
-pub fn startup_note(metrics: Option<&Metrics>) -> String {
+pub(crate) fn startup_note(metrics: Option<&Metrics>) -> String {
     match metrics.and_then(|m| m.endpoint) {
         Some(addr) => format!(", metrics on http://{addr}/metrics"),
         None => String::new(),
@@ -120,7 +120,7 @@ pub fn startup_note(metrics: Option<&Metrics>) -> String {
 
 /// Counts one decoded record: packets, ARP and neighbour events. Drops are counted by the
 /// caller through [`Metrics::dropped`], which needs the reason's name.
-pub fn count(metrics: Option<&Metrics>, event: &Event) {
+pub(crate) fn count(metrics: Option<&Metrics>, event: &Event) {
     let Some(m) = metrics else { return };
     match event {
         Event::Packet(ev) => m.packet(ev.ifindex, ev.dir, ev.len),
@@ -199,7 +199,7 @@ struct Iface {
 }
 
 /// The counters the event loop updates, and the registry the HTTP server encodes.
-pub struct Metrics {
+pub(crate) struct Metrics {
     families: Families,
     registry: Arc<Registry>,
     ifaces: Interfaces,
@@ -213,7 +213,7 @@ pub struct Metrics {
 /// whatever attaches and detaches interfaces (which says which are traced, under what name).
 /// Everything runs on the tracer's one thread.
 #[derive(Clone)]
-pub struct Interfaces(Rc<RefCell<IfaceTable>>);
+pub(crate) struct Interfaces(Rc<RefCell<IfaceTable>>);
 
 struct IfaceTable {
     families: Families,
@@ -223,7 +223,7 @@ struct IfaceTable {
 impl Interfaces {
     /// `ifindex` is traced as `name`, behind `pod` (`namespace/name`) when known. Call again
     /// when the name or the pod changes: later events count under the new labels.
-    pub fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
+    pub(crate) fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
         let labels = IfaceLabels { iface: name.to_owned(), pod: pod.unwrap_or_default().to_owned() };
         let mut t = self.0.borrow_mut();
         let IfaceTable { families, by_index } = &mut *t;
@@ -242,7 +242,7 @@ impl Interfaces {
     }
 
     /// `ifindex` is no longer traced (detached, or gone): its series are removed.
-    pub fn untraced(&self, ifindex: u32) {
+    pub(crate) fn untraced(&self, ifindex: u32) {
         let mut t = self.0.borrow_mut();
         if let Some(old) = t.by_index.remove(&ifindex) {
             t.families.remove(&old);
@@ -266,7 +266,7 @@ impl IfaceTable {
 }
 
 impl Metrics {
-    pub fn new(mode: &ModeInfo) -> Self {
+    pub(crate) fn new(mode: &ModeInfo) -> Self {
         let families = Families::default();
         let mut registry = Registry::with_prefix("vethtrace");
         families.register(&mut registry);
@@ -306,12 +306,12 @@ impl Metrics {
     }
 
     /// The handle that says which interfaces are traced (see [`Interfaces`]).
-    pub fn interfaces(&self) -> Interfaces {
+    pub(crate) fn interfaces(&self) -> Interfaces {
         self.ifaces.clone()
     }
 
     /// vethtrace is tracing (its startup line): `/readyz` answers 200 from now on.
-    pub fn set_ready(&self) {
+    pub(crate) fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
     }
 
@@ -328,7 +328,7 @@ impl Metrics {
     }
 
     /// A frame seen by TC: `dir` is `PacketEvent::dir`, `len` its bytes.
-    pub fn packet(&self, ifindex: u32, dir: u8, len: u32) {
+    pub(crate) fn packet(&self, ifindex: u32, dir: u8, len: u32) {
         self.kinds[0].inc();
         self.ifaces.with_traffic(ifindex, |t| {
             let d = usize::from(dir == tracer_common::dir::EGRESS);
@@ -338,7 +338,7 @@ impl Metrics {
     }
 
     /// An ARP packet the host stack received or sent (`ArpEvent::hook`, `op`).
-    pub fn arp(&self, ifindex: u32, hook: u8, op: u16) {
+    pub(crate) fn arp(&self, ifindex: u32, hook: u8, op: u16) {
         self.kinds[2].inc();
         self.ifaces.with_traffic(ifindex, |t| {
             match (hook, op) {
@@ -351,7 +351,7 @@ impl Metrics {
     }
 
     /// A neighbour event: counted when the entry went FAILED.
-    pub fn neigh(&self, ev: &NeighSection) {
+    pub(crate) fn neigh(&self, ev: &NeighSection) {
         self.kinds[3].inc();
         if went_failed(ev) {
             self.ifaces.with_traffic(ev.ifindex, |t| {
@@ -363,7 +363,7 @@ impl Metrics {
     /// A drop on `ifindex` (0: no device), named `iface` (used when the interface is not
     /// traced, e.g. the uplink), with the kernel's `reason` (or the dropping function on
     /// kernels without reasons).
-    pub fn dropped(&self, ifindex: u32, iface: &str, reason: &str) {
+    pub(crate) fn dropped(&self, ifindex: u32, iface: &str, reason: &str) {
         self.kinds[1].inc();
         let untraced = || Iface { labels: IfaceLabels { iface: iface.to_owned(), pod: String::new() }, traffic: None, drops: Vec::new() };
         let mut t = self.ifaces.0.borrow_mut();
@@ -385,7 +385,7 @@ impl Metrics {
     }
 
     /// The kernel's count of records lost so far (summed over CPUs).
-    pub fn lost(&self, total: u64) {
+    pub(crate) fn lost(&self, total: u64) {
         let seen = self.families.lost.get();
         if total > seen {
             self.families.lost.inc_by(total - seen);
@@ -393,7 +393,7 @@ impl Metrics {
     }
 
     /// A record that could not be decoded.
-    pub fn undecodable(&self) {
+    pub(crate) fn undecodable(&self) {
         self.families.undecodable.inc();
     }
 }
@@ -432,7 +432,7 @@ impl Families {
 
 /// A timer or update that moved the entry to FAILED (a resolution on an entry already FAILED
 /// is not a new failure).
-pub fn went_failed(ev: &NeighSection) -> bool {
+pub(crate) fn went_failed(ev: &NeighSection) -> bool {
     let old_known = ev.flags & (neighf::OLD_KNOWN | neighf::OLD_SEEN) != 0;
     ev.hook != neigh_hook::RESOLVE && ev.new_state == NUD_FAILED && !(old_known && ev.old_state == NUD_FAILED)
 }

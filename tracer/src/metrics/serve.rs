@@ -28,11 +28,11 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use super::Metrics;
 
 /// Connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 16;
+pub(crate) const MAX_CONNECTIONS: usize = 16;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     #[error("--metrics {addr}: cannot listen: {source}")]
     Bind {
         addr: SocketAddr,
@@ -48,7 +48,7 @@ struct State {
 
 /// Binds `addr` now (so that a port in use is an error at start) and serves from a task on the
 /// current runtime. Returns the address bound (port 0 picks one).
-pub fn start(addr: SocketAddr, metrics: &Metrics) -> Result<SocketAddr, ServeError> {
+pub(crate) fn start(addr: SocketAddr, metrics: &Metrics) -> Result<SocketAddr, ServeError> {
     let bind = |source| ServeError::Bind { addr, source };
     let std_listener = std::net::TcpListener::bind(addr).map_err(bind)?;
     std_listener.set_nonblocking(true).map_err(bind)?;
@@ -132,7 +132,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 
 /// Whether an `Accept` header ranks OpenMetrics above the Prometheus text format (RFC 9110
 /// quality values; a tie goes to OpenMetrics, an absent header to text).
-pub fn wants_openmetrics(accept: &str) -> bool {
+pub(crate) fn wants_openmetrics(accept: &str) -> bool {
     let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);

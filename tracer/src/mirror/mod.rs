@@ -7,14 +7,14 @@
 //! dumped again. Nothing here is called per traced packet except the read-only lookups
 //! ([`Mirror::route_get`] and the tables' getters).
 
-pub mod addrs;
-pub mod fib;
-pub mod links;
-pub mod neigh;
-pub mod prefix;
-pub mod routes;
-pub mod rules;
-pub mod sysctl;
+pub(crate) mod addrs;
+pub(crate) mod fib;
+pub(crate) mod links;
+pub(crate) mod neigh;
+pub(crate) mod prefix;
+pub(crate) mod routes;
+pub(crate) mod rules;
+pub(crate) mod sysctl;
 
 #[cfg(test)]
 mod fuzz;
@@ -140,7 +140,7 @@ pub enum MirrorError {
 }
 
 /// Multicast notifications, in the order the kernel sent them.
-pub type Notifications = UnboundedReceiver<(NetlinkMessage<RtMessage>, SocketAddr)>;
+pub(crate) type Notifications = UnboundedReceiver<(NetlinkMessage<RtMessage>, SocketAddr)>;
 
 /// The request side of the mirror's netlink socket.
 #[derive(Clone)]
@@ -150,7 +150,7 @@ pub struct Netlink {
 
 /// Opens the socket and joins the groups (before any dump, so that nothing falls between the
 /// dump and the first notification).
-pub fn subscribe() -> Result<(Netlink, Notifications), MirrorError> {
+pub(crate) fn subscribe() -> Result<(Netlink, Notifications), MirrorError> {
     let (mut conn, handle, notifications) =
         rtnetlink::proto::new_connection::<RtMessage>(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
     let socket = conn.socket_mut().socket_mut();

@@ -23,7 +23,7 @@ impl Family {
 }
 
 /// The address as an integer (IPv4 in the low 32 bits), so that masking is one AND.
-pub fn key(ip: IpAddr) -> u128 {
+pub(crate) fn key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
@@ -31,7 +31,7 @@ pub fn key(ip: IpAddr) -> u128 {
 }
 
 /// Keeps the first `len` bits of a `family` key.
-pub fn masked(key: u128, len: u8, family: Family) -> u128 {
+pub(crate) fn masked(key: u128, len: u8, family: Family) -> u128 {
     let bits = family.bits();
     if len == 0 {
         0
@@ -92,7 +92,7 @@ impl serde::Serialize for Prefix {
 /// Maps keyed by integers (addresses, ifindexes) for the per-event lookups, hashed with
 /// foldhash's fast hasher: SipHash would be most of a lookup's cost, and these keys come from
 /// the node's own tables, not from an attacker choosing collisions.
-pub type IntMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+pub(crate) type IntMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 #[cfg(test)]
 mod tests {

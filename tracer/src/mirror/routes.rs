@@ -9,9 +9,9 @@ use netlink_packet_route::{
 
 use super::prefix::{Family, IntMap, Prefix, key, masked};
 
-pub const RT_TABLE_MAIN: u32 = 254;
-pub const RT_TABLE_LOCAL: u32 = 255;
-pub const RT_TABLE_DEFAULT: u32 = 253;
+pub(crate) const RT_TABLE_MAIN: u32 = 254;
+pub(crate) const RT_TABLE_LOCAL: u32 = 255;
+pub(crate) const RT_TABLE_DEFAULT: u32 = 253;
 
 /// rtm_type, the part of it the annotation tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl RouteKind {
 }
 
 /// rtm_scope as `ip route` names it.
-pub fn scope_name(scope: u8) -> &'static str {
+pub(crate) fn scope_name(scope: u8) -> &'static str {
     match scope {
         0 => "global",
         200 => "site",
@@ -80,7 +80,7 @@ pub fn scope_name(scope: u8) -> &'static str {
 }
 
 /// `main`, `local`, `default` or the number.
-pub fn table_name(table: u32) -> Option<&'static str> {
+pub(crate) fn table_name(table: u32) -> Option<&'static str> {
     match table {
         RT_TABLE_MAIN => Some("main"),
         RT_TABLE_LOCAL => Some("local"),

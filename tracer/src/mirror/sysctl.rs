@@ -9,12 +9,12 @@ use netlink_packet_core::{DecodeError, NlaBuffer, NlasIterator, parse_i32};
 
 use super::prefix::{Family, IntMap};
 
-pub const RTM_NEWNETCONF: u16 = 80;
-pub const RTM_DELNETCONF: u16 = 81;
-pub const RTM_GETNETCONF: u16 = 82;
+pub(crate) const RTM_NEWNETCONF: u16 = 80;
+pub(crate) const RTM_DELNETCONF: u16 = 81;
+pub(crate) const RTM_GETNETCONF: u16 = 82;
 
 /// NETCONFA_IFINDEX values that are not interfaces.
-pub const IFINDEX_ALL: i32 = -1;
+pub(crate) const IFINDEX_ALL: i32 = -1;
 
 const NETCONFA_IFINDEX: u16 = 1;
 const NETCONFA_FORWARDING: u16 = 2;
@@ -81,7 +81,7 @@ impl NetconfMessage {
 }
 
 /// A dump request: `struct netconfmsg` for one family, padded to 4 bytes.
-pub fn dump_request(family: Family) -> [u8; 4] {
+pub(crate) fn dump_request(family: Family) -> [u8; 4] {
     [if family == Family::V4 { AF_INET } else { AF_INET6 }, 0, 0, 0]
 }
 

@@ -7,7 +7,7 @@
 //! one the kernel allows. kprobe and fentry links and tp_btf links are file descriptors: they
 //! go away with the process, even after SIGKILL.
 
-pub mod render;
+pub(crate) mod render;
 
 use std::fmt;
 
@@ -124,7 +124,7 @@ pub fn program_names() -> impl Iterator<Item = &'static str> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error("the ARP/neighbour probes need the kernel's struct layouts: {0}")]
     Btf(#[from] BtfError),
     #[error("reading the kernel's BTF for attaching: {0}")]
@@ -145,7 +145,7 @@ pub enum ProbeError {
 
 /// The attached probes.
 #[derive(Debug, Clone)]
-pub struct Probes {
+pub(crate) struct Probes {
     pub mode: Mode,
     /// What each hook attached to, in hook order (`arp_rcv`, `neigh_update`, …).
     pub targets: Vec<&'static str>,
@@ -155,7 +155,7 @@ pub struct Probes {
 /// (`auto`), or the one asked for.
 /// The programs' layout ([`layout`]) is a load-time global: the object must have been loaded
 /// with it.
-pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
+pub(crate) fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
     let btf = attach_btf()?;
     let modes: &[Mode] = match wanted {
         ProbeMode::Off => &[],
@@ -181,12 +181,12 @@ pub fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
 }
 
 /// The kernel's BTF as aya wants it for fentry, fexit and tp_btf targets.
-pub fn attach_btf() -> Result<Btf, ProbeError> {
+pub(crate) fn attach_btf() -> Result<Btf, ProbeError> {
     Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))
 }
 
 /// Whether `mode` loads and attaches here; detached again at once (for `vethtrace check`).
-pub fn try_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<(), ProbeError> {
+pub(crate) fn try_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<(), ProbeError> {
     let result = attach_mode(ebpf, mode, btf).map(drop);
     unload_mode(ebpf, mode);
     result
@@ -284,7 +284,7 @@ fn unload_mode(ebpf: &mut Ebpf, mode: Mode) {
 }
 
 /// Member offsets for the running kernel, from its BTF.
-pub fn layout(btf: &KernelBtf) -> Result<NeighConfig, BtfError> {
+pub(crate) fn layout(btf: &KernelBtf) -> Result<NeighConfig, BtfError> {
     let skb = |m: &str| btf.member_offset("sk_buff", m);
     let dev = |m: &str| btf.member_offset("net_device", m);
     let neigh = |m: &str| btf.member_offset("neighbour", m);

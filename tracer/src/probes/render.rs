@@ -17,11 +17,11 @@ use crate::{
 };
 
 
-pub fn arp_hook_name(hook: u8) -> &'static str {
+pub(crate) fn arp_hook_name(hook: u8) -> &'static str {
     if hook == arp_hook::SEND { "send" } else { "recv" }
 }
 
-pub fn neigh_hook_name(hook: u8) -> &'static str {
+pub(crate) fn neigh_hook_name(hook: u8) -> &'static str {
     match hook {
         neigh_hook::UPDATE => "update",
         neigh_hook::TIMER => "timer",
@@ -42,7 +42,7 @@ fn mac(m: [u8; 6]) -> String {
 }
 
 /// The neighbour's address.
-pub fn neigh_ip(ev: &NeighEvent) -> IpAddr {
+pub(crate) fn neigh_ip(ev: &NeighEvent) -> IpAddr {
     if ev.family == AF_INET {
         IpAddr::from([ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3]])
     } else {
@@ -133,7 +133,7 @@ struct NeighJson {
 }
 
 /// `HH:MM:SS.uuuuuu cali… ARP recv Request who-has 169.254.1.1 tell 10.244.1.5 (02:…)`
-pub fn write_arp(format: Format, buf: &mut Vec<u8>, ev: &ArpEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
+pub(crate) fn write_arp(format: Format, buf: &mut Vec<u8>, ev: &ArpEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
     let (spa, tpa) = (IpAddr::from(ev.spa), IpAddr::from(ev.tpa));
     match format {
         Format::Text => {
@@ -158,7 +158,7 @@ pub fn write_arp(format: Format, buf: &mut Vec<u8>, ev: &ArpEvent, meta: Meta<'_
 }
 
 /// `HH:MM:SS.uuuuuu cali… neigh 10.244.1.99 INCOMPLETE -> FAILED (timer)`
-pub fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
+pub(crate) fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
     let ip = neigh_ip(ev);
     let old = old_state(ev);
     let new = NeighState::from_nud(ev.new_state);

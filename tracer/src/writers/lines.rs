@@ -11,29 +11,29 @@ use crate::{
     record::Record,
 };
 
-pub struct LineWriter {
+pub(crate) struct LineWriter {
     format: Format,
     buf: Vec<u8>,
     out: BufWriter<Box<dyn Write>>,
 }
 
 impl LineWriter {
-    pub fn new(format: Format, out: Box<dyn Write>) -> Self {
+    pub(crate) fn new(format: Format, out: Box<dyn Write>) -> Self {
         Self { format, buf: Vec::with_capacity(1 << 16), out: BufWriter::with_capacity(1 << 16, out) }
     }
 
     /// Appends raw bytes (the drop summary at exit).
-    pub fn extend(&mut self, bytes: &[u8]) {
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
-    pub fn format(&self) -> Format {
+    pub(crate) fn format(&self) -> Format {
         self.format
     }
 }
 
 /// Appends the line for `rec` in `format` to `buf`.
-pub fn put_line(format: Format, buf: &mut Vec<u8>, rec: &Record<'_>) -> io::Result<()> {
+pub(crate) fn put_line(format: Format, buf: &mut Vec<u8>, rec: &Record<'_>) -> io::Result<()> {
     let meta = rec.place().meta();
     match rec {
         Record::Packet(r) => output::write_annotated(format, buf, &r.ev, meta, Some(&r.annotation)),

@@ -2,15 +2,15 @@
 //! text or JSON lines ([`lines`]), pcapng ([`pcapng`]). Several can run at once (JSON to
 //! standard output and pcapng to a file).
 
-pub mod lines;
-pub mod pcapng;
+pub(crate) mod lines;
+pub(crate) mod pcapng;
 
 use std::io;
 
 use crate::record::Record;
 
 /// One output format.
-pub trait EventWriter {
+pub(crate) trait EventWriter {
     /// Writes one record (into a buffer: [`EventWriter::flush`] sends it on).
     fn write(&mut self, rec: &Record<'_>) -> io::Result<()>;
     /// Sends what was written since the last flush (called once per ring-buffer drain).
@@ -18,6 +18,6 @@ pub trait EventWriter {
 }
 
 /// A broken pipe means the reader went away (`vethtrace | head`): stop as on Ctrl-C.
-pub fn is_closed(e: &io::Error) -> bool {
+pub(crate) fn is_closed(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }

@@ -55,7 +55,7 @@ const NO_DEVICE_IFACE: &str = "no-device";
 
 /// Where and how the capture goes.
 #[derive(Debug, Clone)]
-pub struct PcapngOptions {
+pub(crate) struct PcapngOptions {
     /// `None`: standard output.
     pub path: Option<PathBuf>,
     pub snaplen: u32,
@@ -105,7 +105,7 @@ impl Iface {
     }
 }
 
-pub struct PcapngWriter {
+pub(crate) struct PcapngWriter {
     opts: PcapngOptions,
     out: PcapNgWriter<BufWriter<Box<dyn Write>>>,
     /// Interfaces in the order of their IDBs (the interface id is the position).
@@ -121,7 +121,7 @@ pub struct PcapngWriter {
 
 impl PcapngWriter {
     /// Opens the first file (or standard output) and writes the section header.
-    pub fn create(opts: PcapngOptions) -> Result<Self, PcapngError> {
+    pub(crate) fn create(opts: PcapngOptions) -> Result<Self, PcapngError> {
         let sink = open(&opts, 0)?;
         let out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
         Ok(Self { opts, out, ifaces: Vec::new(), ids: HashMap::new(), written: 0, file_no: 0, line: Vec::new() })
@@ -272,7 +272,7 @@ fn timestamp(wall_ns: i128) -> Duration {
 
 /// File `n` of the rotation: FILE, FILE1, FILE2, … (tcpdump's -C); with -W COUNT, FILE0 …
 /// FILE<COUNT-1> with the number padded to COUNT's width, reused in a ring (tcpdump's -W).
-pub fn file_name(base: &Path, n: u32, count: Option<u32>) -> PathBuf {
+pub(crate) fn file_name(base: &Path, n: u32, count: Option<u32>) -> PathBuf {
     let mut name = base.as_os_str().to_owned();
     match count {
         Some(count) => {
@@ -294,7 +294,7 @@ fn open(opts: &PcapngOptions, n: u32) -> Result<Box<dyn Write>, PcapngError> {
 }
 
 /// Creates (or truncates) `path` with mode 0600, refusing to follow a symlink.
-pub fn create_private(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
