@@ -6,6 +6,9 @@
 //! ([`annotate`]), and output ([`packet`], [`output`]). [`trace`] ties them together;
 //! `main.rs` is the edge (flags, errors, exit codes).
 
+// Only what main.rs and the integration tests use is public; the rest is pub(crate).
+#![warn(unreachable_pub)]
+
 pub mod annotate;
 mod attach;
 mod caps;
@@ -17,6 +20,7 @@ mod ebpf;
 mod enrich;
 mod event;
 pub mod filter;
+mod hooks;
 mod ifaces;
 pub mod kernel;
 pub mod logging;

@@ -203,7 +203,7 @@ pub(crate) fn proto_word(proto: u8) -> Option<&'static str> {
 
 /// "request", "reply" or the number.
 #[cfg(test)]
-pub fn arp_op_name(op: u16) -> String {
+pub(crate) fn arp_op_name(op: u16) -> String {
     arp_op_word(op).map_or_else(|| op.to_string(), String::from)
 }
 
@@ -218,7 +218,7 @@ pub(crate) fn arp_op_word(op: u16) -> Option<&'static str> {
 
 /// TCP flags the way tcpdump prints them: `S`, `S.`, `P.`, `F.`, `R`, `R.`, `.` …
 #[cfg(test)]
-pub fn tcp_flags(flags: u8) -> String {
+pub(crate) fn tcp_flags(flags: u8) -> String {
     let mut text = Vec::with_capacity(8);
     put_tcp_flags(&mut text, flags);
     String::from_utf8(text).unwrap_or_default()

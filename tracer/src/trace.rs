@@ -16,25 +16,22 @@ use aya::Ebpf;
 use futures::StreamExt as _;
 use netlink_packet_core::NetlinkMessage;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tracer_common::NeighConfig;
 
 pub use crate::enrich::Counters;
 use crate::{
-    attach::{Attacher, Backend},
+    attach::Attacher,
     caps,
-    cli::{OutputFormat, ProbeMode, TraceArgs},
+    cli::{OutputFormat, TraceArgs},
     collect::{self, Collector, InKernelErrors},
-    drops::{DropProbe, DropSetup, DropsError},
-    ebpf::{self, LoadOptions},
+    drops::DropProbe,
     enrich::{Enricher, Shown},
     filter::Filter,
+    hooks::Kernel,
     ifaces::IfaceFilter,
-    kernel::btf::KernelBtf,
     metrics::{self, Interfaces, Metrics},
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
     pods::{self, PodIndex},
-    probes::{self, ProbeError, Probes},
     record::Record,
     writers::{
         EventWriter, is_closed,
@@ -269,69 +266,11 @@ impl Tracing {
     }
 }
 
-/// The ARP/neighbour programs' layout, when they will be attached (not with `--probe off`,
-/// nor with `--drops`/`--summary`, which would not show their events: do not pay for them).
-fn neigh_layout(args: &TraceArgs, btf: &KernelBtf) -> Option<Result<NeighConfig, ProbeError>> {
-    let wanted = args.probe != ProbeMode::Off && !args.drops && !args.summary;
-    wanted.then(|| probes::layout(btf).map_err(ProbeError::from))
-}
-
-/// The ARP/neighbour probes: a failure is fatal when a mode was asked for, a warning with
-/// `auto` (packets and drops are still traced).
-fn start_probes(
-    ebpf: &mut Ebpf,
-    args: &TraceArgs,
-    layout: Option<Result<NeighConfig, ProbeError>>,
-) -> anyhow::Result<Option<Probes>> {
-    if args.probe == ProbeMode::Off {
-        eprintln!("vethtrace: ARP/neighbour probes: off");
-        return Ok(None);
-    }
-    let Some(layout) = layout else { return Ok(None) };
-    match layout.and_then(|_| probes::start(ebpf, args.probe)) {
-        Ok(p) => {
-            eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
-            Ok(Some(p))
-        }
-        Err(e) if args.probe != ProbeMode::Auto => Err(anyhow::Error::new(e).context("--probe")),
-        Err(e) => {
-            eprintln!("vethtrace: warning: the ARP/neighbour path is not traced: {e}");
-            Ok(None)
-        }
-    }
-}
-
-/// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
-/// the interfaces as traced (for the drop program) and send nothing.
-fn tc_flags(args: &TraceArgs) -> u32 {
-    use tracer_common::tc_flags::{ALL, RECORD};
-    let shown = !args.drops && !args.summary && !args.writes_no_events();
-    // metrics: every packet is counted, shown or not; the FIB verdict only when it is shown.
-    match (shown, args.metrics.is_some()) {
-        (true, _) => ALL,
-        (false, true) => RECORD,
-        (false, false) => 0,
-    }
-}
-
-/// A drop-tracing failure: fatal with `--drops`/`--summary`, a warning otherwise.
-fn drops_or_warn<T>(args: &TraceArgs, result: Result<T, DropsError>) -> anyhow::Result<Option<T>> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if args.drops || args.summary => Err(anyhow::Error::new(e).context("tracing drops")),
-        Err(e) => {
-            eprintln!("vethtrace: warning: drops are not traced: {e}");
-            Ok(None)
-        }
-    }
-}
-
-/// The drop program's layout, found before the object is loaded.
-fn prepare_drops(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<DropSetup>> {
-    if args.no_drops {
-        return Ok(None);
-    }
-    drops_or_warn(args, DropSetup::prepare(btf))
+/// What is enriched for a writer: with `--drops`/`--summary` no packet, with `--summary` no
+/// drop line either, and with `--output none` without `-w` nothing (only counted).
+fn shown(args: &TraceArgs) -> Shown {
+    let quiet = args.writes_no_events();
+    Shown { packets: !args.drops && !args.summary && !quiet, drops: !args.summary && !quiet }
 }
 
 /// Everything attached and running, ready for the event loop.
@@ -347,6 +286,7 @@ struct Session {
     redumps: Redumps,
     /// Who is behind each interface; wakes `--pod` selection when it changes.
     pods: PodIndex,
+    turns: Turns,
 }
 
 type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
@@ -355,64 +295,34 @@ impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs, expression: Option<&Filter>) -> anyhow::Result<Self> {
         let filter = IfaceFilter::new(&args.iface)?;
         caps::check()?;
-        let (pod_index, pod_report) = pods::start(&args.pods).await;
+        let (pods, pod_report) = pods::start(&args.pods).await;
         pod_report.print();
-        let filter = filter.with_pods(&args.pod, pod_index.clone());
-        // Parsed once for the drop and the ARP/neighbour programs' layouts (a few MB of BTF),
-        // which are load-time globals.
-        let kernel_btf = KernelBtf::load()?;
-        let drop_setup = prepare_drops(args, &kernel_btf)?;
-        let neigh = neigh_layout(args, &kernel_btf);
-        let mut ebpf = ebpf::load(LoadOptions {
-            ring_size: args.ring_size,
-            snaplen: args.snaplen,
-            drop_config: drop_setup.as_ref().map(|s| s.config),
-            neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
-            tc_flags: tc_flags(args),
-            filter: expression,
-        })?;
-        let collector = Collector::new(&mut ebpf)?;
-        let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
-        let mut drop_probe = match drop_setup {
-            Some(setup) => drops_or_warn(args, DropProbe::start(&mut ebpf, setup))?,
-            None => None,
-        };
-        let probes = start_probes(&mut ebpf, args, neigh)?;
+        let filter = filter.with_pods(&args.pod, pods.clone());
+        let Kernel { ebpf, collector, attacher, drops: mut drop_probe, probes } = Kernel::start(args, expression)?;
         // Subscribe before the dump so that nothing falls between the two.
         let (netlink, notifications) = mirror::subscribe()?;
         let node = Mirror::load(&netlink).await?;
-        // --output none without -w: nothing is enriched for a writer, only counted.
-        let quiet = args.writes_no_events();
-        let shown = Shown { packets: !args.drops && !args.summary && !quiet, drops: !args.summary && !quiet };
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
-        let mut enricher =
-            Enricher::new(node, shown, drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pod_index.clone());
+        let mut enricher = Enricher::new(node, shown(args), drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pods.clone());
         // metrics: the counters and their HTTP endpoint (bound now: a port in use fails here).
         let mode = metrics::ModeInfo::new(attacher.backend().name(), probes.as_ref().map(|p| p.mode), drop_probe.is_some());
         enricher.metrics = args.metrics.map(|addr| metrics::start(addr, &mode)).transpose()?;
-        let traced_for_metrics = enricher.metrics.as_ref().map(Metrics::interfaces);
+        let metrics = enricher.metrics.as_ref().map(Metrics::interfaces);
+        let tracing =
+            Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
         let mut session = Self {
             collector,
-            tracing: Tracing {
-                filter,
-                attacher,
-                ebpf,
-                pending: Default::default(),
-                progress: (0, 0),
-                metrics: traced_for_metrics,
-                pods: pod_index.clone(),
-            },
+            tracing,
             drop_probe,
             netlink,
             notifications,
             sink: Sink { enricher, outputs, failed: None },
             reported_errors: ErrorCounts::default(),
             redumps: Redumps::default(),
-            pods: pod_index,
+            pods,
+            turns: Turns::default(),
         };
-        for change in session.sink.enricher.mirror.present_links() {
-            session.tracing.apply(change);
-        }
+        session.apply_present_links();
         session.tracing.attach_first_batch();
         session.sync_drop_addrs();
         Ok(session)
@@ -543,13 +453,6 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let deadline = tokio::time::sleep(duration.map_or(Duration::MAX / 4, Duration::from_secs_f64));
     tokio::pin!(deadline);
-    // Routes changed since the drop filter's addresses were last set (synced once a second,
-    // not per notification: a flood of route changes must not rescan the table each time).
-    let mut routes_dirty = false;
-    let mut reported_lost = 0;
-    // The backlog of interfaces to attach takes every other turn, so that a flood never
-    // starves it and it never starves the drain.
-    let mut attach_turn = true;
     loop {
         tokio::select! {
             // In this order: network changes before events, so that an event is annotated with
@@ -559,50 +462,79 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             notification = s.notifications.next() => match notification {
                 Some((msg, _)) => {
                     s.on_notification(msg);
-                    routes_dirty = true;
+                    s.turns.routes_dirty = true;
                 }
                 None => anyhow::bail!("the netlink monitor closed"),
             },
             dump = s.redumps.finished(), if s.redumps.running.is_some() => {
                 s.on_dump(dump);
-                routes_dirty = true;
+                s.turns.routes_dirty = true;
             }
-            // `--pod`: a pod's cali may be known only after the link appeared (or stop being
-            // that pod's): decide again for every interface.
-            () = s.pods.changed(), if s.tracing.filter.selects_pods() || s.tracing.metrics.is_some() => {
-                for change in s.sink.enricher.mirror.present_links() {
-                    s.tracing.apply(change);
-                }
-            }
+            () = s.pods.changed(), if s.tracing.filter.selects_pods() || s.tracing.metrics.is_some() => s.apply_present_links(),
             _ = stops.sigint.recv() => return Ok(Stop::Signal),
             _ = stops.sigterm.recv() => return Ok(Stop::Signal),
             () = &mut deadline => return Ok(Stop::Signal),
-            () = std::future::ready(()), if attach_turn && !s.tracing.pending.is_empty() => {
-                attach_turn = false;
-                s.tracing.attach_for(ATTACH_TURN);
-                if s.tracing.pending.is_empty() {
-                    s.sync_drop_addrs();
-                }
-            }
-            _ = tick.tick() => {
-                attach_turn = true;
-                if std::mem::take(&mut routes_dirty) {
-                    s.sync_drop_addrs();
-                }
-                reported_lost = report_lost(s.collector.lost(), reported_lost);
-                if let Some(m) = &s.sink.enricher.metrics {
-                    m.lost(reported_lost); // metrics
-                }
-                s.reported_errors = report_errors(s.collector.errors(), s.reported_errors);
-            }
+            () = std::future::ready(()), if s.turns.attach && !s.tracing.pending.is_empty() => s.attach_turn(),
+            _ = tick.tick() => s.on_tick(),
             drained = s.collector.drain(|b| s.sink.record(b)) => {
-                attach_turn = true;
+                s.turns.attach = true;
                 drained?;
                 if !s.sink.flush()? {
                     return Ok(Stop::ReaderGone);
                 }
             }
         }
+    }
+}
+
+/// What the event loop keeps between turns.
+struct Turns {
+    /// Routes changed since the drop filter's addresses were last set (synced once a second,
+    /// not per notification: a flood of route changes must not rescan the table each time).
+    routes_dirty: bool,
+    /// Events lost, as last reported.
+    reported_lost: u64,
+    /// The backlog of interfaces to attach takes every other turn, so that a flood never
+    /// starves it and it never starves the drain.
+    attach: bool,
+}
+
+impl Default for Turns {
+    fn default() -> Self {
+        Self { routes_dirty: false, reported_lost: 0, attach: true }
+    }
+}
+
+impl Session {
+    /// Decides for every interface the mirror knows whether it is traced. Again when pods
+    /// change (`--pod`: a pod's cali may be known only after the link appeared, or stop being
+    /// that pod's; metrics: its `pod` label).
+    fn apply_present_links(&mut self) {
+        for change in self.sink.enricher.mirror.present_links() {
+            self.tracing.apply(change);
+        }
+    }
+
+    /// One turn of attaching from the backlog; the drop filter learns the new set at its end.
+    fn attach_turn(&mut self) {
+        self.turns.attach = false;
+        self.tracing.attach_for(ATTACH_TURN);
+        if self.tracing.pending.is_empty() {
+            self.sync_drop_addrs();
+        }
+    }
+
+    /// Once a second: the drop filter's addresses, losses and in-kernel failures.
+    fn on_tick(&mut self) {
+        self.turns.attach = true;
+        if std::mem::take(&mut self.turns.routes_dirty) {
+            self.sync_drop_addrs();
+        }
+        self.turns.reported_lost = report_lost(self.collector.lost(), self.turns.reported_lost);
+        if let Some(m) = &self.sink.enricher.metrics {
+            m.lost(self.turns.reported_lost); // metrics
+        }
+        self.reported_errors = report_errors(self.collector.errors(), self.reported_errors);
     }
 }
 

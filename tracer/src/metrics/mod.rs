@@ -317,13 +317,13 @@ impl Metrics {
 
     /// See [`Interfaces::traced`].
     #[cfg(test)]
-    pub fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
+    pub(crate) fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
         self.ifaces.traced(ifindex, name, pod);
     }
 
     /// See [`Interfaces::untraced`].
     #[cfg(test)]
-    pub fn untraced(&self, ifindex: u32) {
+    pub(crate) fn untraced(&self, ifindex: u32) {
         self.ifaces.untraced(ifindex);
     }
 

@@ -119,7 +119,7 @@ const TRACEPOINT: &[Hook] = &[
 
 /// Every program of every mode (for the check that the object has them all).
 #[cfg(test)]
-pub fn program_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn program_names() -> impl Iterator<Item = &'static str> {
     Mode::ALL.into_iter().flat_map(|m| m.hooks().iter().map(|h| h.program))
 }
 

@@ -1,0 +1,136 @@
+//! The kernel side of a trace, one hook family after another: the eBPF object is loaded with
+//! each family's load-time layout, then each family is started — TC on the interfaces
+//! ([`Attacher`], always), drops ([`DropProbe`]) and the ARP/neighbour path ([`Probes`]).
+//! A family other than TC is optional: it says whether this run wants it, what it needs set
+//! at load, and whether its failure ends the run or is a warning ([`HookFamily`]). Adding one
+//! is one more line in [`Kernel::start`].
+
+use aya::Ebpf;
+use tracer_common::NeighConfig;
+
+use crate::{
+    attach::{Attacher, Backend},
+    cli::{ProbeMode, TraceArgs},
+    collect::Collector,
+    drops::{DropProbe, DropSetup},
+    ebpf::{self, LoadOptions},
+    filter::Filter,
+    kernel::btf::KernelBtf,
+    probes::{self, ProbeError, Probes},
+};
+
+/// An optional family of hooks.
+trait HookFamily: Sized {
+    /// What the family needs set when the object is loaded (its kernel layouts).
+    type Layout;
+
+    /// The layout for this kernel; `None` when this run does not want the family (or, when
+    /// it is not required, cannot have it: said once as a warning).
+    fn prepare(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<Self::Layout>>;
+
+    /// Loads and attaches the family's programs in an object loaded with `layout`.
+    fn attach(ebpf: &mut Ebpf, args: &TraceArgs, layout: Self::Layout) -> anyhow::Result<Option<Self>>;
+}
+
+/// A family's failure: fatal when the run asked for the family (`required`), else one warning
+/// line and the trace goes on without it.
+fn required_or_warn<T, E>(required: bool, what: &str, context: &'static str, result: Result<T, E>) -> anyhow::Result<Option<T>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if required => Err(anyhow::Error::new(e).context(context)),
+        Err(e) => {
+            eprintln!("vethtrace: warning: {what}: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Drops: wanted unless `--no-drops`; required with `--drops`/`--summary`.
+impl HookFamily for DropProbe {
+    type Layout = DropSetup;
+
+    fn prepare(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<DropSetup>> {
+        if args.no_drops {
+            return Ok(None);
+        }
+        required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", DropSetup::prepare(btf))
+    }
+
+    fn attach(ebpf: &mut Ebpf, args: &TraceArgs, setup: DropSetup) -> anyhow::Result<Option<Self>> {
+        required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", Self::start(ebpf, setup))
+    }
+}
+
+/// The ARP/neighbour path: not with `--probe off`, nor with `--drops`/`--summary`, which would
+/// not show its events (do not pay for them); required when a mode was asked for.
+impl HookFamily for Probes {
+    type Layout = Result<NeighConfig, ProbeError>;
+
+    fn prepare(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<Self::Layout>> {
+        if args.probe == ProbeMode::Off {
+            eprintln!("vethtrace: ARP/neighbour probes: off");
+            return Ok(None);
+        }
+        let wanted = !args.drops && !args.summary;
+        // A layout that cannot be found is reported by `attach`, with the mode that wanted it.
+        Ok(wanted.then(|| probes::layout(btf).map_err(ProbeError::from)))
+    }
+
+    fn attach(ebpf: &mut Ebpf, args: &TraceArgs, layout: Self::Layout) -> anyhow::Result<Option<Self>> {
+        let started = layout.and_then(|_| probes::start(ebpf, args.probe));
+        let probes = required_or_warn(args.probe != ProbeMode::Auto, "the ARP/neighbour path is not traced", "--probe", started)?;
+        if let Some(p) = &probes {
+            eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
+        }
+        Ok(probes)
+    }
+}
+
+/// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
+/// the interfaces as traced (for the drop program) and send nothing.
+fn tc_flags(args: &TraceArgs) -> u32 {
+    use tracer_common::tc_flags::{ALL, RECORD};
+    let shown = !args.drops && !args.summary && !args.writes_no_events();
+    // metrics: every packet is counted, shown or not; the FIB verdict only when it is shown.
+    match (shown, args.metrics.is_some()) {
+        (true, _) => ALL,
+        (false, true) => RECORD,
+        (false, false) => 0,
+    }
+}
+
+/// The loaded object and every hook family started (TC interfaces are attached later, by the
+/// trace, as they match).
+pub(crate) struct Kernel {
+    pub(crate) ebpf: Ebpf,
+    pub(crate) collector: Collector,
+    pub(crate) attacher: Attacher,
+    pub(crate) drops: Option<DropProbe>,
+    pub(crate) probes: Option<Probes>,
+}
+
+impl Kernel {
+    pub(crate) fn start(args: &TraceArgs, expression: Option<&Filter>) -> anyhow::Result<Self> {
+        // Parsed once for every family's layout (a few MB of BTF), freed once loaded.
+        let btf = KernelBtf::load()?;
+        let drops = DropProbe::prepare(args, &btf)?;
+        let neigh = Probes::prepare(args, &btf)?;
+        let mut ebpf = ebpf::load(LoadOptions {
+            ring_size: args.ring_size,
+            snaplen: args.snaplen,
+            drop_config: drops.as_ref().map(|s| s.config),
+            neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
+            tc_flags: tc_flags(args),
+            filter: expression,
+        })?;
+        drop(btf);
+        let collector = Collector::new(&mut ebpf)?;
+        let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
+        let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();
+        let probes = neigh.map(|layout| Probes::attach(&mut ebpf, args, layout)).transpose()?.flatten();
+        Ok(Self { ebpf, collector, attacher, drops, probes })
+    }
+}
