@@ -248,7 +248,7 @@ impl SkbFrame {
         if ret == 0 {
             n as usize
         } else {
-            emit::count_error(tracer_common::errsite::DROP_COPY);
+            emit::count_error(tracer_common::errsite::DROP_COPY, n, ret);
             0
         }
     }

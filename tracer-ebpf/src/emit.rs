@@ -28,12 +28,32 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
 #[map]
 static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(errsite::SLOTS, 0);
 
-/// Counts a failure at `site` (one of `tracer_common::errsite`).
+/// Counts a failure at `site` (one of `tracer_common::errsite`); the first on each CPU is also
+/// told in words through aya-log, with `detail` (the BTF offset, or the bytes asked for) and
+/// the helper's error: the collector's log says what failed, not only how often.
 #[inline(always)]
-pub fn count_error(site: u32) {
+pub fn count_error(site: u32, detail: u32, err: i64) {
     if let Some(slot) = ERRORS.get_ptr_mut(site) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
-        unsafe { *slot += 1 };
+        let n = unsafe {
+            *slot += 1;
+            *slot
+        };
+        if n == 1 {
+            tell_failure(site, detail, err);
+        }
+    }
+}
+
+/// Out of line: the hot paths carry only the call, taken once per CPU and site.
+#[inline(never)]
+fn tell_failure(site: u32, detail: u32, err: i64) {
+    // aya-log's macros take a context they do not use (none is at hand here).
+    let ctx = ();
+    match site {
+        errsite::KREAD => aya_log_ebpf::warn!(&ctx, "kernel read at BTF offset {} failed (error {})", detail, err),
+        errsite::TC_COPY => aya_log_ebpf::warn!(&ctx, "TC copy of a frame's first {} bytes failed (error {})", detail, err),
+        _ => aya_log_ebpf::warn!(&ctx, "copy of a dropped frame's first {} bytes failed (error {})", detail, err),
     }
 }
 

@@ -10,8 +10,8 @@ use crate::{emit, ifaces};
 #[inline(always)]
 pub fn read<T>(base: u64, off: u32) -> Result<T, ()> {
     // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
-    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|_| {
-        emit::count_error(tracer_common::errsite::KREAD);
+    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.map_err(|err| {
+        emit::count_error(tracer_common::errsite::KREAD, off, err.into());
     })
 }
 

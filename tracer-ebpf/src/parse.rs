@@ -3,8 +3,18 @@
 //!
 //! Every read goes through [`Frame::load`], which fails instead of reading past the frame, so a
 //! truncated or malformed frame yields a partial [`Packet`] with `valid` saying what was read and
-//! `TRUNCATED` set; nothing is ever guessed.
+//! `TRUNCATED` set; nothing is ever guessed. Header layouts are network-types' (read with
+//! [`header`]); IPv6 extension headers and the ICMPv6 ND target are read by offset.
 
+use network_types::{
+    arp::ArpHdr,
+    eth::EthHdr,
+    icmp::Icmpv4Hdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+    udp::UdpHdr,
+    vlan::VlanHdr,
+};
 use tracer_common::{
     Packet, ipf,
     proto::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
@@ -36,6 +46,24 @@ fn be32(b: [u8; 4]) -> u32 {
     u32::from_be_bytes(b)
 }
 
+/// The network-types header `H` at `offset`, when all of it is inside the frame. `N` is its
+/// size (checked at compile time); [`header!`] fills it in.
+#[inline(always)]
+fn header<H: Copy, const N: usize>(f: &impl Frame, offset: usize) -> Option<H> {
+    const { assert!(N == core::mem::size_of::<H>()) };
+    let bytes = f.load::<N>(offset)?;
+    // SAFETY: network-types headers are `#[repr(C)]` integers and byte arrays, so every bit
+    // pattern is a value; `bytes` holds exactly `size_of::<H>()` of them, and an unaligned
+    // read takes them from any address.
+    Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<H>()) })
+}
+
+macro_rules! header {
+    ($f:expr, $h:ty, $off:expr) => {
+        header::<$h, { <$h>::LEN }>($f, $off)
+    };
+}
+
 macro_rules! sub {
     ($a:expr, $from:expr, $n:expr) => {{
         let mut out = [0u8; $n];
@@ -52,14 +80,14 @@ macro_rules! sub {
 /// (it sits in skb metadata on ingress).
 #[inline(always)]
 pub fn parse<F: Frame>(f: &F, p: &mut Packet, accel_vlan: Option<u16>) {
-    let Some(eth) = f.load::<14>(0) else {
+    let Some(eth) = header!(f, EthHdr, 0) else {
         p.valid |= valid::TRUNCATED;
         return;
     };
-    p.dst_mac = sub!(eth, 0, 6);
-    p.src_mac = sub!(eth, 6, 6);
-    let mut ethertype = be16(sub!(eth, 12, 2));
-    let mut off = 14;
+    p.dst_mac = eth.dst_addr;
+    p.src_mac = eth.src_addr;
+    let mut ethertype = u16::from_be(eth.ether_type);
+    let mut off = EthHdr::LEN;
     if let Some(tci) = accel_vlan {
         p.vlan[0] = tci;
         p.nvlan = 1;
@@ -68,14 +96,14 @@ pub fn parse<F: Frame>(f: &F, p: &mut Packet, accel_vlan: Option<u16>) {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        let Some(tag) = f.load::<4>(off) else {
+        let Some(tag) = header!(f, VlanHdr, off) else {
             p.valid |= valid::L2 | valid::TRUNCATED;
             p.ethertype = ethertype;
             return;
         };
-        push_vlan(p, be16(sub!(tag, 0, 2)));
-        ethertype = be16(sub!(tag, 2, 2));
-        off += 4;
+        push_vlan(p, be16(tag.tci));
+        ethertype = u16::from_be(tag.ether_type);
+        off += VlanHdr::LEN;
     }
     p.ethertype = ethertype;
     p.valid |= valid::L2;
@@ -99,56 +127,53 @@ fn push_vlan(p: &mut Packet, tci: u16) {
 
 #[inline(always)]
 fn parse_arp<F: Frame>(f: &F, p: &mut Packet, off: usize) {
-    // Fixed part: htype, ptype, hlen, plen, op.
-    let Some(fixed) = f.load::<8>(off) else {
+    let Some(arp) = header!(f, ArpHdr, off) else {
+        // The fixed part alone still tells the operation: htype, ptype, hlen, plen, op.
+        if let Some(fixed) = f.load::<8>(off) {
+            p.arp_op = be16(sub!(fixed, 6, 2));
+            p.valid |= valid::ARP_OP;
+        }
         p.valid |= valid::TRUNCATED;
         return;
     };
-    p.arp_op = be16(sub!(fixed, 6, 2));
+    p.arp_op = be16(arp.oper);
     p.valid |= valid::ARP_OP;
-    let ethernet_ipv4 =
-        be16(sub!(fixed, 0, 2)) == 1 && be16(sub!(fixed, 2, 2)) == ETH_P_IP && fixed[4] == 6 && fixed[5] == 4;
+    let ethernet_ipv4 = be16(arp.htype) == 1 && be16(arp.ptype) == ETH_P_IP && arp.hlen == 6 && arp.plen == 4;
     if !ethernet_ipv4 {
         return;
     }
-    let Some(addrs) = f.load::<20>(off + 8) else {
-        p.valid |= valid::TRUNCATED;
-        return;
-    };
-    p.arp_sha = sub!(addrs, 0, 6);
-    p.arp_spa = sub!(addrs, 6, 4);
-    p.arp_tha = sub!(addrs, 10, 6);
-    p.arp_tpa = sub!(addrs, 16, 4);
+    p.arp_sha = arp.sha;
+    p.arp_spa = arp.spa;
+    p.arp_tha = arp.tha;
+    p.arp_tpa = arp.tpa;
     p.valid |= valid::ARP;
 }
 
 #[inline(always)]
 fn parse_ipv4<F: Frame>(f: &F, p: &mut Packet, off: usize) {
-    let Some(h) = f.load::<20>(off) else {
+    let Some(h) = header!(f, Ipv4Hdr, off) else {
         p.valid |= valid::TRUNCATED;
         return;
     };
-    let ihl = (h[0] & 0x0f) as usize * 4;
-    if h[0] >> 4 != 4 || ihl < 20 {
+    let ihl = usize::from(h.ihl());
+    if h.version() != 4 || ihl < Ipv4Hdr::LEN {
         p.valid |= valid::TRUNCATED;
         return;
     }
     p.valid |= valid::IPV4;
-    p.ttl = h[8];
-    p.ip_proto = h[9];
-    p.ip_id = u32::from(be16(sub!(h, 4, 2)));
-    let frag = be16(sub!(h, 6, 2));
-    if frag & 0x4000 != 0 {
+    p.ttl = h.ttl;
+    p.ip_proto = h.proto;
+    p.ip_id = u32::from(h.id());
+    // Flags: reserved, DF, MF.
+    if h.frag_flags() & 0b010 != 0 {
         p.ip_flags |= ipf::DF;
     }
-    if frag & 0x2000 != 0 {
+    if h.frag_flags() & 0b001 != 0 {
         p.ip_flags |= ipf::MF | ipf::FRAGMENT;
     }
-    let src: [u8; 4] = sub!(h, 12, 4);
-    let dst: [u8; 4] = sub!(h, 16, 4);
-    p.src_ip[..4].copy_from_slice(&src);
-    p.dst_ip[..4].copy_from_slice(&dst);
-    if frag & 0x1fff != 0 {
+    p.src_ip[..4].copy_from_slice(&h.src_addr);
+    p.dst_ip[..4].copy_from_slice(&h.dst_addr);
+    if h.frag_offset() != 0 {
         // A later fragment carries no L4 header.
         p.ip_flags |= ipf::FRAGMENT;
         return;
@@ -159,21 +184,21 @@ fn parse_ipv4<F: Frame>(f: &F, p: &mut Packet, off: usize) {
 
 #[inline(always)]
 fn parse_ipv6<F: Frame>(f: &F, p: &mut Packet, off: usize) {
-    let Some(h) = f.load::<40>(off) else {
+    let Some(h) = header!(f, Ipv6Hdr, off) else {
         p.valid |= valid::TRUNCATED;
         return;
     };
-    if h[0] >> 4 != 6 {
+    if h.version() != 6 {
         p.valid |= valid::TRUNCATED;
         return;
     }
     p.valid |= valid::IPV6;
-    p.ip_id = be32(sub!(h, 0, 4)) & 0x000f_ffff;
-    p.ttl = h[7];
-    p.src_ip = sub!(h, 8, 16);
-    p.dst_ip = sub!(h, 24, 16);
-    let mut next = h[6];
-    let mut off = off + 40;
+    p.ip_id = h.flow_label();
+    p.ttl = h.hop_limit;
+    p.src_ip = h.src_addr;
+    p.dst_ip = h.dst_addr;
+    let mut next = h.next_hdr;
+    let mut off = off + Ipv6Hdr::LEN;
     for _ in 0..MAX_IPV6_EXT {
         match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH => {
@@ -226,23 +251,36 @@ fn parse_l4<F: Frame>(f: &F, p: &mut Packet, off: usize, proto: u8) {
 }
 
 #[inline(always)]
-fn parse_ports(p: &mut Packet, h: &[u8]) {
-    p.sport = u16::from_be_bytes([h[0], h[1]]);
-    p.dport = u16::from_be_bytes([h[2], h[3]]);
+fn parse_ports(p: &mut Packet, sport: [u8; 2], dport: [u8; 2]) {
+    p.sport = be16(sport);
+    p.dport = be16(dport);
     p.valid |= valid::PORTS;
+}
+
+/// The TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN, high bit first).
+#[inline(always)]
+fn tcp_flags(h: &TcpHdr) -> u8 {
+    let bits = [h.fin(), h.syn(), h.rst(), h.psh(), h.ack(), h.urg(), h.ece(), h.cwr()];
+    let mut flags = 0;
+    let mut i = 0;
+    while i < bits.len() {
+        flags |= ((bits[i] & 1) as u8) << i;
+        i += 1;
+    }
+    flags
 }
 
 #[inline(always)]
 fn parse_tcp<F: Frame>(f: &F, p: &mut Packet, off: usize) {
-    if let Some(h) = f.load::<20>(off) {
-        parse_ports(p, &h);
-        p.tcp_seq = be32(sub!(h, 4, 4));
-        p.tcp_ack = be32(sub!(h, 8, 4));
-        p.tcp_flags = h[13];
-        p.tcp_win = be16(sub!(h, 14, 2));
+    if let Some(h) = header!(f, TcpHdr, off) {
+        parse_ports(p, h.source, h.dest);
+        p.tcp_seq = be32(h.seq);
+        p.tcp_ack = be32(h.ack_seq);
+        p.tcp_flags = tcp_flags(&h);
+        p.tcp_win = be16(h.window);
         p.valid |= valid::TCP;
-    } else if let Some(h) = f.load::<4>(off) {
-        parse_ports(p, &h);
+    } else if let Some(ports) = f.load::<4>(off) {
+        parse_ports(p, sub!(ports, 0, 2), sub!(ports, 2, 2));
         p.valid |= valid::TRUNCATED;
     } else {
         p.valid |= valid::TRUNCATED;
@@ -251,37 +289,38 @@ fn parse_tcp<F: Frame>(f: &F, p: &mut Packet, off: usize) {
 
 #[inline(always)]
 fn parse_udp<F: Frame>(f: &F, p: &mut Packet, off: usize) {
-    let Some(h) = f.load::<8>(off) else {
+    let Some(h) = header!(f, UdpHdr, off) else {
         p.valid |= valid::TRUNCATED;
         return;
     };
-    parse_ports(p, &h);
-    p.udp_len = be16(sub!(h, 4, 2));
+    parse_ports(p, h.src, h.dst);
+    p.udp_len = be16(h.len);
     p.valid |= valid::UDP;
 }
 
 #[inline(always)]
 fn parse_icmp<F: Frame>(f: &F, p: &mut Packet, off: usize, proto: u8) {
-    let Some(h) = f.load::<8>(off) else {
+    // ICMP and ICMPv6 share the first 8 bytes: type, code, checksum, 4 bytes by type.
+    let Some(h) = header!(f, Icmpv4Hdr, off) else {
         p.valid |= valid::TRUNCATED;
         return;
     };
-    p.icmp_type = h[0];
-    p.icmp_code = h[1];
+    p.icmp_type = h.type_;
+    p.icmp_code = h.code;
     p.valid |= valid::ICMP;
     let echo = if proto == IPPROTO_ICMP {
-        h[0] == 0 || h[0] == 8
+        h.type_ == 0 || h.type_ == 8
     } else {
-        h[0] == 128 || h[0] == 129
+        h.type_ == 128 || h.type_ == 129
     };
     if echo {
-        p.icmp_id = be16(sub!(h, 4, 2));
-        p.icmp_seq = be16(sub!(h, 6, 2));
+        p.icmp_id = be16(sub!(h.data, 0, 2));
+        p.icmp_seq = be16(sub!(h.data, 2, 2));
         p.valid |= valid::ICMP_ECHO;
     }
     // Neighbour solicitation (135) and advertisement (136) carry the target after 8 bytes.
-    if proto == IPPROTO_ICMPV6 && (h[0] == 135 || h[0] == 136) {
-        match f.load::<16>(off + 8) {
+    if proto == IPPROTO_ICMPV6 && (h.type_ == 135 || h.type_ == 136) {
+        match f.load::<16>(off + Icmpv4Hdr::LEN) {
             Some(target) => {
                 p.nd_target = target;
                 p.valid |= valid::ND_TARGET;

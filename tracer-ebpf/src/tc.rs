@@ -114,7 +114,7 @@ fn copy_frame(ctx: &TcContext, buf: *mut [u8; SCRATCH_BYTES], want: u32) -> usiz
     if ret == 0 {
         n as usize
     } else {
-        emit::count_error(tracer_common::errsite::TC_COPY);
+        emit::count_error(tracer_common::errsite::TC_COPY, n, ret);
         0
     }
 }

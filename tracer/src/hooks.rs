@@ -6,6 +6,7 @@
 //! is one more line in [`Kernel::start`].
 
 use aya::Ebpf;
+use tokio::io::{Interest, unix::AsyncFd};
 use tracer_common::NeighConfig;
 
 use crate::{
@@ -16,6 +17,7 @@ use crate::{
     ebpf::{self, LoadOptions},
     filter::Filter,
     kernel::btf::KernelBtf,
+    logging::KernelLog,
     probes::{self, ProbeError, Probes},
 };
 
@@ -56,12 +58,24 @@ impl HookFamily for DropProbe {
         if args.no_drops {
             return Ok(None);
         }
-        required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", DropSetup::prepare(btf))
+        let setup = required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", DropSetup::prepare(btf))?;
+        Ok(setup.map(with_injected_fault))
     }
 
     fn attach(ebpf: &mut Ebpf, args: &TraceArgs, setup: DropSetup) -> anyhow::Result<Option<Self>> {
         required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", Self::start(ebpf, setup))
     }
+}
+
+/// Tests only: `VETHTRACE_FAULT=drop-layout` gives the drop program a wrong layout (the skb's
+/// device read from `skb->len`), so that the reporting of in-kernel failures can be shown to
+/// work on a kernel whose real layout is right.
+fn with_injected_fault(mut setup: DropSetup) -> DropSetup {
+    if std::env::var_os("VETHTRACE_FAULT").is_some_and(|v| v == "drop-layout") {
+        eprintln!("vethtrace: VETHTRACE_FAULT=drop-layout: the drop program gets a wrong layout (a test)");
+        setup.config.skb_dev = setup.config.skb_len;
+    }
+    setup
 }
 
 /// The ARP/neighbour path: not with `--probe off`, nor with `--drops`/`--summary`, which would
@@ -102,6 +116,28 @@ fn tc_flags(args: &TraceArgs) -> u32 {
     }
 }
 
+/// The programs' first failure per CPU and site, told in words through aya-log (the counts are
+/// in `ERRORS`), read on a task of its own into vethtrace's log. Without it only the counts
+/// are reported.
+fn forward_kernel_log(ebpf: &mut Ebpf) {
+    let logger = match aya_log::EbpfLogger::init_with_logger(ebpf, KernelLog) {
+        Ok(l) => l,
+        Err(e) => return log::debug!("no in-kernel log: {e}"),
+    };
+    // SAFETY: the logger owns its map fd, which stays open and unchanged while it lives, and
+    // the `AsyncFd` owns the logger.
+    let mut logger = match unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) } {
+        Ok(l) => l,
+        Err(e) => return log::debug!("no in-kernel log: {}", e.into_parts().1),
+    };
+    tokio::spawn(async move {
+        while let Ok(mut ready) = logger.readable_mut().await {
+            ready.get_inner_mut().flush();
+            ready.clear_ready();
+        }
+    });
+}
+
 /// The loaded object and every hook family started (TC interfaces are attached later, by the
 /// trace, as they match).
 pub(crate) struct Kernel {
@@ -127,6 +163,7 @@ impl Kernel {
             filter: expression,
         })?;
         drop(btf);
+        forward_kernel_log(&mut ebpf);
         let collector = Collector::new(&mut ebpf)?;
         let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
         let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();

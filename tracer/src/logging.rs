@@ -152,6 +152,25 @@ pub fn emit(level: Level, msg: &str) {
     }
 }
 
+/// The eBPF programs' own messages (aya-log), as vethtrace's warnings: `in the kernel: …`.
+pub(crate) struct KernelLog;
+
+impl log::Log for KernelLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = match Level::from_log(record.level()) {
+            Level::Debug | Level::Info => return,
+            level => level,
+        };
+        emit(level, &format!("in the kernel: {}: a struct layout may be wrong for this kernel", record.args()));
+    }
+
+    fn flush(&self) {}
+}
+
 /// The `log` crate's records in JSON mode go straight to the real standard error.
 struct RealStderr;
 

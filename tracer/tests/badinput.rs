@@ -171,3 +171,23 @@ fn interfaces_that_vanish_while_attaching_are_let_go() {
         assert_nothing_attached(&node, mode);
     }
 }
+
+/// A struct layout that is wrong for the running kernel (injected: the drop program reads the
+/// skb's device from `skb->len`) is never silent: the first failure is told in words from the
+/// kernel (aya-log) with the offset, and the count is on the exit line.
+#[test]
+fn a_wrong_kernel_layout_is_told_and_counted() {
+    let _one = serial();
+    let node = Node::up("flt");
+    let tracer = common::Tracer::start_wrapped(&node, &["env", "VETHTRACE_FAULT=drop-layout"], &["--drops"]);
+    // A datagram to a closed port: the pod's kernel frees it (NO_SOCKET), the drop program runs.
+    for _ in 0..3 {
+        common::run(node.in_pod("pod1", "bash").args(["-c", "echo x > /dev/udp/10.244.1.6/9"]));
+    }
+    let told = common::eventually(Duration::from_secs(5), || tracer.stderr().contains("in the kernel: kernel read at BTF offset"));
+    let done = tracer.stop();
+    assert!(told, "no in-kernel message:\n{}", done.stderr);
+    let counted = done.stderr.lines().find(|l| l.contains("in-kernel failures")).unwrap_or_else(|| panic!("no count:\n{}", done.stderr));
+    assert!(!counted.contains(" 0 in-kernel failures"), "{counted}");
+    assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+}

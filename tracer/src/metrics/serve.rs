@@ -13,10 +13,10 @@ use std::{
     time::Duration,
 };
 
+use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 use hyper::{
     Method, Request, Response, StatusCode,
-    body::Bytes,
     header::{ACCEPT, CONTENT_TYPE, HeaderValue},
     server::conn::http1,
     service::service_fn,
@@ -109,7 +109,8 @@ fn respond<B>(req: &Request<B>, state: &State) -> Response<Full<Bytes>> {
 }
 
 fn exposition(registry: &Registry, openmetrics: bool) -> Response<Full<Bytes>> {
-    let mut body = String::with_capacity(16 << 10);
+    // Encoded straight into the response body's buffer (BytesMut is a fmt::Write).
+    let mut body = BytesMut::with_capacity(16 << 10);
     let (encoded, content_type) = if openmetrics {
         (encoding::text::encode(&mut body, registry), OPENMETRICS)
     } else {
@@ -118,7 +119,7 @@ fn exposition(registry: &Registry, openmetrics: bool) -> Response<Full<Bytes>> {
     if encoded.is_err() {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n");
     }
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(body.freeze()));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
