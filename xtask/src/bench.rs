@@ -31,7 +31,8 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use crate::{run, setup};
-use node::{Node, RssSampler, clock_ticks, sample};
+use node::{Node, RssSampler};
+use testkit::kernel::{clock_ticks, sample};
 use report::{Report, Row, Target};
 use tracer::{Tcpdump, Vethtrace};
 
