@@ -8,14 +8,16 @@
 //! - events delivered vs packets on the cali ends (kernel counters) during those runs — the UDP
 //!   flood is the highest packet rate this machine generates;
 //! - vethtrace's CPU and RSS during the flood (/proc), and optionally a long soak;
-//! - the collector's ceiling: decode + annotate + format into a buffer, one core
-//!   (`vethtrace __bench-collector`, synthetic records, no kernel involved);
+//! - the UDP flood again with `-w FILE.pcapng` (pcapng only) beside untraced and JSON;
+//! - the collector's ceiling: decode + annotate + format (text, JSON) or write pcapng into a
+//!   buffer, one core (`vethtrace __bench-collector`, synthetic records, no kernel involved);
 //! - time from start to attached on N cali veths, and from SIGINT to exit.
 //!
 //! One table on stdout, the same as JSON in `target/bench/` (with the machine it ran on).
 
 mod filter;
 mod node;
+mod pcapng;
 mod report;
 mod tracer;
 
@@ -140,6 +142,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let extra: Vec<&str> = opts.vethtrace_args.iter().map(String::as_str).collect();
     throughput(&node, &bin, &extra, repeat, seconds, &mut report)?;
     filter::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;
+    pcapng::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;
     collector(&bin, repeat, collector_events, &mut report)?;
     attach_times(&node, &bin, &extra, repeat, &attach, &mut report)?;
     if let Some(secs) = opts.soak {

@@ -22,6 +22,8 @@ enum Output {
     Discard,
     /// Nothing formatted: counted only, served on [`METRICS_ADDR`] (`--metrics … --output none`).
     MetricsOnly,
+    /// No text or JSON lines: the caller's arguments pick the output (`-w FILE.pcapng`).
+    LinesOff,
 }
 
 /// Where the metrics-only runs serve, inside the node's namespace.
@@ -52,6 +54,12 @@ impl Vethtrace {
         Self::spawn(bin, node, tag, extra, Output::Discard)
     }
 
+    /// Without `--output`: the caller's `extra` says where events go (`-w FILE` alone writes
+    /// pcapng only).
+    pub fn start_lines_off(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn(bin, node, tag, extra, Output::LinesOff)
+    }
+
     fn spawn(bin: &Path, node: &Node, tag: &str, extra: &[&str], output: Output) -> anyhow::Result<Self> {
         let mut cmd = testkit::Vethtrace::command(&node.ns(), &[], bin);
         cmd.args(["--iface", "cali*"]);
@@ -59,6 +67,7 @@ impl Vethtrace {
             Output::File(path) => cmd.args(["--output", "json", "--output-file"]).arg(path),
             Output::Discard => cmd.args(["--output", "json", "--output-file", "/dev/null"]),
             Output::MetricsOnly => cmd.args(["--output", "none", "--metrics", METRICS_ADDR]),
+            Output::LinesOff => &mut cmd,
         };
         let files = Files::in_dir(&node.scratch, &format!("{tag}."), false);
         let mut process = testkit::Vethtrace::spawn(cmd, extra, files).with_context(|| format!("cannot start {}", bin.display()))?;
