@@ -171,30 +171,7 @@ fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u
         let mut results: [Run; 4] = Default::default();
         for (i, mode) in MODES.into_iter().enumerate() {
             eprintln!("xtask: bench round {}/{repeat}: {}", round + 1, mode.name());
-            results[i] = match mode {
-                Mode::Untraced => {
-                    let tcp = node.iperf(false, seconds)?;
-                    let udp = node.iperf(true, seconds)?;
-                    Run { tcp_bps: tcp.bits_per_sec, udp_received_pps: udp.received_pps, udp_sent_pps: udp.sent_pps, ..Run::default() }
-                }
-                Mode::Tcpdump => {
-                    let dump = Tcpdump::start(node, "tcpdump-tcp")?;
-                    let tcp = node.iperf(false, seconds)?;
-                    let mut dropped = dump.stop()?;
-                    let dump = Tcpdump::start(node, "tcpdump-udp")?;
-                    let udp = node.iperf(true, seconds)?;
-                    dropped += dump.stop()?;
-                    Run {
-                        tcp_bps: tcp.bits_per_sec,
-                        udp_received_pps: udp.received_pps,
-                        udp_sent_pps: udp.sent_pps,
-                        tcpdump_dropped: dropped as f64,
-                        ..Run::default()
-                    }
-                }
-                Mode::Vethtrace => traced_run(node, bin, extra, seconds, false)?,
-                Mode::MetricsOnly => traced_run(node, bin, extra, seconds, true)?,
-            };
+            results[i] = one_mode(node, bin, extra, seconds, mode)?;
         }
         runs.push(results);
     }
@@ -237,6 +214,34 @@ fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u
     report.push(Row::new("flood", "vethtrace peak RSS", "B", col(v, |r| r.rss_peak)).target(Target::AllAtMost(64.0 * MIB)));
     metrics_rows(&runs, seconds, report);
     Ok(())
+}
+
+/// One round's TCP and UDP runs in `mode`.
+fn one_mode(node: &Node, bin: &Path, extra: &[&str], seconds: u32, mode: Mode) -> anyhow::Result<Run> {
+    Ok(match mode {
+        Mode::Untraced => {
+            let tcp = node.iperf(false, seconds)?;
+            let udp = node.iperf(true, seconds)?;
+            Run { tcp_bps: tcp.bits_per_sec, udp_received_pps: udp.received_pps, udp_sent_pps: udp.sent_pps, ..Run::default() }
+        }
+        Mode::Tcpdump => {
+            let dump = Tcpdump::start(node, "tcpdump-tcp")?;
+            let tcp = node.iperf(false, seconds)?;
+            let mut dropped = dump.stop()?;
+            let dump = Tcpdump::start(node, "tcpdump-udp")?;
+            let udp = node.iperf(true, seconds)?;
+            dropped += dump.stop()?;
+            Run {
+                tcp_bps: tcp.bits_per_sec,
+                udp_received_pps: udp.received_pps,
+                udp_sent_pps: udp.sent_pps,
+                tcpdump_dropped: dropped as f64,
+                ..Run::default()
+            }
+        }
+        Mode::Vethtrace => traced_run(node, bin, extra, seconds, false)?,
+        Mode::MetricsOnly => traced_run(node, bin, extra, seconds, true)?,
+    })
 }
 
 /// One TCP and one UDP run traced by vethtrace, printing every event as annotated JSON or

@@ -128,7 +128,7 @@ impl PcapngWriter {
 
     /// Writes the section header to `sink` (rotation, if `opts` asks for it, opens files as
     /// [`PcapngWriter::create`] does): the collector benchmark writes to a counting sink.
-    pub fn with_sink(opts: PcapngOptions, sink: Box<dyn Write>) -> Result<Self, PcapngError> {
+    pub(crate) fn with_sink(opts: PcapngOptions, sink: Box<dyn Write>) -> Result<Self, PcapngError> {
         let out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
         Ok(Self { opts, out, ifaces: Vec::new(), ids: HashMap::new(), written: 0, file_no: 0, line: Vec::new() })
     }
