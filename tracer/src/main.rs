@@ -111,6 +111,7 @@ fn bench_collector(events: u64, pods: u32) {
     let stages = [
         ("decode+annotate+format json", Stages::Full(Format::Json)),
         ("decode+annotate+format text", Stages::Full(Format::Text)),
+        ("decode+annotate+write pcapng", Stages::Pcapng),
         ("decode+format json", Stages::FormatOnly(Format::Json)),
         ("decode+annotate", Stages::Annotate),
     ];

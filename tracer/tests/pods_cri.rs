@@ -316,3 +316,84 @@ fn pod_selection_follows_the_runtime() {
     assert!(done.stderr.contains("pods named by cri"), "{}", done.stderr);
     let _ = fs::remove_dir_all(&tmp);
 }
+
+/// Every event on `cali` (any kind) in `events`.
+fn events_on<'a>(events: &'a [Value], cali: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["iface"] == cali).collect()
+}
+
+/// The pod an event names: (namespace, name, UID), `None` for an event without one.
+fn pod_of(e: &Value) -> Option<(&str, &str, &str)> {
+    Some((e["pod_namespace"].as_str()?, e["pod_name"].as_str()?, e["pod_uid"].as_str().unwrap_or("(no uid)")))
+}
+
+/// Trace events name the pod of their cali, from containerd's own sandboxes: one created
+/// before vethtrace started, one created and one removed while it traces. What containerd was
+/// told (RunPodSandbox's metadata) is the oracle; the node's own pod1 (not containerd's) is
+/// named by nobody. Frames that cross a new cali while RunPodSandbox is still wiring it
+/// (before containerd lists the sandbox) carry no pod yet; from one CRI poll after it, all do.
+#[test]
+fn trace_events_name_the_sandbox_pod() {
+    let node = Node::up("pe");
+    let mut ctd = Containerd::start(&node);
+    let web = ctd.run_pod("shop", "web-0", "uid-web-0");
+    let web_ip = ctd.pod_ip(&web);
+    let tmp = scratch_dir("pet");
+    let args = no_other_source(&tmp, &ctd.socket(), &tmp.join("no-kubelet"));
+    let tracer = Tracer::start(&node, &strs(&args));
+    let ping = |ip: &str, n: &str| {
+        run(node.in_node("ping").args(["-c", n, "-i", "0.2", "-W", "2", ip]));
+    };
+    ping(&web_ip, "3");
+
+    // Created while tracing: named once containerd lists the sandbox (vethtrace polls the CRI
+    // every second), never named wrongly.
+    let db = ctd.run_pod("shop", "db-0", "uid-db-0");
+    let db_listed = common::now();
+    let db_ip = ctd.pod_ip(&db);
+    let cali_db = python_cali("shop", "db-0");
+    let named = eventually(Duration::from_secs(10), || {
+        ping(&db_ip, "1");
+        tracer.events_so_far().iter().any(|e| e["iface"] == cali_db && e["pod_uid"] == "uid-db-0")
+    });
+    assert!(named, "no event on {cali_db} names shop/db-0\n{}", tracer.stderr());
+    ping(&db_ip, "3");
+
+    // Removed while tracing: its last packets still name it.
+    ping(&web_ip, "2");
+    ctd.remove_pod(&web);
+    ping(&db_ip, "2");
+    ping("10.244.1.5", "2");
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stderr.contains("pods named by cri"), "{}", done.stderr);
+
+    let cali_web = python_cali("shop", "web-0");
+    let on_web = events_on(&done.events, &cali_web);
+    let echo = |evs: &[&Value], ip: &str| evs.iter().filter(|e| e["proto"] == "icmp" && (e["src"] == ip || e["dst"] == ip)).count();
+    assert!(echo(&on_web, &web_ip) >= 2 * 5, "too few echo events on {cali_web}: {on_web:?}");
+    for e in &on_web {
+        assert_eq!(pod_of(e), Some(("shop", "web-0", "uid-web-0")), "{e}");
+    }
+
+    let on_db = events_on(&done.events, &cali_db);
+    assert!(echo(&on_db, &db_ip) >= 2 * 5, "too few echo events on {cali_db}: {on_db:?}");
+    for e in &on_db {
+        match pod_of(e) {
+            Some(pod) => assert_eq!(pod, ("shop", "db-0", "uid-db-0"), "{e}"),
+            // Unnamed only before containerd listed the sandbox and one CRI poll after it.
+            None => assert!(
+                common::event_time(e) < db_listed + Duration::from_secs(2),
+                "an event on {cali_db} without its pod, {:?} after RunPodSandbox returned: {e}",
+                common::event_time(e).saturating_sub(db_listed)
+            ),
+        }
+    }
+
+    // The node's own pod1 (calico-node.sh's, unknown to containerd) is named by nobody.
+    let on_pod1 = events_on(&done.events, &node.cali("pod1"));
+    assert!(echo(&on_pod1, "10.244.1.5") >= 2 * 2, "too few echo events on pod1's cali: {on_pod1:?}");
+    let wrong: Vec<&&Value> = on_pod1.iter().filter(|e| pod_of(e).is_some()).collect();
+    assert!(wrong.is_empty(), "events on pod1's cali name a pod containerd does not have: {wrong:?}");
+    let _ = fs::remove_dir_all(&tmp);
+}

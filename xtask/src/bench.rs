@@ -8,14 +8,16 @@
 //! - events delivered vs packets on the cali ends (kernel counters) during those runs — the UDP
 //!   flood is the highest packet rate this machine generates;
 //! - vethtrace's CPU and RSS during the flood (/proc), and optionally a long soak;
-//! - the collector's ceiling: decode + annotate + format into a buffer, one core
-//!   (`vethtrace __bench-collector`, synthetic records, no kernel involved);
+//! - the UDP flood again with `-w FILE.pcapng` (pcapng only) beside untraced and JSON;
+//! - the collector's ceiling: decode + annotate + format (text, JSON) or write pcapng into a
+//!   buffer, one core (`vethtrace __bench-collector`, synthetic records, no kernel involved);
 //! - time from start to attached on N cali veths, and from SIGINT to exit.
 //!
 //! One table on stdout, the same as JSON in `target/bench/` (with the machine it ran on).
 
 mod filter;
 mod node;
+mod pcapng;
 mod report;
 mod tracer;
 
@@ -31,7 +33,8 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use crate::{run, setup};
-use node::{Node, RssSampler, clock_ticks, sample};
+use node::{Node, RssSampler};
+use testkit::kernel::{clock_ticks, sample};
 use report::{Report, Row, Target};
 use tracer::{Tcpdump, Vethtrace};
 
@@ -139,6 +142,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let extra: Vec<&str> = opts.vethtrace_args.iter().map(String::as_str).collect();
     throughput(&node, &bin, &extra, repeat, seconds, &mut report)?;
     filter::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;
+    pcapng::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;
     collector(&bin, repeat, collector_events, &mut report)?;
     attach_times(&node, &bin, &extra, repeat, &attach, &mut report)?;
     if let Some(secs) = opts.soak {
@@ -167,30 +171,7 @@ fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u
         let mut results: [Run; 4] = Default::default();
         for (i, mode) in MODES.into_iter().enumerate() {
             eprintln!("xtask: bench round {}/{repeat}: {}", round + 1, mode.name());
-            results[i] = match mode {
-                Mode::Untraced => {
-                    let tcp = node.iperf(false, seconds)?;
-                    let udp = node.iperf(true, seconds)?;
-                    Run { tcp_bps: tcp.bits_per_sec, udp_received_pps: udp.received_pps, udp_sent_pps: udp.sent_pps, ..Run::default() }
-                }
-                Mode::Tcpdump => {
-                    let dump = Tcpdump::start(node, "tcpdump-tcp")?;
-                    let tcp = node.iperf(false, seconds)?;
-                    let mut dropped = dump.stop()?;
-                    let dump = Tcpdump::start(node, "tcpdump-udp")?;
-                    let udp = node.iperf(true, seconds)?;
-                    dropped += dump.stop()?;
-                    Run {
-                        tcp_bps: tcp.bits_per_sec,
-                        udp_received_pps: udp.received_pps,
-                        udp_sent_pps: udp.sent_pps,
-                        tcpdump_dropped: dropped as f64,
-                        ..Run::default()
-                    }
-                }
-                Mode::Vethtrace => traced_run(node, bin, extra, seconds, false)?,
-                Mode::MetricsOnly => traced_run(node, bin, extra, seconds, true)?,
-            };
+            results[i] = one_mode(node, bin, extra, seconds, mode)?;
         }
         runs.push(results);
     }
@@ -233,6 +214,34 @@ fn throughput(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u
     report.push(Row::new("flood", "vethtrace peak RSS", "B", col(v, |r| r.rss_peak)).target(Target::AllAtMost(64.0 * MIB)));
     metrics_rows(&runs, seconds, report);
     Ok(())
+}
+
+/// One round's TCP and UDP runs in `mode`.
+fn one_mode(node: &Node, bin: &Path, extra: &[&str], seconds: u32, mode: Mode) -> anyhow::Result<Run> {
+    Ok(match mode {
+        Mode::Untraced => {
+            let tcp = node.iperf(false, seconds)?;
+            let udp = node.iperf(true, seconds)?;
+            Run { tcp_bps: tcp.bits_per_sec, udp_received_pps: udp.received_pps, udp_sent_pps: udp.sent_pps, ..Run::default() }
+        }
+        Mode::Tcpdump => {
+            let dump = Tcpdump::start(node, "tcpdump-tcp")?;
+            let tcp = node.iperf(false, seconds)?;
+            let mut dropped = dump.stop()?;
+            let dump = Tcpdump::start(node, "tcpdump-udp")?;
+            let udp = node.iperf(true, seconds)?;
+            dropped += dump.stop()?;
+            Run {
+                tcp_bps: tcp.bits_per_sec,
+                udp_received_pps: udp.received_pps,
+                udp_sent_pps: udp.sent_pps,
+                tcpdump_dropped: dropped as f64,
+                ..Run::default()
+            }
+        }
+        Mode::Vethtrace => traced_run(node, bin, extra, seconds, false)?,
+        Mode::MetricsOnly => traced_run(node, bin, extra, seconds, true)?,
+    })
 }
 
 /// One TCP and one UDP run traced by vethtrace, printing every event as annotated JSON or

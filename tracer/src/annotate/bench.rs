@@ -5,7 +5,11 @@
 //! call it; run it in release mode.
 
 use std::{
+    borrow::Cow,
+    cell::Cell,
+    io::{self, Write},
     net::{IpAddr, Ipv4Addr},
+    rc::Rc,
     time::Instant,
 };
 
@@ -27,6 +31,11 @@ use crate::{
     },
     output::{self, Format, Meta},
     packet::Mac,
+    record::{PacketRecord, Place, Record},
+    writers::{
+        EventWriter as _,
+        pcapng::{PcapngOptions, PcapngWriter},
+    },
 };
 
 /// ifindex of the uplink in [`calico_node`]; pod `n` (from 0) has its cali at `FIRST_CALI + n`.
@@ -220,11 +229,16 @@ pub enum Stages {
     FormatOnly(Format),
     /// decode + annotate + format in `Format`.
     Full(Format),
+    /// decode + annotate + the pcapng writer (`-w`): frame, interface block, comment.
+    Pcapng,
 }
 
 /// Runs `events` synthetic records through the chosen stages on the calling thread against a
 /// node with `pods` pods.
 pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
+    if stages == Stages::Pcapng {
+        return run_pcapng(events, pods);
+    }
     let mirror = calico_node(pods.max(2));
     let records = records(pods.max(2));
     let mut buf = Vec::with_capacity(1 << 20);
@@ -241,6 +255,7 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
             }
             Stages::FormatOnly(format) => (format, None),
             Stages::Full(format) => (format, Some(super::annotate(&mirror, &ev))),
+            Stages::Pcapng => unreachable!("run_pcapng"),
         };
         let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
         let meta = Meta::new(iface, 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns));
@@ -252,6 +267,49 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
     }
     let seconds = start.elapsed().as_secs_f64();
     BenchReport { events, seconds, output_bytes: output_bytes + buf.len() as u64 }
+}
+
+/// Bytes written to it, then dropped: the pcapng writer's sink.
+struct Counting(Rc<Cell<u64>>);
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.set(self.0.get() + buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`Stages::Pcapng`]: the typed record the enrich stage makes, through the pcapng writer
+/// (its 64 KiB buffer in front of a counting sink).
+fn run_pcapng(events: u64, pods: u32) -> BenchReport {
+    let mirror = calico_node(pods.max(2));
+    let records = records(pods.max(2));
+    let written = Rc::new(Cell::new(0));
+    let opts = PcapngOptions { path: None, snaplen: tracer_common::DEFAULT_SNAPLEN, file_size: None, file_count: None };
+    let mut writer = PcapngWriter::with_sink(opts, Box::new(Counting(written.clone()))).expect("a section header to memory");
+    let mut decoder = Decoder::default();
+    let start = Instant::now();
+    for i in 0..events {
+        let bytes = &records[(i % records.len() as u64) as usize];
+        let Ok(decoded) = decoder.decode(bytes) else { continue };
+        let Event::Packet(ev) = decoded.event else { continue };
+        let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
+        let place = Place {
+            iface: Cow::Borrowed(iface),
+            ifindex: ev.ifindex,
+            wall_ns: 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns),
+            pod: None,
+        };
+        let annotation = super::annotate(&mirror, &ev);
+        let _ = writer.write(&Record::Packet(PacketRecord { place, ev, annotation, frame: decoded.frame }));
+    }
+    let _ = writer.flush();
+    let seconds = start.elapsed().as_secs_f64();
+    BenchReport { events, seconds, output_bytes: written.get() }
 }
 
 #[cfg(test)]
@@ -270,6 +328,13 @@ mod tests {
         }
         let r = run(10_000, 8, Stages::Full(Format::Json));
         assert!(r.output_bytes > 10_000 * 100);
+    }
+
+    /// The pcapng stage writes every frame (54 bytes each, in a block with its comment).
+    #[test]
+    fn the_pcapng_stage_writes_a_block_per_packet() {
+        let r = run(10_000, 8, Stages::Pcapng);
+        assert!(r.output_bytes > 10_000 * (32 + 54), "{} bytes for 10000 packets", r.output_bytes);
     }
 
     #[test]
@@ -292,6 +357,7 @@ mod tests {
             Stages::Full(Format::Text),
             Stages::FormatOnly(Format::Json),
             Stages::Full(Format::Json),
+            Stages::Pcapng,
         ];
         for stages in all {
             let events = std::env::var("VETHTRACE_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3_000_000);

@@ -123,6 +123,12 @@ impl PcapngWriter {
     /// Opens the first file (or standard output) and writes the section header.
     pub(crate) fn create(opts: PcapngOptions) -> Result<Self, PcapngError> {
         let sink = open(&opts, 0)?;
+        Self::with_sink(opts, sink)
+    }
+
+    /// Writes the section header to `sink` (rotation, if `opts` asks for it, opens files as
+    /// [`PcapngWriter::create`] does): the collector benchmark writes to a counting sink.
+    pub(crate) fn with_sink(opts: PcapngOptions, sink: Box<dyn Write>) -> Result<Self, PcapngError> {
         let out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
         Ok(Self { opts, out, ifaces: Vec::new(), ids: HashMap::new(), written: 0, file_no: 0, line: Vec::new() })
     }

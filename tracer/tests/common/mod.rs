@@ -1,5 +1,8 @@
 //! Harness for the privileged integration tests: a Calico-style node in network namespaces
 //! (scripts/calico-node.sh), the real `vethtrace` binary, and tcpdump as the independent oracle.
+//! The node, the processes and the waiting are the workspace's `testkit` crate (shared with
+//! `cargo xtask bench`); this module makes them panic (a test wants a stack trace, not a
+//! `Result`) and adds what only the tests need.
 //!
 //! Every test needs root. A missing privilege fails the test, it never skips: a green run must
 //! mean the kernel paths really ran.
@@ -10,25 +13,22 @@ pub mod pods;
 use std::{
     collections::BTreeMap,
     fs,
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Output, Stdio},
+    ops::Deref,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Output},
     sync::{
         Mutex, MutexGuard,
         atomic::{AtomicU32, Ordering},
     },
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
+use testkit::{CalicoNode, Files, Vethtrace, wait};
 
-/// TC modes this kernel offers: TCX exists from Linux 6.6, clsact everywhere.
+/// TC modes this kernel offers (narrowed by VETHTRACE_TC_MODE, see [`system::tc_modes`]).
 pub fn tc_modes() -> Vec<&'static str> {
-    let release = stdout(Command::new("uname").arg("-r"));
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) >= (6, 6) { vec!["tcx", "clsact"] } else { vec!["clsact"] }
+    system::tc_modes()
 }
 
 /// Fails the test unless it runs as root.
@@ -40,12 +40,6 @@ pub fn require_root() {
 /// The binary under test: $VETHTRACE_BIN (the VM sets it) or the one cargo built.
 pub fn vethtrace_bin() -> PathBuf {
     std::env::var_os("VETHTRACE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vethtrace")), PathBuf::from)
-}
-
-fn script() -> PathBuf {
-    std::env::var_os("VETHTRACE_SCRIPTS")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts"), PathBuf::from)
-        .join("calico-node.sh")
 }
 
 /// Runs a command, panicking with its output when it fails.
@@ -72,30 +66,29 @@ pub fn unique_prefix(tag: &str) -> String {
 }
 
 /// A Calico-style node with pods pod1 (10.244.1.5, fd00:244::5) and pod2 (10.244.1.6,
-/// fd00:244::6), removed on drop.
+/// fd00:244::6), removed on drop. Namespace names, `in_node`, `in_pod` and `prefix` come from
+/// [`testkit::CalicoNode`].
 pub struct Node {
-    pub prefix: String,
+    topo: CalicoNode,
+}
+
+impl Deref for Node {
+    type Target = CalicoNode;
+
+    fn deref(&self) -> &CalicoNode {
+        &self.topo
+    }
 }
 
 impl Node {
     pub fn up(tag: &str) -> Self {
         require_root();
-        let node = Self { prefix: unique_prefix(tag) };
-        node.topo(&["up"]);
-        node
+        let prefix = unique_prefix(tag);
+        Self { topo: CalicoNode::up(&prefix).unwrap_or_else(|e| panic!("test node {prefix}: {e}")) }
     }
 
     fn topo(&self, args: &[&str]) -> String {
-        stdout(Command::new("bash").arg(script()).args(args).env("VT_PREFIX", &self.prefix))
-    }
-
-    /// Name of the node's namespace.
-    pub fn ns(&self) -> String {
-        format!("{}node", self.prefix)
-    }
-
-    pub fn pod_ns(&self, pod: &str) -> String {
-        format!("{}p-{pod}", self.prefix)
+        self.topo.script(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Host-side interface of `pod`.
@@ -120,28 +113,12 @@ impl Node {
 
     /// A command that runs inside namespace `ns`.
     pub fn exec(ns: &str, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, program]);
-        cmd
-    }
-
-    pub fn in_node(&self, program: &str) -> Command {
-        Self::exec(&self.ns(), program)
-    }
-
-    pub fn in_pod(&self, pod: &str, program: &str) -> Command {
-        Self::exec(&self.pod_ns(pod), program)
+        testkit::in_ns(ns, program)
     }
 
     /// `ip -n <node> …`
     pub fn ip(&self, args: &[&str]) -> String {
-        stdout(Command::new("ip").arg("-n").arg(self.ns()).args(args))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("down").env("VT_PREFIX", &self.prefix).status();
+        self.topo.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -150,7 +127,7 @@ impl Drop for Node {
 /// Tracers in one test binary run one at a time, so that a test can tell its own programs
 /// from bpftool's list of everything loaded.
 pub struct Tracer {
-    child: Option<Child>,
+    process: Option<Vethtrace>,
     dir: PathBuf,
     /// Held by the first of the tracers started together.
     _one_at_a_time: Option<MutexGuard<'static, ()>>,
@@ -177,6 +154,9 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// How long a vethtrace may take to attach (a loaded machine's QEMU/TCG VM is that slow).
+const READY_LIMIT: Duration = Duration::from_secs(60);
 
 impl Tracer {
     /// Starts vethtrace inside the node namespace and waits until it is attached.
@@ -221,86 +201,60 @@ impl Tracer {
         wrapper: &[&str],
     ) -> Self {
         let dir = scratch_dir("tr");
-        let bin = vethtrace_bin();
-        let mut cmd = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut cmd = node.in_node(program);
-                cmd.args(rest).arg(&bin);
-                cmd
-            }
-            None => node.in_node(bin.to_str().unwrap()),
-        };
+        let mut cmd = Vethtrace::command(&node.ns(), wrapper, &vethtrace_bin());
         if json_events {
             cmd.args(["--output", "json", "--output-file"]).arg(dir.join("events.json"));
         }
-        let child = cmd
-            .arg("--ready-file")
-            .arg(dir.join("ready"))
-            .args(args)
-            .stdout(fs::File::create(dir.join("stdout")).unwrap())
-            .stderr(fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .expect("start vethtrace");
-        Self { child: Some(child), dir, _one_at_a_time: guard }
+        let process = Vethtrace::spawn(cmd, args, Files::in_dir(&dir, "", true)).unwrap_or_else(|e| panic!("{e}"));
+        Self { process: Some(process), dir, _one_at_a_time: guard }
+    }
+
+    fn process(&self) -> &Vethtrace {
+        self.process.as_ref().expect("a running tracer")
     }
 
     fn wait_ready(&mut self) {
-        let ready = self.dir.join("ready");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready.exists() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("vethtrace exited before it was ready: {status}\n{}", self.stderr());
-            }
-            assert!(Instant::now() < deadline, "vethtrace not ready after 60 s\n{}", self.stderr());
-            thread::sleep(Duration::from_millis(20));
-        }
+        let process = self.process.as_mut().expect("a running tracer");
+        process.wait_ready(READY_LIMIT).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
+        i32::try_from(self.process().pid()).unwrap()
     }
 
     pub fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+        self.process().stderr()
     }
 
     /// What vethtrace wrote to its standard output so far.
     pub fn stdout(&self) -> String {
-        fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
+        self.process().stdout()
     }
 
     /// Events written so far (complete lines only).
     pub fn events_so_far(&self) -> Vec<Value> {
-        parse_events(&fs::read_to_string(self.dir.join("events.json")).unwrap_or_default())
+        system::read_events(&self.dir.join("events.json"))
     }
 
     /// The first event after the first `skip` that satisfies `pred`, waiting up to 10 s.
     pub fn wait_event(&self, skip: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(e) = self.events_so_far().into_iter().skip(skip).find(|e| pred(e)) {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "no event {what} within 10 s\n{}", self.stderr());
-            thread::sleep(Duration::from_millis(20));
-        }
+        let mut found = None;
+        wait::wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+            found = self.events_so_far().into_iter().skip(skip).find(|e| pred(e));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no event {what} within 10 s\n{}", self.stderr()))
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+        self.process().signal(sig).unwrap_or_else(|e| panic!("kill -{sig} vethtrace: {e}"));
     }
 
     /// Sends `sig` and waits for the process to end.
     pub fn stop_with(mut self, sig: i32) -> Finished {
-        self.signal(sig);
-        let status = wait_timeout(self.child.as_mut().unwrap(), Duration::from_secs(60));
-        self.child = None;
-        Finished {
-            status,
-            events: parse_events(&fs::read_to_string(self.dir.join("events.json")).unwrap_or_default()),
-            stderr: fs::read_to_string(self.dir.join("stderr")).unwrap_or_default(),
-        }
+        let mut process = self.process.take().expect("a running tracer");
+        let status = process.stop_with(sig, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        Finished { status, events: self.events_so_far(), stderr: process.stderr() }
     }
 
     pub fn stop(self) -> Finished {
@@ -310,75 +264,40 @@ impl Tracer {
 
 impl Drop for Tracer {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Killed before its files go.
+        drop(self.process.take());
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
-fn parse_events(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| l.ends_with('}'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
-        .collect()
-}
-
+/// Waits up to `limit` for `child` to exit; kills it and fails the test past that.
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let name = fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
-            let _ = child.kill();
-            panic!("process {} ({}) did not exit within {limit:?}", child.id(), name.trim());
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait::wait_exit(child, limit).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// tcpdump writing one direction of one interface to a pcap file.
 pub struct Tcpdump {
-    child: Child,
-    path: PathBuf,
+    process: testkit::Tcpdump,
 }
 
 impl Tcpdump {
     /// `dir` is "in" or "out" (tcpdump -Q).
     pub fn start(node: &Node, iface: &str, dir: &str) -> Self {
-        let path = scratch_dir("pc").join(format!("{iface}-{dir}.pcap"));
-        let mut child = node
-            .in_node("tcpdump")
-            // -Z root: tcpdump would otherwise drop to its own user and fail to write here;
-            // --immediate-mode: frames still in a TPACKET_V3 block at SIGINT would be lost.
-            .args(["-n", "-U", "--immediate-mode", "-B", "16384", "-Z", "root", "-i", iface, "-Q", dir, "-w"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tcpdump (apt package tcpdump)");
-        // tcpdump says "listening on" once the capture is active.
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("listening on") => break,
-                Some(Ok(_)) => {}
-                other => panic!("tcpdump did not start on {iface}: {other:?}"),
-            }
-        }
-        thread::spawn(move || for _ in lines {});
-        Self { child, path }
+        let scratch = scratch_dir("pc");
+        let path = scratch.join(format!("{iface}-{dir}.pcap"));
+        // -Z root: tcpdump would otherwise drop to its own user and fail to write here;
+        // --immediate-mode: frames still in a TPACKET_V3 block at SIGINT would be lost.
+        let args = ["-U", "--immediate-mode", "-B", "16384", "-Z", "root", "-Q", dir];
+        let process = testkit::Tcpdump::start(&node.ns(), iface, &args, &path, &scratch.join(format!("{iface}-{dir}.stderr")))
+            .unwrap_or_else(|e| panic!("tcpdump did not start on {iface}: {e}"));
+        Self { process }
     }
 
     /// Stops tcpdump and returns the path of its capture (the caller removes it).
     pub fn stop_keep(mut self) -> PathBuf {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        wait_timeout(&mut self.child, Duration::from_secs(10));
-        self.path
+        self.process.stop(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+        let _ = fs::remove_file(&self.process.stderr);
+        self.process.pcap.clone()
     }
 
     /// Stops tcpdump and returns the captured frames with their capture times (since the epoch).
@@ -552,17 +471,8 @@ pub fn bpf_prog_ids(names: &[&str]) -> Vec<u64> {
 }
 
 /// Waits up to `limit` for `cond`.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+pub fn eventually(limit: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait::wait_for(limit, Duration::from_millis(50), cond)
 }
 pub mod system;
 pub mod owner;

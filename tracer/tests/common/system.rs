@@ -3,13 +3,14 @@
 
 use std::{
     fs,
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
 use serde_json::Value;
+use testkit::{ExitCounters, Files, Vethtrace, kernel};
 
 use super::{
     Node,
@@ -44,10 +45,9 @@ pub fn held_prog_ids(pid: i32) -> Vec<u64> {
 /// namespace): ingress = rx_packets; egress = tx_packets + tx_dropped (a veth counts a frame its
 /// peer's backlog refused as dropped, after the egress hook ran).
 pub fn link_packets(node: &Node, iface: &str) -> (u64, u64) {
-    let out = node.ip(&["-s", "-j", "link", "show", "dev", iface]);
-    let links: Vec<Value> = serde_json::from_str(&out).expect("ip -j JSON");
-    let n = |dir: &str, k: &str| links[0]["stats64"][dir][k].as_u64().unwrap_or_else(|| panic!("{dir} {k} in {out}"));
-    (n("rx", "packets"), n("tx", "packets") + n("tx", "dropped"))
+    let links = kernel::link_counters(&node.ns()).unwrap_or_else(|e| panic!("{e}"));
+    let link = links.iter().find(|l| l.name == iface).unwrap_or_else(|| panic!("no {iface} in {links:?}"));
+    (link.rx_packets, link.tx_packets + link.tx_dropped)
 }
 
 /// One TC attachment `bpftool net show` lists in a namespace.
@@ -141,75 +141,58 @@ pub fn tc_filters(node: &Node, iface: &str, hook: &str) -> String {
 
 /// The exit counters vethtrace prints: `vethtrace: N events, N lost, N undecodable`.
 pub fn exit_counters(stderr: &str) -> Option<(u64, u64, u64)> {
-    let line = stderr.lines().rev().find(|l| l.contains(" events, ") && l.contains(" lost, "))?;
-    let nums: Vec<u64> =
-        line.trim_start_matches("vethtrace: ").split(", ").filter_map(|p| p.split(' ').next()?.parse().ok()).collect();
-    match nums[..] {
-        [events, lost, undecodable] => Some((events, lost, undecodable)),
-        _ => None,
-    }
+    ExitCounters::parse(stderr).map(|c| (c.events, c.lost, c.undecodable))
 }
 
 /// A vethtrace process in the node's namespace, JSON to a file, stderr to a file; killed and
-/// its files removed on drop. Unlike [`super::Tracer`], several can run at once.
+/// its files removed on drop. Unlike [`super::Tracer`], several can run at once. The process
+/// (`child`, `files`, …) is a [`testkit::Vethtrace`].
 pub struct Proc {
-    pub child: Child,
+    process: Vethtrace,
     pub dir: PathBuf,
+}
+
+impl Deref for Proc {
+    type Target = Vethtrace;
+
+    fn deref(&self) -> &Vethtrace {
+        &self.process
+    }
+}
+
+impl DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Vethtrace {
+        &mut self.process
+    }
 }
 
 impl Proc {
     pub fn spawn(node: &Node, tag: &str, args: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(super::unique_prefix(tag));
         fs::create_dir_all(&dir).unwrap();
-        let child = node
-            .in_node(vethtrace_bin().to_str().unwrap())
-            .args(["--output", "json", "--output-file"])
-            .arg(dir.join("events.json"))
-            .arg("--ready-file")
-            .arg(dir.join("ready"))
-            .args(args)
-            .env("RUST_BACKTRACE", "1")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .expect("start vethtrace");
-        Self { child, dir }
+        let mut cmd = Vethtrace::command(&node.ns(), &[], &vethtrace_bin());
+        cmd.args(["--output", "json", "--output-file"]).arg(dir.join("events.json")).env("RUST_BACKTRACE", "1");
+        let process = Vethtrace::spawn(cmd, args, Files::in_dir(&dir, "", false)).unwrap_or_else(|e| panic!("{e}"));
+        Self { process, dir }
     }
 
     pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).unwrap()
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.dir.join("ready").exists()
+        i32::try_from(self.process.pid()).unwrap()
     }
 
     /// Waits until the ready file exists; panics with stderr when it exits first or takes 60 s
     /// (a loaded machine's QEMU/TCG VM is that slow).
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.is_ready() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("vethtrace exited before it was ready: {status}\n{}", self.stderr());
-            }
-            assert!(Instant::now() < deadline, "vethtrace not ready after 60 s\n{}", self.stderr());
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.process.wait_ready(super::READY_LIMIT).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid(), sig) };
+        let _ = self.process.signal(sig);
     }
 
     /// Sends `sig` and waits (60 s at most) for the exit status.
     pub fn stop_with(&mut self, sig: i32) -> std::process::ExitStatus {
-        self.signal(sig);
-        super::wait_timeout(&mut self.child, Duration::from_secs(60))
-    }
-
-    pub fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+        self.process.stop_with(sig, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn events_path(&self) -> PathBuf {
@@ -224,19 +207,14 @@ impl Proc {
     /// A /proc/PID/status size in KiB: "VmRSS" (all resident memory, the ring buffer's pages
     /// included), "RssAnon" (the heap and stacks: where a leak shows).
     pub fn status_kib(&self, key: &str) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in /proc/PID/status"))
+        kernel::status_kib(self.process.pid(), key).unwrap_or_else(|| panic!("no {key} in /proc/PID/status"))
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -5,20 +5,14 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
+use testkit::{ExitCounters, Files};
 
-use super::node::{Node, interrupt, wait_child, wait_for};
-
-/// What vethtrace said when it stopped.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VethtraceCounts {
-    pub events: u64,
-    pub lost: u64,
-}
+use super::node::Node;
 
 /// Where a traced run's events go.
 enum Output {
@@ -28,14 +22,15 @@ enum Output {
     Discard,
     /// Nothing formatted: counted only, served on [`METRICS_ADDR`] (`--metrics … --output none`).
     MetricsOnly,
+    /// No text or JSON lines: the caller's arguments pick the output (`-w FILE.pcapng`).
+    LinesOff,
 }
 
 /// Where the metrics-only runs serve, inside the node's namespace.
 pub const METRICS_ADDR: &str = "127.0.0.1:9464";
 
 pub struct Vethtrace {
-    child: Child,
-    stderr: PathBuf,
+    process: testkit::Vethtrace,
     output: Output,
     ns: String,
     /// From spawn to the ready file.
@@ -59,62 +54,49 @@ impl Vethtrace {
         Self::spawn(bin, node, tag, extra, Output::Discard)
     }
 
+    /// Without `--output`: the caller's `extra` says where events go (`-w FILE` alone writes
+    /// pcapng only).
+    pub fn start_lines_off(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn(bin, node, tag, extra, Output::LinesOff)
+    }
+
     fn spawn(bin: &Path, node: &Node, tag: &str, extra: &[&str], output: Output) -> anyhow::Result<Self> {
-        let ready = node.scratch.join(format!("{tag}.ready"));
-        let stderr = node.scratch.join(format!("{tag}.stderr"));
-        let _ = fs::remove_file(&ready);
-        let start = Instant::now();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &node.ns()]).arg(bin).args(["--iface", "cali*"]);
+        let mut cmd = testkit::Vethtrace::command(&node.ns(), &[], bin);
+        cmd.args(["--iface", "cali*"]);
         match &output {
             Output::File(path) => cmd.args(["--output", "json", "--output-file"]).arg(path),
             Output::Discard => cmd.args(["--output", "json", "--output-file", "/dev/null"]),
             Output::MetricsOnly => cmd.args(["--output", "none", "--metrics", METRICS_ADDR]),
+            Output::LinesOff => &mut cmd,
         };
-        let mut child = cmd
-            .arg("--ready-file")
-            .arg(&ready)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr)?)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        if !wait_for(Duration::from_secs(60), || ready.exists() || child.try_wait().ok().flatten().is_some()) || !ready.exists() {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("vethtrace did not get ready: {}", fs::read_to_string(&stderr).unwrap_or_default().trim());
-        }
-        let ready_after = start.elapsed();
-        let _ = fs::remove_file(&ready);
-        Ok(Self { child, stderr, output, ns: node.ns(), ready_after })
+        let files = Files::in_dir(&node.scratch, &format!("{tag}."), false);
+        let mut process = testkit::Vethtrace::spawn(cmd, extra, files).with_context(|| format!("cannot start {}", bin.display()))?;
+        let ready_after = process.wait_ready(Duration::from_secs(60)).context("vethtrace did not get ready")?;
+        let _ = fs::remove_file(&process.files.ready);
+        Ok(Self { process, output, ns: node.ns(), ready_after })
     }
 
     pub fn pid(&self) -> u32 {
-        // `ip netns exec` execs the program: same pid.
-        self.child.id()
+        self.process.pid()
     }
 
     /// SIGINT, then waits for the exit; returns the counters (`None` when vethtrace printed
     /// none) and how long the exit took.
-    pub fn stop(mut self) -> anyhow::Result<(Option<VethtraceCounts>, Duration)> {
+    pub fn stop(mut self) -> anyhow::Result<(Option<ExitCounters>, Duration)> {
         // Metrics-only runs print no events: what they delivered is in their metrics.
         let delivered = match self.output {
             Output::MetricsOnly => Some(self.events_scraped()?),
             _ => None,
         };
         let start = Instant::now();
-        interrupt(&self.child);
-        if !wait_child(&mut self.child, Duration::from_secs(60)) {
-            bail!("vethtrace did not exit within 60 s of SIGINT");
-        }
+        self.process.stop_with(libc::SIGINT, Duration::from_secs(60)).context("vethtrace did not exit after SIGINT")?;
         let took = start.elapsed();
-        let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
+        let stderr = self.process.stderr();
         if let Output::File(output) = &self.output {
             let _ = fs::remove_file(output);
         }
-        let _ = fs::remove_file(&self.stderr);
-        let counts = parse_counts(&stderr).map(|c| VethtraceCounts { events: delivered.unwrap_or(c.events), ..c });
+        let _ = fs::remove_file(&self.process.files.stderr);
+        let counts = ExitCounters::parse(&stderr).map(|c| ExitCounters { events: delivered.unwrap_or(c.events), ..c });
         if counts.is_none() {
             eprintln!("xtask: warning: no counters in vethtrace's stderr: {}", stderr.trim());
         }
@@ -142,16 +124,9 @@ impl Vethtrace {
     }
 }
 
-/// `vethtrace: N events, N lost, N undecodable`
-fn parse_counts(stderr: &str) -> Option<VethtraceCounts> {
-    let line = stderr.lines().rev().find(|l| l.ends_with("undecodable"))?;
-    let mut numbers = line.trim_start_matches("vethtrace: ").split(", ").map(|part| part.split(' ').next()?.parse::<u64>().ok());
-    Some(VethtraceCounts { events: numbers.next()??, lost: numbers.next()?? })
-}
-
 /// One tcpdump per pod cali, each writing its own pcap.
 pub struct Tcpdump {
-    children: Vec<(Child, PathBuf, PathBuf)>,
+    children: Vec<testkit::Tcpdump>,
 }
 
 impl Tcpdump {
@@ -160,21 +135,7 @@ impl Tcpdump {
         for cali in &node.calis {
             let pcap = node.scratch.join(format!("{tag}-{cali}.pcap"));
             let stderr = node.scratch.join(format!("{tag}-{cali}.stderr"));
-            let child = Command::new("ip")
-                .args(["netns", "exec", &node.ns(), "tcpdump", "-n", "-i", cali, "-w"])
-                .arg(&pcap)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(fs::File::create(&stderr)?)
-                .spawn()
-                .context("cannot start tcpdump (apt install tcpdump)")?;
-            children.push((child, pcap, stderr));
-        }
-        let listening = |stderr: &Path| fs::read_to_string(stderr).is_ok_and(|s| s.contains("listening on"));
-        if !wait_for(Duration::from_secs(10), || children.iter().all(|(_, _, e)| listening(e))) {
-            let me = Self { children };
-            let _ = me.stop();
-            bail!("tcpdump did not start listening");
+            children.push(testkit::Tcpdump::start(&node.ns(), cali, &[], &pcap, &stderr)?);
         }
         Ok(Self { children })
     }
@@ -182,29 +143,14 @@ impl Tcpdump {
     /// Stops every tcpdump; returns the packets they say the kernel dropped.
     pub fn stop(self) -> anyhow::Result<u64> {
         let mut dropped = 0;
-        for (child, ..) in &self.children {
-            interrupt(child);
+        for child in &self.children {
+            child.interrupt()?;
         }
-        for (mut child, pcap, stderr) in self.children {
-            wait_child(&mut child, Duration::from_secs(30));
-            let text = fs::read_to_string(&stderr).unwrap_or_default();
-            dropped += text
-                .lines()
-                .find(|l| l.ends_with("dropped by kernel"))
-                .and_then(|l| l.split(' ').next()?.parse::<u64>().ok())
-                .unwrap_or(0);
-            let _ = fs::remove_file(pcap);
-            let _ = fs::remove_file(stderr);
+        for mut child in self.children {
+            dropped += child.wait_stopped(Duration::from_secs(30)).unwrap_or(0);
+            let _ = fs::remove_file(&child.pcap);
+            let _ = fs::remove_file(&child.stderr);
         }
         Ok(dropped)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counters_from_the_last_stderr_line() {
-        let c = super::parse_counts("vethtrace: tracing 2 interface(s)\nvethtrace: 641650 events, 39498 lost, 0 undecodable\n").unwrap();
-        assert_eq!((c.events, c.lost), (641_650, 39_498));
     }
 }
