@@ -41,7 +41,7 @@ use tracer::{Tcpdump, Vethtrace};
 const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Debug, clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Rounds of every measurement (medians, minimums and maximums are over these).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -114,7 +114,7 @@ struct Run {
     tcpdump_dropped: f64,
 }
 
-pub fn run(opts: &Options) -> anyhow::Result<()> {
+pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     if !setup::is_root() {
         bail!("the benchmark builds network namespaces and loads eBPF programs: run it as root");
     }

@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use crate::{run, setup};
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if !setup::is_root() {
         bail!("the demo builds network namespaces and loads eBPF programs: run it as root");
     }

@@ -24,7 +24,7 @@ fn workspace() -> anyhow::Result<&'static Path> {
 }
 
 /// `localhost/vethtrace:<tracer's version>`, the tag deploy/daemonset.yaml names.
-pub fn tag(workspace: &Path) -> anyhow::Result<String> {
+pub(crate) fn tag(workspace: &Path) -> anyhow::Result<String> {
     let manifest = fs::read_to_string(workspace.join("tracer/Cargo.toml"))?;
     let version = manifest
         .lines()
@@ -41,7 +41,7 @@ fn buildah(store: &Path) -> Command {
     cmd
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     let workspace = workspace()?;
     let binary = vm::static_vethtrace(workspace, &workspace.join("target/vm"))?;
     let out = workspace.join("target/image");
@@ -85,7 +85,7 @@ fn entrypoint(store: &Path, tag: &str) -> anyhow::Result<Vec<String>> {
 
 /// deploy/ against the Kubernetes schemas and its own consistency (needs the PyPI package
 /// kubernetes-validate, which `setup` installs).
-pub fn deploy_check() -> anyhow::Result<()> {
+pub(crate) fn deploy_check() -> anyhow::Result<()> {
     let workspace = workspace()?;
     let script: PathBuf = workspace.join("xtask/deploy/check.py");
     run::status(Command::new("python3").arg(script).arg(workspace.join("deploy")).arg(tag(workspace)?))

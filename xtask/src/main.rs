@@ -1,5 +1,7 @@
 //! Project tasks: `cargo xtask <task>` (or `./x <task>` on a fresh machine).
 
+#![warn(unreachable_pub)]
+
 mod bench;
 mod demo;
 mod image;

@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 /// Runs `cmd`, inheriting stdio; fails when it exits non-zero.
-pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn status(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: running {}", describe(cmd));
     let status = cmd.status().with_context(|| format!("cannot start {}", describe(cmd)))?;
     if !status.success() {
@@ -15,7 +15,7 @@ pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 /// Standard output of `cmd`, or an empty string when it cannot run.
-pub fn stdout(cmd: &mut Command) -> String {
+pub(crate) fn stdout(cmd: &mut Command) -> String {
     cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
 }
 

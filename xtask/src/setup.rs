@@ -9,7 +9,7 @@ use crate::run;
 
 /// Nightly that compiles tracer-ebpf; its LLVM major (22) must match bpf-linker's.
 /// Keep in step with `EBPF_TOOLCHAIN` in tracer/build.rs.
-pub const EBPF_TOOLCHAIN: &str = "nightly-2026-06-20";
+pub(crate) const EBPF_TOOLCHAIN: &str = "nightly-2026-06-20";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
@@ -53,7 +53,7 @@ const APT_PACKAGES: &[&str] = &[
 /// PyPI packages, by pinned version: the offline schema check of deploy/.
 const PIP_PACKAGES: &[(&str, &str)] = &[("kubernetes-validate", "1.37.0")];
 
-pub fn run() -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     apt_packages()?;
     pip_packages()?;
     ebpf_toolchain()?;
@@ -150,6 +150,6 @@ fn bpf_linker() -> anyhow::Result<()> {
     )
 }
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     run::stdout(Command::new("id").arg("-u")).trim() == "0"
 }

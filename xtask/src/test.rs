@@ -40,7 +40,7 @@ const MATRIX: &[VmRun] = &[
     },
 ];
 
-pub fn run() -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     // The default members: tracer-ebpf only builds for the BPF target (tracer/build.rs does it).
     let mut failures: Vec<String> = Vec::new();
     if let Err(e) = run::status(Command::new("cargo").args(["test", "--no-fail-fast"])) {

@@ -29,7 +29,7 @@ use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use serde_json::Value;
 
-pub use kernel::Line;
+pub(crate) use kernel::Line;
 use kernel::Kernel;
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -43,7 +43,7 @@ const TEST_MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf", "act_bpf", "nf
 
 /// Which probe family the probe-dependent tests (those reading VETHTRACE_PROBE) use.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
-pub enum Probe {
+pub(crate) enum Probe {
     Kprobe,
     Fentry,
     Tracepoint,
@@ -63,7 +63,7 @@ impl Probe {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     /// Debian 12 kernel line: the newest package of it apt knows is booted.
     #[arg(long, value_enum, default_value_t = Line::V6_1)]
     pub kernel: Line,
@@ -109,7 +109,7 @@ struct TestBinary {
     probe_dependent: bool,
 }
 
-pub fn run(opts: &Options) -> anyhow::Result<()> {
+pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask sits in the workspace")?;
     let target = workspace.join("target/vm");
@@ -166,7 +166,7 @@ fn musl_cargo(workspace: &Path, target: &Path, args: &[&str]) -> Command {
 }
 
 /// vethtrace, release, static for musl (what the VM runs and the container image holds).
-pub fn static_vethtrace(workspace: &Path, target: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn static_vethtrace(workspace: &Path, target: &Path) -> anyhow::Result<PathBuf> {
     Ok(executables(&mut musl_cargo(workspace, target, &["build", "--release", "--bin", "vethtrace"]))?
         .into_iter()
         .find(|e| e.kind == "bin")

@@ -27,7 +27,7 @@ fn flood(node: &Node, bin: &Path, extra: &[&str], expression: Option<Option<&str
     Ok(result?.received_pps)
 }
 
-pub fn rows(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
+pub(super) fn rows(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
     let (mut never, mut always) = (Vec::new(), Vec::new());
     for round in 0..repeat {
         eprintln!("xtask: bench round {}/{repeat}: filter expressions", round + 1);

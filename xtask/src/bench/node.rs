@@ -19,11 +19,11 @@ use serde_json::Value;
 use testkit::{CalicoNode, kernel, wait};
 
 /// Pod 2's address: the iperf3 server.
-pub const SERVER_IP: &str = "10.244.1.6";
+pub(super) const SERVER_IP: &str = "10.244.1.6";
 const IPERF_PORT: &str = "5201";
 
 /// The namespaces of one node, removed again when dropped (also when a measurement fails).
-pub struct Node {
+pub(super) struct Node {
     topo: CalicoNode,
     /// Host-side interfaces of pod1 (client) and pod2 (server).
     pub calis: [String; 2],
@@ -32,7 +32,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn up(prefix: &str, scratch: &Path) -> anyhow::Result<Self> {
+    pub(super) fn up(prefix: &str, scratch: &Path) -> anyhow::Result<Self> {
         let topo = CalicoNode::up(prefix)?;
         fs::create_dir_all(scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
         let calis = [topo.cali("pod1")?, topo.cali("pod2")?];
@@ -42,24 +42,24 @@ impl Node {
         Ok(node)
     }
 
-    pub fn ns(&self) -> String {
+    pub(super) fn ns(&self) -> String {
         self.topo.ns()
     }
 
-    pub fn pod(&self, name: &str) -> String {
+    pub(super) fn pod(&self, name: &str) -> String {
         self.topo.pod_ns(name)
     }
 
     /// Packets (rx + tx) counted by the kernel on the two pod calis: what a tracer on both ends
     /// must report, one event per packet per end.
-    pub fn cali_packets(&self) -> anyhow::Result<u64> {
+    pub(super) fn cali_packets(&self) -> anyhow::Result<u64> {
         let links = kernel::link_counters(&self.ns())?;
         Ok(links.iter().filter(|l| self.calis.contains(&l.name)).map(|l| l.rx_packets + l.tx_packets).sum())
     }
 
     /// One iperf3 run from pod1 to pod2: TCP bulk, or UDP with 64-byte payloads as fast as
     /// the sender can (`-u -l 64 -b 0`).
-    pub fn iperf(&self, udp: bool, secs: u32) -> anyhow::Result<Iperf> {
+    pub(super) fn iperf(&self, udp: bool, secs: u32) -> anyhow::Result<Iperf> {
         let server_ns = self.pod("pod2");
         let mut server = Command::new("ip")
             .args(["netns", "exec", &server_ns, "iperf3", "-s", "-1", "-p", IPERF_PORT])
@@ -114,7 +114,7 @@ impl Drop for Node {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Iperf {
+pub(super) struct Iperf {
     /// TCP: received goodput.
     pub bits_per_sec: f64,
     /// UDP: datagrams the client sent per second.
@@ -128,18 +128,18 @@ fn quiet(cmd: &mut Command) {
 }
 
 /// Polls `ready` every millisecond until it holds or `timeout` passes.
-pub fn wait_for(timeout: Duration, ready: impl FnMut() -> bool) -> bool {
+pub(super) fn wait_for(timeout: Duration, ready: impl FnMut() -> bool) -> bool {
     wait::wait_for(timeout, Duration::from_millis(1), ready)
 }
 
 /// Samples a process's RSS every `every` on a thread until stopped.
-pub struct RssSampler {
+pub(super) struct RssSampler {
     stop: Arc<AtomicBool>,
     handle: thread::JoinHandle<Vec<(f64, u64)>>,
 }
 
 impl RssSampler {
-    pub fn start(pid: u32, every: Duration) -> Self {
+    pub(super) fn start(pid: u32, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = thread::spawn(move || {
@@ -157,7 +157,7 @@ impl RssSampler {
     }
 
     /// (seconds since start, RSS bytes) samples.
-    pub fn stop(self) -> Vec<(f64, u64)> {
+    pub(super) fn stop(self) -> Vec<(f64, u64)> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap_or_default()
     }

@@ -35,7 +35,7 @@ fn traced(node: &Node, tracer: Vethtrace, seconds: u32) -> anyhow::Result<Flood>
     Ok(Flood { received: result.received_pps, sent: result.sent_pps, lost: counts.lost as f64, cpu })
 }
 
-pub fn rows(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
+pub(super) fn rows(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
     let (mut vs_untraced, mut vs_untraced_sent, mut vs_json) = (Vec::new(), Vec::new(), Vec::new());
     let (mut lost, mut cpu, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
     let capture = node.scratch.join("flood.pcapng");

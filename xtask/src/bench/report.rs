@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 /// What a row must reach, and on which statistic.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub(super) enum Target {
     /// The median must be at least this.
     MedianAtLeast(f64),
     /// The median must be at most this.
@@ -17,7 +17,7 @@ pub enum Target {
 }
 
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(super) struct Row {
     pub group: &'static str,
     pub name: String,
     pub unit: &'static str,
@@ -26,16 +26,16 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(group: &'static str, name: impl Into<String>, unit: &'static str, samples: Vec<f64>) -> Self {
+    pub(super) fn new(group: &'static str, name: impl Into<String>, unit: &'static str, samples: Vec<f64>) -> Self {
         Self { group, name: name.into(), unit, samples: samples.into_iter().filter(|v| !v.is_nan()).collect(), target: None }
     }
 
-    pub fn target(mut self, target: Target) -> Self {
+    pub(super) fn target(mut self, target: Target) -> Self {
         self.target = Some(target);
         self
     }
 
-    pub fn median(&self) -> f64 {
+    pub(super) fn median(&self) -> f64 {
         let mut v = self.samples.clone();
         v.sort_by(f64::total_cmp);
         match v.len() {
@@ -45,24 +45,24 @@ impl Row {
         }
     }
 
-    pub fn min(&self) -> f64 {
+    pub(super) fn min(&self) -> f64 {
         self.samples.iter().copied().fold(f64::NAN, f64::min)
     }
 
-    pub fn max(&self) -> f64 {
+    pub(super) fn max(&self) -> f64 {
         self.samples.iter().copied().fold(f64::NAN, f64::max)
     }
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(super) struct Report {
     pub rows: Vec<Row>,
     pub machine: Value,
     pub settings: Value,
 }
 
 impl Report {
-    pub fn push(&mut self, row: Row) {
+    pub(super) fn push(&mut self, row: Row) {
         self.rows.push(row);
     }
 
@@ -75,7 +75,7 @@ impl Report {
     }
 
     /// None when the row has no target or no samples.
-    pub fn met(&self, row: &Row) -> Option<bool> {
+    pub(super) fn met(&self, row: &Row) -> Option<bool> {
         if row.samples.is_empty() {
             return None;
         }
@@ -86,7 +86,7 @@ impl Report {
         })
     }
 
-    pub fn table(&self) -> String {
+    pub(super) fn table(&self) -> String {
         let mut lines: Vec<[String; 8]> = vec![[
             "group".into(),
             "metric".into(),
@@ -141,7 +141,7 @@ impl Report {
         out
     }
 
-    pub fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         let rows: Vec<Value> = self
             .rows
             .iter()
@@ -168,7 +168,7 @@ fn finite(v: f64) -> Value {
 }
 
 /// A value with its unit, scaled for reading.
-pub fn num(v: f64, unit: &str) -> String {
+pub(super) fn num(v: f64, unit: &str) -> String {
     if v.is_nan() {
         return "–".into();
     }

@@ -27,9 +27,9 @@ enum Output {
 }
 
 /// Where the metrics-only runs serve, inside the node's namespace.
-pub const METRICS_ADDR: &str = "127.0.0.1:9464";
+pub(super) const METRICS_ADDR: &str = "127.0.0.1:9464";
 
-pub struct Vethtrace {
+pub(super) struct Vethtrace {
     process: testkit::Vethtrace,
     output: Output,
     ns: String,
@@ -40,23 +40,23 @@ pub struct Vethtrace {
 impl Vethtrace {
     /// Starts vethtrace on every `cali*` of the node, writing events to a scratch file, and
     /// waits until it has attached.
-    pub fn start(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+    pub(super) fn start(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
         Self::spawn(bin, node, tag, extra, Output::File(node.scratch.join(format!("{tag}.json"))))
     }
 
     /// vethtrace counting for its metrics endpoint only (`--metrics … --output none`).
-    pub fn start_metrics_only(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+    pub(super) fn start_metrics_only(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
         Self::spawn(bin, node, tag, extra, Output::MetricsOnly)
     }
 
     /// As [`Vethtrace::start`], events written to /dev/null (a long flood would fill the disk).
-    pub fn start_discarding(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+    pub(super) fn start_discarding(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
         Self::spawn(bin, node, tag, extra, Output::Discard)
     }
 
     /// Without `--output`: the caller's `extra` says where events go (`-w FILE` alone writes
     /// pcapng only).
-    pub fn start_lines_off(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
+    pub(super) fn start_lines_off(bin: &Path, node: &Node, tag: &str, extra: &[&str]) -> anyhow::Result<Self> {
         Self::spawn(bin, node, tag, extra, Output::LinesOff)
     }
 
@@ -76,13 +76,13 @@ impl Vethtrace {
         Ok(Self { process, output, ns: node.ns(), ready_after })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.process.pid()
     }
 
     /// SIGINT, then waits for the exit; returns the counters (`None` when vethtrace printed
     /// none) and how long the exit took.
-    pub fn stop(mut self) -> anyhow::Result<(Option<ExitCounters>, Duration)> {
+    pub(super) fn stop(mut self) -> anyhow::Result<(Option<ExitCounters>, Duration)> {
         // Metrics-only runs print no events: what they delivered is in their metrics.
         let delivered = match self.output {
             Output::MetricsOnly => Some(self.events_scraped()?),
@@ -125,12 +125,12 @@ impl Vethtrace {
 }
 
 /// One tcpdump per pod cali, each writing its own pcap.
-pub struct Tcpdump {
+pub(super) struct Tcpdump {
     children: Vec<testkit::Tcpdump>,
 }
 
 impl Tcpdump {
-    pub fn start(node: &Node, tag: &str) -> anyhow::Result<Self> {
+    pub(super) fn start(node: &Node, tag: &str) -> anyhow::Result<Self> {
         let mut children = Vec::new();
         for cali in &node.calis {
             let pcap = node.scratch.join(format!("{tag}-{cali}.pcap"));
@@ -141,7 +141,7 @@ impl Tcpdump {
     }
 
     /// Stops every tcpdump; returns the packets they say the kernel dropped.
-    pub fn stop(self) -> anyhow::Result<u64> {
+    pub(super) fn stop(self) -> anyhow::Result<u64> {
         let mut dropped = 0;
         for child in &self.children {
             child.interrupt()?;

@@ -4,7 +4,7 @@
 
 /// An archive built in memory; entries are owned by root.
 #[derive(Default)]
-pub struct Archive {
+pub(super) struct Archive {
     bytes: Vec<u8>,
     next_inode: u32,
 }
@@ -13,16 +13,16 @@ const DIR: u32 = 0o040_000;
 const FILE: u32 = 0o100_000;
 
 impl Archive {
-    pub fn dir(&mut self, path: &str) {
+    pub(super) fn dir(&mut self, path: &str) {
         self.entry(path, DIR | 0o755, 2, &[]);
     }
 
     /// A regular file; `mode` holds the permission bits (0o755 for programs).
-    pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) {
+    pub(super) fn file(&mut self, path: &str, mode: u32, data: &[u8]) {
         self.entry(path, FILE | mode, 1, data);
     }
 
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
         self.header("TRAILER!!!", 0, 0, 0, 0);
         self.bytes
     }

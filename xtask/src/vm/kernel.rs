@@ -14,7 +14,7 @@ use crate::run;
 
 /// A Debian 12 kernel line the VM boots.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
-pub enum Line {
+pub(crate) enum Line {
     /// Debian 12's own 6.1 (linux-image-6.1.0-NN-amd64): no TCX; kprobes, fentry and BTF.
     #[value(name = "6.1")]
     V6_1,
@@ -42,7 +42,7 @@ impl Line {
         field.and_then(|n| n.parse().ok()).unwrap_or(0)
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::V6_1 => "6.1",
             Self::V6_12 => "6.12",
@@ -51,7 +51,7 @@ impl Line {
 }
 
 /// An unpacked kernel package.
-pub struct Kernel {
+pub(super) struct Kernel {
     pub package: String,
     /// `uname -r` of that kernel, e.g. 6.1.0-56-amd64.
     pub release: String,
@@ -62,7 +62,7 @@ pub struct Kernel {
 impl Kernel {
     /// The package named, or else the newest of `line` apt knows, unpacked under `cache` (reused
     /// when it is already there).
-    pub fn get(package: Option<&str>, line: Line, cache: &Path) -> anyhow::Result<Self> {
+    pub(super) fn get(package: Option<&str>, line: Line, cache: &Path) -> anyhow::Result<Self> {
         let package = match package {
             Some(p) => p.to_owned(),
             None => newest_package(line)?,
@@ -84,15 +84,15 @@ impl Kernel {
         Ok(Self { package, release, root })
     }
 
-    pub fn vmlinuz(&self) -> PathBuf {
+    pub(super) fn vmlinuz(&self) -> PathBuf {
         self.root.join("boot").join(format!("vmlinuz-{}", self.release))
     }
 
-    pub fn modules_dir(&self) -> PathBuf {
+    pub(super) fn modules_dir(&self) -> PathBuf {
         self.root.join("lib/modules").join(&self.release)
     }
 
-    pub fn modules(&self) -> anyhow::Result<Modules> {
+    pub(super) fn modules(&self) -> anyhow::Result<Modules> {
         Modules::read(&self.modules_dir())
     }
 }
@@ -150,7 +150,7 @@ fn unpack(package: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
 }
 
 /// modules.dep and modules.builtin of one kernel.
-pub struct Modules {
+pub(super) struct Modules {
     dir: PathBuf,
     /// Module name (underscores) -> (file relative to `dir`, names it depends on).
     deps: HashMap<String, (PathBuf, Vec<String>)>,
@@ -180,7 +180,7 @@ impl Modules {
     }
 
     /// Files to insmod, dependencies first, for `names`; built-in modules are left out.
-    pub fn load_order(&self, names: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
+    pub(super) fn load_order(&self, names: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         for name in names {
@@ -203,7 +203,7 @@ impl Modules {
         Ok(())
     }
 
-    pub fn is_available(&self, name: &str) -> bool {
+    pub(super) fn is_available(&self, name: &str) -> bool {
         let name = name.replace('-', "_");
         self.builtin.contains(&name) || self.deps.contains_key(&name)
     }
