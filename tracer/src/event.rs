@@ -42,6 +42,24 @@ pub struct PacketEvent {
     pub packet: Packet,
 }
 
+/// An event reads as its kernel section (`ev.reason`, `ev.ifindex`, …).
+macro_rules! reads_as_section {
+    ($event:ty, $field:ident, $section:ty) => {
+        impl Deref for $event {
+            type Target = $section;
+            fn deref(&self) -> &$section {
+                &self.$field
+            }
+        }
+
+        impl DerefMut for $event {
+            fn deref_mut(&mut self) -> &mut $section {
+                &mut self.$field
+            }
+        }
+    };
+}
+
 /// A packet the kernel dropped, its frame parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DropEvent {
@@ -50,18 +68,7 @@ pub(crate) struct DropEvent {
     pub packet: Packet,
 }
 
-impl Deref for DropEvent {
-    type Target = DropSection;
-    fn deref(&self) -> &DropSection {
-        &self.drop
-    }
-}
-
-impl DerefMut for DropEvent {
-    fn deref_mut(&mut self) -> &mut DropSection {
-        &mut self.drop
-    }
-}
+reads_as_section!(DropEvent, drop, DropSection);
 
 /// An ARP packet the host stack received or sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,18 +77,7 @@ pub(crate) struct ArpEvent {
     pub arp: ArpSection,
 }
 
-impl Deref for ArpEvent {
-    type Target = ArpSection;
-    fn deref(&self) -> &ArpSection {
-        &self.arp
-    }
-}
-
-impl DerefMut for ArpEvent {
-    fn deref_mut(&mut self) -> &mut ArpSection {
-        &mut self.arp
-    }
-}
+reads_as_section!(ArpEvent, arp, ArpSection);
 
 /// A neighbour entry that changed or held a packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,18 +86,7 @@ pub(crate) struct NeighEvent {
     pub neigh: NeighSection,
 }
 
-impl Deref for NeighEvent {
-    type Target = NeighSection;
-    fn deref(&self) -> &NeighSection {
-        &self.neigh
-    }
-}
-
-impl DerefMut for NeighEvent {
-    fn deref_mut(&mut self) -> &mut NeighSection {
-        &mut self.neigh
-    }
-}
+reads_as_section!(NeighEvent, neigh, NeighSection);
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
