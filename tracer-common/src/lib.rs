@@ -41,7 +41,7 @@ pub mod section {
     pub const FRAME: u8 = 5;
 
     pub const TC_VERSION: u8 = 1;
-    pub const DROP_VERSION: u8 = 1;
+    pub const DROP_VERSION: u8 = 2;
     pub const ARP_VERSION: u8 = 1;
     pub const NEIGH_VERSION: u8 = 1;
     pub const FRAME_VERSION: u8 = 1;
@@ -187,6 +187,9 @@ pub mod tc_flags {
     pub const RECORD: u32 = 1 << 0;
     /// Ask the kernel's FIB on ingress (off when nothing shows the verdict).
     pub const FIB: u32 = 1 << 1;
+    /// Without RECORD: still send ARP frames (`--drops`/`--summary`: the collector reports
+    /// requests the node leaves unanswered, ARP_UNANSWERED).
+    pub const ARP: u32 = 1 << 2;
     pub const ALL: u32 = RECORD | FIB;
 }
 
@@ -383,6 +386,12 @@ pub mod dropf {
     /// Relevant because the packet arrived through a traced interface (`skb->skb_iif`), e.g.
     /// a pod's packet SNATed and dropped on the uplink.
     pub const BY_IIF: u8 = 1 << 5;
+    /// The traced veth's pod end is known: `pod_ifindex`, `pod_name`, `pod_flags` and
+    /// `pod_carrier` describe it (the veth's peer, read from `struct veth_priv`).
+    pub const HAS_POD: u8 = 1 << 6;
+    /// Dropped on the pod end of a traced veth, in the pod's namespace: `ifindex` is then the
+    /// traced (node-side) end's, `dev_flags`/`dev_carrier` the pod device's.
+    pub const POD_SIDE: u8 = 1 << 7;
 }
 
 /// A packet the kernel dropped, from the skb:kfree_skb tracepoint (consumed packets are
@@ -407,6 +416,13 @@ pub struct DropSection {
     /// `skb->dev->flags` (IFF_UP = 1).
     pub dev_flags: u32,
     pub _pad: u32,
+    /// With [`dropf::HAS_POD`]: the pod end of the traced veth — its ifindex (in the pod's
+    /// namespace), `flags` (IFF_UP = 1) and name (NUL-padded); `pod_carrier` as `dev_carrier`.
+    pub pod_ifindex: u32,
+    pub pod_flags: u32,
+    pub pod_name: [u8; 16],
+    pub pod_carrier: u8,
+    pub _pad2: [u8; 7],
 }
 
 /// Where the drop program finds things on the running kernel: the skb:kfree_skb record layout
@@ -452,6 +468,18 @@ pub struct DropConfig {
     pub sk_net: u32,
     /// Offset of `sk_buff.skb_iif`: the interface the packet arrived on.
     pub skb_iif: u32,
+    /// 1 when the veth layout below was found (vmlinux or the veth module's BTF): drops on
+    /// the pod end of a traced veth are then kept. 0: pod-side drops are off.
+    pub veth: u32,
+    /// `net_device.rtnl_link_ops` and `rtnl_link_ops.kind` (a `const char *`, "veth").
+    pub dev_link_ops: u32,
+    pub link_ops_kind: u32,
+    /// `netdev_priv(dev) - dev`: `ALIGN(sizeof(struct net_device), NETDEV_ALIGN)`.
+    pub dev_priv: u32,
+    /// `veth_priv.peer` (a `struct net_device *`).
+    pub veth_peer: u32,
+    /// `net_device.name` (16 bytes).
+    pub dev_name: u32,
 }
 
 impl DropConfig {
@@ -607,9 +635,9 @@ const _: () = assert!(core::mem::size_of::<Packet>() == 128);
 const _: () = assert!(core::mem::size_of::<TcSection>() == 24);
 const _: () = assert!(core::mem::size_of::<FrameSection>() == 8);
 const _: () = assert!(core::mem::size_of::<TcRecord>() == 16 + 8 + 24 + 8 + 8);
-const _: () = assert!(core::mem::size_of::<DropSection>() == 32);
-const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 32 + 8 + 8);
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 23 * 4);
+const _: () = assert!(core::mem::size_of::<DropSection>() == 64);
+const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 64 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 29 * 4);
 const _: () = assert!(core::mem::size_of::<ArpSection>() == 32);
 const _: () = assert!(core::mem::size_of::<NeighSection>() == 48);
 const _: () = assert!(core::mem::size_of::<NeighConfig>() == 18 * 4);

@@ -30,6 +30,7 @@ use tracer_common::{
 use crate::{
     emit, ifaces,
     kread::{DevLayout, dev_netns, read},
+    veth::{self, PodEnd},
 };
 
 /// The layouts of the running kernel, set at load (a load-time constant for the verifier);
@@ -91,18 +92,16 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     };
     let mut ifindex = 0;
     let (mut dev_flags, mut carrier) = (0, 0);
+    let mut pod = None;
     if skb.dev != 0 {
-        ifindex = read::<u32>(skb.dev, cfg.dev_ifindex)?;
-        dev_flags = read::<u32>(skb.dev, cfg.dev_flags)?;
-        let state: u64 = read(skb.dev, cfg.dev_state)?;
-        carrier = u8::from(state & (1u64 << (cfg.nocarrier_bit & 63)) == 0);
-        flags |= dropf::HAS_DEV;
-        let layout = DevLayout { ifindex: cfg.dev_ifindex, nd_net: cfg.dev_nd_net, net_inum: cfg.net_inum };
-        if dev_netns(skb.dev, &layout)? != cfg.netns_inum {
-            // Another namespace's device (a pod's eth0): its ifindex is not ours, and what it
-            // drops is that namespace's business.
+        let Some(dev) = Device::read(skb.dev, cfg)? else {
+            // Another namespace's device that is not the pod end of a traced veth: its
+            // ifindex is not ours, and what it drops is that namespace's business.
             return Ok(());
-        }
+        };
+        (ifindex, dev_flags, carrier) = (dev.ifindex, dev.flags, dev.carrier);
+        flags |= dropf::HAS_DEV | dev.side;
+        pod = dev.pod;
     } else {
         // No device: a socket's queue purged (a pod's socket closed with unread data), a TCP
         // segment rejected after the device was cleared, and the like. Only this namespace's
@@ -144,9 +143,52 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         dev_carrier: carrier,
         dev_flags,
         _pad: 0,
+        pod_ifindex: pod.as_ref().map_or(0, |p| p.ifindex),
+        pod_flags: pod.as_ref().map_or(0, |p| p.flags),
+        pod_name: pod.as_ref().map_or([0; 16], |p| p.name),
+        pod_carrier: pod.as_ref().map_or(0, |p| p.carrier),
+        _pad2: [0; 7],
     };
     emit_drop(section, &frame);
     Ok(())
+}
+
+/// The dropping device as the record reports it.
+struct Device {
+    /// In this namespace: the device's; for the pod end of a traced veth: the traced end's.
+    ifindex: u32,
+    flags: u32,
+    carrier: u8,
+    /// [`dropf::HAS_POD`] and [`dropf::POD_SIDE`] as they apply.
+    side: u8,
+    pod: Option<PodEnd>,
+}
+
+impl Device {
+    /// `None` for a device of another namespace that is not the pod end of a traced veth.
+    #[inline(always)]
+    fn read(dev: u64, cfg: &DropConfig) -> Result<Option<Self>, ()> {
+        let own = PodEnd::read(dev, cfg)?;
+        let layout = DevLayout { ifindex: cfg.dev_ifindex, nd_net: cfg.dev_nd_net, net_inum: cfg.net_inum };
+        let peer = veth::peer(dev, cfg);
+        let (ifindex, flags, carrier) = (own.ifindex, own.flags, own.carrier);
+        if dev_netns(dev, &layout)? == cfg.netns_inum {
+            // A traced veth's pod end, for the cause ("the pod's eth0 is down").
+            let pod = if peer != 0 && ifaces::is_traced(ifindex) { PodEnd::read(peer, cfg).ok() } else { None };
+            let side = if pod.is_some() { dropf::HAS_POD } else { 0 };
+            return Ok(Some(Self { ifindex, flags, carrier, side, pod }));
+        }
+        // The pod end of a traced veth: its peer is a traced interface of this namespace.
+        if peer == 0 || dev_netns(peer, &layout)? != cfg.netns_inum {
+            return Ok(None);
+        }
+        let node_end: u32 = read(peer, cfg.dev_ifindex)?;
+        if !ifaces::is_traced(node_end) {
+            return Ok(None);
+        }
+        let side = dropf::HAS_POD | dropf::POD_SIDE;
+        Ok(Some(Self { ifindex: node_end, flags, carrier, side, pod: Some(own) }))
+    }
 }
 
 const FIXED: usize = core::mem::size_of::<DropRecord>();

@@ -52,10 +52,20 @@ fn skb_meta(ctx: &TcContext) -> SkbMeta {
 
 const FIXED: usize = core::mem::size_of::<TcRecord>();
 
+/// `skb->protocol` (network byte order in `__sk_buff`) is ETH_P_ARP.
+#[inline(always)]
+fn is_arp(ctx: &TcContext) -> bool {
+    let skb = ctx.as_ptr().cast::<__sk_buff>();
+    // SAFETY: the context pointer of a classifier is the verifier-checked `__sk_buff`.
+    let protocol = unsafe { (*skb).protocol };
+    protocol == u32::from(tracer_common::proto::ETH_P_ARP.to_be())
+}
+
 #[inline(always)]
 fn record(ctx: &TcContext, direction: u8, slot: u32) {
     let flags = emit::tc_flags();
-    if flags & tc_flags::RECORD == 0 || !crate::filter::pass_tc(ctx) {
+    let wanted = flags & tc_flags::RECORD != 0 || (flags & tc_flags::ARP != 0 && is_arp(ctx));
+    if !wanted || !crate::filter::pass_tc(ctx) {
         return;
     }
     let Some(buf) = emit::scratch(slot) else { return };

@@ -72,6 +72,10 @@ pub fn run(pod_args: &PodArgs) -> Report {
     });
     lines.push(Line::new("TC attach", tc.map_err(|e| e.to_string())));
     lines.push(Line::new("drop reasons", drop_reasons(btf.as_ref().ok())));
+    let veth = btf.as_ref().map_err(|e| e.to_string()).and_then(|b| {
+        crate::drops::podside::status(&crate::drops::podside::VethLayout::find(b))
+    });
+    lines.push(Line::new("pod-side drops", veth));
     let mut auto_mode = None;
     let mut ring_ok = false;
     if privileged_ok {

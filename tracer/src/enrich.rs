@@ -8,8 +8,8 @@ use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     annotate,
-    drops::{self, DropNames, summary::Summary},
-    event::{Decoded, Decoder, DropEvent, Event},
+    drops::{self, DropNames, arpwatch::ArpWatch, render::NamedDrop, summary::Summary},
+    event::{Decoded, Decoder, DropEvent, Event, PacketEvent},
     metrics::{self, Metrics},
     mirror::Mirror,
     pods::{Pod, PodIndex},
@@ -79,6 +79,8 @@ pub(crate) struct Enricher {
     pods: Option<PodIndex>,
     /// `--metrics`: counters updated for every record, shown or not, before anything else.
     pub metrics: Option<Metrics>,
+    /// Drop hunting: the pods' ARP requests the node leaves unanswered.
+    arp_watch: ArpWatch,
 }
 
 impl Enricher {
@@ -94,6 +96,7 @@ impl Enricher {
             probe_mode,
             pods: None,
             metrics: None,
+            arp_watch: ArpWatch::default(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Enricher {
         metrics::count(self.metrics.as_ref(), &event); // metrics: packets, ARP, neighbours
         match event {
             Event::Drop(ev) => self.drop(ev, frame),
+            Event::Packet(ev) if !self.shown.packets => self.arp_finding(&ev, frame),
             _ if !self.shown.packets => None,
             Event::Packet(ev) => {
                 self.counters.events += 1;
@@ -146,27 +150,67 @@ impl Enricher {
         Place { iface, ifindex, wall_ns: self.clock.wall(ts_ns), pod }
     }
 
-    /// A drop's pod: the device's, else the one whose address the packet carries.
-    fn drop_pod(&self, iface: &str, packet: &tracer_common::Packet) -> Option<Arc<Pod>> {
-        let pods = self.pods.as_ref()?;
-        let view = crate::packet::PacketView(packet);
-        pods.by_ifname(iface)
-            .or_else(|| view.src_ip().and_then(|ip| pods.by_ip(ip)))
-            .or_else(|| view.dst_ip().and_then(|ip| pods.by_ip(ip)))
-    }
-
     fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
         let names = self.drop_names.as_ref()?;
         if names.is_ipv6_control_noise(&ev) {
             return None;
         }
         let dev = (ev.ifindex != 0).then(|| iface_name(&self.mirror, ev.ifindex));
-        let named = drops::render::name(names, &self.mirror, &ev, dev.as_deref());
-        let iface = dev.unwrap_or(Cow::Borrowed("-"));
-        self.drop_summary.add(named.reason_or_location(), &iface, &ev.packet);
-        if let Some(m) = &self.metrics {
+        let unanswered = self.arp_watch.last_unanswered(ev.ifindex);
+        let named = drops::render::name_with(names, &self.mirror, &ev, dev.as_deref(), unanswered);
+        let symbol = names.symbol(&ev);
+        sink!(self).deliver(named, dev.unwrap_or(Cow::Borrowed("-")), symbol, frame)
+    }
+
+    /// ARP_UNANSWERED: a pod's ARP request on a traced cali the node leaves unanswered
+    /// (drops mode: the TC programs send ARP frames only).
+    fn arp_finding<'a>(&'a mut self, ev: &PacketEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
+        self.drop_names.as_ref()?;
+        let finding = self.arp_watch.observe(&self.mirror, ev)?;
+        let dev = iface_name(&self.mirror, ev.ifindex);
+        let named = drops::podside::finding_drop(ev, &finding, &dev);
+        sink!(self).deliver(named, dev, None, frame)
+    }
+}
+
+/// Where a named drop goes: the summary, the metrics, the counters, and a record when drops
+/// are shown. Borrowed field by field from the [`Enricher`], beside the mirror the drop reads.
+struct Sink<'s> {
+    summary: &'s mut Summary,
+    counters: &'s mut Counters,
+    metrics: Option<&'s Metrics>,
+    shown: Shown,
+    pods: Option<&'s PodIndex>,
+    clock: Clock,
+}
+
+macro_rules! sink {
+    ($e:expr) => {
+        Sink {
+            summary: &mut $e.drop_summary,
+            counters: &mut $e.counters,
+            metrics: $e.metrics.as_ref(),
+            shown: $e.shown,
+            pods: $e.pods.as_ref(),
+            clock: $e.clock,
+        }
+    };
+}
+use sink;
+
+impl Sink<'_> {
+    fn deliver<'a>(
+        self,
+        named: NamedDrop<'a>,
+        iface: Cow<'a, str>,
+        symbol: Option<&str>,
+        frame: crate::event::Captured<'a>,
+    ) -> Option<Record<'a>> {
+        let ev = named.ev;
+        self.summary.add(named.reason_or_location(), &iface, &ev.packet);
+        if let Some(m) = self.metrics {
             // metrics: the reason, or the dropping function on kernels without reasons.
-            m.dropped(ev.ifindex, &iface, named.reason.as_deref().or_else(|| names.symbol(&ev)).unwrap_or("unknown"));
+            m.dropped(ev.ifindex, &iface, named.reason.as_deref().or(symbol).unwrap_or("unknown"));
         }
         self.counters.drops += 1;
         if !self.shown.drops {
@@ -176,6 +220,15 @@ impl Enricher {
         let pod = self.drop_pod(&iface, &ev.packet);
         let place = Place { iface, ifindex: ev.ifindex, wall_ns: self.clock.wall(ev.header.ts_ns), pod };
         Some(Record::Drop(DropRecord { place, drop: named, frame }))
+    }
+
+    /// A drop's pod: the device's, else the one whose address the packet carries.
+    fn drop_pod(&self, iface: &str, packet: &tracer_common::Packet) -> Option<Arc<Pod>> {
+        let pods = self.pods?;
+        let view = crate::packet::PacketView(packet);
+        pods.by_ifname(iface)
+            .or_else(|| view.src_ip().and_then(|ip| pods.by_ip(ip)))
+            .or_else(|| view.dst_ip().and_then(|ip| pods.by_ip(ip)))
     }
 }
 

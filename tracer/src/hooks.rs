@@ -104,15 +104,17 @@ impl HookFamily for Probes {
 }
 
 /// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
-/// the interfaces as traced (for the drop program) and send nothing.
+/// the interfaces as traced (for the drop program) and send only ARP frames.
 fn tc_flags(args: &TraceArgs) -> u32 {
-    use tracer_common::tc_flags::{ALL, RECORD};
+    use tracer_common::tc_flags::{ALL, ARP, RECORD};
     let shown = !args.drops && !args.summary && !args.writes_no_events();
+    // Drop hunting looks at ARP requests for the ones left unanswered (drops::arpwatch).
+    let arp = if (args.drops || args.summary) && !args.no_drops { ARP } else { 0 };
     // metrics: every packet is counted, shown or not; the FIB verdict only when it is shown.
     match (shown, args.metrics.is_some()) {
         (true, _) => ALL,
-        (false, true) => RECORD,
-        (false, false) => 0,
+        (false, true) => RECORD | arp,
+        (false, false) => arp,
     }
 }
 

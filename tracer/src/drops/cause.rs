@@ -61,6 +61,7 @@ pub(crate) fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
 }
 
 /// Everything the cause is built from.
+#[derive(Clone, Copy)]
 pub(crate) struct DropFacts<'a> {
     pub ev: &'a DropEvent,
     pub reason: Option<&'a str>,
@@ -153,7 +154,11 @@ fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<String> {
     if f.ev.dev_carrier != 0 {
         return None;
     }
-    Some(if link.is_some_and(|l| l.peer_index.is_some()) {
+    Some(if f.ev.flags & tracer_common::dropf::HAS_POD != 0 {
+        let pod = super::podside::pod_dev_name(f.ev);
+        let state = if f.ev.pod_flags & IFF_UP == 0 { "is down" } else { "has no carrier" };
+        format!("veth peer is down (the pod's {pod} {state}: {dev} has no carrier)")
+    } else if link.is_some_and(|l| l.peer_index.is_some()) {
         format!("veth peer is down ({dev} has no carrier: its other end is down)")
     } else {
         format!("{dev} has no carrier")

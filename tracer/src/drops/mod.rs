@@ -3,7 +3,9 @@
 //! drop: reason (BTF), location (kallsyms), cause in plain words ([`cause`]), output
 //! ([`render`]) and the table of counts at exit ([`summary`]).
 
+pub(crate) mod arpwatch;
 pub(crate) mod cause;
+pub(crate) mod podside;
 pub(crate) mod render;
 pub(crate) mod summary;
 
@@ -136,6 +138,7 @@ pub(crate) fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: 
         skb_sk: skb("sk")?,
         sk_net: btf.member_offset("sock", "__sk_common")? + btf.member_offset("sock_common", "skc_net")?,
         skb_iif: skb("skb_iif")?,
+        ..DropConfig::DISABLED
     })
 }
 
@@ -143,6 +146,8 @@ pub(crate) fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: 
 /// (its layout is a load-time global).
 pub(crate) struct DropSetup {
     pub config: DropConfig,
+    /// The veth layout for pod-side drops, or why they are off.
+    pub veth: Result<podside::VethLayout, podside::VethError>,
     reasons: DropReasons,
     has_reasons: bool,
 }
@@ -152,8 +157,12 @@ impl DropSetup {
         let format = tracefs::format(TP_SYSTEM, TP_NAME)?;
         let has_reasons = format.fields.contains_key("reason");
         let reasons = if has_reasons { DropReasons::load(btf)? } else { DropReasons::default() };
-        let config = kernel_config(btf, &format, &reasons)?;
-        Ok(Self { config, reasons, has_reasons })
+        let mut config = kernel_config(btf, &format, &reasons)?;
+        let veth = podside::VethLayout::find(btf);
+        if let Ok(l) = &veth {
+            l.apply(&mut config);
+        }
+        Ok(Self { config, veth, reasons, has_reasons })
     }
 }
 
@@ -175,6 +184,9 @@ impl DropProbe {
             eprintln!("vethtrace: warning: cannot read /proc/kallsyms ({e}); drop locations are shown as addresses");
             Kallsyms::default()
         });
+        match podside::status(&setup.veth) {
+            Ok(line) | Err(line) => eprintln!("vethtrace: pod-side drops: {line}"),
+        }
         if !setup.has_reasons {
             eprintln!("vethtrace: this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
         }

@@ -27,6 +27,10 @@ pub(crate) struct NamedDrop<'m> {
     pub location: String,
     pub cause: String,
     pub annotation: Annotation<'m>,
+    /// Dropped on the pod end of the veth: that device's name (`eth0`).
+    pub pod_dev: Option<String>,
+    /// Not a kernel drop but a finding of the collector's (ARP_UNANSWERED): no reason code.
+    pub finding: bool,
 }
 
 impl NamedDrop<'_> {
@@ -51,18 +55,31 @@ pub(crate) fn as_packet_event(ev: &DropEvent) -> PacketEvent {
 }
 
 /// Names a drop: reason, location, route/neighbour annotation, cause.
+#[cfg(test)]
 pub(crate) fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop<'m> {
+    name_with(names, mirror, ev, dev, None)
+}
+
+/// [`name`], with the last ARP request the node left unanswered on the drop's interface
+/// (what a pod-side NEIGH_FAILED was waiting for).
+pub(crate) fn name_with<'m>(
+    names: &DropNames,
+    mirror: &'m Mirror,
+    ev: &DropEvent,
+    dev: Option<&str>,
+    unanswered: Option<&super::arpwatch::Finding>,
+) -> NamedDrop<'m> {
     let reason = names.reason(ev);
-    let annotation = annotate::annotate(mirror, &as_packet_event(ev));
-    let cause = cause::describe(&DropFacts {
-        ev,
-        reason: reason.as_deref(),
-        symbol: names.symbol(ev),
-        dev,
-        mirror,
-        annotation: &annotation,
-    });
-    NamedDrop { ev: *ev, reason, location: names.location(ev), cause, annotation }
+    let pod_side = ev.flags & dropf::POD_SIDE != 0;
+    // The node's routes and neighbours say nothing about a packet that never left the pod.
+    let annotation = if pod_side { Annotation::default() } else { annotate::annotate(mirror, &as_packet_event(ev)) };
+    let facts = DropFacts { ev, reason: reason.as_deref(), symbol: names.symbol(ev), dev, mirror, annotation: &annotation };
+    let (cause, pod_dev) = if pod_side {
+        (super::podside::describe(&facts, unanswered), Some(super::podside::pod_dev_name(ev)))
+    } else {
+        (cause::describe(&facts), None)
+    };
+    NamedDrop { ev: *ev, reason, location: names.location(ev), cause, annotation, pod_dev, finding: false }
 }
 
 /// Appends one line for `drop` to `buf`. The frame part is the packet printers' own output
@@ -75,7 +92,8 @@ pub(crate) fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, met
             output::put_text_stamp(buf, meta);
             let reason = drop.reason.as_deref().unwrap_or("(no reason)");
             let no_mac = if drop.ev.flags & dropf::NO_MAC != 0 { "[no MAC header] " } else { "" };
-            let head = format!(" DROP {reason} at {} ({}): {no_mac}", drop.location, drop.cause);
+            let side = drop.pod_dev.as_deref().map(|d| format!("[pod side, {d}] ")).unwrap_or_default();
+            let head = format!(" DROP {reason} at {} ({}): {side}{no_mac}", drop.location, drop.cause);
             buf.extend_from_slice(head.as_bytes());
             output::put_text_frame(buf, &pe);
             drop.annotation.put_text(buf);
@@ -86,10 +104,12 @@ pub(crate) fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, met
             drop.annotation.write_json_fields(buf)?;
             let tail = DropTail {
                 reason: drop.reason.as_deref(),
-                reason_code: drop.reason.is_some().then_some(drop.ev.reason),
+                reason_code: (drop.reason.is_some() && !drop.finding).then_some(drop.ev.reason),
                 location: &drop.location,
                 cause: &drop.cause,
                 matched: matched(drop.ev.flags),
+                side: drop.pod_dev.is_some().then_some("pod"),
+                pod_dev: drop.pod_dev.as_deref(),
             };
             output::write::put_json_fields(buf, &tail)?;
             buf.extend_from_slice(b"}\n");
@@ -106,6 +126,11 @@ struct DropTail<'a> {
     location: &'a str,
     cause: &'a str,
     matched: &'a str,
+    /// `"pod"` for a drop on the pod end of the veth; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    side: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_dev: Option<&'a str>,
 }
 
 /// Why a drop is shown: its device is traced, an address is routed to a traced interface, or

@@ -34,6 +34,19 @@ impl KernelBtf {
         Self::from_file(VMLINUX)
     }
 
+    /// The BTF of kernel module `module` (`/sys/kernel/btf/<module>`, split BTF on top of
+    /// vmlinux's), `None` when the module is not loaded or has no BTF.
+    pub fn module(&self, module: &str) -> Option<Self> {
+        let path = Path::new(VMLINUX).with_file_name(module);
+        Btf::from_split_file(path, &self.btf).ok().map(|btf| Self { btf })
+    }
+
+    /// `sizeof(struct strukt)`.
+    pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
+        let size = self.find_struct(strukt)?.size();
+        u32::try_from(size).map_err(|_| BtfError::Parse(format!("struct {strukt} is {size} bytes")))
+    }
+
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
         Btf::from_file(path).map(|btf| Self { btf }).map_err(|e| BtfError::Parse(e.to_string()))
     }

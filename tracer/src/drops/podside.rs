@@ -1,0 +1,176 @@
+//! The pod end of a traced veth: the layout the drop program needs to find a veth's peer
+//! (`struct veth_priv`, in vmlinux's BTF when veth is built in, else in the veth module's
+//! split BTF), and what a pod-side drop means in the node's terms.
+//!
+//! Without the layout, pod-side drops are off; `vethtrace check` and the startup line say so.
+
+use crate::kernel::btf::{BtfError, KernelBtf};
+
+/// `NETDEV_ALIGN`: `netdev_priv()` is the device's private area, this far past the struct's
+/// start rounded up.
+const NETDEV_ALIGN: u32 = 32;
+
+/// Where a veth's peer is, and where the BTF that told came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VethLayout {
+    pub dev_link_ops: u32,
+    pub link_ops_kind: u32,
+    pub dev_priv: u32,
+    pub veth_peer: u32,
+    pub dev_name: u32,
+    /// "vmlinux" or "the veth module".
+    pub source: &'static str,
+}
+
+/// Why pod-side drops are off.
+#[derive(Debug, thiserror::Error)]
+pub enum VethError {
+    #[error("veth is neither built in nor loaded with BTF (no struct veth_priv in vmlinux, no /sys/kernel/btf/veth)")]
+    NoVeth,
+    #[error("{0}")]
+    Btf(#[from] BtfError),
+}
+
+impl VethLayout {
+    /// The layout of the running kernel.
+    pub fn find(vmlinux: &KernelBtf) -> Result<Self, VethError> {
+        let module;
+        let (btf, source) = if vmlinux.struct_size("veth_priv").is_ok() {
+            (vmlinux, "vmlinux")
+        } else {
+            module = vmlinux.module("veth").ok_or(VethError::NoVeth)?;
+            (&module, "the veth module")
+        };
+        let size = vmlinux.struct_size("net_device")?;
+        Ok(Self {
+            dev_link_ops: vmlinux.member_offset("net_device", "rtnl_link_ops")?,
+            link_ops_kind: vmlinux.member_offset("rtnl_link_ops", "kind")?,
+            dev_priv: size.div_ceil(NETDEV_ALIGN) * NETDEV_ALIGN,
+            veth_peer: btf.member_offset("veth_priv", "peer")?,
+            dev_name: vmlinux.member_offset("net_device", "name")?,
+            source,
+        })
+    }
+
+    /// Sets the drop program's veth fields.
+    pub fn apply(&self, cfg: &mut tracer_common::DropConfig) {
+        cfg.veth = 1;
+        cfg.dev_link_ops = self.dev_link_ops;
+        cfg.link_ops_kind = self.link_ops_kind;
+        cfg.dev_priv = self.dev_priv;
+        cfg.veth_peer = self.veth_peer;
+        cfg.dev_name = self.dev_name;
+    }
+}
+
+/// The line `vethtrace check` and the trace's startup print.
+pub fn status(found: &Result<VethLayout, VethError>) -> Result<String, String> {
+    match found {
+        Ok(l) => Ok(format!("on (struct veth_priv from {}): drops on the pod end of a traced veth are kept", l.source)),
+        Err(e) => Err(format!("off: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF is the fixture (veth built in here, a module in the 6.1 VM).
+    #[test]
+    fn finds_the_veth_peer_behind_the_device() {
+        let btf = KernelBtf::load().expect("kernel BTF");
+        let l = VethLayout::find(&btf).expect("veth layout");
+        assert_eq!(l.dev_priv % NETDEV_ALIGN, 0);
+        assert!(l.dev_priv >= btf.struct_size("net_device").unwrap() && l.dev_priv < btf.struct_size("net_device").unwrap() + 32);
+        // peer is veth_priv's first member on every kernel since veth_priv has existed.
+        assert_eq!(l.veth_peer, 0);
+        let mut cfg = tracer_common::DropConfig::DISABLED;
+        l.apply(&mut cfg);
+        assert_eq!((cfg.veth, cfg.dev_name), (1, btf.member_offset("net_device", "name").unwrap()));
+        assert!(status(&Ok(l)).unwrap().starts_with("on (struct veth_priv from "));
+    }
+}
+
+/// `IFF_UP` in `net_device.flags`.
+const IFF_UP: u32 = 1;
+
+/// The pod end's name as the kernel gave it (`eth0`), or `if<N>`.
+pub fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
+    let name = &ev.pod_name;
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    match std::str::from_utf8(&name[..len]) {
+        Ok(n) if !n.is_empty() => n.to_owned(),
+        _ => format!("if{}", ev.pod_ifindex),
+    }
+}
+
+/// The cause of a drop on the pod end of the veth, in the node's terms: `f.dev` is the cali.
+/// `unanswered` is the pod's last ARP request the node left unanswered on that cali.
+pub fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpwatch::Finding>) -> String {
+    use super::{
+        arpwatch::{self, Finding, Unanswered},
+        cause::{Class, classify},
+    };
+    let cali = f.dev.unwrap_or("its cali");
+    let pod_dev = pod_dev_name(f.ev);
+    let ev = f.ev;
+    let class = classify(f.reason, f.symbol);
+    if matches!(class, Class::Neighbour | Class::Device) {
+        if ev.dev_flags & IFF_UP == 0 {
+            return format!("the pod's {pod_dev} is down (pod end of {cali})");
+        }
+        if ev.dev_carrier == 0 {
+            return format!("the pod's {pod_dev} has no carrier ({cali} is down)");
+        }
+    }
+    match class {
+        Class::Neighbour => {
+            let spa = match crate::packet::PacketView(&ev.packet).src_ip() {
+                Some(std::net::IpAddr::V4(a)) => a,
+                _ => return format!("the pod's neighbour resolution failed on its {pod_dev} (pod end of {cali})"),
+            };
+            let finding = unanswered.cloned().unwrap_or_else(|| {
+                let arp = crate::packet::Arp {
+                    op: 1,
+                    sha: crate::packet::Mac([0; 6]),
+                    spa,
+                    tha: crate::packet::Mac([0; 6]),
+                    tpa: arpwatch::CALICO_GATEWAY,
+                };
+                let why = arpwatch::proxy_verdict(f.mirror, ev.ifindex, &arp).unwrap_or(Unanswered::Nobody);
+                Finding { spa, tpa: arpwatch::CALICO_GATEWAY, why }
+            });
+            finding.cause(cali)
+        }
+        Class::Device => match f.reason {
+            Some("QDISC_DROP") => format!("the pod's {pod_dev} queue dropped it (queue full or no qdisc; pod end of {cali})"),
+            _ => format!("the pod's {pod_dev} could not transmit it (pod end of {cali})"),
+        },
+        _ => {
+            let inner = super::cause::describe(&super::cause::DropFacts { dev: Some(&pod_dev), ..*f });
+            format!("in the pod behind {cali}: {inner}")
+        }
+    }
+}
+
+/// An ARP_UNANSWERED finding as a drop on the cali: the pod's request is the frame, no
+/// kernel reason or location (the kernel consumed the request; it did not drop it).
+pub fn finding_drop<'m>(ev: &crate::event::PacketEvent, f: &super::arpwatch::Finding, cali: &str) -> super::render::NamedDrop<'m> {
+    use tracer_common::{DropSection, dropf, proto::ETH_P_ARP};
+    let drop = DropSection {
+        ifindex: ev.ifindex,
+        len: ev.len,
+        protocol: ETH_P_ARP,
+        flags: dropf::BY_DEV,
+        ..Default::default()
+    };
+    super::render::NamedDrop {
+        ev: crate::event::DropEvent { header: ev.header, drop, packet: ev.packet },
+        reason: Some(super::arpwatch::REASON.to_owned()),
+        location: "-".to_owned(),
+        cause: f.cause(cali),
+        annotation: crate::annotate::Annotation::default(),
+        pod_dev: None,
+        finding: true,
+    }
+}
