@@ -174,3 +174,14 @@ pub fn finding_drop<'m>(ev: &crate::event::PacketEvent, f: &super::arpwatch::Fin
         finding: true,
     }
 }
+
+/// A pod's echo reply freed by `ping_rcv` with NO_SOCKET: the kernel hands every echo reply
+/// to the raw sockets and to `ping_rcv`, which frees it when no ICMP datagram socket wants it
+/// — every raw-socket ping in a pod does this for every reply it gets. Not a fault.
+pub fn is_raw_ping_reply(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
+    const ICMP_ECHOREPLY: u8 = 0;
+    let view = crate::packet::PacketView(&ev.packet);
+    ev.flags & tracer_common::dropf::POD_SIDE != 0
+        && names.reason(ev).as_deref() == Some("NO_SOCKET")
+        && view.icmp().is_some_and(|(t, _)| t == ICMP_ECHOREPLY)
+}

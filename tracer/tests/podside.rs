@@ -1,0 +1,293 @@
+//! Drop hunting sees the pod end of every traced veth: faults on a pod's side of a Calico-style
+//! node, told in the node's terms on the pod's cali, within a second of the pod's first try.
+//!
+//! What each planted fault does in the kernel (found with tcpdump and bpftrace on 6.18):
+//! - proxy_arp off on the cali: the pod's ARP requests for 169.254.1.1 reach the node and get
+//!   no reply (the node consumes them: no kernel drop); after 3 s of probes the pod frees its
+//!   queued packets with NEIGH_FAILED at neigh_invalidate, on its eth0, in its namespace.
+//! - the pod's eth0 down: the kernel removes the pod's routes; its sends fail with ENETUNREACH
+//!   and no packet exists. What can be seen is the node's traffic to the pod, dropped on the
+//!   cali (no carrier).
+//! - the pod's route to 169.254.1.1 removed: nothing breaks. The default route's next hop
+//!   stays bound to eth0, the pod still ARPs for 169.254.1.1 and the node answers; only adding
+//!   a default route again fails ("Nexthop has invalid gateway"), with no packet.
+//!
+//! bpftrace on skb:kfree_skb is the oracle for kernel reasons (filtered by netns inode), and
+//! tcpdump in the node's namespace for the ARP requests that go unanswered. Needs root,
+//! bpftrace, tcpdump and tracefs; a missing piece fails the test (VETHTRACE_NO_ORACLE=1 leaves
+//! bpftrace out, said loudly, as in tests/drops.rs).
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{Finished, Node, Tcpdump, Tracer, event_time, now, run};
+use serde_json::Value;
+
+/// One drop as bpftrace printed it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct OracleDrop {
+    netns: u64,
+    code: u64,
+    symbol: String,
+    dev: String,
+}
+
+/// bpftrace printing every kfree_skb that is a drop, with its device's namespace.
+struct Bpftrace {
+    child: Child,
+    out: PathBuf,
+}
+
+const SCRIPT: &str = r#"tracepoint:skb:kfree_skb {
+  $skb = (struct sk_buff *)args->skbaddr;
+  if ($skb->dev != 0) {
+    printf("DROP %u %d %s %s\n", $skb->dev->nd_net.net->ns.inum, args->reason, ksym(args->location), $skb->dev->name);
+  }
+}"#;
+
+impl Bpftrace {
+    fn start(tag: &str) -> Option<Self> {
+        if std::env::var_os("VETHTRACE_NO_ORACLE").is_some_and(|v| v == "1") {
+            eprintln!("podside test: VETHTRACE_NO_ORACLE=1: NOT comparing with bpftrace");
+            return None;
+        }
+        let out = std::env::temp_dir().join(format!("vt-bpftrace-ps-{tag}-{}", std::process::id()));
+        let child = Command::new("bpftrace")
+            .args(["-B", "none", "-e", SCRIPT])
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bpftrace is the oracle of this test (apt install bpftrace)");
+        let mut bt = Self { child, out };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !fs::read_to_string(&bt.out).unwrap_or_default().contains("Attaching") {
+            if let Some(status) = bt.child.try_wait().unwrap() {
+                panic!("bpftrace exited before attaching: {status}");
+            }
+            assert!(Instant::now() < deadline, "bpftrace did not attach within 60 s");
+            thread::sleep(Duration::from_millis(50));
+        }
+        thread::sleep(Duration::from_millis(500));
+        Some(bt)
+    }
+
+    fn stop(mut self) -> Vec<OracleDrop> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        if common::wait_timeout(&mut self.child, Duration::from_secs(60)).code().is_none() {
+            eprintln!("podside test: bpftrace did not exit after SIGINT");
+        }
+        let text = fs::read_to_string(&self.out).unwrap_or_default();
+        let _ = fs::remove_file(&self.out);
+        text.lines()
+            .filter_map(|l| {
+                let mut w = l.strip_prefix("DROP ")?.split_whitespace();
+                Some(OracleDrop {
+                    netns: w.next()?.parse().ok()?,
+                    code: w.next()?.parse().ok()?,
+                    symbol: w.next()?.to_owned(),
+                    dev: w.next().unwrap_or("").to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The inode of a named network namespace (what the kernel's `net->ns.inum` holds).
+fn netns_inum(ns: &str) -> u64 {
+    fs::metadata(format!("/run/netns/{ns}")).unwrap_or_else(|e| panic!("netns {ns}: {e}")).ino()
+}
+
+/// Runs a command that is expected to fail (a ping that gets no answer); its output.
+fn attempt(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect("run");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn ping(node: &Node, pod: &str, dst: &str) -> String {
+    attempt(node.in_pod(pod, "ping").args(["-c", "4", "-i", "0.3", "-W", "1", dst]))
+}
+
+/// Drop events (kernel drops and findings) on `iface`.
+fn drops_on<'a>(f: &'a Finished, iface: &str) -> Vec<&'a Value> {
+    f.of_kind("drop").into_iter().filter(|d| d["iface"] == iface).collect()
+}
+
+/// The pod's ARP requests and the node's replies on `cali`, as tcpdump in the node saw them.
+fn arp_counts(frames: &[(Duration, Vec<u8>)]) -> (usize, usize) {
+    let arp = |op: u8| frames.iter().filter(|(_, f)| f.len() >= 22 && f[12..14] == [8, 6] && f[21] == op).count();
+    (arp(1), arp(2))
+}
+
+/// proxy_arp off on a pod's cali, the pod pinging the uplink: an ARP_UNANSWERED finding on
+/// the cali within a second naming proxy_arp, then the pod's own NEIGH_FAILED drops on its
+/// eth0 reported on the cali with the same cause — bpftrace saw those in the pod's namespace,
+/// tcpdump saw requests and no reply. The healthy pod2 shows nothing.
+#[test]
+fn proxy_arp_off_is_found_on_the_cali_and_the_pods_drops_follow() {
+    let node = Node::up("pa");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    run(node.in_node("sysctl").args(["-qw", &format!("net.ipv4.conf.{cali1}.proxy_arp=0")]));
+    let oracle = Bpftrace::start("pa");
+    let dump = Tcpdump::start(&node, &cali1, "inout");
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let t0 = now();
+    let out = ping(&node, "pod1", "10.99.0.2");
+    assert!(out.contains("100% packet loss"), "the fault did not break the pod: {out}");
+    assert!(ping(&node, "pod2", "10.99.0.2").contains(" 0% packet loss"), "pod2 is not healthy");
+    thread::sleep(Duration::from_secs(2));
+    let finished = tracer.stop();
+    let frames = dump.stop();
+    let seen = oracle.map(Bpftrace::stop);
+    assert!(finished.status.success(), "vethtrace failed: {}", finished.stderr);
+    assert!(finished.stderr.contains("pod-side drops: on"), "{}", finished.stderr);
+    let (requests, replies) = arp_counts(&frames);
+    assert!(requests >= 2 && replies == 0, "tcpdump: {requests} ARP requests, {replies} replies");
+
+    let drops = drops_on(&finished, &cali1);
+    let cause = format!("pod 10.244.1.5 got no ARP reply for its gateway 169.254.1.1 on {cali1}: proxy_arp is off on {cali1}");
+    let findings: Vec<&&Value> = drops.iter().filter(|d| d["reason"] == "ARP_UNANSWERED").collect();
+    let first = findings.first().unwrap_or_else(|| panic!("no ARP_UNANSWERED on {cali1}: {drops:#?}"));
+    assert!(event_time(first) - t0 < Duration::from_secs(1), "found {:?} after the first ping", event_time(first) - t0);
+    assert!(findings.len() <= requests, "{} findings for {requests} requests", findings.len());
+    for f in &findings {
+        assert_eq!(f["cause"], cause.as_str(), "{f:#}");
+        assert_eq!((&f["ethertype"], &f["arp_tpa"]), (&Value::from("arp"), &Value::from("169.254.1.1")), "{f:#}");
+        assert!(f.get("reason_code").is_none_or(Value::is_null) && f.get("side").is_none(), "{f:#}");
+    }
+    let pod_side: Vec<&&Value> = drops.iter().filter(|d| d["reason"] == "NEIGH_FAILED").collect();
+    assert!(!pod_side.is_empty(), "no pod-side NEIGH_FAILED on {cali1}: {drops:#?}");
+    for d in &pod_side {
+        assert_eq!((&d["side"], &d["pod_dev"], &d["src"]), (&Value::from("pod"), &Value::from("eth0"), &Value::from("10.244.1.5")));
+        assert_eq!(d["cause"], cause.as_str(), "{d:#}");
+    }
+    if let Some(seen) = seen {
+        agree_in_netns(&seen, netns_inum(&node.pod_ns("pod1")), "eth0", &pod_side);
+    }
+    assert!(drops_on(&finished, &cali2).is_empty(), "healthy pod2: {:#?}", drops_on(&finished, &cali2));
+}
+
+/// vethtrace's pod-side drops match what bpftrace saw on `dev` in namespace `netns`: the
+/// same (reason code, function) pairs, and no fewer drops.
+fn agree_in_netns(seen: &[OracleDrop], netns: u64, dev: &str, ours: &[&&Value]) {
+    let theirs: Vec<&OracleDrop> = seen.iter().filter(|o| o.netns == netns && o.dev == dev).collect();
+    let theirs_set: BTreeSet<(u64, &str)> = theirs.iter().map(|o| (o.code, o.symbol.as_str())).collect();
+    let ours_set: BTreeSet<(u64, &str)> = ours
+        .iter()
+        .map(|d| (d["reason_code"].as_u64().unwrap(), d["location"].as_str().unwrap().split('+').next().unwrap()))
+        .collect();
+    assert_eq!(ours_set, theirs_set, "vethtrace vs bpftrace in netns {netns}: {theirs:#?}");
+    assert!(theirs.len() >= ours.len(), "bpftrace saw {} drops, vethtrace {}", theirs.len(), ours.len());
+}
+
+/// The same fault under `--summary`: rows for the cali with both the finding and the pod's
+/// drops, none for the healthy pod.
+#[test]
+fn proxy_arp_off_in_the_summary() {
+    let node = Node::up("ps");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    run(node.in_node("sysctl").args(["-qw", &format!("net.ipv4.conf.{cali1}.proxy_arp=0")]));
+    let tracer = Tracer::start(&node, &["--summary"]);
+    ping(&node, "pod1", "10.99.0.2");
+    assert!(ping(&node, "pod2", "10.99.0.2").contains(" 0% packet loss"), "pod2 is not healthy");
+    thread::sleep(Duration::from_secs(2));
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(finished.of_kind("drop").is_empty(), "--summary prints no events");
+    let rows = finished.of_kind("drop_summary");
+    let row = |reason: &str| rows.iter().find(|r| r["iface"] == cali1.as_str() && r["reason"] == reason).copied();
+    let arp = row("ARP_UNANSWERED").unwrap_or_else(|| panic!("no ARP_UNANSWERED row for {cali1}: {rows:#?}"));
+    assert_eq!(arp["flow"], "arp 10.244.1.5 > 169.254.1.1", "{arp:#}");
+    assert!(arp["count"].as_u64().unwrap() >= 2, "{arp:#}");
+    let neigh = row("NEIGH_FAILED").unwrap_or_else(|| panic!("no NEIGH_FAILED row for {cali1}: {rows:#?}"));
+    assert_eq!(neigh["flow"], "10.244.1.5 > 10.99.0.2 icmp", "{neigh:#}");
+    assert!(rows.iter().all(|r| r["iface"] != cali2.as_str()), "healthy pod2 in the summary: {rows:#?}");
+}
+
+/// The pod takes its eth0 down: its own sends fail with no packet at all (the kernel removed
+/// its routes), so what drop hunting can show is the node's traffic to the pod, dropped on
+/// the cali within a second with the pod's eth0 named — bpftrace agreeing on the cali.
+#[test]
+fn pods_eth0_down_shows_on_the_nodes_traffic_to_it() {
+    let node = Node::up("pe");
+    let cali1 = node.cali("pod1");
+    // The node knows the pod's MAC, so its packets reach the cali rather than wait for ARP.
+    assert!(attempt(node.in_node("ping").args(["-c", "1", "10.244.1.5"])).contains(" 0% packet loss"));
+    run(node.in_pod("pod1", "ip").args(["link", "set", "eth0", "down"]));
+    let oracle = Bpftrace::start("pe");
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let out = ping(&node, "pod1", "10.99.0.2");
+    assert!(out.contains("Network is unreachable"), "the pod's send did not fail at once: {out}");
+    let t0 = now();
+    attempt(node.in_node("ping").args(["-c", "3", "-i", "0.3", "-W", "1", "10.244.1.5"]));
+    thread::sleep(Duration::from_millis(500));
+    let finished = tracer.stop();
+    let seen = oracle.map(Bpftrace::stop);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let drops = drops_on(&finished, &cali1);
+    let first = drops.first().unwrap_or_else(|| panic!("no drop on {cali1}: {:#?}", finished.of_kind("drop")));
+    assert!(event_time(first) - t0 < Duration::from_secs(1), "first drop {:?} after the first ping", event_time(first) - t0);
+    for d in &drops {
+        let want = format!("veth peer is down (the pod's eth0 is down: {cali1} has no carrier)");
+        assert_eq!(d["cause"], want.as_str(), "{d:#}");
+        // The node's pings to the pod, and its ARP requests for it.
+        assert!(d["dst"] == "10.244.1.5" || d["arp_tpa"] == "10.244.1.5", "{d:#}");
+        assert!(d.get("side").is_none(), "a node-side drop: {d:#}");
+    }
+    if let Some(seen) = seen {
+        let ours: Vec<&&Value> = drops.iter().collect();
+        agree_in_netns(&seen, netns_inum(&node.ns()), &cali1, &ours);
+    }
+}
+
+/// The pod's route to 169.254.1.1 removed: on this kernel nothing breaks (the default route's
+/// next hop stays bound to eth0; tcpdump shows the ARP exchange and the echo replies), and
+/// drop hunting, rightly, reports nothing. Re-adding a default route is what fails, in the
+/// pod, with no packet.
+#[test]
+fn pods_gateway_route_removed_breaks_nothing_and_shows_nothing() {
+    let node = Node::up("pr");
+    let cali1 = node.cali("pod1");
+    run(node.in_pod("pod1", "ip").args(["route", "del", "169.254.1.1", "dev", "eth0"]));
+    run(node.in_pod("pod1", "ip").args(["neigh", "flush", "all"]));
+    let dump = Tcpdump::start(&node, &cali1, "inout");
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let out = ping(&node, "pod1", "10.99.0.2");
+    assert!(out.contains(" 0% packet loss"), "the pod lost its network: {out}");
+    let readd = attempt(node.in_pod("pod1", "ip").args(["route", "replace", "default", "via", "169.254.1.1", "dev", "eth0"]));
+    assert!(readd.contains("invalid gateway"), "re-adding the default route: {readd}");
+    thread::sleep(Duration::from_millis(500));
+    let finished = tracer.stop();
+    let (requests, replies) = arp_counts(&dump.stop());
+    assert!(requests >= 1 && replies >= 1, "tcpdump: {requests} ARP requests, {replies} replies");
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(drops_on(&finished, &cali1).is_empty(), "{:#?}", drops_on(&finished, &cali1));
+}
+
+/// Healthy pods resolving their gateway afresh and talking to each other, the node and the
+/// uplink: no drop and no finding.
+#[test]
+fn healthy_pods_give_no_findings() {
+    let node = Node::up("ph");
+    for pod in ["pod1", "pod2"] {
+        run(node.in_pod(pod, "ip").args(["neigh", "flush", "all"]));
+    }
+    let tracer = Tracer::start(&node, &["--drops"]);
+    for (pod, dst) in [("pod1", "10.244.1.6"), ("pod2", "10.244.1.5"), ("pod1", "10.99.0.2"), ("pod2", "10.99.0.1")] {
+        let out = ping(&node, pod, dst);
+        assert!(out.contains(" 0% packet loss"), "healthy ping {pod} -> {dst}: {out}");
+    }
+    thread::sleep(Duration::from_millis(300));
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(finished.of_kind("drop").is_empty(), "healthy pods produced drops: {:#?}", finished.of_kind("drop"));
+}
