@@ -276,6 +276,11 @@ fn note_broken_neighbour(mirror: &Mirror, lookup: &Lookup<'_>, a: &mut Annotatio
     {
         a.notes.push(format!("neigh {ip} on {} is {}", Dev::new(mirror, nh.dev), state.name()));
     }
+    if let Some((ip, _, NeighState::Incomplete | NeighState::None, _)) = lookup.neighbour
+        && a.fib == Some(FibVerdict::NoNeighbour)
+    {
+        a.notes.push(format!("the kernel has no answer from {ip} yet"));
+    }
 }
 
 /// The host sent the frame out of a different interface than the route names.

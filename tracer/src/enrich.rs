@@ -122,6 +122,9 @@ impl Enricher {
         self.counters.unknown_sections = self.decoder.unknown_sections;
         let Decoded { event, frame } = decoded;
         metrics::count(self.metrics.as_ref(), &event); // metrics: packets, ARP, neighbours
+        if let Event::Neigh(ev) = &event {
+            self.mirror.neighbours.apply_probe(ev);
+        }
         match event {
             Event::Drop(ev) => self.drop(ev, frame),
             Event::Packet(ev) if !self.shown.packets => self.arp_finding(&ev, frame),

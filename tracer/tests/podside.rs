@@ -291,3 +291,39 @@ fn healthy_pods_give_no_findings() {
     assert!(finished.status.success(), "{}", finished.stderr);
     assert!(finished.of_kind("drop").is_empty(), "healthy pods produced drops: {:#?}", finished.of_kind("drop"));
 }
+
+/// A ping to a /32 routed to a cali whose pod does not own it: netlink never announces the
+/// INCOMPLETE entry, the neighbour probes do, so from the second echo request on the
+/// annotation says INCOMPLETE (not `none`) with the FIB's no_neigh explained — while `ip neigh`
+/// shows the entry INCOMPLETE.
+#[test]
+fn a_neighbour_being_resolved_is_annotated_incomplete() {
+    let node = Node::up("pi");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    run(node.in_node("ip").args(["route", "add", "10.244.1.99/32", "dev", &cali1, "scope", "link"]));
+    let tracer = Tracer::start(&node, &[]);
+    let ping = ["-c", "3", "-i", "0.3", "-W", "1", "10.244.1.99"];
+    let mut pinger = node.in_pod("pod2", "ping").args(ping).stdout(Stdio::null()).spawn().unwrap();
+    thread::sleep(Duration::from_millis(450));
+    let kernel = node.ip(&["neigh", "show", "10.244.1.99", "dev", &cali1]);
+    let _ = pinger.wait();
+    thread::sleep(Duration::from_millis(300));
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(kernel.contains("INCOMPLETE"), "ip neigh during the pings: {kernel:?}");
+    let requests: Vec<&Value> = finished
+        .of_kind("packet")
+        .into_iter()
+        .filter(|e| e["iface"] == cali2.as_str() && e["dir"] == "ingress" && e["dst"] == "10.244.1.99")
+        .filter(|e| e["icmp_type"] == 8)
+        .collect();
+    assert!(requests.len() >= 3, "echo requests on {cali2}: {requests:#?}");
+    assert!(requests[1..].iter().any(|r| r["fib"] == "no_neigh"), "the kernel's FIB: {requests:#?}");
+    for r in &requests[1..] {
+        assert_eq!(r["neigh_state"], "INCOMPLETE", "{r:#}");
+        let notes: Vec<&str> = r["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        if r["fib"] == "no_neigh" {
+            assert!(notes.contains(&"the kernel has no answer from 10.244.1.99 yet"), "{r:#}");
+        }
+    }
+}

@@ -152,6 +152,22 @@ impl Neighbours {
         }
     }
 
+    /// What the neighbour probes saw (`ev`): an entry the kernel is resolving. Netlink never
+    /// announces INCOMPLETE, so without this the mirror says "none" until the entry fails or
+    /// is answered (both of which netlink does announce, and which then replace this).
+    pub fn apply_probe(&mut self, ev: &tracer_common::NeighSection) {
+        let ip = match ev.family {
+            2 => IpAddr::from(<[u8; 4]>::try_from(&ev.addr[..4]).unwrap_or_default()),
+            10 => IpAddr::from(ev.addr),
+            _ => return,
+        };
+        if ev.new_state == tracer_common::nud::INCOMPLETE {
+            let k = neigh_key(ev.ifindex, ip);
+            let lladdr = self.entries.get(&k).and_then(|n| n.lladdr);
+            self.entries.insert(k, Neighbour { state: NeighState::Incomplete, lladdr });
+        }
+    }
+
     pub fn get(&self, dev: u32, ip: IpAddr) -> Option<&Neighbour> {
         self.entries.get(&neigh_key(dev, ip))
     }
@@ -198,5 +214,15 @@ mod tests {
         n.apply(NeighUpdate { dev: 5, ip, proxy: false, neighbour: reachable }, false);
         assert_eq!(n.get(5, ip), None);
         assert!(NeighState::Stale.is_valid() && !NeighState::Failed.is_valid() && NeighState::Incomplete.is_broken());
+        // A probe seeing the kernel start resolution: INCOMPLETE (netlink never says so).
+        let incomplete = tracer_common::nud::INCOMPLETE;
+        let mut probe = tracer_common::NeighSection { ifindex: 9, family: 2, new_state: incomplete, ..Default::default() };
+        probe.addr[..4].copy_from_slice(&[10, 244, 1, 99]);
+        let ip: IpAddr = "10.244.1.99".parse().unwrap();
+        n.apply_probe(&probe);
+        assert_eq!(n.get(9, ip).map(|e| e.state), Some(NeighState::Incomplete));
+        probe.new_state = tracer_common::nud::FAILED;
+        n.apply_probe(&probe);
+        assert_eq!(n.get(9, ip).map(|e| e.state), Some(NeighState::Incomplete), "FAILED is netlink's to say");
     }
 }
