@@ -30,7 +30,7 @@ const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V6_1,
         probes: &[Probe::All],
-        only: &["kernel", "parse", "annotate", "trace", "drops", "neigh", "survive", "neighbours", "wirefuzz", "filter"],
+        only: &["kernel", "parse", "annotate", "trace", "drops", "podside", "neigh", "survive", "neighbours", "wirefuzz", "filter"],
     },
     VmRun {
         kernel: Line::V6_12,

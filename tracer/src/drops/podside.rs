@@ -71,25 +71,6 @@ pub fn status(found: &Result<VethLayout, VethError>) -> Result<String, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The running kernel's BTF is the fixture (veth built in here, a module in the 6.1 VM).
-    #[test]
-    fn finds_the_veth_peer_behind_the_device() {
-        let btf = KernelBtf::load().expect("kernel BTF");
-        let l = VethLayout::find(&btf).expect("veth layout");
-        assert_eq!(l.dev_priv % NETDEV_ALIGN, 0);
-        assert!(l.dev_priv >= btf.struct_size("net_device").unwrap() && l.dev_priv < btf.struct_size("net_device").unwrap() + 32);
-        // peer is veth_priv's first member on every kernel since veth_priv has existed.
-        assert_eq!(l.veth_peer, 0);
-        let mut cfg = tracer_common::DropConfig::DISABLED;
-        l.apply(&mut cfg);
-        assert_eq!((cfg.veth, cfg.dev_name), (1, btf.member_offset("net_device", "name").unwrap()));
-        assert!(status(&Ok(l)).unwrap().starts_with("on (struct veth_priv from "));
-    }
-}
 
 /// `IFF_UP` in `net_device.flags`.
 const IFF_UP: u32 = 1;
@@ -142,8 +123,14 @@ pub fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpw
             });
             finding.cause(cali)
         }
+        Class::NoRoute => match crate::packet::PacketView(&ev.packet).dst_ip() {
+            Some(dst) => format!("the pod has no route to {dst} (pod end of {cali})"),
+            None => format!("the pod has no route (pod end of {cali})"),
+        },
         Class::Device => match f.reason {
-            Some("QDISC_DROP") => format!("the pod's {pod_dev} queue dropped it (queue full or no qdisc; pod end of {cali})"),
+            Some("QDISC_DROP") => {
+                format!("the pod's {pod_dev} queue dropped it (queue full or no qdisc; pod end of {cali})")
+            }
             _ => format!("the pod's {pod_dev} could not transmit it (pod end of {cali})"),
         },
         _ => {
@@ -155,7 +142,11 @@ pub fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpw
 
 /// An ARP_UNANSWERED finding as a drop on the cali: the pod's request is the frame, no
 /// kernel reason or location (the kernel consumed the request; it did not drop it).
-pub fn finding_drop<'m>(ev: &crate::event::PacketEvent, f: &super::arpwatch::Finding, cali: &str) -> super::render::NamedDrop<'m> {
+pub fn finding_drop<'m>(
+    ev: &crate::event::PacketEvent,
+    f: &super::arpwatch::Finding,
+    cali: &str,
+) -> super::render::NamedDrop<'m> {
     use tracer_common::{DropSection, dropf, proto::ETH_P_ARP};
     let drop = DropSection {
         ifindex: ev.ifindex,
@@ -184,4 +175,25 @@ pub fn is_raw_ping_reply(names: &super::DropNames, ev: &crate::event::DropEvent)
     ev.flags & tracer_common::dropf::POD_SIDE != 0
         && names.reason(ev).as_deref() == Some("NO_SOCKET")
         && view.icmp().is_some_and(|(t, _)| t == ICMP_ECHOREPLY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF is the fixture (veth built in here, a module in the 6.1 VM).
+    #[test]
+    fn finds_the_veth_peer_behind_the_device() {
+        let btf = KernelBtf::load().expect("kernel BTF");
+        let l = VethLayout::find(&btf).expect("veth layout");
+        assert_eq!(l.dev_priv % NETDEV_ALIGN, 0);
+        let size = btf.struct_size("net_device").unwrap();
+        assert!(l.dev_priv >= size && l.dev_priv < size + NETDEV_ALIGN, "{l:?} for {size} bytes");
+        // peer is veth_priv's first member on every kernel since veth_priv has existed.
+        assert_eq!(l.veth_peer, 0);
+        let mut cfg = tracer_common::DropConfig::DISABLED;
+        l.apply(&mut cfg);
+        assert_eq!((cfg.veth, cfg.dev_name), (1, btf.member_offset("net_device", "name").unwrap()));
+        assert!(status(&Ok(l)).unwrap().starts_with("on (struct veth_priv from "));
+    }
 }

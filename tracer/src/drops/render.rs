@@ -73,7 +73,8 @@ pub(crate) fn name_with<'m>(
     let pod_side = ev.flags & dropf::POD_SIDE != 0;
     // The node's routes and neighbours say nothing about a packet that never left the pod.
     let annotation = if pod_side { Annotation::default() } else { annotate::annotate(mirror, &as_packet_event(ev)) };
-    let facts = DropFacts { ev, reason: reason.as_deref(), symbol: names.symbol(ev), dev, mirror, annotation: &annotation };
+    let symbol = names.symbol(ev);
+    let facts = DropFacts { ev, reason: reason.as_deref(), symbol, dev, mirror, annotation: &annotation };
     let (cause, pod_dev) = if pod_side {
         (super::podside::describe(&facts, unanswered), Some(super::podside::pod_dev_name(ev)))
     } else {

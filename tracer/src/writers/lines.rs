@@ -162,6 +162,15 @@ mod tests {
             drop: crate::drops::render::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         });
+        let mut pod_ev = drop_ev;
+        pod_ev.flags |= tracer_common::dropf::POD_SIDE | tracer_common::dropf::HAS_POD;
+        (pod_ev.pod_ifindex, pod_ev.pod_flags) = (2, 1);
+        pod_ev.pod_name[..4].copy_from_slice(b"eth0");
+        let pod_drop = Record::Drop(DropRecord {
+            place: place(),
+            drop: crate::drops::render::name(&names, &mirror, &pod_ev, Some("calia")),
+            frame: Captured::default(),
+        });
         let arp = ArpSection {
             ifindex: 10,
             op: 1,
@@ -185,7 +194,7 @@ mod tests {
         neigh.addr[..4].copy_from_slice(&[10, 244, 1, 6]);
         let neigh = NeighEvent { neigh, ..Default::default() };
         let neigh = Record::Neigh(NeighRecord { place: place(), ev: neigh, mode: crate::probes::Mode::Kprobe });
-        for rec in [packet, drop, arp, neigh] {
+        for rec in [packet, drop, pod_drop, arp, neigh] {
             each(&rec);
         }
     }

@@ -229,10 +229,12 @@ impl EventWriter for PcapngWriter {
     }
 }
 
-/// `DROP <reason> at <location>: <cause>` (the packet's annotation follows after ` | `).
+/// `DROP <reason> at <location>: <cause>` (`[pod side, eth0]` after the cause for a drop on the
+/// pod end of the veth; the packet's annotation follows after ` | `).
 fn drop_comment(drop: &crate::drops::render::NamedDrop<'_>) -> String {
     let reason = drop.reason.as_deref().unwrap_or("(no reason)");
-    format!("DROP {reason} at {}: {}", drop.location, drop.cause)
+    let side = drop.pod_dev.as_deref().map(|d| format!(" [pod side, {d}]")).unwrap_or_default();
+    format!("DROP {reason} at {}: {}{side}", drop.location, drop.cause)
 }
 
 fn epb<'a>(id: u32, timestamp: Duration, original_len: u32, data: Cow<'a, [u8]>, flags: u32, comment: &[u8]) -> EnhancedPacketBlock<'a> {
