@@ -11,10 +11,9 @@ mod common;
 use std::{
     collections::BTreeSet,
     fs,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{Node, Tracer, run};
@@ -26,12 +25,6 @@ struct OracleDrop {
     code: u64,
     symbol: String,
     dev: String,
-}
-
-/// bpftrace on skb:kfree_skb, printing every non-consumed drop.
-struct Bpftrace {
-    child: Child,
-    out: PathBuf,
 }
 
 /// The bpftrace program: every kfree_skb that is a drop. Codes below NOT_SPECIFIED are not
@@ -58,66 +51,20 @@ fn not_specified_code() -> Option<u64> {
     text[open + 1..at].trim().trim_end_matches(',').trim().parse().ok()
 }
 
-fn oracle_wanted() -> bool {
-    if std::env::var_os("VETHTRACE_NO_ORACLE").is_some_and(|v| v == "1") {
-        eprintln!("drops test: VETHTRACE_NO_ORACLE=1: NOT comparing with bpftrace");
-        return false;
-    }
-    true
-}
+/// bpftrace on skb:kfree_skb, printing every non-consumed drop.
+struct Bpftrace(common::bpftrace::Bpftrace);
 
 impl Bpftrace {
     fn start(tag: &str) -> Option<Self> {
-        if !oracle_wanted() {
-            return None;
-        }
-        let out = std::env::temp_dir().join(format!("vt-bpftrace-{tag}-{}", std::process::id()));
-        let child = Command::new("bpftrace")
-            .args(["-B", "none", "-e", &script(not_specified_code())])
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bpftrace is the oracle of this test (apt install bpftrace; VETHTRACE_NO_ORACLE=1 to leave it out)");
-        let mut bt = Self { child, out };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !fs::read_to_string(&bt.out).unwrap_or_default().contains("Attaching") {
-            if let Some(status) = bt.child.try_wait().unwrap() {
-                panic!("bpftrace exited before attaching: {status}");
-            }
-            assert!(Instant::now() < deadline, "bpftrace did not attach within 60 s");
-            thread::sleep(Duration::from_millis(50));
-        }
-        // "Attaching" is printed before the attach itself is done.
-        thread::sleep(Duration::from_millis(500));
-        Some(bt)
+        common::bpftrace::Bpftrace::start(&format!("drops-{tag}"), &script(not_specified_code())).map(Self)
     }
 
-    fn stop(mut self) -> Vec<OracleDrop> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        // Under QEMU/TCG bpftrace has been seen to take more than a minute to detach after
-        // SIGINT. Its output is unbuffered (-B none), so what it printed is all there: stop
-        // waiting and kill it rather than fail the test on the oracle's own exit.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                eprintln!("drops test: bpftrace still running 60 s after SIGINT; killed");
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let text = fs::read_to_string(&self.out).unwrap_or_default();
-        let _ = fs::remove_file(&self.out);
-        text.lines()
-            .filter_map(|l| {
-                let mut w = l.strip_prefix("DROP ")?.split_whitespace();
-                Some(OracleDrop {
-                    code: w.next()?.parse().ok()?,
-                    symbol: w.next()?.to_owned(),
-                    dev: w.next().unwrap_or("").to_owned(),
-                })
+    fn stop(self) -> Vec<OracleDrop> {
+        let text = self.0.stop();
+        common::bpftrace::records(&text, "DROP ")
+            .filter_map(|w| {
+                let dev = w.get(2).map_or("", |d| d).to_owned();
+                Some(OracleDrop { code: w.first()?.parse().ok()?, symbol: (*w.get(1)?).to_owned(), dev })
             })
             .collect()
     }

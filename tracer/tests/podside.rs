@@ -23,10 +23,9 @@ use std::{
     collections::BTreeSet,
     fs,
     os::unix::fs::MetadataExt as _,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{Finished, Node, Tcpdump, Tracer, event_time, now, run};
@@ -41,12 +40,6 @@ struct OracleDrop {
     dev: String,
 }
 
-/// bpftrace printing every kfree_skb that is a drop, with its device's namespace.
-struct Bpftrace {
-    child: Child,
-    out: PathBuf,
-}
-
 const SCRIPT: &str = r#"tracepoint:skb:kfree_skb {
   $skb = (struct sk_buff *)args->skbaddr;
   if ($skb->dev != 0) {
@@ -54,49 +47,25 @@ const SCRIPT: &str = r#"tracepoint:skb:kfree_skb {
   }
 }"#;
 
+/// bpftrace printing every kfree_skb that is a drop, with its device's namespace.
+struct Bpftrace(common::bpftrace::Bpftrace);
+
 impl Bpftrace {
     fn start(tag: &str) -> Option<Self> {
-        if std::env::var_os("VETHTRACE_NO_ORACLE").is_some_and(|v| v == "1") {
-            eprintln!("podside test: VETHTRACE_NO_ORACLE=1: NOT comparing with bpftrace");
-            return None;
-        }
-        let out = std::env::temp_dir().join(format!("vt-bpftrace-ps-{tag}-{}", std::process::id()));
-        let child = Command::new("bpftrace")
-            .args(["-B", "none", "-e", SCRIPT])
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bpftrace is the oracle of this test (apt install bpftrace)");
-        let mut bt = Self { child, out };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !fs::read_to_string(&bt.out).unwrap_or_default().contains("Attaching") {
-            if let Some(status) = bt.child.try_wait().unwrap() {
-                panic!("bpftrace exited before attaching: {status}");
-            }
-            assert!(Instant::now() < deadline, "bpftrace did not attach within 60 s");
-            thread::sleep(Duration::from_millis(50));
-        }
-        thread::sleep(Duration::from_millis(500));
-        Some(bt)
+        common::bpftrace::Bpftrace::start(&format!("podside-{tag}"), SCRIPT).map(Self)
     }
 
-    fn stop(mut self) -> Vec<OracleDrop> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        if common::wait_timeout(&mut self.child, Duration::from_secs(60)).code().is_none() {
-            eprintln!("podside test: bpftrace did not exit after SIGINT");
-        }
-        let text = fs::read_to_string(&self.out).unwrap_or_default();
-        let _ = fs::remove_file(&self.out);
-        text.lines()
-            .filter_map(|l| {
-                let mut w = l.strip_prefix("DROP ")?.split_whitespace();
-                Some(OracleDrop {
-                    netns: w.next()?.parse().ok()?,
-                    code: w.next()?.parse().ok()?,
-                    symbol: w.next()?.to_owned(),
-                    dev: w.next().unwrap_or("").to_owned(),
-                })
+    fn stop(self) -> Vec<OracleDrop> {
+        let text = self.0.stop();
+        common::bpftrace::records(&text, "DROP ")
+            .filter_map(|w| match w[..] {
+                [netns, code, symbol, ref dev @ ..] => Some(OracleDrop {
+                    netns: netns.parse().ok()?,
+                    code: code.parse().ok()?,
+                    symbol: symbol.to_owned(),
+                    dev: dev.first().map_or("", |d| d).to_owned(),
+                }),
+                _ => None,
             })
             .collect()
     }
@@ -285,7 +254,7 @@ fn healthy_pods_give_no_findings() {
         run(node.in_pod(pod, "ip").args(["neigh", "flush", "all"]));
     }
     let tracer = Tracer::start(&node, &["--drops"]);
-    for (pod, dst) in [("pod1", "10.244.1.6"), ("pod2", "10.244.1.5"), ("pod1", "10.99.0.2"), ("pod2", "10.99.0.1")] {
+    for (pod, dst) in [("pod1", "10.244.1.6"), ("pod2", "10.244.1.5"), ("pod1", "10.99.0.2"), ("pod2", "10.99.0.1"), ("pod1", "fd00:244::6")] {
         let out = ping(&node, pod, dst);
         assert!(out.contains(" 0% packet loss"), "healthy ping {pod} -> {dst}: {out}");
     }

@@ -166,15 +166,17 @@ pub fn finding_drop<'m>(
     }
 }
 
-/// A pod's echo reply freed by `ping_rcv` with NO_SOCKET: the kernel hands every echo reply
+/// A pod's echo reply (ICMP or ICMPv6) freed by `ping_rcv` with NO_SOCKET: the kernel hands every echo reply
 /// to the raw sockets and to `ping_rcv`, which frees it when no ICMP datagram socket wants it
 /// — every raw-socket ping in a pod does this for every reply it gets. Not a fault.
 pub fn is_raw_ping_reply(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
-    const ICMP_ECHOREPLY: u8 = 0;
+    use tracer_common::proto::{IPPROTO_ICMP, IPPROTO_ICMPV6};
     let view = crate::packet::PacketView(&ev.packet);
-    ev.flags & tracer_common::dropf::POD_SIDE != 0
-        && names.reason(ev).as_deref() == Some("NO_SOCKET")
-        && view.icmp().is_some_and(|(t, _)| t == ICMP_ECHOREPLY)
+    let echo_reply = match (view.ip_proto(), view.icmp()) {
+        (Some(IPPROTO_ICMP), Some((0, _))) | (Some(IPPROTO_ICMPV6), Some((129, _))) => true,
+        _ => false,
+    };
+    ev.flags & tracer_common::dropf::POD_SIDE != 0 && echo_reply && names.reason(ev).as_deref() == Some("NO_SOCKET")
 }
 
 #[cfg(test)]

@@ -161,10 +161,12 @@ impl Neighbours {
             10 => IpAddr::from(ev.addr),
             _ => return,
         };
-        if ev.new_state == tracer_common::nud::INCOMPLETE {
-            let k = neigh_key(ev.ifindex, ip);
-            let lladdr = self.entries.get(&k).and_then(|n| n.lladdr);
-            self.entries.insert(k, Neighbour { state: NeighState::Incomplete, lladdr });
+        let k = neigh_key(ev.ifindex, ip);
+        // Resolution starts only from no entry or a FAILED one: a valid state in the mirror is
+        // netlink's answer to this very resolution, read before the probe's event.
+        let known = self.entries.get(&k).map(|n| n.state);
+        if ev.new_state == tracer_common::nud::INCOMPLETE && !known.is_some_and(NeighState::is_valid) {
+            self.entries.insert(k, Neighbour { state: NeighState::Incomplete, lladdr: None });
         }
     }
 
@@ -224,5 +226,10 @@ mod tests {
         probe.new_state = tracer_common::nud::FAILED;
         n.apply_probe(&probe);
         assert_eq!(n.get(9, ip).map(|e| e.state), Some(NeighState::Incomplete), "FAILED is netlink's to say");
+        // The answer came in through netlink before the probe's event: it stays.
+        n.apply(NeighUpdate { dev: 9, ip, proxy: false, neighbour: reachable }, true);
+        probe.new_state = tracer_common::nud::INCOMPLETE;
+        n.apply_probe(&probe);
+        assert_eq!(n.get(9, ip), Some(&reachable));
     }
 }

@@ -477,3 +477,4 @@ pub fn eventually(limit: Duration, cond: impl FnMut() -> bool) -> bool {
 pub mod system;
 pub mod owner;
 pub mod bpf;
+pub mod bpftrace;
