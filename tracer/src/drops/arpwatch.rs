@@ -23,16 +23,16 @@ use crate::{
 };
 
 /// The reason name of the finding.
-pub const REASON: &str = "ARP_UNANSWERED";
+pub(crate) const REASON: &str = "ARP_UNANSWERED";
 /// Calico's gateway for every pod: a link-local address the node answers by proxy ARP.
-pub const CALICO_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+pub(crate) const CALICO_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// A request repeated this soon after the last one is the kernel's own retransmission timing
 /// at the earliest (`retrans_time_ms`, 1 s by default): the node had time to answer.
 const ANSWER_TIME_NS: u64 = 200_000_000;
 
 /// Why the node does not answer the pod's request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unanswered {
+pub(crate) enum Unanswered {
     CaliDown,
     ForwardingOff,
     ProxyArpOff,
@@ -45,7 +45,7 @@ pub enum Unanswered {
 
 /// An unanswered request: who asked whom on which interface, and why nobody answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub spa: Ipv4Addr,
     pub tpa: Ipv4Addr,
     pub why: Unanswered,
@@ -53,7 +53,7 @@ pub struct Finding {
 
 impl Finding {
     /// The cause in the node's terms, `dev` being the cali's name.
-    pub fn cause(&self, dev: &str) -> String {
+    pub(crate) fn cause(&self, dev: &str) -> String {
         let whom = if self.tpa == CALICO_GATEWAY { format!("its gateway {}", self.tpa) } else { self.tpa.to_string() };
         let why = match self.why {
             Unanswered::CaliDown => format!("{dev} is down"),
@@ -70,7 +70,7 @@ impl Finding {
 
 /// Why the node would not answer `arp` (a request received on `dev`), from the mirror: the
 /// checks arp_process makes before a proxy reply. `None`: it would answer.
-pub fn proxy_verdict(mirror: &Mirror, dev: u32, arp: &Arp) -> Option<Unanswered> {
+pub(crate) fn proxy_verdict(mirror: &Mirror, dev: u32, arp: &Arp) -> Option<Unanswered> {
     let link = mirror.links.get(dev)?;
     if !link.up {
         return Some(Unanswered::CaliDown);
@@ -106,7 +106,7 @@ fn flow(dst: Ipv4Addr, src: Option<Ipv4Addr>, iif: Option<&str>) -> Flow<'_> {
 
 /// Requests waiting for the node's reply, per (interface, target).
 #[derive(Debug, Default)]
-pub struct ArpWatch {
+pub(crate) struct ArpWatch {
     waiting: HashMap<(u32, Ipv4Addr), u64>,
     /// The last unanswered request per interface: what a pod-side NEIGH_FAILED waited for.
     last: HashMap<u32, Finding>,
@@ -115,7 +115,7 @@ pub struct ArpWatch {
 impl ArpWatch {
     /// Looks at one ARP frame TC saw on a traced interface; a finding when it is a request
     /// the node leaves unanswered.
-    pub fn observe(&mut self, mirror: &Mirror, ev: &PacketEvent) -> Option<Finding> {
+    pub(crate) fn observe(&mut self, mirror: &Mirror, ev: &PacketEvent) -> Option<Finding> {
         let arp = PacketView(&ev.packet).arp()?;
         let key = (ev.ifindex, arp.tpa);
         match (ev.dir, arp.op) {
@@ -144,7 +144,7 @@ impl ArpWatch {
     }
 
     /// The last request on `dev` the node left unanswered, if no reply followed it.
-    pub fn last_unanswered(&self, dev: u32) -> Option<&Finding> {
+    pub(crate) fn last_unanswered(&self, dev: u32) -> Option<&Finding> {
         self.last.get(&dev)
     }
 }

@@ -12,7 +12,7 @@ const NETDEV_ALIGN: u32 = 32;
 
 /// Where a veth's peer is, and where the BTF that told came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VethLayout {
+pub(crate) struct VethLayout {
     pub dev_link_ops: u32,
     pub link_ops_kind: u32,
     pub dev_priv: u32,
@@ -24,7 +24,7 @@ pub struct VethLayout {
 
 /// Why pod-side drops are off.
 #[derive(Debug, thiserror::Error)]
-pub enum VethError {
+pub(crate) enum VethError {
     #[error("veth is neither built in nor loaded with BTF (no struct veth_priv in vmlinux, no /sys/kernel/btf/veth)")]
     NoVeth,
     #[error("{0}")]
@@ -33,7 +33,7 @@ pub enum VethError {
 
 impl VethLayout {
     /// The layout of the running kernel.
-    pub fn find(vmlinux: &KernelBtf) -> Result<Self, VethError> {
+    pub(crate) fn find(vmlinux: &KernelBtf) -> Result<Self, VethError> {
         let module;
         let (btf, source) = if vmlinux.struct_size("veth_priv").is_ok() {
             (vmlinux, "vmlinux")
@@ -53,7 +53,7 @@ impl VethLayout {
     }
 
     /// Sets the drop program's veth fields.
-    pub fn apply(&self, cfg: &mut tracer_common::DropConfig) {
+    pub(crate) fn apply(&self, cfg: &mut tracer_common::DropConfig) {
         cfg.veth = 1;
         cfg.dev_link_ops = self.dev_link_ops;
         cfg.link_ops_kind = self.link_ops_kind;
@@ -64,7 +64,7 @@ impl VethLayout {
 }
 
 /// The line `vethtrace check` and the trace's startup print.
-pub fn status(found: &Result<VethLayout, VethError>) -> Result<String, String> {
+pub(crate) fn status(found: &Result<VethLayout, VethError>) -> Result<String, String> {
     match found {
         Ok(l) => Ok(format!("on (struct veth_priv from {}): drops on the pod end of a traced veth are kept", l.source)),
         Err(e) => Err(format!("off: {e}")),
@@ -76,7 +76,7 @@ pub fn status(found: &Result<VethLayout, VethError>) -> Result<String, String> {
 const IFF_UP: u32 = 1;
 
 /// The pod end's name as the kernel gave it (`eth0`), or `if<N>`.
-pub fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
+pub(crate) fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
     let name = &ev.pod_name;
     let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     match std::str::from_utf8(&name[..len]) {
@@ -87,7 +87,7 @@ pub fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
 
 /// The cause of a drop on the pod end of the veth, in the node's terms: `f.dev` is the cali.
 /// `unanswered` is the pod's last ARP request the node left unanswered on that cali.
-pub fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpwatch::Finding>) -> String {
+pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpwatch::Finding>) -> String {
     use super::{
         arpwatch::{self, Finding, Unanswered},
         cause::{Class, classify},
@@ -142,7 +142,7 @@ pub fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpw
 
 /// An ARP_UNANSWERED finding as a drop on the cali: the pod's request is the frame, no
 /// kernel reason or location (the kernel consumed the request; it did not drop it).
-pub fn finding_drop<'m>(
+pub(crate) fn finding_drop<'m>(
     ev: &crate::event::PacketEvent,
     f: &super::arpwatch::Finding,
     cali: &str,
@@ -169,13 +169,11 @@ pub fn finding_drop<'m>(
 /// A pod's echo reply (ICMP or ICMPv6) freed by `ping_rcv` with NO_SOCKET: the kernel hands every echo reply
 /// to the raw sockets and to `ping_rcv`, which frees it when no ICMP datagram socket wants it
 /// — every raw-socket ping in a pod does this for every reply it gets. Not a fault.
-pub fn is_raw_ping_reply(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
+pub(crate) fn is_raw_ping_reply(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
     use tracer_common::proto::{IPPROTO_ICMP, IPPROTO_ICMPV6};
     let view = crate::packet::PacketView(&ev.packet);
-    let echo_reply = match (view.ip_proto(), view.icmp()) {
-        (Some(IPPROTO_ICMP), Some((0, _))) | (Some(IPPROTO_ICMPV6), Some((129, _))) => true,
-        _ => false,
-    };
+    let echo_reply =
+        matches!((view.ip_proto(), view.icmp()), (Some(IPPROTO_ICMP), Some((0, _))) | (Some(IPPROTO_ICMPV6), Some((129, _))));
     ev.flags & tracer_common::dropf::POD_SIDE != 0 && echo_reply && names.reason(ev).as_deref() == Some("NO_SOCKET")
 }
 
