@@ -155,7 +155,7 @@ impl Enricher {
 
     fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
         let names = self.drop_names.as_ref()?;
-        if names.is_ipv6_control_noise(&ev) || drops::podside::is_raw_ping_reply(names, &ev) {
+        if names.is_ipv6_control_noise(&ev) || drops::podside::is_pod_noise(names, &ev) {
             return None;
         }
         let dev = (ev.ifindex != 0).then(|| iface_name(&self.mirror, ev.ifindex));

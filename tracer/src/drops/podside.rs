@@ -166,15 +166,24 @@ pub(crate) fn finding_drop<'m>(
     }
 }
 
-/// A pod's echo reply (ICMP or ICMPv6) freed by `ping_rcv` with NO_SOCKET: the kernel hands every echo reply
-/// to the raw sockets and to `ping_rcv`, which frees it when no ICMP datagram socket wants it
-/// — every raw-socket ping in a pod does this for every reply it gets. Not a fault.
-pub(crate) fn is_raw_ping_reply(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
+/// What a healthy pod's own stack frees with kfree_skb as a matter of course, left out:
+/// - echo replies (ICMP or ICMPv6) `ping_rcv` frees as NO_SOCKET: the kernel hands every echo
+///   reply to the raw sockets and to `ping_rcv`, which frees it when no ICMP datagram socket
+///   wants it — every raw-socket ping in a pod does this for every reply;
+/// - ICMPv6 messages `icmpv6_rcv` has handled, freed without a reason on 6.1 (later kernels
+///   consume them): every echo request a pod answers.
+pub(crate) fn is_pod_noise(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
     use tracer_common::proto::{IPPROTO_ICMP, IPPROTO_ICMPV6};
+    if ev.flags & tracer_common::dropf::POD_SIDE == 0 {
+        return false;
+    }
     let view = crate::packet::PacketView(&ev.packet);
+    let reason = names.reason(ev);
     let echo_reply =
         matches!((view.ip_proto(), view.icmp()), (Some(IPPROTO_ICMP), Some((0, _))) | (Some(IPPROTO_ICMPV6), Some((129, _))));
-    ev.flags & tracer_common::dropf::POD_SIDE != 0 && echo_reply && names.reason(ev).as_deref() == Some("NO_SOCKET")
+    let unnamed = matches!(reason.as_deref(), None | Some("NOT_SPECIFIED"));
+    (echo_reply && reason.as_deref() == Some("NO_SOCKET"))
+        || (unnamed && view.ip_proto() == Some(IPPROTO_ICMPV6) && names.symbol(ev) == Some("icmpv6_rcv"))
 }
 
 #[cfg(test)]
@@ -195,5 +204,32 @@ mod tests {
         l.apply(&mut cfg);
         assert_eq!((cfg.veth, cfg.dev_name), (1, btf.member_offset("net_device", "name").unwrap()));
         assert!(status(&Ok(l)).unwrap().starts_with("on (struct veth_priv from "));
+    }
+
+    /// The pod's own routine frees are set aside; the same frees on the node's side are not.
+    #[test]
+    fn a_healthy_pods_routine_frees_are_noise() {
+        use crate::kernel::{drop_reason::DropReasons, kallsyms::Kallsyms};
+        use tracer_common::{dropf, proto::IPPROTO_ICMPV6, valid};
+        let names = super::super::DropNames {
+            reasons: DropReasons::from_values([
+                ("SKB_DROP_REASON_NOT_SPECIFIED".to_owned(), 1),
+                ("SKB_DROP_REASON_NO_SOCKET".to_owned(), 3),
+            ]),
+            kallsyms: Kallsyms::parse("ffffffff81a00000 t ping_rcv\nffffffff81b00000 t icmpv6_rcv\n"),
+        };
+        let mut ev = crate::event::DropEvent::default();
+        ev.flags = dropf::HAS_REASON | dropf::POD_SIDE | dropf::HAS_POD | dropf::BY_DEV;
+        ev.packet.valid = valid::L2 | valid::IPV6 | valid::ICMP;
+        (ev.packet.ip_proto, ev.packet.icmp_type) = (IPPROTO_ICMPV6, 129);
+        (ev.reason, ev.location) = (3, 0xffff_ffff_81a0_0010);
+        assert!(is_pod_noise(&names, &ev), "an echo reply ping_rcv did not want");
+        (ev.packet.icmp_type, ev.reason, ev.location) = (128, 1, 0xffff_ffff_81b0_0010);
+        assert!(is_pod_noise(&names, &ev), "6.1's icmpv6_rcv freeing a handled echo request");
+        ev.reason = 3;
+        assert!(!is_pod_noise(&names, &ev), "NO_SOCKET for an echo request is no routine free");
+        (ev.packet.icmp_type, ev.location) = (129, 0xffff_ffff_81a0_0010);
+        ev.flags &= !dropf::POD_SIDE;
+        assert!(!is_pod_noise(&names, &ev), "the node's side");
     }
 }
