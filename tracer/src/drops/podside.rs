@@ -218,8 +218,9 @@ mod tests {
             ]),
             kallsyms: Kallsyms::parse("ffffffff81a00000 t ping_rcv\nffffffff81b00000 t icmpv6_rcv\n"),
         };
-        let mut ev = crate::event::DropEvent::default();
-        ev.flags = dropf::HAS_REASON | dropf::POD_SIDE | dropf::HAS_POD | dropf::BY_DEV;
+        let flags = dropf::HAS_REASON | dropf::POD_SIDE | dropf::HAS_POD | dropf::BY_DEV;
+        let drop = tracer_common::DropSection { flags, ..Default::default() };
+        let mut ev = crate::event::DropEvent { drop, ..Default::default() };
         ev.packet.valid = valid::L2 | valid::IPV6 | valid::ICMP;
         (ev.packet.ip_proto, ev.packet.icmp_type) = (IPPROTO_ICMPV6, 129);
         (ev.reason, ev.location) = (3, 0xffff_ffff_81a0_0010);
