@@ -95,6 +95,8 @@ struct Expect<'a> {
     reasons: &'a [&'a str],
     /// Text the cause must contain.
     cause: &'a str,
+    /// Its `cause_code`.
+    code: &'a str,
     /// Why vethtrace kept it: "device" (a traced interface) or "address" (routed to one).
     matched: &'a str,
 }
@@ -124,6 +126,7 @@ fn check_fault(node: &Node, tag: &str, trigger: impl FnOnce(), settle: Duration,
         assert!(expect.reasons.contains(&reason), "reason {reason} not in {:?}: {d:#}", expect.reasons);
         let cause = d["cause"].as_str().unwrap_or_default();
         assert!(cause.contains(expect.cause), "cause {cause:?} lacks {:?}: {d:#}", expect.cause);
+        assert_eq!(d["cause_code"], expect.code, "{d:#}");
         assert!(d["location"].as_str().is_some_and(|l| l.contains("+0x")), "location: {d:#}");
         assert_eq!(d["matched"], expect.matched, "{d:#}");
     }
@@ -173,6 +176,7 @@ fn unreachable_route() {
             // (no route at all) IP_INNOROUTES.
             reasons: &["NOT_SPECIFIED", "IP_INNOROUTES"],
             cause: "no route to 10.77.0.1 (unreachable route 10.77.0.0/16)",
+            code: "no_route",
             matched: "device",
         },
     );
@@ -193,6 +197,7 @@ fn host_route_to_a_cali_no_pod_owns() {
             iface: &cali2,
             reasons: &["NEIGH_FAILED"],
             cause: &format!("10.244.1.99 never answered ARP on {cali2} (neighbour FAILED)"),
+            code: "neighbour_unanswered",
             matched: "device",
         },
     );
@@ -209,7 +214,7 @@ fn nftables_drop_in_forward() {
         "df",
         || ping(&node, "pod1", &["10.244.1.6"]),
         Duration::from_millis(500),
-        &Expect { iface: &cali1, reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "device" },
+        &Expect { iface: &cali1, reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", code: "netfilter", matched: "device" },
     );
 }
 
@@ -229,7 +234,7 @@ fn drop_on_the_uplink_is_kept_by_address() {
             attempt(Node::exec(&uplink, "ping").args(["-c", "2", "-i", "0.2", "-W", "1", "10.99.0.1"]));
         },
         Duration::from_millis(500),
-        &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "address" },
+        &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", code: "netfilter", matched: "address" },
     );
     assert!(drops.iter().all(|d| d["dst"] == "10.244.1.5"), "the node's own traffic was reported: {drops:#?}");
 }
@@ -256,7 +261,7 @@ fn snatted_drop_on_the_uplink_is_kept_because_it_arrived_on_a_cali() {
             attempt(node.in_node("ping").args(["-c", "3", "-i", "0.2", "-W", "1", "192.0.2.1"]));
         },
         Duration::from_millis(500),
-        &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", matched: "arrival" },
+        &Expect { iface: "eth0", reasons: &["NETFILTER_DROP"], cause: "dropped by a netfilter rule", code: "netfilter", matched: "arrival" },
     );
     assert_eq!(drops.len(), 2, "pod1's two pings, not the node's three: {drops:#?}");
     assert!(drops.iter().all(|d| d["src"] == "10.99.0.1" && d["dst"] == "192.0.2.1"), "SNATed: {drops:#?}");
@@ -281,6 +286,7 @@ fn rp_filter_drops_a_spoofed_source() {
             iface: &cali1,
             reasons: &["IP_RPFILTER"],
             cause: &format!("reverse-path filter on {cali1}: source 10.55.0.9 not routed back through {cali1}"),
+            code: "rp_filter",
             matched: "device",
         },
     );
@@ -301,6 +307,7 @@ fn packet_larger_than_mtu_with_df() {
             // 6.1 drops it in ip_forward without a reason.
             reasons: &["PKT_TOO_BIG", "NOT_SPECIFIED"],
             cause: "packet larger than MTU with DF set (1228 bytes, MTU 1000 on eth0)",
+            code: "too_big",
             matched: "device",
         },
     );
@@ -324,6 +331,7 @@ fn pod_end_of_the_veth_down() {
             iface: &cali1,
             reasons: &["QDISC_DROP", "NEIGH_FAILED", "NOT_SPECIFIED", "DEV_READY"],
             cause: "veth peer is down",
+            code: "veth_peer_down",
             matched: "device",
         },
     );

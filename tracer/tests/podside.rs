@@ -130,7 +130,7 @@ fn proxy_arp_off_is_found_on_the_cali_and_the_pods_drops_follow() {
     assert!(event_time(first) - t0 < Duration::from_secs(1), "found {:?} after the first ping", event_time(first) - t0);
     assert!(findings.len() <= requests, "{} findings for {requests} requests", findings.len());
     for f in &findings {
-        assert_eq!(f["cause"], cause.as_str(), "{f:#}");
+        assert_eq!((&f["cause"], &f["cause_code"]), (&Value::from(cause.as_str()), &Value::from("arp_proxy_arp_off")), "{f:#}");
         assert_eq!((&f["ethertype"], &f["arp_tpa"]), (&Value::from("arp"), &Value::from("169.254.1.1")), "{f:#}");
         assert!(f.get("reason_code").is_none_or(Value::is_null) && f.get("side").is_none(), "{f:#}");
     }
@@ -139,7 +139,7 @@ fn proxy_arp_off_is_found_on_the_cali_and_the_pods_drops_follow() {
     for d in &pod_side {
         assert_eq!((&d["side"], &d["pod_dev"]), (&Value::from("pod"), &Value::from("eth0")), "{d:#}");
         assert_eq!(d["src"], "10.244.1.5", "{d:#}");
-        assert_eq!(d["cause"], cause.as_str(), "{d:#}");
+        assert_eq!((&d["cause"], &d["cause_code"]), (&Value::from(cause.as_str()), &Value::from("arp_proxy_arp_off")), "{d:#}");
     }
     if let Some(seen) = seen {
         agree_in_netns(&seen, netns_inum(&node.pod_ns("pod1")), "eth0", &pod_side);
@@ -210,7 +210,7 @@ fn pods_eth0_down_shows_on_the_nodes_traffic_to_it() {
     assert!(after < Duration::from_secs(1), "first drop {after:?} after the first ping");
     for d in &drops {
         let want = format!("veth peer is down (the pod's eth0 is down: {cali1} has no carrier)");
-        assert_eq!(d["cause"], want.as_str(), "{d:#}");
+        assert_eq!((&d["cause"], &d["cause_code"]), (&Value::from(want.as_str()), &Value::from("veth_peer_down")), "{d:#}");
         // The node's pings to the pod, and its ARP requests for it.
         assert!(d["dst"] == "10.244.1.5" || d["arp_tpa"] == "10.244.1.5", "{d:#}");
         assert!(d.get("side").is_none(), "a node-side drop: {d:#}");

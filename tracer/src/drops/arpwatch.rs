@@ -16,6 +16,7 @@ use std::{
 
 use tracer_common::dir;
 
+use super::cause::{Cause, CauseCode};
 use crate::{
     event::PacketEvent,
     mirror::{Mirror, fib::Resolution, prefix::Family, routes::RouteKind, rules::Flow},
@@ -53,18 +54,21 @@ pub(crate) struct Finding {
 
 impl Finding {
     /// The cause in the node's terms, `dev` being the cali's name.
-    pub(crate) fn cause(&self, dev: &str) -> String {
+    pub(crate) fn cause(&self, dev: &str) -> Cause {
+        use CauseCode as C;
         let whom = if self.tpa == CALICO_GATEWAY { format!("its gateway {}", self.tpa) } else { self.tpa.to_string() };
-        let why = match self.why {
-            Unanswered::CaliDown => format!("{dev} is down"),
-            Unanswered::ForwardingOff => format!("forwarding is off on {dev}"),
-            Unanswered::ProxyArpOff => format!("proxy_arp is off on {dev}"),
-            Unanswered::NoRoute => format!("the node has no route to {}", self.tpa),
-            Unanswered::RoutedBack => format!("the node routes {} back out {dev}", self.tpa),
-            Unanswered::NoRouteBack => format!("rp_filter on {dev} and no route back to {} through it", self.spa),
-            Unanswered::Nobody => "nobody answered".to_owned(),
+        let (code, why) = match self.why {
+            Unanswered::CaliDown => (C::ArpCaliDown, format!("{dev} is down")),
+            Unanswered::ForwardingOff => (C::ArpForwardingOff, format!("forwarding is off on {dev}")),
+            Unanswered::ProxyArpOff => (C::ArpProxyArpOff, format!("proxy_arp is off on {dev}")),
+            Unanswered::NoRoute => (C::ArpNoRoute, format!("the node has no route to {}", self.tpa)),
+            Unanswered::RoutedBack => (C::ArpRoutedBack, format!("the node routes {} back out {dev}", self.tpa)),
+            Unanswered::NoRouteBack => {
+                (C::ArpNoRouteBack, format!("rp_filter on {dev} and no route back to {} through it", self.spa))
+            }
+            Unanswered::Nobody => (C::ArpNobodyAnswered, "nobody answered".to_owned()),
         };
-        format!("pod {} got no ARP reply for {whom} on {dev}: {why}", self.spa)
+        Cause::new(code, format!("pod {} got no ARP reply for {whom} on {dev}: {why}", self.spa))
     }
 }
 
@@ -157,11 +161,12 @@ mod tests {
     fn causes_speak_of_the_pod_and_the_cali() {
         let f = Finding { spa: Ipv4Addr::new(10, 244, 1, 5), tpa: CALICO_GATEWAY, why: Unanswered::ProxyArpOff };
         assert_eq!(
-            f.cause("calia"),
+            f.cause("calia").to_string(),
             "pod 10.244.1.5 got no ARP reply for its gateway 169.254.1.1 on calia: proxy_arp is off on calia"
         );
+        assert_eq!(f.cause("calia").code, CauseCode::ArpProxyArpOff);
         let f = Finding { tpa: Ipv4Addr::new(10, 99, 0, 1), why: Unanswered::Nobody, ..f };
-        assert_eq!(f.cause("calia"), "pod 10.244.1.5 got no ARP reply for 10.99.0.1 on calia: nobody answered");
+        assert_eq!(f.cause("calia").to_string(), "pod 10.244.1.5 got no ARP reply for 10.99.0.1 on calia: nobody answered");
     }
 
     fn arp_event(dir: u8, op: u16, spa: [u8; 4], tpa: [u8; 4], ts_ns: u64) -> PacketEvent {

@@ -1,7 +1,7 @@
 //! A drop's cause in plain words, from its reason (or, on kernels without reasons, the
 //! function that dropped it) and the node's state in the mirror.
 
-use std::net::IpAddr;
+use std::{fmt, net::IpAddr};
 
 use crate::event::DropEvent;
 
@@ -10,6 +10,96 @@ use crate::{
     mirror::{Mirror, fib::Resolution, neigh::NeighState, routes::RouteKind, rules::Flow},
     packet::{Mac, PacketView},
 };
+
+/// Declares [`CauseCode`]: each variant with the stable code scripts and tests match.
+macro_rules! cause_codes {
+    ($($(#[$doc:meta])* $variant:ident => $code:literal,)*) => {
+        /// What kind of cause a drop has: stable across versions and wordings (JSON
+        /// `cause_code`), where the sentence ([`Cause`]'s Display) may change.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum CauseCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl CauseCode {
+            #[cfg(test)]
+            pub(crate) const ALL: &[Self] = &[$(Self::$variant,)*];
+
+            pub(crate) fn code(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+cause_codes! {
+    NoRoute => "no_route",
+    /// A neighbour (ARP or NDP) never answered.
+    NeighbourUnanswered => "neighbour_unanswered",
+    Netfilter => "netfilter",
+    RpFilter => "rp_filter",
+    TooBig => "too_big",
+    DeviceDown => "device_down",
+    NoCarrier => "no_carrier",
+    /// The device is a veth whose other end is down.
+    VethPeerDown => "veth_peer_down",
+    QueueDrop => "queue_drop",
+    TransmitFailed => "transmit_failed",
+    NoSocket => "no_socket",
+    BadHeader => "bad_header",
+    OtherHost => "other_host",
+    TcProgram => "tc_program",
+    NoReason => "no_reason",
+    /// A reason the classes above do not cover, in the kernel's words.
+    Kernel => "kernel",
+    /// Pod side: the pod's device is down.
+    PodDeviceDown => "pod_device_down",
+    PodNoCarrier => "pod_no_carrier",
+    PodNoRoute => "pod_no_route",
+    PodQueueDrop => "pod_queue_drop",
+    PodTransmitFailed => "pod_transmit_failed",
+    /// Pod side: its neighbour resolution failed and no ARP request of it was seen.
+    PodNeighbourFailed => "pod_neighbour_failed",
+    /// An ARP request the node left unanswered, and why (from the mirror).
+    ArpCaliDown => "arp_cali_down",
+    ArpForwardingOff => "arp_forwarding_off",
+    ArpProxyArpOff => "arp_proxy_arp_off",
+    ArpNoRoute => "arp_no_route",
+    ArpRoutedBack => "arp_routed_back",
+    ArpNoRouteBack => "arp_no_route_back",
+    ArpNobodyAnswered => "arp_nobody_answered",
+}
+
+/// A drop's cause: its stable code and the sentence in plain words (Display: the text line,
+/// JSON `cause`, the pcapng comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cause {
+    pub(crate) code: CauseCode,
+    text: String,
+}
+
+impl Cause {
+    pub(crate) fn new(code: CauseCode, text: impl Into<String>) -> Self {
+        Self { code, text: text.into() }
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The same code, the sentence put in other words (`in the pod behind caliX: …`).
+    pub(crate) fn reworded(self, text: String) -> Self {
+        Self { text, ..self }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
 
 /// `IFF_UP` in `net_device.flags`.
 const IFF_UP: u32 = 1;
@@ -74,29 +164,32 @@ pub(crate) struct DropFacts<'a> {
 }
 
 /// The cause in plain words.
-pub(crate) fn describe(f: &DropFacts<'_>) -> String {
+pub(crate) fn describe(f: &DropFacts<'_>) -> Cause {
+    use CauseCode as C;
     let view = PacketView(&f.ev.packet);
     let dev = f.dev.unwrap_or("an unknown device");
     let dst = view.dst_ip();
     match classify(f.reason, f.symbol) {
         Class::NoRoute => no_route(f, dst),
         Class::Neighbour => device_down(f, dev).unwrap_or_else(|| neighbour(f, dev, dst)),
-        Class::Netfilter => format!("dropped by a netfilter rule (packet on {dev})"),
+        Class::Netfilter => Cause::new(C::Netfilter, format!("dropped by a netfilter rule (packet on {dev})")),
         Class::RpFilter => rp_filter(f, dev, view.src_ip()),
         Class::TooBig => too_big(f, &view),
         Class::Device => device_down(f, dev).unwrap_or_else(|| match f.reason {
-            Some("QDISC_DROP") => format!("dropped by the queueing discipline of {dev} (queue full or no qdisc)"),
-            _ => format!("{dev} could not transmit it"),
+            Some("QDISC_DROP") => {
+                Cause::new(C::QueueDrop, format!("dropped by the queueing discipline of {dev} (queue full or no qdisc)"))
+            }
+            _ => Cause::new(C::TransmitFailed, format!("{dev} could not transmit it")),
         }),
-        Class::NoSocket => match (view.ip_proto(), view.ports()) {
+        Class::NoSocket => Cause::new(C::NoSocket, match (view.ip_proto(), view.ports()) {
             (Some(p), Some((_, dport))) => {
                 format!("no socket on this host for {} port {dport}", crate::packet::proto_name(p))
             }
             _ => "no socket on this host takes it".to_owned(),
-        },
-        Class::BadHeader => "malformed or truncated header".to_owned(),
-        Class::OtherHost => format!("frame addressed to another host's MAC {}", Mac(f.ev.packet.dst_mac)),
-        Class::TcProgram => format!("dropped by a TC program on {dev}"),
+        }),
+        Class::BadHeader => Cause::new(C::BadHeader, "malformed or truncated header"),
+        Class::OtherHost => Cause::new(C::OtherHost, format!("frame addressed to another host's MAC {}", Mac(f.ev.packet.dst_mac))),
+        Class::TcProgram => Cause::new(C::TcProgram, format!("dropped by a TC program on {dev}")),
         // Kernels before PKT_TOO_BIG (6.1) drop oversized DF packets in ip_forward unnamed.
         Class::NotSpecified
             if matches!(f.symbol, Some("ip_forward" | "ip6_forward"))
@@ -104,32 +197,35 @@ pub(crate) fn describe(f: &DropFacts<'_>) -> String {
         {
             too_big(f, &view)
         }
-        Class::NotSpecified => match f.symbol {
+        Class::NotSpecified => Cause::new(C::NoReason, match f.symbol {
             Some(s) => format!("the kernel gave no reason (dropped in {s})"),
             None => "the kernel gave no reason".to_owned(),
-        },
-        Class::Other => match f.reason {
+        }),
+        Class::Other => Cause::new(C::Kernel, match f.reason {
             Some(r) => format!("dropped by the kernel: {}", r.to_ascii_lowercase().replace('_', " ")),
             None => format!("dropped in {}", f.symbol.unwrap_or("an unknown function")),
-        },
+        }),
     }
 }
 
-fn no_route(f: &DropFacts<'_>, dst: Option<IpAddr>) -> String {
-    let Some(dst) = dst else { return "no route".to_owned() };
+fn no_route(f: &DropFacts<'_>, dst: Option<IpAddr>) -> Cause {
+    let Some(dst) = dst else { return Cause::new(CauseCode::NoRoute, "no route") };
     let a = f.annotation;
-    match (a.route_type, a.route_dst) {
+    let text = match (a.route_type, a.route_dst) {
         (Some(kind), Some(prefix)) if kind.is_refusal() => format!("no route to {dst} ({} route {prefix})", kind.name()),
         (Some(kind), None) if kind.is_refusal() => format!("no route to {dst} (a rule says {})", kind.name()),
         (None, _) => format!("no route to {dst} (no route matches)"),
         (Some(_), Some(prefix)) => format!("no route to {dst} at the time (the table now has {prefix})"),
         (Some(_), None) => format!("no route to {dst}"),
-    }
+    };
+    Cause::new(CauseCode::NoRoute, text)
 }
 
-fn neighbour(f: &DropFacts<'_>, dev: &str, dst: Option<IpAddr>) -> String {
+fn neighbour(f: &DropFacts<'_>, dev: &str, dst: Option<IpAddr>) -> Cause {
     let a = f.annotation;
-    let Some(ip) = a.neigh_ip.or(dst) else { return format!("neighbour resolution failed on {dev}") };
+    let Some(ip) = a.neigh_ip.or(dst) else {
+        return Cause::new(CauseCode::NeighbourUnanswered, format!("neighbour resolution failed on {dev}"));
+    };
     // NEIGH_FAILED is the kernel's word at drop time; the mirror may not have heard yet.
     let state = match f.reason {
         Some("NEIGH_FAILED") => NeighState::Failed,
@@ -138,18 +234,18 @@ fn neighbour(f: &DropFacts<'_>, dev: &str, dst: Option<IpAddr>) -> String {
     let state = state.name().to_ascii_uppercase();
     let asked = if ip.is_ipv4() { "ARP" } else { "neighbour solicitation" };
     let dev = a.route_dev.map_or_else(|| dev.to_owned(), |d| d.to_string());
-    format!("{ip} never answered {asked} on {dev} (neighbour {state})")
+    Cause::new(CauseCode::NeighbourUnanswered, format!("{ip} never answered {asked} on {dev} (neighbour {state})"))
 }
 
 /// The device is administratively down or has no carrier (for a veth: its peer is down).
-fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<String> {
+fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<Cause> {
     const HAS_DEV: u8 = tracer_common::dropf::HAS_DEV;
     if f.ev.flags & HAS_DEV == 0 {
         return None;
     }
     let link = f.mirror.links.get(f.ev.ifindex);
     if f.ev.dev_flags & IFF_UP == 0 {
-        return Some(format!("{dev} is down"));
+        return Some(Cause::new(CauseCode::DeviceDown, format!("{dev} is down")));
     }
     if f.ev.dev_carrier != 0 {
         return None;
@@ -157,16 +253,16 @@ fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<String> {
     Some(if f.ev.flags & tracer_common::dropf::HAS_POD != 0 {
         let pod = super::podside::pod_dev_name(f.ev);
         let state = if f.ev.pod_flags & IFF_UP == 0 { "is down" } else { "has no carrier" };
-        format!("veth peer is down (the pod's {pod} {state}: {dev} has no carrier)")
+        Cause::new(CauseCode::VethPeerDown, format!("veth peer is down (the pod's {pod} {state}: {dev} has no carrier)"))
     } else if link.is_some_and(|l| l.peer_index.is_some()) {
-        format!("veth peer is down ({dev} has no carrier: its other end is down)")
+        Cause::new(CauseCode::VethPeerDown, format!("veth peer is down ({dev} has no carrier: its other end is down)"))
     } else {
-        format!("{dev} has no carrier")
+        Cause::new(CauseCode::NoCarrier, format!("{dev} has no carrier"))
     })
 }
 
-fn rp_filter(f: &DropFacts<'_>, dev: &str, src: Option<IpAddr>) -> String {
-    let Some(src) = src else { return format!("reverse-path filter on {dev}") };
+fn rp_filter(f: &DropFacts<'_>, dev: &str, src: Option<IpAddr>) -> Cause {
+    let Some(src) = src else { return Cause::new(CauseCode::RpFilter, format!("reverse-path filter on {dev}")) };
     let flow = Flow { dst: src, src: None, iif: None, oif: None, tos: 0, proto: 0, sport: 0, dport: 0 };
     let back = match f.mirror.route_get(&flow) {
         Resolution::Route { route, nexthop: Some(nh) } if route.kind == RouteKind::Unicast => {
@@ -174,7 +270,7 @@ fn rp_filter(f: &DropFacts<'_>, dev: &str, src: Option<IpAddr>) -> String {
         }
         _ => " (no route back)".to_owned(),
     };
-    format!("reverse-path filter on {dev}: source {src} not routed back through {dev}{back}")
+    Cause::new(CauseCode::RpFilter, format!("reverse-path filter on {dev}: source {src} not routed back through {dev}{back}"))
 }
 
 /// MTU of the interface the route for the packet's destination leaves through.
@@ -182,7 +278,7 @@ fn out_mtu(f: &DropFacts<'_>) -> Option<u32> {
     f.annotation.route_dev.and_then(|d| f.mirror.links.get(d.index)).map(|l| l.mtu)
 }
 
-fn too_big(f: &DropFacts<'_>, view: &PacketView<'_>) -> String {
+fn too_big(f: &DropFacts<'_>, view: &PacketView<'_>) -> Cause {
     let out = f.annotation.route_dev.map(|d| (d, f.mirror.links.get(d.index).map(|l| l.mtu)));
     let mtu = match out {
         Some((d, Some(mtu))) => format!(", MTU {mtu} on {d}"),
@@ -190,11 +286,12 @@ fn too_big(f: &DropFacts<'_>, view: &PacketView<'_>) -> String {
         None => String::new(),
     };
     let len = f.ev.len;
-    if view.is_ipv6() {
+    let text = if view.is_ipv6() {
         format!("packet larger than MTU ({len} bytes{mtu}; IPv6 routers never fragment)")
     } else {
         format!("packet larger than MTU with DF set ({len} bytes{mtu})")
-    }
+    };
+    Cause::new(CauseCode::TooBig, text)
 }
 
 #[cfg(test)]
@@ -211,8 +308,43 @@ mod tests {
         assert_eq!(classify(Some("TCP_CSUM"), None), Class::Other);
     }
 
-    fn facts_text(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> String {
+    fn facts_cause(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> Cause {
         describe(&DropFacts { ev, reason: Some(reason), symbol: None, dev: Some("calia"), mirror, annotation: a })
+    }
+
+    fn facts_text(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> String {
+        facts_cause(reason, ev, mirror, a).to_string()
+    }
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for c in CauseCode::ALL {
+            assert!(seen.insert(c.code()), "{} twice", c.code());
+            assert!(c.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{}", c.code());
+        }
+    }
+
+    #[test]
+    fn each_cause_has_its_code() {
+        let mirror = Mirror::default();
+        let a = Annotation::default();
+        let mut ev = DropEvent::default();
+        ev.packet.valid = tracer_common::valid::IPV4;
+        ev.packet.dst_ip[..4].copy_from_slice(&[10, 77, 0, 1]);
+        let code = |reason: &str, ev: &DropEvent| facts_cause(reason, ev, &mirror, &a).code;
+        assert_eq!(code("IP_INNOROUTES", &ev), CauseCode::NoRoute);
+        assert_eq!(code("NEIGH_FAILED", &ev), CauseCode::NeighbourUnanswered);
+        assert_eq!(code("NETFILTER_DROP", &ev), CauseCode::Netfilter);
+        assert_eq!(code("PKT_TOO_BIG", &ev), CauseCode::TooBig);
+        assert_eq!(code("NO_SOCKET", &ev), CauseCode::NoSocket);
+        assert_eq!(code("TCP_CSUM", &ev), CauseCode::Kernel);
+        assert_eq!(code("QDISC_DROP", &ev), CauseCode::QueueDrop);
+        ev.flags = tracer_common::dropf::HAS_DEV;
+        ev.dev_flags = IFF_UP;
+        assert_eq!(code("QDISC_DROP", &ev), CauseCode::NoCarrier);
+        ev.dev_flags = 0;
+        assert_eq!(code("NEIGH_FAILED", &ev), CauseCode::DeviceDown);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! Without the layout, pod-side drops are off; `vethtrace check` and the startup line say so.
 
+use super::cause::{Cause, CauseCode};
 use crate::kernel::btf::{BtfError, KernelBtf};
 
 /// `NETDEV_ALIGN`: `netdev_priv()` is the device's private area, this far past the struct's
@@ -87,28 +88,32 @@ pub(crate) fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
 
 /// The cause of a drop on the pod end of the veth, in the node's terms: `f.dev` is the cali.
 /// `unanswered` is the pod's last ARP request the node left unanswered on that cali.
-pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpwatch::Finding>) -> String {
+pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpwatch::Finding>) -> Cause {
     use super::{
         arpwatch::{self, Finding, Unanswered},
         cause::{Class, classify},
     };
+    use CauseCode as C;
     let cali = f.dev.unwrap_or("its cali");
     let pod_dev = pod_dev_name(f.ev);
     let ev = f.ev;
     let class = classify(f.reason, f.symbol);
     if matches!(class, Class::Neighbour | Class::Device) {
         if ev.dev_flags & IFF_UP == 0 {
-            return format!("the pod's {pod_dev} is down (pod end of {cali})");
+            return Cause::new(C::PodDeviceDown, format!("the pod's {pod_dev} is down (pod end of {cali})"));
         }
         if ev.dev_carrier == 0 {
-            return format!("the pod's {pod_dev} has no carrier ({cali} is down)");
+            return Cause::new(C::PodNoCarrier, format!("the pod's {pod_dev} has no carrier ({cali} is down)"));
         }
     }
     match class {
         Class::Neighbour => {
             let spa = match crate::packet::PacketView(&ev.packet).src_ip() {
                 Some(std::net::IpAddr::V4(a)) => a,
-                _ => return format!("the pod's neighbour resolution failed on its {pod_dev} (pod end of {cali})"),
+                _ => {
+                    let text = format!("the pod's neighbour resolution failed on its {pod_dev} (pod end of {cali})");
+                    return Cause::new(C::PodNeighbourFailed, text);
+                }
             };
             let finding = unanswered.cloned().unwrap_or_else(|| {
                 let arp = crate::packet::Arp {
@@ -123,19 +128,21 @@ pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&supe
             });
             finding.cause(cali)
         }
-        Class::NoRoute => match crate::packet::PacketView(&ev.packet).dst_ip() {
+        Class::NoRoute => Cause::new(C::PodNoRoute, match crate::packet::PacketView(&ev.packet).dst_ip() {
             Some(dst) => format!("the pod has no route to {dst} (pod end of {cali})"),
             None => format!("the pod has no route (pod end of {cali})"),
-        },
+        }),
         Class::Device => match f.reason {
-            Some("QDISC_DROP") => {
-                format!("the pod's {pod_dev} queue dropped it (queue full or no qdisc; pod end of {cali})")
-            }
-            _ => format!("the pod's {pod_dev} could not transmit it (pod end of {cali})"),
+            Some("QDISC_DROP") => Cause::new(
+                C::PodQueueDrop,
+                format!("the pod's {pod_dev} queue dropped it (queue full or no qdisc; pod end of {cali})"),
+            ),
+            _ => Cause::new(C::PodTransmitFailed, format!("the pod's {pod_dev} could not transmit it (pod end of {cali})")),
         },
         _ => {
             let inner = super::cause::describe(&super::cause::DropFacts { dev: Some(&pod_dev), ..*f });
-            format!("in the pod behind {cali}: {inner}")
+            let text = format!("in the pod behind {cali}: {inner}");
+            inner.reworded(text)
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::event::{DropEvent, PacketEvent};
 
 use super::{
     DropNames,
-    cause::{self, DropFacts},
+    cause::{self, Cause, DropFacts},
 };
 use crate::{
     annotate::{self, Annotation},
@@ -25,7 +25,7 @@ pub(crate) struct NamedDrop<'m> {
     pub reason: Option<String>,
     /// `symbol+0xoff`.
     pub location: String,
-    pub cause: String,
+    pub cause: Cause,
     pub annotation: Annotation<'m>,
     /// Dropped on the pod end of the veth: that device's name (`eth0`).
     pub pod_dev: Option<String>,
@@ -107,7 +107,8 @@ pub(crate) fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, met
                 reason: drop.reason.as_deref(),
                 reason_code: (drop.reason.is_some() && !drop.finding).then_some(drop.ev.reason),
                 location: &drop.location,
-                cause: &drop.cause,
+                cause: drop.cause.text(),
+                cause_code: drop.cause.code.code(),
                 matched: matched(drop.ev.flags),
                 side: drop.pod_dev.is_some().then_some("pod"),
                 pod_dev: drop.pod_dev.as_deref(),
@@ -126,6 +127,7 @@ struct DropTail<'a> {
     reason_code: Option<u32>,
     location: &'a str,
     cause: &'a str,
+    cause_code: &'static str,
     matched: &'a str,
     /// `"pod"` for a drop on the pod end of the veth; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
