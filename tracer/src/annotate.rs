@@ -147,7 +147,48 @@ pub struct Annotation<'m> {
     pub fib: Option<FibVerdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fib_dev: Option<Dev<'m>>,
+    /// The checks that fired, in words; [`Annotation::note`] keeps `note_codes` in step.
     pub notes: Vec<String>,
+    #[serde(serialize_with = "ser_note_codes")]
+    pub(crate) note_codes: Vec<NoteCode>,
+}
+
+crate::codes::stable_codes! {
+    /// What kind of check an annotation note is (JSON `note_codes`), stable where its words
+    /// may change.
+    NoteCode {
+        RuleRefuses => "rule_refuses",
+        RouteRefuses => "route_refuses",
+        NoRoute => "no_route",
+        /// The next hop's neighbour entry is FAILED (or otherwise unusable).
+        NeighBroken => "neigh_broken",
+        /// The kernel is resolving the next hop and has no answer yet.
+        NeighNoAnswerYet => "neigh_no_answer_yet",
+        /// The frame left on another device than the route's.
+        WrongDevice => "wrong_device",
+        DstMacMismatch => "dst_mac_mismatch",
+        /// The kernel's FIB verdict at packet time differs from the mirror's now: the neighbour changed.
+        FibNeighChanged => "fib_neigh_changed",
+        /// The kernel's FIB verdict differs from the mirror's route.
+        FibDiffers => "fib_differs",
+        ProxyArpNoRoute => "proxy_arp_no_route",
+        ProxyArpRoutedBack => "proxy_arp_routed_back",
+        ProxyArpOff => "proxy_arp_off",
+        ForwardingOff => "forwarding_off",
+        ArpReplyMac => "arp_reply_mac",
+    }
+}
+
+impl Annotation<'_> {
+    /// Adds a note: its code and its words.
+    pub(crate) fn note(&mut self, code: NoteCode, text: String) {
+        self.notes.push(text);
+        self.note_codes.push(code);
+    }
+}
+
+fn ser_note_codes<S: serde::Serializer>(v: &[NoteCode], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|c| c.code()))
 }
 
 fn ser_kind<S: serde::Serializer>(v: &Option<RouteKind>, s: S) -> Result<S::Ok, S::Error> {
@@ -234,7 +275,7 @@ fn describe<'m>(mirror: &'m Mirror, lookup: &Lookup<'m>, a: &mut Annotation<'m>)
         Resolution::Route { route, nexthop } => describe_route(mirror, route, nexthop, a),
         Resolution::RuleRefused { kind, priority } => {
             a.route_type = Some(kind);
-            a.notes.push(format!("rule {priority} says {}", kind.name()));
+            a.note(NoteCode::RuleRefuses, format!("rule {priority} says {}", kind.name()));
         }
         Resolution::NoRoute => {}
     }
@@ -263,9 +304,9 @@ fn describe_fib<'m>(mirror: &'m Mirror, ev: &PacketEvent, a: &mut Annotation<'m>
 fn note_refusal(lookup: &Lookup<'_>, dst: IpAddr, a: &mut Annotation<'_>) {
     match lookup.resolution {
         Resolution::Route { route, .. } if route.kind.is_refusal() => {
-            a.notes.push(format!("route {} {} drops it", route.kind.name(), route.dst));
+            a.note(NoteCode::RouteRefuses, format!("route {} {} drops it", route.kind.name(), route.dst));
         }
-        Resolution::NoRoute => a.notes.push(format!("no route to {dst}")),
+        Resolution::NoRoute => a.note(NoteCode::NoRoute, format!("no route to {dst}")),
         _ => {}
     }
 }
@@ -274,12 +315,12 @@ fn note_broken_neighbour(mirror: &Mirror, lookup: &Lookup<'_>, a: &mut Annotatio
     if let Some((ip, nh, state, _)) = lookup.neighbour
         && state.is_broken()
     {
-        a.notes.push(format!("neigh {ip} on {} is {}", Dev::new(mirror, nh.dev), state.name()));
+        a.note(NoteCode::NeighBroken, format!("neigh {ip} on {} is {}", Dev::new(mirror, nh.dev), state.name()));
     }
     if let Some((ip, _, NeighState::Incomplete | NeighState::None, _)) = lookup.neighbour
         && a.fib == Some(FibVerdict::NoNeighbour)
     {
-        a.notes.push(format!("the kernel has no answer from {ip} yet"));
+        a.note(NoteCode::NeighNoAnswerYet, format!("the kernel has no answer from {ip} yet"));
     }
 }
 
@@ -288,11 +329,10 @@ fn note_wrong_egress(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: 
     if let Some((_, nh, _, _)) = lookup.neighbour
         && nh.dev != ev.ifindex
     {
-        a.notes.push(format!(
-            "left on {} but the route says dev {}",
-            Dev::new(mirror, ev.ifindex),
-            Dev::new(mirror, nh.dev)
-        ));
+        a.note(
+            NoteCode::WrongDevice,
+            format!("left on {} but the route says dev {}", Dev::new(mirror, ev.ifindex), Dev::new(mirror, nh.dev)),
+        );
     }
 }
 
@@ -302,7 +342,7 @@ fn note_dst_mac(ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
     let dst_mac = Mac(ev.packet.dst_mac);
     let group = dst_mac.0[0] & 1 != 0;
     if nh.dev == ev.ifindex && !group && dst_mac != lladdr {
-        a.notes.push(format!("dst MAC {dst_mac} is not neigh {ip}'s {lladdr}"));
+        a.note(NoteCode::DstMacMismatch, format!("dst MAC {dst_mac} is not neigh {ip}'s {lladdr}"));
     }
 }
 
@@ -348,7 +388,10 @@ fn note_fib_disagreement(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>,
     if same_route(expected) && same_route(actual) {
         // Same route, the neighbour changed between the packet and now (the first packet to a
         // next hop is what starts its resolution).
-        a.notes.push(format!("kernel fib {} at packet time, neigh now {}", actual.name(), neigh_state_name(lookup)));
+        a.note(
+            NoteCode::FibNeighChanged,
+            format!("kernel fib {} at packet time, neigh now {}", actual.name(), neigh_state_name(lookup)),
+        );
         return;
     }
     let mut note = format!("kernel fib {}", actual.name());
@@ -360,7 +403,7 @@ fn note_fib_disagreement(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>,
         let _ = write!(note, " {}", Dev::new(mirror, d));
     }
     note.push_str(" (mirror lagged or policy routing differs)");
-    a.notes.push(note);
+    a.note(NoteCode::FibDiffers, note);
 }
 
 fn neigh_state_name(lookup: &Lookup<'_>) -> &'static str {
@@ -403,16 +446,16 @@ fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &
         _ => None,
     };
     match route_dev {
-        None => a.notes.push(format!("no route to {target} lets proxy ARP answer on {on} (no default route?)")),
+        None => a.note(NoteCode::ProxyArpNoRoute, format!("no route to {target} lets proxy ARP answer on {on} (no default route?)")),
         Some(d) if d == dev => {
-            a.notes.push(format!("the route to {target} points back out {on}: proxy ARP stays silent"))
+            a.note(NoteCode::ProxyArpRoutedBack, format!("the route to {target} points back out {on}: proxy ARP stays silent"))
         }
         Some(_) => {
             if mirror.sysctls.proxy_arp(dev) == Some(false) && !mirror.neighbours.is_proxied(dev, target) {
-                a.notes.push(format!("proxy_arp is off on {on}: {target} will not be answered"));
+                a.note(NoteCode::ProxyArpOff, format!("proxy_arp is off on {on}: {target} will not be answered"));
             }
             if mirror.sysctls.forwarding(Family::V4, dev) == Some(false) {
-                a.notes.push(format!("forwarding is off on {on}: proxy ARP stays silent"));
+                a.note(NoteCode::ForwardingOff, format!("forwarding is off on {on}: proxy ARP stays silent"));
             }
         }
     }
@@ -421,12 +464,17 @@ fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &
 fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation<'_>) {
     let Some(own) = mirror.links.get(dev).and_then(|l| l.mac) else { return };
     if arp.sha != own {
-        a.notes.push(format!("ARP reply carries {} but {}'s MAC is {own}", arp.sha, Dev::new(mirror, dev)));
+        a.note(NoteCode::ArpReplyMac, format!("ARP reply carries {} but {}'s MAC is {own}", arp.sha, Dev::new(mirror, dev)));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn note_codes_are_unique_snake_case() {
+        crate::codes::assert_stable(&NoteCode::ALL.iter().map(|c| c.code()).collect::<Vec<_>>());
+    }
+
     use std::net::Ipv4Addr;
 
     use tracer_common::valid;
@@ -489,6 +537,7 @@ mod tests {
         ev.packet.dst_mac = pod_mac(1).0;
         let a = annotate(&m, &ev);
         assert_eq!(notes_of(&a), "left on cali00000a1b2c5 but the route says dev cali00000a1b2c4");
+        assert_eq!(a.note_codes, [NoteCode::WrongDevice]);
     }
 
     #[test]
@@ -509,6 +558,7 @@ mod tests {
         m.neighbours.apply(NeighUpdate { dev: POD1, ip: pod_ip(1).into(), proxy: false, neighbour: failed }, true);
         let a = annotate(&m, &tcp_event(0, pod_ip(1), dir::INGRESS, POD0, fib::NO_NEIGH, POD1));
         assert_eq!(notes_of(&a), "neigh 10.244.1.6 on cali00000a1b2c4 is FAILED");
+        assert_eq!(a.note_codes, [NoteCode::NeighBroken]);
         assert!(a.to_string().contains("neigh 10.244.1.6 FAILED, fib no_neigh cali00000a1b2c4 ⚠ neigh"), "{a}");
     }
 
@@ -520,6 +570,7 @@ mod tests {
         m.routes.insert(blackhole, false);
         let a = annotate(&m, &tcp_event(0, Ipv4Addr::new(10, 250, 0, 1), dir::INGRESS, POD0, fib::BLACKHOLE, 0));
         assert_eq!(notes_of(&a), "route blackhole 10.250.0.0/16 drops it");
+        assert_eq!(a.note_codes, [NoteCode::RouteRefuses]);
         assert_eq!(serde_json::to_value(&a).unwrap()["fib"], "blackhole");
         let mut rule = crate::mirror::rules::Rule::lookup(Family::V4, 100, 0);
         rule.verb = crate::mirror::rules::RuleVerb::Prohibit;
@@ -527,6 +578,7 @@ mod tests {
         m.rules.insert(rule);
         let a = annotate(&m, &tcp_event(0, Ipv4Addr::new(10, 66, 0, 1), dir::INGRESS, POD0, fib::PROHIBIT, 0));
         assert_eq!(notes_of(&a), "rule 100 says prohibit");
+        assert_eq!(a.note_codes, [NoteCode::RuleRefuses]);
         assert!(a.to_string().starts_with(" | route prohibit by rule, fib prohibit"), "{a}");
     }
 
@@ -555,6 +607,7 @@ mod tests {
         // Same route, the neighbour resolved in between.
         let a = annotate(&m, &tcp_event(0, pod_ip(1), dir::INGRESS, POD0, fib::NO_NEIGH, POD1));
         assert_eq!(notes_of(&a), "kernel fib no_neigh at packet time, neigh now REACHABLE");
+        assert_eq!(a.note_codes, [NoteCode::FibNeighChanged]);
     }
 
     fn arp(op: u16, direction: u8, ifindex: u32, sha: Mac, spa: Ipv4Addr, tpa: Ipv4Addr) -> PacketEvent {

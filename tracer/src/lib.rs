@@ -14,6 +14,7 @@ mod attach;
 mod caps;
 pub mod check;
 pub mod cli;
+mod codes;
 mod collect;
 mod drops;
 mod ebpf;

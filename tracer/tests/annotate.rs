@@ -152,6 +152,7 @@ fn route_and_rule_changes_show_up_in_the_next_event() {
     let e = echo_request(&node, &tracer, dst);
     assert_eq!((&e["route_type"], &e["fib"]), (&"blackhole".into(), &"blackhole".into()), "{e}");
     assert_eq!(e["notes"], serde_json::json!(["route blackhole 10.77.0.0/16 drops it"]), "{e}");
+    assert_eq!(e["note_codes"], serde_json::json!(["route_refuses"]), "{e}");
 
     node.ip(&["route", "del", "blackhole", "10.77.0.0/16", "metric", "7"]);
     for (kind, prefix) in [("unreachable", "10.78.0.0/16"), ("prohibit", "10.79.0.0/16")] {
@@ -175,6 +176,7 @@ fn route_and_rule_changes_show_up_in_the_next_event() {
     let e = echo_request(&node, &tracer, "10.88.0.1");
     assert_eq!((&e["route_type"], &e["fib"]), (&"prohibit".into(), &"prohibit".into()), "{e}");
     assert_eq!(e["notes"], serde_json::json!(["rule 100 says prohibit"]), "{e}");
+    assert_eq!(e["note_codes"], serde_json::json!(["rule_refuses"]), "{e}");
     node.ip(&["rule", "del", "pref", "100"]);
     let e = echo_request(&node, &tracer, "10.88.0.1");
     assert_eq!(e["route_table"], 100, "deleted rule still in the mirror: {e}");
@@ -204,6 +206,7 @@ fn a_neighbour_going_failed_shows_up() {
     assert_matches_iproute2(&node, &e);
     assert_eq!((&e["neigh_state"], &e["fib"]), (&"FAILED".into(), &"no_neigh".into()), "{e}");
     assert_eq!(e["notes"], serde_json::json!([format!("neigh 10.244.1.77 on {cali2} is FAILED")]), "{e}");
+    assert_eq!(e["note_codes"], serde_json::json!(["neigh_broken"]), "{e}");
     tracer.stop();
 }
 
@@ -249,6 +252,7 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
         e["iface"] == cali1.as_str() && e["dir"] == "egress" && e["dst"] == "10.244.1.6"
     });
     assert_eq!(e["notes"], serde_json::json!([format!("left on {cali1} but the route says dev {cali2}")]), "{e}");
+    assert_eq!(e["note_codes"], serde_json::json!(["wrong_device"]), "{e}");
 
     // A frame for pod2 on pod2's cali, but to a MAC other than pod2's.
     let skip = tracer.events_so_far().len();
@@ -258,6 +262,7 @@ fn wrong_cali_wrong_mac_and_foreign_arp_reply_are_noted() {
     });
     assert_eq!(e["neigh_lladdr"], mac2.as_str(), "{e}");
     assert_eq!(e["notes"], serde_json::json!([format!("dst MAC 02:00:00:00:00:99 is not neigh 10.244.1.6's {mac2}")]));
+    assert_eq!(e["note_codes"], serde_json::json!(["dst_mac_mismatch"]), "{e}");
 
     // An ARP reply for 169.254.1.1 from the host carrying a MAC that is not the cali's.
     let skip = tracer.events_so_far().len();

@@ -296,6 +296,7 @@ fn a_neighbour_being_resolved_is_annotated_incomplete() {
         let notes: Vec<&str> = r["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         if r["fib"] == "no_neigh" {
             assert!(notes.contains(&"the kernel has no answer from 10.244.1.99 yet"), "{r:#}");
+            assert!(r["note_codes"].as_array().is_some_and(|c| c.contains(&"neigh_no_answer_yet".into())), "{r:#}");
         }
     }
 }

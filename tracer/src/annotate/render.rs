@@ -154,16 +154,26 @@ impl Annotation<'_> {
             json_dev(out, dev)?;
         }
         key(out, "notes");
-        out.push(b'[');
-        for (i, note) in self.notes.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            put_json_str(out, note)?;
-        }
-        out.push(b']');
-        Ok(())
+        json_array(out, &self.notes, |o, note| put_json_str(o, note))?;
+        key(out, "note_codes");
+        json_array(out, &self.note_codes, |o, code| {
+            quoted(o, |o| put(o, code.code()));
+            Ok(())
+        })
     }
+}
+
+/// `[a,b,…]`, each item written by `item`.
+fn json_array<T>(out: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T) -> io::Result<()>) -> io::Result<()> {
+    out.push(b'[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, it)?;
+    }
+    out.push(b']');
+    Ok(())
 }
 
 /// Interface names may hold quotes or backslashes (the kernel allows them): escape unless the
@@ -223,6 +233,7 @@ mod tests {
             fib: Some(FibVerdict::FragNeeded),
             fib_dev: Some(Dev { index: 42, name: None }),
             notes: vec!["a \"quoted\" note".into(), "ünïcode ⚠".into()],
+            note_codes: vec![crate::annotate::NoteCode::WrongDevice, crate::annotate::NoteCode::FibDiffers],
         };
         both(&odd);
         assert_eq!(

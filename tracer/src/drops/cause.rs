@@ -11,65 +11,46 @@ use crate::{
     packet::{Mac, PacketView},
 };
 
-/// Declares [`CauseCode`]: each variant with the stable code scripts and tests match.
-macro_rules! cause_codes {
-    ($($(#[$doc:meta])* $variant:ident => $code:literal,)*) => {
-        /// What kind of cause a drop has: stable across versions and wordings (JSON
-        /// `cause_code`), where the sentence ([`Cause`]'s Display) may change.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub(crate) enum CauseCode {
-            $($(#[$doc])* $variant,)*
-        }
-
-        impl CauseCode {
-            #[cfg(test)]
-            pub(crate) const ALL: &[Self] = &[$(Self::$variant,)*];
-
-            pub(crate) fn code(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $code,)*
-                }
-            }
-        }
-    };
-}
-
-cause_codes! {
-    NoRoute => "no_route",
-    /// A neighbour (ARP or NDP) never answered.
-    NeighbourUnanswered => "neighbour_unanswered",
-    Netfilter => "netfilter",
-    RpFilter => "rp_filter",
-    TooBig => "too_big",
-    DeviceDown => "device_down",
-    NoCarrier => "no_carrier",
-    /// The device is a veth whose other end is down.
-    VethPeerDown => "veth_peer_down",
-    QueueDrop => "queue_drop",
-    TransmitFailed => "transmit_failed",
-    NoSocket => "no_socket",
-    BadHeader => "bad_header",
-    OtherHost => "other_host",
-    TcProgram => "tc_program",
-    NoReason => "no_reason",
-    /// A reason the classes above do not cover, in the kernel's words.
-    Kernel => "kernel",
-    /// Pod side: the pod's device is down.
-    PodDeviceDown => "pod_device_down",
-    PodNoCarrier => "pod_no_carrier",
-    PodNoRoute => "pod_no_route",
-    PodQueueDrop => "pod_queue_drop",
-    PodTransmitFailed => "pod_transmit_failed",
-    /// Pod side: its neighbour resolution failed and no ARP request of it was seen.
-    PodNeighbourFailed => "pod_neighbour_failed",
-    /// An ARP request the node left unanswered, and why (from the mirror).
-    ArpCaliDown => "arp_cali_down",
-    ArpForwardingOff => "arp_forwarding_off",
-    ArpProxyArpOff => "arp_proxy_arp_off",
-    ArpNoRoute => "arp_no_route",
-    ArpRoutedBack => "arp_routed_back",
-    ArpNoRouteBack => "arp_no_route_back",
-    ArpNobodyAnswered => "arp_nobody_answered",
+crate::codes::stable_codes! {
+    /// What kind of cause a drop has: stable across versions and wordings (JSON
+    /// `cause_code`), where the sentence ([`Cause`]'s Display) may change.
+    CauseCode {
+        NoRoute => "no_route",
+        /// A neighbour (ARP or NDP) never answered.
+        NeighbourUnanswered => "neighbour_unanswered",
+        Netfilter => "netfilter",
+        RpFilter => "rp_filter",
+        TooBig => "too_big",
+        DeviceDown => "device_down",
+        NoCarrier => "no_carrier",
+        /// The device is a veth whose other end is down.
+        VethPeerDown => "veth_peer_down",
+        QueueDrop => "queue_drop",
+        TransmitFailed => "transmit_failed",
+        NoSocket => "no_socket",
+        BadHeader => "bad_header",
+        OtherHost => "other_host",
+        TcProgram => "tc_program",
+        NoReason => "no_reason",
+        /// A reason the classes above do not cover, in the kernel's words.
+        Kernel => "kernel",
+        /// Pod side: the pod's device is down.
+        PodDeviceDown => "pod_device_down",
+        PodNoCarrier => "pod_no_carrier",
+        PodNoRoute => "pod_no_route",
+        PodQueueDrop => "pod_queue_drop",
+        PodTransmitFailed => "pod_transmit_failed",
+        /// Pod side: its neighbour resolution failed and no ARP request of it was seen.
+        PodNeighbourFailed => "pod_neighbour_failed",
+        /// An ARP request the node left unanswered, and why (from the mirror).
+        ArpCaliDown => "arp_cali_down",
+        ArpForwardingOff => "arp_forwarding_off",
+        ArpProxyArpOff => "arp_proxy_arp_off",
+        ArpNoRoute => "arp_no_route",
+        ArpRoutedBack => "arp_routed_back",
+        ArpNoRouteBack => "arp_no_route_back",
+        ArpNobodyAnswered => "arp_nobody_answered",
+    }
 }
 
 /// A drop's cause: its stable code and the sentence in plain words (Display: the text line,
@@ -318,11 +299,7 @@ mod tests {
 
     #[test]
     fn codes_are_unique_snake_case() {
-        let mut seen = std::collections::HashSet::new();
-        for c in CauseCode::ALL {
-            assert!(seen.insert(c.code()), "{} twice", c.code());
-            assert!(c.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{}", c.code());
-        }
+        crate::codes::assert_stable(&CauseCode::ALL.iter().map(|c| c.code()).collect::<Vec<_>>());
     }
 
     #[test]
