@@ -29,7 +29,7 @@ use tracer_common::{
 
 use crate::{
     emit, ifaces,
-    kread::{DevLayout, dev_netns, read},
+    kread::{self, DevLayout, dev_netns, read},
     veth::{self, PodEnd},
 };
 
@@ -88,7 +88,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         len: read(skbaddr, cfg.skb_len)?,
         mac: read(skbaddr, cfg.skb_mac_header)?,
         network: read(skbaddr, cfg.skb_network_header)?,
-        dev: read(skbaddr, cfg.skb_dev)?,
+        dev: device_of(read(skbaddr, cfg.skb_dev)?, cfg),
     };
     let mut ifindex = 0;
     let (mut dev_flags, mut carrier) = (0, 0);
@@ -151,6 +151,13 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     };
     emit_drop(section, &frame);
     Ok(())
+}
+
+/// `skb->dev` when it is a device: a datagram freed from a closed socket's queue carries the
+/// socket's `dev_scratch` in that word (not an address), and is a drop without a device.
+#[inline(always)]
+fn device_of(dev: u64, cfg: &DropConfig) -> u64 {
+    if dev != 0 && kread::readable(dev + u64::from(cfg.dev_nd_net)) { dev } else { 0 }
 }
 
 /// The dropping device as the record reports it.

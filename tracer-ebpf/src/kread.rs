@@ -15,6 +15,15 @@ pub fn read<T>(base: u64, off: u32) -> Result<T, ()> {
     })
 }
 
+/// Whether `addr` can be read (nothing counted when it cannot): for words that are a pointer only
+/// sometimes, as `skb->dev`, which shares its place with `dev_scratch` (a UDP socket's queue
+/// keeps the datagram's size there) and with the `rbnode` of TCP's out-of-order queue.
+#[inline(always)]
+pub fn readable(addr: u64) -> bool {
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_kernel(addr as *const u8) }.is_ok()
+}
+
 /// Offsets that lead from a `struct net_device *` to its ifindex and its namespace.
 pub struct DevLayout {
     pub ifindex: u32,

@@ -352,6 +352,34 @@ fn healthy_traffic_drops_nothing() {
     assert!(drops.is_empty(), "healthy traffic produced drops: {drops:#?}");
 }
 
+/// A UDP socket closed with datagrams unread: the kernel frees them from its queue, where
+/// `skb->dev` holds the socket's `dev_scratch` (no address). That is a drop without a device in
+/// the pod's namespace, not a struct layout gone wrong: no in-kernel failure, no warning.
+#[test]
+fn a_socket_closed_with_unread_datagrams_is_no_layout_error() {
+    let node = Node::up("dq");
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let mut sink = node
+        .in_pod("pod2", "python3")
+        .args(["-c", "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.244.1.6',7777))\nprint('bound',flush=True)\ntime.sleep(2)\ns.close()"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bound = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(sink.stdout.take().unwrap()), &mut bound).unwrap();
+    assert_eq!(bound.trim(), "bound");
+    let send = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(20): s.sendto(b'x'*10,('10.244.1.6',7777))";
+    run(node.in_pod("pod1", "python3").args(["-c", send]));
+    assert!(sink.wait().unwrap().success());
+    thread::sleep(Duration::from_millis(300));
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    // The exit line names in-kernel failures only when there were some.
+    for told in ["struct layout", "in-kernel failures", "failed in the kernel"] {
+        assert!(!finished.stderr.contains(told), "{}", finished.stderr);
+    }
+}
+
 #[test]
 fn summary_counts_drops_by_reason_interface_and_flow() {
     let node = Node::up("ds");
