@@ -67,13 +67,13 @@ impl HookFamily for DropProbe {
     }
 }
 
-/// Tests only: `VETHTRACE_FAULT=drop-layout` gives the drop program a wrong layout (the skb's
-/// device read from `skb->len`), so that the reporting of in-kernel failures can be shown to
-/// work on a kernel whose real layout is right.
+/// Tests only: `VETHTRACE_FAULT=drop-layout` gives the drop program a wrong layout (a device's
+/// namespace pointer read from its ifindex, so the read through it fails), so that the
+/// reporting of in-kernel failures can be shown to work on a kernel whose real layout is right.
 fn with_injected_fault(mut setup: DropSetup) -> DropSetup {
     if std::env::var_os("VETHTRACE_FAULT").is_some_and(|v| v == "drop-layout") {
         eprintln!("vethtrace: VETHTRACE_FAULT=drop-layout: the drop program gets a wrong layout (a test)");
-        setup.config.skb_dev = setup.config.skb_len;
+        setup.config.dev_nd_net = setup.config.dev_ifindex;
     }
     setup
 }
