@@ -90,6 +90,8 @@ pub mod names {
     pub const DROP_CONFIG_GLOBAL: &str = "DROP_CFG";
     pub const NEIGH_CONFIG_GLOBAL: &str = "NEIGH_CFG";
     pub const DROP_ADDRS_MAP: &str = "DROP_ADDRS";
+    /// Slot 0 non-zero: the TC programs tell ARP frames as ARP events (tracepoint mode).
+    pub const ARP_FROM_TC_MAP: &str = "ARP_FROM_TC";
     pub const INGRESS_PROG: &str = "vethtrace_in";
     pub const EGRESS_PROG: &str = "vethtrace_eg";
     pub const DROP_PROG: &str = "vethtrace_drop";
@@ -98,7 +100,7 @@ pub mod names {
     /// Load-time global: what the TC programs do ([`crate::tc_flags`]).
     pub const TC_FLAGS_GLOBAL: &str = "TC_FLAGS";
     pub const MAPS: &[&str] =
-        &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_ADDRS_MAP];
+        &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_ADDRS_MAP, ARP_FROM_TC_MAP];
 }
 
 /// Ring-buffer wake-ups: the programs wake the collector only once this many bytes wait, and
@@ -580,7 +582,6 @@ pub struct NeighConfig {
     pub skb_data: u32,
     pub skb_network_header: u32,
     pub skb_dev: u32,
-    pub skb_protocol: u32,
     /// `struct net_device` member offsets, and of the netns inode number in `struct net`.
     pub dev_ifindex: u32,
     pub dev_nd_net: u32,
@@ -640,7 +641,7 @@ const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 64 + 8 + 8)
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 29 * 4);
 const _: () = assert!(core::mem::size_of::<ArpSection>() == 32);
 const _: () = assert!(core::mem::size_of::<NeighSection>() == 48);
-const _: () = assert!(core::mem::size_of::<NeighConfig>() == 18 * 4);
+const _: () = assert!(core::mem::size_of::<NeighConfig>() == 17 * 4);
 const _: () = assert!(core::mem::size_of::<DropRecord>() <= 128 && core::mem::size_of::<TcRecord>() <= 128);
 
 #[cfg(feature = "user")]

@@ -1,17 +1,28 @@
 //! ARP as the host stack sees it: what `arp_rcv` is handed and what `arp_xmit` sends (proxy
 //! replies, the host's own requests), on traced interfaces.
 //!
-//! The same two hooks in each attach mode — kprobe, fentry, or tp_btf on the generic
-//! `net:netif_receive_skb` / `net:net_dev_queue` tracepoints (every packet, so the skb's
-//! protocol is checked first) — and one body, [`try_arp`].
+//! kprobe and fentry mode hook those two functions, and one body reads the skb there,
+//! [`try_arp`]. Tracepoint mode has no tracepoint of its own on that path (the generic
+//! `net:netif_receive_skb` / `net:net_dev_queue` would run a program on every packet of every
+//! device): there the TC programs, which run on the traced interfaces anyway, tell the ARP
+//! frames they see ([`from_tc`]) — received on TC ingress, just before the stack hands them
+//! to `arp_rcv`; sent on TC egress, on the way out of `arp_xmit`'s `dev_queue_xmit`.
 
 use aya_ebpf::{
-    macros::{btf_tracepoint, fentry, kprobe},
-    programs::{BtfTracePointContext, FEntryContext, ProbeContext},
+    EbpfContext,
+    helpers::generated::bpf_skb_load_bytes,
+    macros::{fentry, kprobe, map},
+    maps::Array,
+    programs::{FEntryContext, ProbeContext, TcContext},
 };
-use tracer_common::{ArpRecord, ArpSection, SectionHeader, arp_hook, kind, proto::ETH_P_ARP, section};
+use tracer_common::{ArpRecord, ArpSection, SectionHeader, arp_hook, kind, section};
 
 use crate::{emit, kread::read, neigh};
+
+/// Slot 0 is non-zero when the ARP events come from the TC programs (tracepoint mode); the
+/// collector sets it once that mode attached (it is chosen after load, so not .rodata).
+#[map]
+static ARP_FROM_TC: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4.
 const ARP_ETHER_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
@@ -45,36 +56,26 @@ pub fn vt_arp_xmit_fe(ctx: FEntryContext) -> u32 {
     run(ctx.arg(0), arp_hook::SEND, At::Network)
 }
 
-#[btf_tracepoint(function = "netif_receive_skb")]
-pub fn vt_arp_rcv_tp(ctx: BtfTracePointContext) -> u32 {
-    let skb: *const u8 = ctx.arg(0);
-    if !is_arp(skb) {
-        return 0;
-    }
-    run(skb as u64, arp_hook::RECV, At::Data)
-}
-
-#[btf_tracepoint(function = "net_dev_queue")]
-pub fn vt_arp_xmit_tp(ctx: BtfTracePointContext) -> u32 {
-    let skb: *const u8 = ctx.arg(0);
-    if !is_arp(skb) {
-        return 0;
-    }
-    run(skb as u64, arp_hook::SEND, At::Network)
-}
-
-/// These two tracepoints see every packet of every device: the protocol check comes first and
-/// costs one load. `skb` is a BTF-typed pointer here and the offset a load-time constant, so
-/// the verifier checks the read against `struct sk_buff` and no helper call is needed.
+/// Whether the TC programs are to tell the ARP frames they see (tracepoint mode). Looked up
+/// only for ARP frames.
 #[inline(always)]
-fn is_arp(skb: *const u8) -> bool {
-    let off = neigh::protocol_offset() as usize;
-    if off == 0 {
-        return false;
+pub fn from_tc() -> bool {
+    ARP_FROM_TC.get(0).is_some_and(|v| *v != 0)
+}
+
+/// Where the ARP message starts in a frame at TC: behind the Ethernet header.
+const ETH_HLEN: u32 = 14;
+
+/// The ARP event of an ARP frame at TC on traced `ifindex` (`hook` RECV on ingress, SEND on
+/// egress). The frame already passed the expression.
+#[inline(always)]
+pub fn tc_event(ctx: &TcContext, ifindex: u32, hook: u8) {
+    let mut arp = [0u8; 28];
+    // SAFETY: `arp` is a live 28-byte buffer on the stack; the helper checks the skb side.
+    let ret = unsafe { bpf_skb_load_bytes(ctx.as_ptr(), ETH_HLEN, arp.as_mut_ptr().cast(), 28) };
+    if ret == 0 && arp[..6] == ARP_ETHER_IPV4 {
+        write(ifindex, hook, &arp);
     }
-    // SAFETY: a typed read the verifier checks against the sk_buff layout in BTF.
-    let protocol = unsafe { core::ptr::read_volatile(skb.wrapping_add(off).cast::<u16>()) };
-    u16::from_be(protocol) == ETH_P_ARP
 }
 
 #[inline(always)]

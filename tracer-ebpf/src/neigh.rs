@@ -56,13 +56,6 @@ pub fn config() -> Result<NeighConfig, ()> {
     if cfg.enabled != 0 { Ok(cfg) } else { Err(()) }
 }
 
-/// `sk_buff.protocol`'s offset (0 until the collector set the layout), read alone.
-#[inline(always)]
-pub fn protocol_offset() -> u32 {
-    // SAFETY: as in `config`, one field of the global.
-    unsafe { core::ptr::read_volatile(&raw const NEIGH_CFG.skb_protocol) }
-}
-
 /// `dev`'s ifindex when it is traced in the collector's namespace.
 #[inline(always)]
 pub fn traced_dev(dev: u64, cfg: &NeighConfig) -> Result<u32, ()> {

@@ -10,8 +10,8 @@ use aya_ebpf::{
     EbpfContext, bindings::__sk_buff, helpers::generated::bpf_skb_load_bytes, macros::classifier, programs::TcContext,
 };
 use tracer_common::{
-    FrameSection, Packet, SCRATCH_BYTES, SectionHeader, TcRecord, TcSection, dir, fib, frame_origin, kind, section,
-    slot, tc_flags, tcf,
+    FrameSection, Packet, SCRATCH_BYTES, SectionHeader, TcRecord, TcSection, arp_hook, dir, fib, frame_origin, kind,
+    section, slot, tc_flags, tcf,
 };
 
 use crate::{capture::Captured, emit, fib as fib_lookup, parse};
@@ -61,15 +61,34 @@ fn is_arp(ctx: &TcContext) -> bool {
     protocol == u32::from(tracer_common::proto::ETH_P_ARP.to_be())
 }
 
+/// One frame's record and, when the ARP events come from TC ([`crate::arp::from_tc`]), an ARP
+/// frame's ARP event, in the order of the functions it stands in for: `arp_xmit` before TC
+/// egress, `arp_rcv` after TC ingress.
 #[inline(always)]
 fn record(ctx: &TcContext, direction: u8, slot: u32) {
     let flags = emit::tc_flags();
-    let wanted = flags & tc_flags::RECORD != 0 || (flags & tc_flags::ARP != 0 && is_arp(ctx));
-    if !wanted || !crate::filter::pass_tc(ctx) {
+    let arp = is_arp(ctx);
+    let packet = flags & tc_flags::RECORD != 0 || (flags & tc_flags::ARP != 0 && arp);
+    let arp_event = arp && crate::arp::from_tc();
+    if !(packet || arp_event) || !crate::filter::pass_tc(ctx) {
         return;
     }
-    let Some(buf) = emit::scratch(slot) else { return };
     let meta = skb_meta(ctx);
+    if arp_event && direction == dir::EGRESS {
+        crate::arp::tc_event(ctx, meta.ifindex, arp_hook::SEND);
+    }
+    if packet {
+        packet_record(ctx, direction, slot, flags, &meta);
+    }
+    if arp_event && direction == dir::INGRESS {
+        crate::arp::tc_event(ctx, meta.ifindex, arp_hook::RECV);
+    }
+}
+
+/// The frame's record: its first bytes and, on ingress, the FIB verdict.
+#[inline(always)]
+fn packet_record(ctx: &TcContext, direction: u8, slot: u32, flags: u32, meta: &SkbMeta) {
+    let Some(buf) = emit::scratch(slot) else { return };
     let snaplen = emit::snaplen();
     // The FIB lookup runs on ingress only (on egress the kernel has routed the frame already)
     // and reads the headers, copied even under a smaller snaplen.

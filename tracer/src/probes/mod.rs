@@ -13,9 +13,10 @@ use std::fmt;
 
 use aya::{
     Btf, Ebpf,
+    maps::{Array, MapError},
     programs::{Program, ProgramError},
 };
-use tracer_common::NeighConfig;
+use tracer_common::{NeighConfig, names};
 
 use crate::{
     cli::ProbeMode,
@@ -107,15 +108,19 @@ const FENTRY: &[Hook] = &[
     hook("vt_neigh_res_fe", Attach::Fentry, &["__neigh_event_send"]),
 ];
 
+/// No tracepoint marks `arp_rcv` or `arp_xmit` (the generic `net:netif_receive_skb` and
+/// `net:net_dev_queue` would run a program on every packet of every device): in this mode the
+/// TC programs on the traced interfaces tell the ARP frames ([`TC_ARP`]).
 const TRACEPOINT: &[Hook] = &[
-    hook("vt_arp_rcv_tp", Attach::TpBtf, &["netif_receive_skb"]),
-    hook("vt_arp_xmit_tp", Attach::TpBtf, &["net_dev_queue"]),
     hook("vt_neigh_upd_tp", Attach::TpBtf, &["neigh_update"]),
     hook("vt_neigh_tmr_tp", Attach::TpBtf, &["neigh_timer_handler"]),
     hook("vt_neigh_res_tp", Attach::TpBtf, &["neigh_event_send_done"]),
     // Only to know a new entry's first state (see tracer-ebpf/src/neigh.rs).
     hook("vt_neigh_new_tp", Attach::TpBtf, &["neigh_create"]),
 ];
+
+/// What stands in for `arp_rcv` and `arp_xmit` in tracepoint mode (tracer-ebpf/src/arp.rs).
+const TC_ARP: [&str; 2] = ["TC ingress", "TC egress"];
 
 /// Every program of every mode (for the check that the object has them all).
 #[cfg(test)]
@@ -139,6 +144,8 @@ pub(crate) enum ProbeError {
         /// The error with its causes (aya's own message alone can be a bare path).
         detail: String,
     },
+    #[error("asking the TC programs for ARP events: {0}")]
+    ArpFromTc(#[from] MapError),
     #[error("no attach mode works on this kernel ({0})")]
     NoMode(String),
 }
@@ -147,7 +154,8 @@ pub(crate) enum ProbeError {
 #[derive(Debug, Clone)]
 pub(crate) struct Probes {
     pub mode: Mode,
-    /// What each hook attached to, in hook order (`arp_rcv`, `neigh_update`, …).
+    /// What each hook attached to, in hook order (`arp_rcv`, `arp_xmit`, `neigh_update`, …;
+    /// in tracepoint mode [`TC_ARP`] for the first two).
     pub targets: Vec<&'static str>,
 }
 
@@ -193,7 +201,18 @@ pub(crate) fn try_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<(), Pro
 }
 
 fn attach_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<Vec<&'static str>, ProbeError> {
-    mode.hooks().iter().map(|h| attach_hook(ebpf, mode, h, btf)).collect()
+    let mut targets = mode.hooks().iter().map(|h| attach_hook(ebpf, mode, h, btf)).collect::<Result<Vec<_>, _>>()?;
+    if mode == Mode::Tracepoint {
+        set_arp_from_tc(ebpf, true)?;
+        targets.splice(0..0, TC_ARP);
+    }
+    Ok(targets)
+}
+
+/// Tells the TC programs whether to send ARP events.
+fn set_arp_from_tc(ebpf: &mut Ebpf, on: bool) -> Result<(), ProbeError> {
+    let map = ebpf.map_mut(names::ARP_FROM_TC_MAP).ok_or(ProbeError::Missing("ARP_FROM_TC map"))?;
+    Ok(Array::<_, u32>::try_from(map)?.set(0, &u32::from(on), 0)?)
 }
 
 /// Attaches `hook` to its first target that works; the error is the last target's.
@@ -272,6 +291,9 @@ fn attach_one(program: &mut Program, attach: Attach, target: &str, btf: &Btf) ->
 
 /// Detaches and unloads every program of `mode` (after a failure, or a trial).
 fn unload_mode(ebpf: &mut Ebpf, mode: Mode) {
+    if mode == Mode::Tracepoint {
+        let _ = set_arp_from_tc(ebpf, false);
+    }
     for h in mode.hooks() {
         let _ = match ebpf.program_mut(h.program) {
             Some(Program::KProbe(p)) => p.unload(),
@@ -294,7 +316,6 @@ pub(crate) fn layout(btf: &KernelBtf) -> Result<NeighConfig, BtfError> {
         skb_data: skb("data")?,
         skb_network_header: skb("network_header")?,
         skb_dev: skb("dev")?,
-        skb_protocol: skb("protocol")?,
         dev_ifindex: dev("ifindex")?,
         dev_nd_net: dev("nd_net")?,
         net_inum: btf.net_inum_offset()?,
@@ -357,7 +378,9 @@ processed 14 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_sta
             p
         };
         assert_eq!(places(Mode::Kprobe), places(Mode::Fentry));
-        assert_eq!(places(Mode::Kprobe), places(Mode::Tracepoint));
         assert_eq!(places(Mode::Kprobe).len(), 5);
+        // Tracepoint mode: the ARP places are TC's.
+        assert_eq!(places(Mode::Kprobe)[2..], places(Mode::Tracepoint)[..]);
+        assert!(places(Mode::Kprobe)[..2].iter().all(|p| p.starts_with("vt_arp_")));
     }
 }

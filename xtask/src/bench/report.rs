@@ -14,6 +14,8 @@ pub(super) enum Target {
     MedianAtMost(f64),
     /// Every sample must be at most this.
     AllAtMost(f64),
+    /// Every sample must be at least this.
+    AllAtLeast(f64),
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,7 @@ impl Report {
             Target::MedianAtLeast(v) => format!("≥ {}", num(v, unit)),
             Target::MedianAtMost(v) => format!("≤ {}", num(v, unit)),
             Target::AllAtMost(v) => format!("all ≤ {}", num(v, unit)),
+            Target::AllAtLeast(v) => format!("all ≥ {}", num(v, unit)),
         }
     }
 
@@ -83,6 +86,7 @@ impl Report {
             Target::MedianAtLeast(v) => row.median() >= v,
             Target::MedianAtMost(v) => row.median() <= v,
             Target::AllAtMost(v) => row.max() <= v,
+            Target::AllAtLeast(v) => row.min() >= v,
         })
     }
 
@@ -179,6 +183,8 @@ pub(super) fn num(v: f64, unit: &str) -> String {
         "s" if v < 1.0 => format!("{:.0} ms", v * 1e3),
         "s" => format!("{v:.2} s"),
         "%" => format!("{v:.0} %"),
+        "ns" => format!("{v:.0} ns"),
+        "runs" => format!("{v:.3}"),
         _ => {
             let scaled = if v.abs() >= 1e6 {
                 format!("{:.2} M", v / 1e6)
@@ -203,10 +209,13 @@ mod tests {
         let mut report = Report::default();
         report.push(Row::new("g", "traced", "ratio", vec![0.99, 0.97, 0.98, f64::NAN]).target(Target::MedianAtLeast(0.98)));
         report.push(Row::new("g", "lost", "events", vec![0.0, 3.0]).target(Target::AllAtMost(0.0)));
+        report.push(Row::new("g", "vs", "ratio", vec![1.2, 0.99, 1.1]).target(Target::AllAtLeast(1.0)));
         let traced = &report.rows[0];
         assert_eq!((traced.median(), traced.min(), traced.max(), traced.samples.len()), (0.98, 0.97, 0.99, 3));
         assert_eq!(report.met(traced), Some(true));
         assert_eq!(report.met(&report.rows[1]), Some(false));
+        // The median (1.1) passes; one round (0.99) does not.
+        assert_eq!(report.met(&report.rows[2]), Some(false));
         let table = report.table();
         assert!(table.contains("98.0 %") && table.contains("NO"), "{table}");
         assert_eq!(report.json()["rows"][1]["met"], false);
