@@ -99,14 +99,23 @@ pub mod names {
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
     /// Load-time global: what the TC programs do ([`crate::tc_flags`]).
     pub const TC_FLAGS_GLOBAL: &str = "TC_FLAGS";
+    /// Load-time global: the ring's wake-up threshold in bytes ([`crate::wakeup_bytes`]).
+    pub const WAKEUP_GLOBAL: &str = "WAKEUP";
     pub const MAPS: &[&str] =
         &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_ADDRS_MAP, ARP_FROM_TC_MAP];
 }
 
-/// Ring-buffer wake-ups: the programs wake the collector only once this many bytes wait, and
-/// the collector polls every [`POLL_INTERVAL_MS`] for a quiet trickle (an irq_work and a
-/// reader wake-up per record cost more than the record under a flood).
-pub const WAKEUP_BYTES: u64 = 64 * 1024;
+/// Ring-buffer wake-ups: the programs wake the collector once this many bytes come to wait
+/// (one wake-up per batch: each is an irq_work, a self-IPI, which in a VM costs more than many
+/// records), and the collector polls every [`POLL_INTERVAL_MS`] for a quiet trickle.
+pub const WAKEUP_BYTES: u64 = 256 * 1024;
+
+/// The wake-up threshold for a ring of `ring_size` bytes: [`WAKEUP_BYTES`], or an eighth of a
+/// smaller ring (so that a wake-up comes long before it is full).
+pub const fn wakeup_bytes(ring_size: u32) -> u64 {
+    let eighth = ring_size as u64 / 8;
+    if eighth < WAKEUP_BYTES { eighth } else { WAKEUP_BYTES }
+}
 /// How often the collector reads the ring without a wake-up: the longest a lone event waits.
 pub const POLL_INTERVAL_MS: u64 = 10;
 
@@ -676,3 +685,4 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NeighRecord {}
 }
+const _: () = assert!(wakeup_bytes(8 << 20) == WAKEUP_BYTES && wakeup_bytes(4096) == 512);

@@ -66,6 +66,10 @@ static SCRATCH: Array<[u8; SCRATCH_BYTES]> = Array::with_max_entries(SCRATCH_SLO
 #[unsafe(no_mangle)]
 static SNAPLEN: u32 = tracer_common::DEFAULT_SNAPLEN;
 
+/// The wake-up threshold (`tracer_common::wakeup_bytes` of the ring's size), set at load.
+#[unsafe(no_mangle)]
+static WAKEUP: u64 = WAKEUP_BYTES;
+
 /// What the TC programs do (`tracer_common::tc_flags`), set at load.
 #[unsafe(no_mangle)]
 static TC_FLAGS: u32 = tracer_common::tc_flags::ALL;
@@ -106,11 +110,17 @@ pub fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
     entry
 }
 
-/// The wake-up flag for a record: a wake-up only once [`WAKEUP_BYTES`] are waiting (the
-/// collector polls for the rest).
+/// The wake-up flag for a record of `len` bytes: a wake-up only for the record that takes
+/// what waits in the ring past the threshold ([`WAKEUP`]) — once per batch, not for every record after it
+/// (each wake-up is an irq_work, a self-IPI: under a flood that cost as much as the copy). The
+/// collector drains until the ring is nearly empty before it waits again, and polls for the
+/// rest.
 #[inline(always)]
-fn wakeup_flags() -> u64 {
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= WAKEUP_BYTES {
+fn wakeup_flags(len: usize) -> u64 {
+    // SAFETY: a plain read of a global; volatile as for `snaplen`.
+    let threshold = unsafe { core::ptr::read_volatile(&WAKEUP) };
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA.into());
+    let flags = if waiting < threshold && waiting + len as u64 >= threshold {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -121,7 +131,7 @@ fn wakeup_flags() -> u64 {
 /// Submits a reserved record.
 #[inline(always)]
 pub fn submit<T>(entry: RingBufEntry<T>) {
-    entry.submit(wakeup_flags());
+    entry.submit(wakeup_flags(core::mem::size_of::<T>()));
 }
 
 /// This CPU's scratch slot `slot` (one of `tracer_common::slot`).
@@ -144,7 +154,7 @@ pub fn output(buf: *mut [u8; SCRATCH_BYTES], len: usize) {
     }
     // SAFETY: `buf` is a live scratch slot of SCRATCH_BYTES bytes and `len` is at most that.
     let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
-    if EVENTS.output(bytes, wakeup_flags()).is_err() {
+    if EVENTS.output(bytes, wakeup_flags(len)).is_err() {
         count_lost();
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Collector {
     /// The programs wake the collector only once enough bytes wait (tracer-ebpf emit.rs);
     /// this poll picks up a quiet trickle.
     poll: tokio::time::Interval,
+    /// The last drain filled a batch: more records wait.
+    behind: bool,
 }
 
 /// How often the ring is read without a wakeup: the longest a lone event waits.
@@ -51,28 +53,31 @@ impl Collector {
             .map_err(|e| CollectError::Io(e.into_parts().1))?;
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(Self { ring, lost, errors, poll })
+        Ok(Self { ring, lost, errors, poll, behind: false })
     }
 
     /// Waits until records are ready, then hands up to [`BATCH`] of them to `each`.
     /// Returns how many were drained.
     ///
     /// Under a flood the ring never runs empty: an unbounded drain would grow the caller's
-    /// output buffer with the whole flood (148 MB RSS seen) and starve its other work. A full
-    /// batch leaves the ring marked ready, so the next call goes on without waiting.
+    /// output buffer with the whole flood (148 MB RSS seen) and starve its other work. After a
+    /// full batch the next call goes on without waiting: the programs wake the collector once
+    /// per batch of bytes that come to wait ([`tracer_common::wakeup_bytes`]), not for every record, so a
+    /// collector that waited with records left could sleep until the next poll.
     pub(crate) async fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<usize, CollectError> {
-        let mut guard = tokio::select! {
-            guard = self.ring.readable_mut() => guard?,
-            _ = self.poll.tick() => return Ok(drain_ring(self.ring.get_mut(), &mut each, BATCH)),
-        };
-        let n = drain_ring(guard.get_inner_mut(), &mut each, BATCH);
-        if n == BATCH {
-            return Ok(n);
+        if self.behind {
+            // Still yield to the runtime's other tasks now and then, as a wait would.
+            tokio::task::consume_budget().await;
+        } else {
+            tokio::select! {
+                // Cleared before the drain: a wake-up after it marks the ring ready again.
+                guard = self.ring.readable_mut() => guard?.clear_ready(),
+                _ = self.poll.tick() => {}
+            }
         }
-        guard.clear_ready();
-        // Records submitted between the last read and clear_ready would otherwise wait for the
-        // next wakeup.
-        Ok(n + drain_ring(self.ring.get_mut(), &mut each, BATCH - n))
+        let n = drain_ring(self.ring.get_mut(), &mut each, BATCH);
+        self.behind = n == BATCH;
+        Ok(n)
     }
 
     /// Drains up to [`BATCH`] records without waiting (at exit: call until it returns less).

@@ -61,12 +61,14 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| LoadError::Cpus(what, e))?.get();
     let drop_config = opts.drop_config.unwrap_or(DropConfig::DISABLED);
     let neigh_config = opts.neigh_config.unwrap_or(NeighConfig::DISABLED);
+    let wakeup = tracer_common::wakeup_bytes(opts.ring_size);
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(names::EVENTS_MAP, opts.ring_size)
         .map_max_entries(names::SCRATCH_MAP, cpus * SCRATCH_SLOTS)
         .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
         .override_global(names::TC_FLAGS_GLOBAL, &opts.tc_flags, true)
+        .override_global(names::WAKEUP_GLOBAL, &wakeup, true)
         .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
         .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true);
     if let Some(filter) = opts.filter {
