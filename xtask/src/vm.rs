@@ -144,7 +144,7 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         kernel.release,
         built.as_secs_f64()
     );
-    let outcome = boot(&kernel, &initramfs, Duration::from_secs(opts.timeout * 60));
+    let outcome = boot_until_init(&kernel, &initramfs, Duration::from_secs(opts.timeout * 60));
     let _ = fs::remove_file(&initramfs);
     eprintln!(
         "xtask: vm on {}: {} s in the VM, {} s in all",
@@ -334,8 +334,39 @@ fn initramfs_bytes(kernel: &Kernel, config: &str) -> anyhow::Result<Vec<u8>> {
     Ok(archive.finish())
 }
 
-/// Boots the VM, relays its console, and judges by the verdict line init.sh prints last.
-fn boot(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<()> {
+/// How many times a boot that dies before /init runs is tried in all. Under multi-threaded TCG
+/// the guest kernel can oops while it patches its own text at boot (an `int3` left by
+/// text_poke, seen by the other vCPU; nothing of the project has run yet): that is the emulator,
+/// and a new boot gets past it. A failure once init.sh has started is never retried.
+const BOOT_TRIES: u32 = 3;
+
+/// init.sh's first line: the kernel got as far as running it.
+const INIT_STARTED: &str = "vm: kernel ";
+
+/// What a VM run ended with.
+enum Boot {
+    /// The verdict of init.sh (Ok for PASS).
+    Verdict(anyhow::Result<()>),
+    /// The kernel died before init.sh printed a line.
+    DiedBeforeInit(String),
+}
+
+/// Boots until init.sh runs (at most BOOT_TRIES times), then judges by its verdict.
+fn boot_until_init(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<()> {
+    for attempt in 1..=BOOT_TRIES {
+        match boot(kernel, initramfs, limit)? {
+            Boot::Verdict(verdict) => return verdict,
+            Boot::DiedBeforeInit(why) if attempt < BOOT_TRIES => {
+                eprintln!("xtask: {why} before /init ran (boot {attempt} of {BOOT_TRIES}); booting again")
+            }
+            Boot::DiedBeforeInit(why) => bail!("{why} before /init ran, in each of {BOOT_TRIES} boots"),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Boots the VM once, relays its console, and judges by the verdict line init.sh prints last.
+fn boot(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<Boot> {
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048"])
         .arg("-kernel")
@@ -361,12 +392,14 @@ fn boot(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<()
     });
     let deadline = Instant::now() + limit;
     let mut verdict = None;
+    let mut init_started = false;
     let mut stdout = std::io::stdout().lock();
     loop {
         match console_lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
                 let line = printable(&line);
                 let _ = writeln!(stdout, "{line}");
+                init_started |= line.starts_with(INIT_STARTED);
                 if let Some(v) = line.strip_prefix(VERDICT) {
                     verdict = Some(v.to_owned());
                 }
@@ -380,11 +413,17 @@ fn boot(kernel: &Kernel, initramfs: &Path, limit: Duration) -> anyhow::Result<()
         }
     }
     let status = child.wait()?;
-    match verdict.as_deref() {
-        Some("PASS") => Ok(()),
-        Some(failed) => bail!("failed in the VM: {}", failed.trim_start_matches("FAIL").trim()),
-        None => bail!("the VM stopped without a verdict (qemu {status}; a kernel panic? see the console above)"),
-    }
+    Ok(match verdict.as_deref() {
+        Some("PASS") => Boot::Verdict(Ok(())),
+        Some(failed) => Boot::Verdict(Err(anyhow::anyhow!(
+            "failed in the VM: {}",
+            failed.trim_start_matches("FAIL").trim()
+        ))),
+        None if !init_started => Boot::DiedBeforeInit(format!("the VM kernel stopped (qemu {status})")),
+        None => Boot::Verdict(Err(anyhow::anyhow!(
+            "the VM stopped without a verdict (qemu {status}; a kernel panic? see the console above)"
+        ))),
+    })
 }
 
 /// The console line without carriage returns and terminal escapes (SeaBIOS clears the screen,
