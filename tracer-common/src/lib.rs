@@ -652,6 +652,7 @@ const _: () = assert!(core::mem::size_of::<ArpSection>() == 32);
 const _: () = assert!(core::mem::size_of::<NeighSection>() == 48);
 const _: () = assert!(core::mem::size_of::<NeighConfig>() == 17 * 4);
 const _: () = assert!(core::mem::size_of::<DropRecord>() <= 128 && core::mem::size_of::<TcRecord>() <= 128);
+const _: () = assert!(wakeup_bytes(8 << 20) == WAKEUP_BYTES && wakeup_bytes(4096) == 512);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -685,4 +686,3 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NeighRecord {}
 }
-const _: () = assert!(wakeup_bytes(8 << 20) == WAKEUP_BYTES && wakeup_bytes(4096) == 512);

@@ -15,7 +15,7 @@ use aya_ebpf::{
     maps::Array,
     programs::{FEntryContext, ProbeContext, TcContext},
 };
-use tracer_common::{ArpRecord, ArpSection, SectionHeader, arp_hook, kind, section};
+use tracer_common::{ArpRecord, ArpSection, SectionHeader, arp_hook, kind, proto::ETH_HLEN, section};
 
 use crate::{emit, kread::read, neigh};
 
@@ -63,16 +63,14 @@ pub fn from_tc() -> bool {
     ARP_FROM_TC.get(0).is_some_and(|v| *v != 0)
 }
 
-/// Where the ARP message starts in a frame at TC: behind the Ethernet header.
-const ETH_HLEN: u32 = 14;
-
 /// The ARP event of an ARP frame at TC on traced `ifindex` (`hook` RECV on ingress, SEND on
 /// egress). The frame already passed the expression.
 #[inline(always)]
 pub fn tc_event(ctx: &TcContext, ifindex: u32, hook: u8) {
     let mut arp = [0u8; 28];
+    // The message starts behind the Ethernet header.
     // SAFETY: `arp` is a live 28-byte buffer on the stack; the helper checks the skb side.
-    let ret = unsafe { bpf_skb_load_bytes(ctx.as_ptr(), ETH_HLEN, arp.as_mut_ptr().cast(), 28) };
+    let ret = unsafe { bpf_skb_load_bytes(ctx.as_ptr(), ETH_HLEN as u32, arp.as_mut_ptr().cast(), 28) };
     if ret == 0 && arp[..6] == ARP_ETHER_IPV4 {
         write(ifindex, hook, &arp);
     }

@@ -17,7 +17,10 @@
 //! - ARP events: the Ethernet header in front of the ARP message and the 28-byte message.
 
 use aya_ebpf::{EbpfContext, bindings::__sk_buff, programs::TcContext};
-use tracer_common::filter::{FILTER_MAX_INSNS, FilterInsn, FilterProg};
+use tracer_common::{
+    filter::{FILTER_MAX_INSNS, FilterInsn, FilterProg},
+    proto::ETH_HLEN,
+};
 use tracer_ebpf::{cbpf, parse::Frame};
 
 use crate::kread::read;
@@ -30,7 +33,6 @@ static FILTER_LEN: u32 = 0;
 #[unsafe(no_mangle)]
 static FILTER_PROG: FilterProg = FilterProg::EMPTY;
 
-const ETH_HLEN: usize = 14;
 /// Where an 802.1Q tag sits in an Ethernet frame.
 const TAG_AT: usize = 12;
 const TAG_LEN: usize = 4;
@@ -97,8 +99,25 @@ struct TcFrame<'a> {
 }
 
 impl TcFrame<'_> {
+    /// `N` bytes at `offset` of the skb's data: straight from the linear part when they are in
+    /// it (no helper call: a filter reads a few header bytes of every frame), otherwise with
+    /// `bpf_skb_load_bytes`, which also reads the paged part.
     #[inline(always)]
     fn skb<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        // The verifier bounds a packet pointer's variable offset (MAX_PACKET_OFF).
+        if offset <= 0xffff {
+            let at = self.ctx.data() + offset;
+            // The end of the read as a packet pointer that the verifier compares with
+            // data_end; `N` opaque, or LLVM turns `at + 1 <= end` into `at < end`, which gives
+            // the verifier no range at offset 0.
+            // SAFETY: a volatile read of a local.
+            let n = unsafe { core::ptr::read_volatile(&N) };
+            if at + n <= self.ctx.data_end() {
+                // SAFETY: `at .. at + N` lies inside the skb's linear data (checked just above,
+                // as the verifier requires); a byte array has no alignment.
+                return Some(unsafe { (at as *const [u8; N]).read_unaligned() });
+            }
+        }
         self.ctx.load::<[u8; N]>(offset).ok()
     }
 }

@@ -32,9 +32,9 @@ fn stats() -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
 
 pub(super) fn rows(node: &Node, bin: &Path, extra: &[&str], repeat: usize, seconds: u32, report: &mut Report) -> anyhow::Result<()> {
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
-    // Per program: ns per run, runs per forwarded packet; and the sum per forwarded packet.
-    let mut per_run: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut per_packet: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // Per program, one (ns per run, runs per forwarded packet) per round; and the sum per
+    // forwarded packet.
+    let mut by_program: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut total = Vec::new();
     for round in 0..repeat {
         eprintln!("xtask: bench round {}/{repeat}: per-program cost (bpf_stats)", round + 1);
@@ -51,18 +51,19 @@ pub(super) fn rows(node: &Node, bin: &Path, extra: &[&str], repeat: usize, secon
             let (ns0, runs0) = before.get(name).copied().unwrap_or_default();
             let (ns, runs) = ((ns - ns0) as f64, (runs - runs0) as f64);
             sum += ns;
-            per_run.entry(name.clone()).or_default().push(if runs > 0.0 { ns / runs } else { 0.0 });
-            per_packet.entry(name.clone()).or_default().push(runs / forwarded);
+            let per_run = if runs > 0.0 { ns / runs } else { 0.0 };
+            by_program.entry(name.clone()).or_default().push((per_run, runs / forwarded));
         }
         total.push(sum / forwarded);
     }
-    for (name, samples) in per_run {
+    for (name, samples) in by_program {
         // Programs that did not run during the floods (the neighbour hooks, mostly) say nothing.
-        if samples.iter().all(|&ns| ns == 0.0) {
+        if samples.iter().all(|&(ns, _)| ns == 0.0) {
             continue;
         }
-        report.push(Row::new("programs", format!("{name}: per run"), "ns", samples));
-        report.push(Row::new("programs", format!("{name}: runs per forwarded packet"), "runs", per_packet.remove(&name).unwrap_or_default()));
+        let (per_run, per_packet): (Vec<f64>, Vec<f64>) = samples.into_iter().unzip();
+        report.push(Row::new("programs", format!("{name}: per run"), "ns", per_run));
+        report.push(Row::new("programs", format!("{name}: runs per forwarded packet"), "runs", per_packet));
     }
     report.push(Row::new("programs", "all programs, per forwarded packet", "ns", total));
     Ok(())
