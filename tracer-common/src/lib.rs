@@ -92,6 +92,13 @@ pub mod names {
     pub const DROP_ADDRS_MAP: &str = "DROP_ADDRS";
     /// Slot 0 non-zero: the TC programs tell ARP frames as ARP events (tracepoint mode).
     pub const ARP_FROM_TC_MAP: &str = "ARP_FROM_TC";
+    /// Per-CPU cache of FIB verdicts ([`crate::fib::CACHE_SLOTS`] entries).
+    pub const FIB_CACHE_MAP: &str = "FIB_CACHE";
+    /// One u32: the generation the collector bumps on every netlink change it sees; a cached
+    /// FIB verdict of an older generation is never used.
+    pub const FIB_GEN_MAP: &str = "FIB_GEN";
+    /// Load-time global: how long a cached FIB verdict is used, in ns (0: no cache).
+    pub const FIB_CACHE_NS_GLOBAL: &str = "FIB_CACHE_NS";
     pub const INGRESS_PROG: &str = "vethtrace_in";
     pub const EGRESS_PROG: &str = "vethtrace_eg";
     pub const DROP_PROG: &str = "vethtrace_drop";
@@ -102,7 +109,17 @@ pub mod names {
     /// Load-time global: the ring's wake-up threshold in bytes ([`crate::wakeup_bytes`]).
     pub const WAKEUP_GLOBAL: &str = "WAKEUP";
     pub const MAPS: &[&str] =
-        &[EVENTS_MAP, LOST_MAP, ERRORS_MAP, SCRATCH_MAP, TRACED_IFACES_MAP, DROP_ADDRS_MAP, ARP_FROM_TC_MAP];
+        &[
+        EVENTS_MAP,
+        LOST_MAP,
+        ERRORS_MAP,
+        SCRATCH_MAP,
+        TRACED_IFACES_MAP,
+        DROP_ADDRS_MAP,
+        ARP_FROM_TC_MAP,
+        FIB_CACHE_MAP,
+        FIB_GEN_MAP,
+    ];
 }
 
 /// Ring-buffer wake-ups: the programs wake the collector once this many bytes come to wait
@@ -292,6 +309,12 @@ pub mod fib {
     pub const NO_NEIGH: u8 = 7;
     pub const FRAG_NEEDED: u8 = 8;
     pub const NOT_RUN: u8 = 0xff;
+
+    /// Entries of the per-CPU verdict cache (direct-mapped by a hash of the lookup's inputs).
+    pub const CACHE_SLOTS: u32 = 256;
+    /// How long a cached verdict is used by default: the longest an event's verdict can lag a
+    /// change the collector has not seen yet (every netlink change it sees voids the cache).
+    pub const DEFAULT_CACHE_NS: u64 = 1_000_000;
 }
 
 /// Bits of `Packet::valid`: which parts of [`Packet`] hold parsed data.

@@ -167,15 +167,28 @@ fn count_lost() {
     }
 }
 
+/// The clock records are stamped with.
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // SAFETY: a helper without preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
 /// The header every record starts with.
 #[inline(always)]
 pub fn header(kind: u8, len: usize) -> RecordHeader {
+    header_at(kind, len, now_ns())
+}
+
+/// The header of a record stamped `ts_ns` ([`now_ns`] read earlier in the program).
+#[inline(always)]
+pub fn header_at(kind: u8, len: usize, ts_ns: u64) -> RecordHeader {
     RecordHeader {
         kind,
         version: RECORD_VERSION,
-        // SAFETY: helpers without preconditions.
+        // SAFETY: a helper without preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() } as u16,
         len: len as u32,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ts_ns,
     }
 }

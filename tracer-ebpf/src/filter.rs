@@ -99,25 +99,8 @@ struct TcFrame<'a> {
 }
 
 impl TcFrame<'_> {
-    /// `N` bytes at `offset` of the skb's data: straight from the linear part when they are in
-    /// it (no helper call: a filter reads a few header bytes of every frame), otherwise with
-    /// `bpf_skb_load_bytes`, which also reads the paged part.
     #[inline(always)]
     fn skb<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        // The verifier bounds a packet pointer's variable offset (MAX_PACKET_OFF).
-        if offset <= 0xffff {
-            let at = self.ctx.data() + offset;
-            // The end of the read as a packet pointer that the verifier compares with
-            // data_end; `N` opaque, or LLVM turns `at + 1 <= end` into `at < end`, which gives
-            // the verifier no range at offset 0.
-            // SAFETY: a volatile read of a local.
-            let n = unsafe { core::ptr::read_volatile(&N) };
-            if at + n <= self.ctx.data_end() {
-                // SAFETY: `at .. at + N` lies inside the skb's linear data (checked just above,
-                // as the verifier requires); a byte array has no alignment.
-                return Some(unsafe { (at as *const [u8; N]).read_unaligned() });
-            }
-        }
         self.ctx.load::<[u8; N]>(offset).ok()
     }
 }

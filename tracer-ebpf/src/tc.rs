@@ -38,6 +38,7 @@ pub fn vethtrace_eg(ctx: TcContext) -> i32 {
 struct SkbMeta {
     ifindex: u32,
     len: u32,
+    gso: bool,
     accel_vlan: Option<u16>,
 }
 
@@ -45,9 +46,9 @@ struct SkbMeta {
 fn skb_meta(ctx: &TcContext) -> SkbMeta {
     let skb = ctx.as_ptr().cast::<__sk_buff>();
     // SAFETY: the context pointer of a classifier is the verifier-checked `__sk_buff`.
-    let (ifindex, len, vlan_present, vlan_tci) =
-        unsafe { ((*skb).ifindex, (*skb).len, (*skb).vlan_present, (*skb).vlan_tci) };
-    SkbMeta { ifindex, len, accel_vlan: (vlan_present != 0).then_some(vlan_tci as u16) }
+    let (ifindex, len, gso_size, vlan_present, vlan_tci) =
+        unsafe { ((*skb).ifindex, (*skb).len, (*skb).gso_size, (*skb).vlan_present, (*skb).vlan_tci) };
+    SkbMeta { ifindex, len, gso: gso_size != 0, accel_vlan: (vlan_present != 0).then_some(vlan_tci as u16) }
 }
 
 const FIXED: usize = core::mem::size_of::<TcRecord>();
@@ -95,16 +96,18 @@ fn packet_record(ctx: &TcContext, direction: u8, slot: u32, flags: u32, meta: &S
     let lookup = direction == dir::INGRESS && flags & tc_flags::FIB != 0;
     let want = if lookup { meta.len.min(snaplen.max(HEADERS)) } else { meta.len.min(snaplen) };
     let copied = copy_frame(ctx, buf, want);
+    let now_ns = emit::now_ns();
     let (fib_ret, fib_ifindex) = if lookup {
         let mut p = Packet::default();
         parse::parse(&Captured::new(buf, FIXED, copied), &mut p, meta.accel_vlan);
-        fib_lookup::verdict(ctx, &p, meta.ifindex)
+        let skb = fib_lookup::Skb { ifindex: meta.ifindex, len: meta.len, gso: meta.gso, now_ns };
+        fib_lookup::verdict(ctx, &p, &skb)
     } else {
         (fib::NOT_RUN, 0)
     };
     let caplen = copied.min(snaplen as usize);
     let rec = TcRecord {
-        header: emit::header(kind::PACKET, FIXED + caplen),
+        header: emit::header_at(kind::PACKET, FIXED + caplen, now_ns),
         tc_hdr: SectionHeader::new(section::TC, section::TC_VERSION, core::mem::size_of::<TcSection>()),
         tc: TcSection {
             ifindex: meta.ifindex,

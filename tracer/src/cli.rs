@@ -128,6 +128,11 @@ pub struct TraceArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = parse_ring_size)]
     pub ring_size: u32,
 
+    /// How long the kernel reuses a flow's FIB verdict, in milliseconds (0: a lookup for every
+    /// packet). Every route, rule, link, address or neighbour change vethtrace sees voids it.
+    #[arg(long, value_name = "MS", default_value_t = tracer_common::fib::DEFAULT_CACHE_NS / 1_000_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub fib_cache_ms: u64,
+
     /// How the TC programs attach: TCX links (Linux >= 6.6), clsact filters, or auto.
     #[arg(long, value_enum, default_value_t = TcMode::Auto)]
     pub tc_mode: TcMode,

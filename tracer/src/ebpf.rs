@@ -37,6 +37,8 @@ pub(crate) struct LoadOptions<'a> {
     pub tc_flags: u32,
     /// The filter expression, if any.
     pub filter: Option<&'a Filter>,
+    /// How long a cached FIB verdict is used, in ns (`--fib-cache-ms`; 0: no cache).
+    pub fib_cache_ns: u64,
 }
 
 impl LoadOptions<'_> {
@@ -49,6 +51,7 @@ impl LoadOptions<'_> {
             neigh_config: None,
             tc_flags: tracer_common::tc_flags::ALL,
             filter: None,
+            fib_cache_ns: tracer_common::fib::DEFAULT_CACHE_NS,
         }
     }
 }
@@ -69,6 +72,7 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
         .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
         .override_global(names::TC_FLAGS_GLOBAL, &opts.tc_flags, true)
         .override_global(names::WAKEUP_GLOBAL, &wakeup, true)
+        .override_global(names::FIB_CACHE_NS_GLOBAL, &opts.fib_cache_ns, true)
         .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
         .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true);
     if let Some(filter) = opts.filter {

@@ -163,6 +163,7 @@ impl Kernel {
             neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
             tc_flags: tc_flags(args),
             filter: expression,
+            fib_cache_ns: args.fib_cache_ms * 1_000_000,
         })?;
         drop(btf);
         forward_kernel_log(&mut ebpf);

@@ -20,6 +20,7 @@ mod drops;
 mod ebpf;
 mod enrich;
 mod event;
+mod fibgen;
 pub mod filter;
 mod hooks;
 mod ifaces;

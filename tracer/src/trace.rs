@@ -25,6 +25,7 @@ use crate::{
     collect::{self, Collector, InKernelErrors},
     drops::DropProbe,
     enrich::{Enricher, Shown},
+    fibgen::FibGeneration,
     filter::Filter,
     hooks::Kernel,
     ifaces::IfaceFilter,
@@ -284,6 +285,8 @@ struct Session {
     /// In-kernel failures already reported on stderr.
     reported_errors: ErrorCounts,
     redumps: Redumps,
+    /// Bumped on every netlink change: voids the kernel's cached FIB verdicts.
+    fib_generation: FibGeneration,
     /// Who is behind each interface; wakes `--pod` selection when it changes.
     pods: PodIndex,
     turns: Turns,
@@ -298,7 +301,8 @@ impl Session {
         let (pods, pod_report) = pods::start(&args.pods).await;
         pod_report.print();
         let filter = filter.with_pods(&args.pod, pods.clone());
-        let Kernel { ebpf, collector, attacher, drops: mut drop_probe, probes } = Kernel::start(args, expression)?;
+        let Kernel { mut ebpf, collector, attacher, drops: mut drop_probe, probes } = Kernel::start(args, expression)?;
+        let fib_generation = FibGeneration::take(&mut ebpf)?;
         // Subscribe before the dump so that nothing falls between the two.
         let (netlink, notifications) = mirror::subscribe()?;
         let node = Mirror::load(&netlink).await?;
@@ -319,6 +323,7 @@ impl Session {
             sink: Sink { enricher, outputs, failed: None },
             reported_errors: ErrorCounts::default(),
             redumps: Redumps::default(),
+            fib_generation,
             pods,
             turns: Turns::default(),
         };
@@ -354,6 +359,7 @@ impl Session {
     /// A netlink notification: the mirror, then the traced set; a re-dump it calls for runs
     /// in the background.
     fn on_notification(&mut self, msg: NetlinkMessage<RtMessage>) {
+        self.fib_generation.bump();
         let (changes, redump) = self.sink.enricher.mirror.handle(&msg);
         changes.into_iter().for_each(|change| self.tracing.apply(change));
         self.redumps.note(msg);
@@ -368,6 +374,7 @@ impl Session {
         let missed = self.redumps.finish();
         match result {
             Ok(dump) => {
+                self.fib_generation.bump();
                 let changes = self.sink.enricher.mirror.take_dump(dump);
                 changes.into_iter().for_each(|change| self.tracing.apply(change));
                 for msg in missed {

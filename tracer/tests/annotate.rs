@@ -36,9 +36,15 @@ fn warm_up(node: &Node) {
 }
 
 /// One ICMP echo from `pod` to `dst`; a missing reply is fine (the tests look at the request).
+/// Always from CPU 0: a veth hands the packet on on the CPU that sent it, and the kernel's FIB
+/// verdict cache is per CPU, so every echo meets the same cache.
 fn ping(node: &Node, pod: &str, dst: &str) {
     let family = if dst.contains(':') { "-6" } else { "-4" };
-    let _ = node.in_pod(pod, "ping").args([family, "-c", "1", "-W", "0.3", dst]).output().expect("ping");
+    let _ = node
+        .in_pod(pod, "taskset")
+        .args(["-c", "0", "ping", family, "-c", "1", "-W", "0.3", dst])
+        .output()
+        .expect("ping");
 }
 
 /// Waits for the first event after `skip` that satisfies `pred`.
@@ -180,6 +186,34 @@ fn route_and_rule_changes_show_up_in_the_next_event() {
     node.ip(&["rule", "del", "pref", "100"]);
     let e = echo_request(&node, &tracer, "10.88.0.1");
     assert_eq!(e["route_table"], 100, "deleted rule still in the mirror: {e}");
+    tracer.stop();
+}
+
+/// With the kernel's verdict cache living an hour, only the generation the collector bumps for
+/// each netlink change can void a cached verdict: the verdict must still follow a route that
+/// comes and goes. (The default lifetime, 1 ms, would hide a missing bump between the steps.)
+#[test]
+fn a_cached_fib_verdict_is_voided_by_the_next_route_change() {
+    let node = Node::up("fc");
+    let cali1 = node.cali("pod1");
+    slow_neighbour_aging(&node, &[&cali1, "eth0"]);
+    warm_up(&node);
+    let tracer = Tracer::start(&node, &["--iface", "cali*", "--fib-cache-ms", "3600000"]);
+    let dst = "10.77.0.5";
+    // The collector reads a change's notification in its event loop: the moment it needs.
+    let settle = || std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..2 {
+        let e = echo_request(&node, &tracer, dst);
+        assert_eq!((e["fib"].as_str(), e["fib_dev"].as_str()), (Some("success"), Some("eth0")), "{e}");
+    }
+    node.ip(&["route", "add", "blackhole", "10.77.0.0/16"]);
+    settle();
+    let e = echo_request(&node, &tracer, dst);
+    assert_eq!(e["fib"], "blackhole", "a verdict cached before the route came: {e}");
+    node.ip(&["route", "del", "blackhole", "10.77.0.0/16"]);
+    settle();
+    let e = echo_request(&node, &tracer, dst);
+    assert_eq!(e["fib"], "success", "a verdict cached before the route went: {e}");
     tracer.stop();
 }
 
