@@ -280,6 +280,7 @@ mod tests {
         assert_eq!(cli.trace.iface, ["cali*"]);
         assert_eq!(cli.trace.line_format(), Some(OutputFormat::Text));
         assert_eq!(cli.trace.snaplen, 128);
+        assert_eq!(cli.trace.fib_cache_ms, 1);
         assert_eq!(cli.trace.tc_mode, TcMode::Auto);
         assert!(!cli.trace.strict);
     }
