@@ -77,7 +77,7 @@ pub(crate) struct Options {
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub only: Vec<String>,
     /// Give up (and fail) when the VM has not finished after this many minutes.
-    #[arg(long, default_value_t = 30, value_name = "MINUTES")]
+    #[arg(long, default_value_t = 45, value_name = "MINUTES")]
     pub timeout: u64,
     /// Instead of the tests, run this shell command in the VM (bash -c; $VETHTRACE_BIN is set);
     /// its exit status is the verdict.
@@ -95,7 +95,7 @@ impl Default for Options {
             kernel_package: None,
             probe: vec![Probe::All],
             only: Vec::new(),
-            timeout: 30,
+            timeout: 45,
             exec: None,
             test_args: Vec::new(),
         }
