@@ -168,6 +168,18 @@ fn quiet_snapshot(node: &Node, prom: &Prometheus, calis: &[String]) -> (Packets,
     panic!("no quiet moment with a scrape in 10 tries\n{}", prom.log());
 }
 
+/// Waits (up to 15 s) until the node's neighbour entry for `ip` on `dev` is FAILED.
+fn wait_neigh_failed(node: &Node, ip: &str, dev: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let out = node.in_node("ip").args(["neigh", "show", ip, "dev", dev]).output().expect("ip neigh");
+        if String::from_utf8_lossy(&out.stdout).contains("FAILED") {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn ping(node: &Node, pod: &str, args: &[&str]) {
     let _ = node.in_pod(pod, "ping").args(["-W", "1"]).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
@@ -209,8 +221,9 @@ fn prometheus_counts_planted_drops_and_every_packet() {
     ping(&node, "pod2", &["-c", "4", "-i", "0.2", "10.244.1.5"]);
     ping(&node, "pod1", &["-c", "2", "-i", "0.2", "10.244.1.99"]);
     ping(&node, "pod4", &["-c", "1", "-M", "do", "-s", "1200", "10.99.0.2"]);
-    // Three unanswered ARP probes a second, then the queued packets are dropped.
-    thread::sleep(Duration::from_secs(4));
+    // Three unanswered ARP probes a second, then the queued packets are dropped: wait for the
+    // entry to go FAILED (a fixed 4 s fell short once in a loaded CI run).
+    wait_neigh_failed(&node, "10.244.1.99", &calis[2]);
     let (counters1, metrics1) = quiet_snapshot(&node, &prom, &calis);
 
     let drops = prom.values("vethtrace_drops_total", &["iface", "reason"]);
