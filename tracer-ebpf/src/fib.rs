@@ -28,6 +28,8 @@ use tracer_common::{
     valid,
 };
 
+use crate::tc::SkbMeta;
+
 /// The words of a request that make the key: everything before the output fields.
 const KEY_WORDS: usize = 12;
 
@@ -55,18 +57,10 @@ static FIB_GEN: Array<u32> = Array::with_max_entries(1, 0);
 #[unsafe(no_mangle)]
 static FIB_CACHE_NS: u64 = fib::DEFAULT_CACHE_NS;
 
-/// What the lookup needs to know of the skb besides its headers.
-pub struct Skb {
-    pub ifindex: u32,
-    pub len: u32,
-    pub gso: bool,
-    pub now_ns: u64,
-}
-
-/// (verdict, egress ifindex) for an IPv4/IPv6 frame received on `skb.ifindex`;
+/// (verdict, egress ifindex) for an IPv4/IPv6 frame received on `skb.ifindex` at `now_ns`;
 /// (`fib::NOT_RUN`, 0) for anything else.
 #[inline(always)]
-pub fn verdict(ctx: &TcContext, p: &Packet, skb: &Skb) -> (u8, u32) {
+pub fn verdict(ctx: &TcContext, p: &Packet, skb: &SkbMeta, now_ns: u64) -> (u8, u32) {
     let Some(mut params) = request(p, skb.ifindex) else { return (fib::NOT_RUN, 0) };
     let key = key_of(&params);
     // SAFETY: a plain read of a global; volatile so that the loader's value is used.
@@ -77,7 +71,7 @@ pub fn verdict(ctx: &TcContext, p: &Packet, skb: &Skb) -> (u8, u32) {
     if let Some(e) = entry {
         // SAFETY: this CPU's entry; nothing else writes it while this program runs.
         let e = unsafe { &mut *e };
-        if same(&e.key, &key) && e.generation == generation && skb.now_ns.wrapping_sub(e.at_ns) < lifetime {
+        if same(&e.key, &key) && e.generation == generation && now_ns.wrapping_sub(e.at_ns) < lifetime {
             if e.verdict != u32::from(fib::SUCCESS) || skb.gso || skb.len <= e.max_len {
                 return (e.verdict as u8, e.out_ifindex);
             }
@@ -102,7 +96,7 @@ pub fn verdict(ctx: &TcContext, p: &Packet, skb: &Skb) -> (u8, u32) {
                 key,
                 generation,
                 max_len,
-                at_ns: skb.now_ns,
+                at_ns: now_ns,
                 out_ifindex: params.ifindex,
                 verdict: u32::from(code),
             }

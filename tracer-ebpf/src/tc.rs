@@ -35,11 +35,11 @@ pub fn vethtrace_eg(ctx: TcContext) -> i32 {
 }
 
 /// What the TC context knows about the skb besides its bytes.
-struct SkbMeta {
-    ifindex: u32,
-    len: u32,
-    gso: bool,
-    accel_vlan: Option<u16>,
+pub struct SkbMeta {
+    pub ifindex: u32,
+    pub len: u32,
+    pub gso: bool,
+    pub accel_vlan: Option<u16>,
 }
 
 #[inline(always)]
@@ -100,8 +100,7 @@ fn packet_record(ctx: &TcContext, direction: u8, slot: u32, flags: u32, meta: &S
     let (fib_ret, fib_ifindex) = if lookup {
         let mut p = Packet::default();
         parse::parse(&Captured::new(buf, FIXED, copied), &mut p, meta.accel_vlan);
-        let skb = fib_lookup::Skb { ifindex: meta.ifindex, len: meta.len, gso: meta.gso, now_ns };
-        fib_lookup::verdict(ctx, &p, &skb)
+        fib_lookup::verdict(ctx, &p, meta, now_ns)
     } else {
         (fib::NOT_RUN, 0)
     };
