@@ -1,8 +1,9 @@
 //! Attaching the TC programs to interfaces, and taking them off again.
 //!
 //! TCX links (Linux >= 6.6) die with the process, so nothing can stay attached. clsact filters
-//! outlive it; for them a reaper child process (see [`crate::reaper`]) is told about every filter
-//! and removes whatever is left when vethtrace exits, however it exits (SIGKILL included).
+//! outlive it; for them a reaper child process (see [`crate::reaper`]) is told about every
+//! interface before vethtrace attaches to it, and removes whatever of vethtrace's is left there
+//! when vethtrace exits, however it exits (SIGKILL included, at any moment).
 //!
 //! Other programs' qdiscs and filters are never replaced, reordered or removed: TCX links are
 //! added in front of the chain and pass every packet on; clsact filters go in front too, at
@@ -15,7 +16,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData},
     programs::{
         LinkOrder, ProgramError, SchedClassifier,
-        tc::{self, NlOptions, SchedClassifierLink, SchedClassifierLinkId, TcAttach, TcAttachType, TcHandle},
+        tc::{self, NlOptions, SchedClassifierLink, SchedClassifierLinkId, TcAttach, TcAttachType},
     },
     util::KernelVersion,
 };
@@ -102,12 +103,9 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 /// The clsact filter priority vethtrace asks for: the first.
 const FRONT_PRIORITY: u16 = 1;
 
-/// A clsact filter as the reaper knows it: parent, priority, handle.
-type ClsactFilter = (TcHandle, u16, TcHandle);
-
 /// The two links on one interface; dropping them detaches.
 struct Attachment {
-    links: Vec<(SchedClassifierLink, Option<ClsactFilter>)>,
+    links: Vec<SchedClassifierLink>,
 }
 
 /// Owns the loaded TC programs and every link they have.
@@ -128,11 +126,21 @@ impl Attacher {
                 .map_err(|source| AttachError::Load { prog: name, source })?;
         }
         let reaper = match backend {
-            Backend::Clsact => Some(ReaperHandle::spawn()?),
+            Backend::Clsact => Some(Self::reaper_for(ebpf)?),
             Backend::Tcx => None,
         };
         let traced = ebpf.take_map(TRACED_IFACES_MAP).and_then(|m| m.try_into().ok());
         Ok(Self { backend, reaper, attached: HashMap::new(), traced })
+    }
+
+    /// A reaper that knows both programs, before anything is attached.
+    fn reaper_for(ebpf: &mut Ebpf) -> Result<ReaperHandle, AttachError> {
+        let mut reaper = ReaperHandle::spawn()?;
+        for name in [INGRESS_PROG, EGRESS_PROG] {
+            let id = program(ebpf, name)?.info().map_err(|source| AttachError::Load { prog: name, source })?.id();
+            reaper.program(id);
+        }
+        Ok(reaper)
     }
 
     pub(crate) fn backend(&self) -> Backend {
@@ -152,12 +160,11 @@ impl Attacher {
         if self.is_attached(ifindex) {
             return Ok(());
         }
-        if self.backend == Backend::Clsact
-            // Fails harmlessly when the qdisc is there already (ours or another program's).
-            && tc::qdisc_add_clsact(ifindex).is_ok()
-            && let Some(reaper) = &mut self.reaper
-        {
-            reaper.own_qdisc(ifindex);
+        if let Some(reaper) = &mut self.reaper {
+            // The add fails harmlessly when the qdisc is there already (ours or another
+            // program's). The reaper hears of both before the request that they are for.
+            reaper.adding_qdisc(ifindex, || tc::qdisc_add_clsact(ifindex).is_ok());
+            reaper.attaching(ifindex);
         }
         let mut attachment = Attachment { links: Vec::with_capacity(2) };
         for (name, hook) in [(INGRESS_PROG, TcAttachType::Ingress), (EGRESS_PROG, TcAttachType::Egress)] {
@@ -172,19 +179,7 @@ impl Attacher {
                 Backend::Clsact => attach_clsact(prog, ifindex, hook),
             }
             .map_err(err)?;
-            let link = prog.take_link(id).map_err(err)?;
-            let filter = match self.backend {
-                Backend::Clsact => Some((
-                    link.parent().map_err(err)?,
-                    link.priority().map_err(err)?,
-                    link.handle().map_err(err)?,
-                )),
-                Backend::Tcx => None,
-            };
-            if let (Some(reaper), Some((parent, prio, handle))) = (&mut self.reaper, filter) {
-                reaper.track(ifindex, parent, prio, handle);
-            }
-            attachment.links.push((link, filter));
+            attachment.links.push(prog.take_link(id).map_err(err)?);
         }
         self.attached.insert(ifindex, attachment);
         if let Some(traced) = &mut self.traced
@@ -203,12 +198,9 @@ impl Attacher {
         if let Some(traced) = &mut self.traced {
             let _ = traced.remove(&ifindex);
         }
-        for (link, filter) in attachment.links {
+        for link in attachment.links {
             // Fails when the interface has gone, which took the link or filter with it.
             let _ = aya::programs::Link::detach(link);
-            if let (Some(reaper), Some((parent, prio, handle))) = (&mut self.reaper, filter) {
-                reaper.untrack(ifindex, parent, prio, handle);
-            }
         }
     }
 

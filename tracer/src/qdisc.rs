@@ -1,10 +1,14 @@
-//! The clsact qdiscs vethtrace added itself (on an interface that had none), removed again when
-//! it is done — but only when no filter is left on them: another program may have attached one
-//! since, and deleting the qdisc would take it away. A clsact qdisc that was there before
-//! vethtrace is never touched.
+//! The reaper's clean-up over netlink: vethtrace's own bpf filters, found by program id, and the
+//! clsact qdiscs vethtrace added itself (on an interface that had none), removed again when it is
+//! done — but only when no filter is left on them: another program may have attached one since,
+//! and deleting the qdisc would take it away. A clsact qdisc that was there before vethtrace is
+//! never touched, and neither is a filter running anyone else's program.
 
+use std::collections::BTreeSet;
+
+use aya::programs::{Link as _, tc::SchedClassifierLink};
 use futures::TryStreamExt as _;
-use netlink_packet_route::tc::{TcAttribute, TcHandle};
+use netlink_packet_route::tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum QdiscError {
@@ -12,18 +16,93 @@ pub(crate) enum QdiscError {
     Socket(#[from] std::io::Error),
     #[error("netlink: {0}")]
     Netlink(#[from] rtnetlink::Error),
+    #[error("removing a filter: {0}")]
+    Detach(#[from] aya::programs::ProgramError),
 }
 
-/// Removes the clsact qdisc of each interface in `ifindexes` that has no filter left on ingress
-/// or egress. Interfaces that are gone (and their qdiscs with them) are skipped.
-pub(crate) fn remove_unused_clsact(ifindexes: &[u32]) -> Result<(), QdiscError> {
-    if ifindexes.is_empty() {
-        return Ok(());
+/// Removes every bpf filter on `interfaces` that runs one of `programs`, then the clsact qdiscs
+/// of `qdiscs` that are left with no filter.
+pub(crate) fn clean_up(interfaces: &[u32], programs: &BTreeSet<u32>, qdiscs: &[u32]) -> Result<(), QdiscError> {
+    let mut first_error = None;
+    let filters = filters_running(interfaces, programs)?;
+    for (ifindex, header) in filters {
+        let link = SchedClassifierLink::attached(
+            ifindex,
+            u32::from(header.parent).into(),
+            (header.info >> 16) as u16,
+            u32::from(header.handle).into(),
+            None,
+        );
+        // Fails when the interface has gone, which took the filter with it.
+        if let Ok(link) = link
+            && let Err(e) = link.detach()
+            && if_exists(ifindex)
+        {
+            first_error.get_or_insert(QdiscError::from(e));
+        }
     }
+    let qdiscs = remove_unused_clsact(qdiscs);
+    first_error.map_or(qdiscs, Err)
+}
+
+fn if_exists(ifindex: u32) -> bool {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has the IF_NAMESIZE bytes if_indextoname writes at most.
+    !unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null()
+}
+
+/// The ingress and egress filters on `interfaces` whose bpf program is one of `programs`.
+fn filters_running(interfaces: &[u32], programs: &BTreeSet<u32>) -> Result<Vec<(u32, netlink_packet_route::tc::TcHeader)>, QdiscError> {
+    if interfaces.is_empty() || programs.is_empty() {
+        return Ok(Vec::new());
+    }
+    on_netlink(|handle| async move {
+        let mut found = Vec::new();
+        for &ifindex in interfaces {
+            let Ok(index) = i32::try_from(ifindex) else { continue };
+            let filters = handle.traffic_filter(index);
+            for get in [filters.clone().get().ingress(), filters.clone().get().egress()] {
+                let msgs: Vec<TcMessage> = match get.execute().try_collect().await {
+                    Ok(msgs) => msgs,
+                    Err(e) if is_gone(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                found.extend(msgs.into_iter().filter(|m| runs_one_of(m, programs)).map(|m| (ifindex, m.header)));
+            }
+        }
+        Ok(found)
+    })
+}
+
+/// A bpf filter whose program is one of `programs`.
+fn runs_one_of(msg: &TcMessage, programs: &BTreeSet<u32>) -> bool {
+    msg.attributes.iter().any(|a| match a {
+        TcAttribute::Options(opts) => opts.iter().any(|o| matches!(o, TcOption::Bpf(TcFilterBpfOption::ProgId(id)) if programs.contains(id))),
+        _ => false,
+    })
+}
+
+/// Runs `f` with a netlink handle on a runtime of its own (the reaper has none).
+fn on_netlink<T, F, Fut>(f: F) -> Result<T, QdiscError>
+where
+    F: FnOnce(rtnetlink::Handle) -> Fut,
+    Fut: Future<Output = Result<T, QdiscError>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
     rt.block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(conn);
+        f(handle).await
+    })
+}
+
+/// Removes the clsact qdisc of each interface in `ifindexes` that has no filter left on ingress
+/// or egress. Interfaces that are gone (and their qdiscs with them) are skipped.
+fn remove_unused_clsact(ifindexes: &[u32]) -> Result<(), QdiscError> {
+    if ifindexes.is_empty() {
+        return Ok(());
+    }
+    on_netlink(|handle| async move {
         let mut first_error = None;
         for &ifindex in ifindexes {
             let Ok(index) = i32::try_from(ifindex) else { continue };
