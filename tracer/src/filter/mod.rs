@@ -3,6 +3,9 @@
 //! it, and handed to the eBPF programs, which run it before they reserve a record
 //! (tracer-ebpf/src/filter.rs).
 
+pub mod rawprog;
+pub mod translate;
+
 use std::path::{Path, PathBuf};
 
 use aya::EbpfLoader;
