@@ -4,6 +4,19 @@
 //! the verifier knows: without an expression the check is dead code, and with one it follows
 //! only the program's own paths through the interpreter.
 
+/// Slots of the `FILTER_JUMP` program array. The attached TC program tail-calls the expression
+/// translated to eBPF (`JIT_*`), which on a match tail-calls the program's second half
+/// (`MATCHED_*`); on a miss it returns. An empty `JIT_*` slot (no expression, or one the
+/// translator could not take) and a frame with a VLAN tag held aside in the skb go through the
+/// interpreter instead.
+pub mod jump {
+    pub const JIT_INGRESS: u32 = 0;
+    pub const JIT_EGRESS: u32 = 1;
+    pub const MATCHED_INGRESS: u32 = 2;
+    pub const MATCHED_EGRESS: u32 = 3;
+    pub const SLOTS: u32 = 4;
+}
+
 /// Most instructions a program may have, and most the interpreter executes for one frame
 /// (libpcap emits forward jumps only, except `protochain`'s loop). A power of two: the
 /// interpreter masks the program counter with it.

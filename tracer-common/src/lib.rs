@@ -101,6 +101,12 @@ pub mod names {
     pub const FIB_CACHE_NS_GLOBAL: &str = "FIB_CACHE_NS";
     pub const INGRESS_PROG: &str = "vethtrace_in";
     pub const EGRESS_PROG: &str = "vethtrace_eg";
+    /// The TC programs' second halves, tail-called by the translated expression on a match
+    /// (not attached): [`crate::filter::jump`].
+    pub const INGRESS_MATCHED_PROG: &str = "vethtrace_in_m";
+    pub const EGRESS_MATCHED_PROG: &str = "vethtrace_eg_m";
+    /// Program array of the translated expression and the programs it continues with.
+    pub const FILTER_JUMP_MAP: &str = "FILTER_JUMP";
     pub const DROP_PROG: &str = "vethtrace_drop";
     /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
@@ -119,6 +125,7 @@ pub mod names {
         ARP_FROM_TC_MAP,
         FIB_CACHE_MAP,
         FIB_GEN_MAP,
+        FILTER_JUMP_MAP,
     ];
 }
 
@@ -225,6 +232,8 @@ pub mod tc_flags {
 pub mod tcf {
     /// The driver took a VLAN tag off the frame into skb metadata: `vlan_tci` holds it.
     pub const ACCEL_VLAN: u8 = 1 << 0;
+    /// The expression's translation checked the frame (not the interpreter).
+    pub const TRANSLATED: u8 = 1 << 1;
 }
 
 /// A frame seen by TC on a traced interface.

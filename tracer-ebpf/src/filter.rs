@@ -16,9 +16,9 @@
 //!   length is that of the linear data.
 //! - ARP events: the Ethernet header in front of the ARP message and the 28-byte message.
 
-use aya_ebpf::{EbpfContext, bindings::__sk_buff, programs::TcContext};
+use aya_ebpf::{EbpfContext, bindings::__sk_buff, macros::map, maps::ProgramArray, programs::TcContext};
 use tracer_common::{
-    filter::{FILTER_MAX_INSNS, FilterInsn, FilterProg},
+    filter::{FILTER_MAX_INSNS, FilterInsn, FilterProg, jump},
     proto::ETH_HLEN,
 };
 use tracer_ebpf::{cbpf, parse::Frame};
@@ -32,6 +32,11 @@ static FILTER_LEN: u32 = 0;
 /// The compiled expression. Set by the collector at load time.
 #[unsafe(no_mangle)]
 static FILTER_PROG: FilterProg = FilterProg::EMPTY;
+
+/// The translated expression and the TC programs' second halves ([`jump`]), filled by the
+/// collector after load.
+#[map]
+static FILTER_JUMP: ProgramArray = ProgramArray::with_max_entries(jump::SLOTS, 0);
 
 /// Where an 802.1Q tag sits in an Ethernet frame.
 const TAG_AT: usize = 12;
@@ -54,14 +59,25 @@ fn pass<F: Frame>(f: &F, wirelen: u32) -> bool {
     len == 0 || cbpf::matches(f, wirelen, insn, len)
 }
 
-/// The TC programs' check, on the frame as tcpdump sees it on the interface.
+/// The TC programs' check, on the frame as tcpdump sees it on the interface. With an
+/// expression, a frame without a VLAN tag held aside goes to its translation in slot `jit`,
+/// which does not come back (a match continues in the program's second half, a miss returns
+/// from the program); when the slot is empty, or for a frame with such a tag (the translation
+/// reads the skb's bytes as they are), the interpreter runs the expression.
 #[inline(always)]
-pub fn pass_tc(ctx: &TcContext) -> bool {
+pub fn pass_tc(ctx: &TcContext, jit: u32) -> bool {
+    // SAFETY: a plain read of a global; volatile as in [`insn`].
+    if unsafe { core::ptr::read_volatile(&FILTER_LEN) } == 0 {
+        return true;
+    }
     let skb = ctx.as_ptr().cast::<__sk_buff>();
     // SAFETY: the context pointer of a classifier is the verifier-checked `__sk_buff`.
     let (len, vlan_present, vlan_tci, vlan_proto) =
         unsafe { ((*skb).len, (*skb).vlan_present, (*skb).vlan_tci, (*skb).vlan_proto) };
     if vlan_present == 0 {
+        // SAFETY: a tail call with the program's own context; it returns only when the slot
+        // is empty.
+        unsafe { FILTER_JUMP.tail_call(ctx, jit) };
         return pass(&TcFrame { ctx, tag: None }, len);
     }
     // `vlan_proto` holds the __be16 as loaded; the tag goes on the wire in network order.

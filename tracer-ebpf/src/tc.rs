@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     FrameSection, Packet, SCRATCH_BYTES, SectionHeader, TcRecord, TcSection, arp_hook, dir, fib, frame_origin, kind,
-    section, slot, tc_flags, tcf,
+    filter::jump, section, slot, tc_flags, tcf,
 };
 
 use crate::{capture::Captured, emit, fib as fib_lookup, parse};
@@ -24,14 +24,38 @@ const HEADERS: u32 = 128;
 
 #[classifier]
 pub fn vethtrace_in(ctx: TcContext) -> i32 {
-    record(&ctx, dir::INGRESS, slot::INGRESS);
+    record(&ctx, dir::INGRESS, slot::INGRESS, Check::Expression(jump::JIT_INGRESS));
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn vethtrace_eg(ctx: TcContext) -> i32 {
-    record(&ctx, dir::EGRESS, slot::EGRESS);
+    record(&ctx, dir::EGRESS, slot::EGRESS, Check::Expression(jump::JIT_EGRESS));
     TC_ACT_UNSPEC
+}
+
+/// Tail-called by the translated expression when the frame matches.
+#[classifier]
+pub fn vethtrace_in_m(ctx: TcContext) -> i32 {
+    record(&ctx, dir::INGRESS, slot::INGRESS, Check::Matched);
+    TC_ACT_UNSPEC
+}
+
+/// Tail-called by the translated expression when the frame matches.
+#[classifier]
+pub fn vethtrace_eg_m(ctx: TcContext) -> i32 {
+    record(&ctx, dir::EGRESS, slot::EGRESS, Check::Matched);
+    TC_ACT_UNSPEC
+}
+
+/// Whether the frame still has to pass the expression.
+#[derive(Clone, Copy)]
+enum Check {
+    /// Yes: by the translated expression in this `FILTER_JUMP` slot (which does not return
+    /// when it is there), else by the interpreter.
+    Expression(u32),
+    /// The translated expression matched it.
+    Matched,
 }
 
 /// What the TC context knows about the skb besides its bytes.
@@ -66,12 +90,17 @@ fn is_arp(ctx: &TcContext) -> bool {
 /// frame's ARP event, in the order of the functions it stands in for: `arp_xmit` before TC
 /// egress, `arp_rcv` after TC ingress.
 #[inline(always)]
-fn record(ctx: &TcContext, direction: u8, slot: u32) {
+fn record(ctx: &TcContext, direction: u8, slot: u32, check: Check) {
     let flags = emit::tc_flags();
     let arp = is_arp(ctx);
     let packet = flags & tc_flags::RECORD != 0 || (flags & tc_flags::ARP != 0 && arp);
     let arp_event = arp && crate::arp::from_tc();
-    if !(packet || arp_event) || !crate::filter::pass_tc(ctx) {
+    if !(packet || arp_event) {
+        return;
+    }
+    if let Check::Expression(jit) = check
+        && !crate::filter::pass_tc(ctx, jit)
+    {
         return;
     }
     let meta = skb_meta(ctx);
@@ -79,7 +108,7 @@ fn record(ctx: &TcContext, direction: u8, slot: u32) {
         crate::arp::tc_event(ctx, meta.ifindex, arp_hook::SEND);
     }
     if packet {
-        packet_record(ctx, direction, slot, flags, &meta);
+        packet_record(ctx, direction, slot, flags, &meta, check);
     }
     if arp_event && direction == dir::INGRESS {
         crate::arp::tc_event(ctx, meta.ifindex, arp_hook::RECV);
@@ -88,7 +117,7 @@ fn record(ctx: &TcContext, direction: u8, slot: u32) {
 
 /// The frame's record: its first bytes and, on ingress, the FIB verdict.
 #[inline(always)]
-fn packet_record(ctx: &TcContext, direction: u8, slot: u32, flags: u32, meta: &SkbMeta) {
+fn packet_record(ctx: &TcContext, direction: u8, slot: u32, flags: u32, meta: &SkbMeta, check: Check) {
     let Some(buf) = emit::scratch(slot) else { return };
     let snaplen = emit::snaplen();
     // The FIB lookup runs on ingress only (on egress the kernel has routed the frame already)
@@ -114,7 +143,8 @@ fn packet_record(ctx: &TcContext, direction: u8, slot: u32, flags: u32, meta: &S
             fib_ifindex,
             dir: direction,
             fib_ret,
-            flags: if meta.accel_vlan.is_some() { tcf::ACCEL_VLAN } else { 0 },
+            flags: if meta.accel_vlan.is_some() { tcf::ACCEL_VLAN } else { 0 }
+                | if matches!(check, Check::Matched) { tcf::TRANSLATED } else { 0 },
             vlan_tci: meta.accel_vlan.unwrap_or(0),
             ..TcSection::default()
         },

@@ -21,7 +21,11 @@ use aya::{
     util::KernelVersion,
 };
 
-use crate::{cli::TcMode, reaper::ReaperHandle};
+use crate::{
+    cli::TcMode,
+    filter::{Filter, jit::{self, Jit}},
+    reaper::ReaperHandle,
+};
 
 pub(crate) use tracer_common::names::{EGRESS_PROG, INGRESS_PROG};
 /// The set of traced ifindexes that other hooks (drops, neighbours) filter by.
@@ -76,6 +80,8 @@ pub(crate) enum AttachError {
         #[source]
         source: ProgramError,
     },
+    #[error(transparent)]
+    Jit(#[from] jit::JitError),
     #[error("starting the clsact reaper failed: {0}")]
     Reaper(#[from] std::io::Error),
 }
@@ -115,11 +121,13 @@ pub(crate) struct Attacher {
     attached: HashMap<u32, Attachment>,
     /// `TRACED_IFACES`: kept equal to the keys of `attached`.
     traced: Option<BpfHashMap<MapData, u32, u8>>,
+    /// The expression's translation, tail-called by the programs (filled before any attach).
+    _jit: Option<Jit>,
 }
 
 impl Attacher {
     /// Loads both programs into the kernel.
-    pub(crate) fn new(ebpf: &mut Ebpf, backend: Backend) -> Result<Self, AttachError> {
+    pub(crate) fn new(ebpf: &mut Ebpf, backend: Backend, expression: Option<&Filter>) -> Result<Self, AttachError> {
         for name in [INGRESS_PROG, EGRESS_PROG] {
             program(ebpf, name)?
                 .load()
@@ -130,7 +138,8 @@ impl Attacher {
             Backend::Tcx => None,
         };
         let traced = ebpf.take_map(TRACED_IFACES_MAP).and_then(|m| m.try_into().ok());
-        Ok(Self { backend, reaper, attached: HashMap::new(), traced })
+        let jit = jit::install(ebpf, expression)?;
+        Ok(Self { backend, reaper, attached: HashMap::new(), traced, _jit: jit })
     }
 
     /// A reaper that knows both programs, before anything is attached.

@@ -103,7 +103,8 @@ mod tests {
         for map in names::MAPS {
             assert!(obj.maps.contains_key(*map), "map {map} missing from the object");
         }
-        let programs: Vec<&str> = [names::INGRESS_PROG, names::EGRESS_PROG, names::DROP_PROG]
+        let programs: Vec<&str> =
+            [names::INGRESS_PROG, names::EGRESS_PROG, names::INGRESS_MATCHED_PROG, names::EGRESS_MATCHED_PROG, names::DROP_PROG]
             .into_iter()
             .chain(crate::probes::program_names())
             .collect();

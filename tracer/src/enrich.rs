@@ -30,6 +30,9 @@ pub struct Counters {
     pub unknown_sections: u64,
     /// Failures the eBPF programs counted (`tracer_common::errsite`), all sites.
     pub kernel_errors: u64,
+    /// Packet records whose frame the expression's translation matched (the rest, with an
+    /// expression: the interpreter's).
+    pub translated: u64,
 }
 
 /// Converts kernel monotonic timestamps to wall-clock time.
@@ -122,8 +125,10 @@ impl Enricher {
         self.counters.unknown_sections = self.decoder.unknown_sections;
         let Decoded { event, frame } = decoded;
         metrics::count(self.metrics.as_ref(), &event); // metrics: packets, ARP, neighbours
-        if let Event::Neigh(ev) = &event {
-            self.mirror.neighbours.apply_probe(ev);
+        match &event {
+            Event::Neigh(ev) => self.mirror.neighbours.apply_probe(ev),
+            Event::Packet(ev) if ev.translated => self.counters.translated += 1,
+            _ => {}
         }
         match event {
             Event::Drop(ev) => self.drop(ev, frame),

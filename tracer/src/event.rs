@@ -40,6 +40,8 @@ pub struct PacketEvent {
     pub fib_ret: u8,
     pub fib_ifindex: u32,
     pub packet: Packet,
+    /// The expression's translation matched it (`tcf::TRANSLATED`), not the interpreter.
+    pub translated: bool,
 }
 
 /// An event reads as its kernel section (`ev.reason`, `ev.ifindex`, …).
@@ -222,6 +224,7 @@ fn build(kind: u8, header: Stamp, s: Sections<'_>) -> Result<Decoded<'_>, Decode
                 fib_ret: tc.fib_ret,
                 fib_ifindex: tc.fib_ifindex,
                 packet: parse_frame(frame, 0, accel_vlan),
+                translated: tc.flags & tracer_common::tcf::TRANSLATED != 0,
             })
         }
         kind::DROP => {

@@ -168,7 +168,7 @@ impl Kernel {
         drop(btf);
         forward_kernel_log(&mut ebpf);
         let collector = Collector::new(&mut ebpf)?;
-        let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?)?;
+        let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?, expression)?;
         let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();
         let probes = neigh.map(|layout| Probes::attach(&mut ebpf, args, layout)).transpose()?.flatten();
         Ok(Self { ebpf, collector, attacher, drops, probes })

@@ -89,6 +89,12 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
         Level::Info,
         &format!("{} events, {} lost, {} undecodable", counters.events, counters.lost, counters.undecodable),
     );
+    if expression.is_some() {
+        logging::emit(
+            Level::Info,
+            &format!("{} packets matched by the expression's translation to eBPF, the others by the interpreter", counters.translated),
+        );
+    }
     if counters.unknown_sections > 0 || counters.kernel_errors > 0 {
         eprintln!(
             "vethtrace: {} record sections of an unknown kind or version skipped, {} in-kernel failures",

@@ -37,6 +37,17 @@ fn numbered(frame: &[u8], round: u8, n: usize) -> Vec<u8> {
     f
 }
 
+/// The frames as numbered in the privileged test's round for expression `i`.
+fn numbered_for(i: usize) -> Vec<Vec<u8>> {
+    let round = u8::try_from(i / BATCH).unwrap();
+    frames::all().iter().enumerate().map(|(n, f)| numbered(f, round, n)).collect()
+}
+
+/// The program as libpcap's interpreter takes it.
+fn libpcap_insns(insns: &[tracer_common::filter::FilterInsn]) -> Vec<tracer_pcap::Insn> {
+    insns.iter().map(|i| tracer_pcap::Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect()
+}
+
 /// (round, n) from a source MAC written by [`numbered`].
 fn number_of(mac: &[u8]) -> Option<(u8, usize)> {
     (mac.len() == 6 && mac[..3] == [0x02, 0xfe, 0]).then(|| (mac[3], usize::from(u16::from_be_bytes([mac[4], mac[5]]))))
@@ -53,11 +64,9 @@ fn interpreter_agrees_with_libpcap_on_every_frame() {
     assert!(frames::all().len() > 500, "{} frames", frames::all().len());
     for (i, expr) in frames::EXPRESSIONS.iter().enumerate() {
         // Numbered as in the privileged test's round for this expression.
-        let round = u8::try_from(i / BATCH).unwrap();
-        let frames: Vec<Vec<u8>> = frames::all().iter().enumerate().map(|(n, f)| numbered(f, round, n)).collect();
+        let frames = numbered_for(i);
         let f = Filter::compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}")).unwrap();
-        let pcap: Vec<tracer_pcap::Insn> =
-            f.insns().iter().map(|i| tracer_pcap::Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+        let pcap = libpcap_insns(f.insns());
         let len = u32::try_from(f.insns().len()).unwrap();
         let mut accepted = 0;
         for frame in &frames {
@@ -80,11 +89,9 @@ fn translated_programs_agree_with_libpcap_on_every_frame() {
     let mut untestable = BTreeSet::new();
     let mut runs = 0usize;
     for (i, expr) in frames::EXPRESSIONS.iter().enumerate() {
-        let round = u8::try_from(i / BATCH).unwrap();
-        let frames: Vec<Vec<u8>> = frames::all().iter().enumerate().map(|(n, f)| numbered(f, round, n)).collect();
+        let frames = numbered_for(i);
         let f = Filter::compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}")).unwrap();
-        let pcap: Vec<tracer_pcap::Insn> =
-            f.insns().iter().map(|i| tracer_pcap::Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+        let pcap = libpcap_insns(f.insns());
         for loads in [Loads::Direct, Loads::Helper] {
             let insns = translate(f.insns(), OnMatch::Return, loads).unwrap_or_else(|e| panic!("{expr}: {e}"));
             let prog = RawProgram::load_classifier(&insns, "vt_filter_test")
@@ -150,8 +157,7 @@ fn translated_edge_cases_agree_with_libpcap() {
     ];
     let frames: Vec<Vec<u8>> = frames::all().into_iter().filter(|f| f.len() > 60).take(40).collect();
     for prog in &programs {
-        let pcap: Vec<tracer_pcap::Insn> =
-            prog.iter().map(|i| tracer_pcap::Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+        let pcap = libpcap_insns(prog);
         for loads in [Loads::Direct, Loads::Helper] {
             let insns = translate(prog, OnMatch::Return, loads).unwrap();
             let p = RawProgram::load_classifier(&insns, "vt_filter_test").unwrap_or_else(|e| panic!("{prog:?}: {e}"));
@@ -224,20 +230,31 @@ fn tcpdump_selects(capture: &Path, expr: &str, round: u8) -> Vec<usize> {
 
 /// One vethtrace per expression, all at once; returns each one's JSON events after the
 /// frames went by.
-fn trace_round(node: &Node, cali: &str, exprs: &[&str], round: u8, frames: &[Vec<u8>]) -> Vec<Vec<serde_json::Value>> {
+/// The exit line that counts the packets the expression's translation matched (tracer
+/// main.rs): a tail-called program has no run count of its own in bpf_stats.
+fn translated_matches(stderr: &str) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains("matched by the expression's translation"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One round's events per expression, and how many packets the translations matched.
+fn trace_round(node: &Node, cali: &str, exprs: &[&str], round: u8, frames: &[Vec<u8>]) -> (Vec<Vec<serde_json::Value>>, u64) {
     let args: Vec<Vec<&str>> = exprs.iter().map(|e| vec!["-i", cali, "--probe", "off", e]).collect();
     let tracers = Tracer::start_many(node, &args);
     let numbered: Vec<Vec<u8>> = frames.iter().enumerate().map(|(n, f)| numbered(f, round, n)).collect();
     replay(&node.pod_ns("pod1"), "eth0", numbered);
     std::thread::sleep(Duration::from_millis(1500));
-    tracers
+    let mut translated = 0;
+    let events = tracers
         .into_iter()
         .map(|t| {
             let done = t.stop();
             assert!(done.status.success(), "vethtrace failed: {}\n{}", done.status, done.stderr);
+            translated += translated_matches(&done.stderr).unwrap_or_else(|| panic!("no translation count:\n{}", done.stderr));
             done.events
         })
-        .collect()
+        .collect();
+    (events, translated)
 }
 
 fn is_vlan(frame: &[u8]) -> bool {
@@ -251,11 +268,20 @@ fn kernel_selects_the_frames_tcpdump_selects() {
     let frames = frames::all();
     let capture = Tcpdump::start(&node, &cali, "in");
     let mut results = Vec::new();
+    let mut translated = 0;
     for (round, exprs) in frames::EXPRESSIONS.chunks(BATCH).enumerate() {
         let round = u8::try_from(round).unwrap();
-        let events = trace_round(&node, &cali, exprs, round, &frames);
+        let (events, matched) = trace_round(&node, &cali, exprs, round, &frames);
         results.extend(exprs.iter().zip(events).map(|(e, ev)| (*e, round, ev)));
+        translated += matched;
     }
+    let reported: usize = results.iter().map(|(_, _, ev)| ev.iter().filter(|e| e["kind"] == "packet").count()).sum();
+    // The frames without a VLAN tag went through the translation, the tagged ones (the kernel
+    // holds the tag aside at ingress) through the interpreter: both paths are checked here.
+    assert!(
+        translated > 0 && (translated as usize) < reported,
+        "{translated} of {reported} packets matched by the translated expressions"
+    );
     let path = capture.stop_keep();
     let mut drops_seen = 0;
     for (expr, round, events) in &results {

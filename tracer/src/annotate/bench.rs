@@ -131,6 +131,7 @@ pub fn tcp_event(from: u32, to: Ipv4Addr, direction: u8, ifindex: u32, fib_ret: 
         fib_ret,
         fib_ifindex,
         packet: p,
+        translated: false,
     }
 }
 

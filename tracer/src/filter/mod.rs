@@ -3,6 +3,7 @@
 //! it, and handed to the eBPF programs, which run it before they reserve a record
 //! (tracer-ebpf/src/filter.rs).
 
+pub(crate) mod jit;
 pub mod rawprog;
 pub mod translate;
 

@@ -1,15 +1,16 @@
 //! Loading a program from instructions made at run time (aya loads programs from an object
-//! file only), and running it on a frame with `BPF_PROG_TEST_RUN`: two `bpf(2)` commands, each
-//! behind one small unsafe call.
+//! file only), putting it into a program array, and running it on a frame with
+//! `BPF_PROG_TEST_RUN`: three `bpf(2)` commands behind one small unsafe call.
 
 use std::{
     ffi::CString,
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
 };
 
 use super::translate::EbpfInsn;
 
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
@@ -54,6 +55,30 @@ struct TestRunAttr {
     data_out: u64,
     repeat: u32,
     duration: u32,
+}
+
+/// `union bpf_attr` for `BPF_MAP_UPDATE_ELEM`.
+#[repr(C)]
+#[derive(Default)]
+struct MapUpdateAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Puts the program `prog_fd` into slot `index` of the program array `map` (aya takes only
+/// programs it loaded itself).
+pub fn set_slot(map: BorrowedFd<'_>, index: u32, prog_fd: RawFd) -> io::Result<()> {
+    let value = u32::try_from(prog_fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = MapUpdateAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: std::ptr::from_ref(&index) as u64,
+        value: std::ptr::from_ref(&value) as u64,
+        ..MapUpdateAttr::default()
+    };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(|_| ())
 }
 
 /// `bpf(cmd, attr, size_of attr)`.
