@@ -6,6 +6,7 @@
 //! Everything here reads the mirror; nothing talks to the kernel.
 
 pub mod bench;
+pub mod cache;
 mod render;
 
 use std::{

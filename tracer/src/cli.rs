@@ -36,6 +36,9 @@ pub enum Command {
         /// Pods in the synthetic node the annotation looks up.
         #[arg(long, default_value_t = 100)]
         pods: u32,
+        /// Only the stages whose name is this (for profiling one of them).
+        #[arg(long)]
+        stage: Option<String>,
     },
 }
 

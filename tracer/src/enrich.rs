@@ -7,7 +7,7 @@
 use std::{borrow::Cow, sync::Arc};
 
 use crate::{
-    annotate,
+    annotate::cache::AnnotationCache,
     drops::{self, DropNames, arpwatch::ArpWatch, render::NamedDrop, summary::Summary},
     event::{Decoded, Decoder, DropEvent, Event, PacketEvent},
     metrics::{self, Metrics},
@@ -84,6 +84,8 @@ pub(crate) struct Enricher {
     pub metrics: Option<Metrics>,
     /// Drop hunting: the pods' ARP requests the node leaves unanswered.
     arp_watch: ArpWatch,
+    /// Packets' annotations, rendered once per flow while the mirror stays the same.
+    pub annotations: AnnotationCache,
 }
 
 impl Enricher {
@@ -100,6 +102,7 @@ impl Enricher {
             pods: None,
             metrics: None,
             arp_watch: ArpWatch::default(),
+            annotations: AnnotationCache::default(),
         }
     }
 
@@ -126,7 +129,7 @@ impl Enricher {
         let Decoded { event, frame } = decoded;
         metrics::count(self.metrics.as_ref(), &event); // metrics: packets, ARP, neighbours
         match &event {
-            Event::Neigh(ev) => self.mirror.neighbours.apply_probe(ev),
+            Event::Neigh(ev) => self.mirror.apply_neigh_probe(ev),
             Event::Packet(ev) if ev.translated => self.counters.translated += 1,
             _ => {}
         }
@@ -136,8 +139,9 @@ impl Enricher {
             _ if !self.shown.packets => None,
             Event::Packet(ev) => {
                 self.counters.events += 1;
-                let place = self.place(ev.ifindex, ev.header.ts_ns);
-                Some(Record::Packet(PacketRecord { place, ev, annotation: annotate::annotate(&self.mirror, &ev), frame }))
+                let place = place(&self.mirror, self.pods.as_ref(), self.clock, ev.ifindex, ev.header.ts_ns);
+                let annotation = self.annotations.get(&self.mirror, &ev);
+                Some(Record::Packet(PacketRecord { place, ev, annotation, frame }))
             }
             Event::Arp(ev) => {
                 let mode = self.probe_mode?;
@@ -153,9 +157,7 @@ impl Enricher {
     }
 
     fn place(&self, ifindex: u32, ts_ns: u64) -> Place<'_> {
-        let iface = iface_name(&self.mirror, ifindex);
-        let pod = self.pods.as_ref().and_then(|p| p.by_ifname(&iface));
-        Place { iface, ifindex, wall_ns: self.clock.wall(ts_ns), pod }
+        place(&self.mirror, self.pods.as_ref(), self.clock, ifindex, ts_ns)
     }
 
     fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
@@ -227,7 +229,7 @@ impl Sink<'_> {
         self.counters.events += 1;
         let pod = self.drop_pod(&iface, &ev.packet);
         let place = Place { iface, ifindex: ev.ifindex, wall_ns: self.clock.wall(ev.header.ts_ns), pod };
-        Some(Record::Drop(DropRecord { place, drop: named, frame }))
+        Some(Record::Drop(Box::new(DropRecord { place, drop: named, frame })))
     }
 
     /// A drop's pod: the device's, else the one whose address the packet carries.
@@ -238,6 +240,13 @@ impl Sink<'_> {
             .or_else(|| view.src_ip().and_then(|ip| pods.by_ip(ip)))
             .or_else(|| view.dst_ip().and_then(|ip| pods.by_ip(ip)))
     }
+}
+
+/// Where and when an event on `ifindex` at `ts_ns` happened.
+fn place<'a>(mirror: &'a Mirror, pods: Option<&PodIndex>, clock: Clock, ifindex: u32, ts_ns: u64) -> Place<'a> {
+    let iface = iface_name(mirror, ifindex);
+    let pod = pods.and_then(|p| p.by_ifname(&iface));
+    Place { iface, ifindex, wall_ns: clock.wall(ts_ns), pod }
 }
 
 /// The interface's name in the mirror, or `if<N>`.

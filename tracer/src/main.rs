@@ -42,8 +42,8 @@ fn main() -> ExitCode {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
         Some(Command::Check(pods)) => Ok(run_check(&pods)),
         Some(Command::Pods(args)) => run_pods(&args),
-        Some(Command::BenchCollector { events, pods }) => {
-            bench_collector(events, pods);
+        Some(Command::BenchCollector { events, pods, stage }) => {
+            bench_collector(events, pods, stage.as_deref());
             Ok(ExitCode::SUCCESS)
         }
         None => run_trace(&cli.trace),
@@ -109,7 +109,7 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One JSON line per stage: `{"stage":…,"events":…,"seconds":…,"events_per_sec":…}`.
-fn bench_collector(events: u64, pods: u32) {
+fn bench_collector(events: u64, pods: u32, only: Option<&str>) {
     use tracer::{
         annotate::bench::{self, Stages},
         output::Format,
@@ -117,11 +117,12 @@ fn bench_collector(events: u64, pods: u32) {
     let stages = [
         ("decode+annotate+format json", Stages::Full(Format::Json)),
         ("decode+annotate+format text", Stages::Full(Format::Text)),
+        ("decode+annotate+format json, a new flow each", Stages::NewFlows(Format::Json)),
         ("decode+annotate+write pcapng", Stages::Pcapng),
         ("decode+format json", Stages::FormatOnly(Format::Json)),
         ("decode+annotate", Stages::Annotate),
     ];
-    for (name, stages) in stages {
+    for (name, stages) in stages.into_iter().filter(|(name, _)| only.is_none_or(|o| o == *name)) {
         let r = bench::run(events, pods, stages);
         let line = serde_json::json!({
             "stage": name,

@@ -12,7 +12,7 @@ use self::write::{
     key, put, put_hex4, put_hms_micros, put_ip, put_ipv4, put_ipv6, put_json_str, put_mac, put_rfc3339, put_u32,
     put_u64, quoted,
 };
-use crate::{annotate::Annotation, event::PacketEvent, pods::Pod};
+use crate::{annotate::cache::Rendered, event::PacketEvent, pods::Pod};
 use crate::packet::{
     self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView,
 };
@@ -56,23 +56,20 @@ pub fn write_annotated(
     buf: &mut Vec<u8>,
     ev: &PacketEvent,
     meta: Meta<'_>,
-    annotation: Option<&Annotation<'_>>,
+    annotation: Option<&Rendered>,
 ) -> io::Result<()> {
     // Room for an annotated line, so that a line grows the buffer at most once.
     buf.reserve(640);
+    let annotation = annotation.map_or(&[][..], |a| a.bytes(format));
     match format {
         Format::Text => {
             put_text_packet(buf, ev, meta);
-            if let Some(a) = annotation {
-                a.put_text(buf);
-            }
+            buf.extend_from_slice(annotation);
             buf.push(b'\n');
         }
         Format::Json => {
             put_json_packet(buf, ev, meta)?;
-            if let Some(a) = annotation {
-                a.write_json_fields(buf)?;
-            }
+            buf.extend_from_slice(annotation);
             buf.extend_from_slice(b"}\n");
         }
     }

@@ -6,7 +6,7 @@
 use std::{borrow::Cow, sync::Arc};
 
 use crate::{
-    annotate::Annotation,
+    annotate::cache::Rendered,
     drops::render::NamedDrop,
     event::{ArpEvent, Captured, NeighEvent, PacketEvent},
     output::Meta,
@@ -38,7 +38,8 @@ impl Place<'_> {
 pub(crate) struct PacketRecord<'a> {
     pub place: Place<'a>,
     pub ev: PacketEvent,
-    pub annotation: Annotation<'a>,
+    /// The route/neighbour annotation, rendered (shared by the packets of one flow).
+    pub annotation: &'a Rendered,
     pub frame: Captured<'a>,
 }
 
@@ -65,7 +66,9 @@ pub(crate) struct NeighRecord<'a> {
 
 pub(crate) enum Record<'a> {
     Packet(PacketRecord<'a>),
-    Drop(DropRecord<'a>),
+    /// Boxed: a drop carries its names and cause, more than twice a packet's record, and every
+    /// packet record would be moved at that size.
+    Drop(Box<DropRecord<'a>>),
     Arp(ArpRecord<'a>),
     Neigh(NeighRecord<'a>),
 }

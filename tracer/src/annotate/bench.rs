@@ -5,7 +5,6 @@
 //! call it; run it in release mode.
 
 use std::{
-    borrow::Cow,
     cell::Cell,
     io::{self, Write},
     net::{IpAddr, Ipv4Addr},
@@ -29,11 +28,12 @@ use crate::{
         rules::Rule,
         sysctl::{DevConf, IFINDEX_ALL, NetconfMessage},
     },
+    enrich::{Enricher, Shown},
     output::{self, Format, Meta},
     packet::Mac,
-    record::{PacketRecord, Place, Record},
     writers::{
         EventWriter as _,
+        lines::put_line,
         pcapng::{PcapngOptions, PcapngWriter},
     },
 };
@@ -224,24 +224,44 @@ impl BenchReport {
 /// Which stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stages {
-    /// decode + annotate only.
+    /// decode + annotate only (no cache: what one annotation costs).
     Annotate,
     /// decode + format in `Format`, no annotation: the baseline the annotation adds to.
     FormatOnly(Format),
-    /// decode + annotate + format in `Format`.
+    /// The collector's path: decode + enrich (names, time, the annotation from the per-flow
+    /// cache) + the line in `Format`.
     Full(Format),
-    /// decode + annotate + the pcapng writer (`-w`): frame, interface block, comment.
+    /// [`Stages::Full`] with a new flow (source port) in every record: every annotation a
+    /// cache miss.
+    NewFlows(Format),
+    /// The collector's path with the pcapng writer (`-w`): frame, interface block, comment.
     Pcapng,
 }
 
 /// Runs `events` synthetic records through the chosen stages on the calling thread against a
 /// node with `pods` pods.
 pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
-    if stages == Stages::Pcapng {
-        return run_pcapng(events, pods);
-    }
     let mirror = calico_node(pods.max(2));
-    let records = records(pods.max(2));
+    let mut records = records(pods.max(2));
+    match stages {
+        Stages::Annotate | Stages::FormatOnly(_) => run_parts(events, &mirror, &records, stages),
+        Stages::Full(format) => run_enriched(events, mirror, &mut records, false, Sink::Lines(format, Vec::new())),
+        Stages::NewFlows(format) => run_enriched(events, mirror, &mut records, true, Sink::Lines(format, Vec::new())),
+        Stages::Pcapng => {
+            let written = Rc::new(Cell::new(0));
+            let opts =
+                PcapngOptions { path: None, snaplen: tracer_common::DEFAULT_SNAPLEN, file_size: None, file_count: None };
+            let writer =
+                PcapngWriter::with_sink(opts, Box::new(Counting(written.clone()))).expect("a section header to memory");
+            let mut report = run_enriched(events, mirror, &mut records, false, Sink::Pcapng(Box::new(writer)));
+            report.output_bytes = written.get();
+            report
+        }
+    }
+}
+
+/// [`Stages::Annotate`] and [`Stages::FormatOnly`]: the pieces by themselves.
+fn run_parts(events: u64, mirror: &Mirror, records: &[Vec<u8>], stages: Stages) -> BenchReport {
     let mut buf = Vec::with_capacity(1 << 20);
     let mut output_bytes = 0u64;
     let mut decoder = Decoder::default();
@@ -249,25 +269,69 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
     for i in 0..events {
         let bytes = &records[(i % records.len() as u64) as usize];
         let Ok(Event::Packet(ev)) = decoder.decode(bytes).map(|d| d.event) else { continue };
-        let (format, annotation) = match stages {
-            Stages::Annotate => {
-                std::hint::black_box(super::annotate(&mirror, &ev));
-                continue;
-            }
-            Stages::FormatOnly(format) => (format, None),
-            Stages::Full(format) => (format, Some(super::annotate(&mirror, &ev))),
-            Stages::Pcapng => unreachable!("run_pcapng"),
+        let Stages::FormatOnly(format) = stages else {
+            std::hint::black_box(super::annotate(mirror, &ev));
+            continue;
         };
         let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
         let meta = Meta::new(iface, 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns));
-        let _ = output::write_annotated(format, &mut buf, &ev, meta, annotation.as_ref());
-        if buf.len() > 1 << 20 {
-            output_bytes += buf.len() as u64;
-            buf.clear();
-        }
+        let _ = output::write_annotated(format, &mut buf, &ev, meta, None);
+        output_bytes += drain(&mut buf);
     }
     let seconds = start.elapsed().as_secs_f64();
     BenchReport { events, seconds, output_bytes: output_bytes + buf.len() as u64 }
+}
+
+/// Empties `buf` once it holds a MiB (as the collector writes once per drain); the bytes it held.
+fn drain(buf: &mut Vec<u8>) -> u64 {
+    if buf.len() < 1 << 20 {
+        return 0;
+    }
+    let n = buf.len() as u64;
+    buf.clear();
+    n
+}
+
+/// Where the enriched records go.
+enum Sink {
+    Lines(Format, Vec<u8>),
+    Pcapng(Box<PcapngWriter>),
+}
+
+/// Where the TCP source port of a [`record_bytes`] record's frame starts.
+const SPORT_AT: usize = size_of::<TcRecord>() + 14 + 20;
+
+/// The collector's own path, [`Enricher::enrich`] then the writer, for `events` records
+/// (`new_flows`: each with a source port of its own).
+fn run_enriched(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows: bool, mut sink: Sink) -> BenchReport {
+    let mut enricher = Enricher::new(mirror, Shown { packets: true, drops: true }, None, None);
+    let mut output_bytes = 0u64;
+    let start = Instant::now();
+    for i in 0..events {
+        let n = records.len() as u64;
+        let bytes = &mut records[(i % n) as usize];
+        if new_flows {
+            bytes[SPORT_AT..SPORT_AT + 2].copy_from_slice(&((i / n) as u16).to_be_bytes());
+        }
+        let Some(rec) = enricher.enrich(bytes) else { continue };
+        match &mut sink {
+            Sink::Lines(format, buf) => {
+                let _ = put_line(*format, buf, &rec);
+                output_bytes += drain(buf);
+            }
+            Sink::Pcapng(writer) => {
+                let _ = writer.write(&rec);
+            }
+        }
+    }
+    match &mut sink {
+        Sink::Lines(_, buf) => output_bytes += buf.len() as u64,
+        Sink::Pcapng(writer) => {
+            let _ = writer.flush();
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    BenchReport { events, seconds, output_bytes }
 }
 
 /// Bytes written to it, then dropped: the pcapng writer's sink.
@@ -282,35 +346,6 @@ impl Write for Counting {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// [`Stages::Pcapng`]: the typed record the enrich stage makes, through the pcapng writer
-/// (its 64 KiB buffer in front of a counting sink).
-fn run_pcapng(events: u64, pods: u32) -> BenchReport {
-    let mirror = calico_node(pods.max(2));
-    let records = records(pods.max(2));
-    let written = Rc::new(Cell::new(0));
-    let opts = PcapngOptions { path: None, snaplen: tracer_common::DEFAULT_SNAPLEN, file_size: None, file_count: None };
-    let mut writer = PcapngWriter::with_sink(opts, Box::new(Counting(written.clone()))).expect("a section header to memory");
-    let mut decoder = Decoder::default();
-    let start = Instant::now();
-    for i in 0..events {
-        let bytes = &records[(i % records.len() as u64) as usize];
-        let Ok(decoded) = decoder.decode(bytes) else { continue };
-        let Event::Packet(ev) = decoded.event else { continue };
-        let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
-        let place = Place {
-            iface: Cow::Borrowed(iface),
-            ifindex: ev.ifindex,
-            wall_ns: 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns),
-            pod: None,
-        };
-        let annotation = super::annotate(&mirror, &ev);
-        let _ = writer.write(&Record::Packet(PacketRecord { place, ev, annotation, frame: decoded.frame }));
-    }
-    let _ = writer.flush();
-    let seconds = start.elapsed().as_secs_f64();
-    BenchReport { events, seconds, output_bytes: written.get() }
 }
 
 #[cfg(test)]
@@ -358,6 +393,7 @@ mod tests {
             Stages::Full(Format::Text),
             Stages::FormatOnly(Format::Json),
             Stages::Full(Format::Json),
+            Stages::NewFlows(Format::Json),
             Stages::Pcapng,
         ];
         for stages in all {

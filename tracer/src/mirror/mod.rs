@@ -230,6 +230,10 @@ pub struct Mirror {
     pub sysctls: Sysctls,
     /// Full re-dumps done because notifications were lost.
     pub resyncs: u64,
+    /// Bumped by every change made through [`Mirror::handle`], [`Mirror::take_dump`] and
+    /// [`Mirror::apply_neigh_probe`] (and [`Mirror::touch`]): what caches of answers derived
+    /// from the mirror compare against.
+    version: u64,
 }
 
 /// A dump the mirror needs, run in the background so that it never stalls the ring drain.
@@ -276,6 +280,21 @@ impl Mirror {
         Ok(mirror)
     }
 
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Marks the mirror changed (for changes made to its parts directly).
+    pub fn touch(&mut self) {
+        self.version += 1;
+    }
+
+    /// A neighbour state change the probes saw, ahead of its netlink notification.
+    pub fn apply_neigh_probe(&mut self, ev: &tracer_common::NeighSection) {
+        self.touch();
+        self.neighbours.apply_probe(ev);
+    }
+
     /// Every interface, as changes for the tracer to act on.
     pub fn present_links(&self) -> Vec<LinkChange> {
         self.links.iter().map(|l| LinkChange::Present { index: l.index, name: l.name.clone() }).collect()
@@ -286,6 +305,7 @@ impl Mirror {
     /// everything (lost notifications; an interface that went up or down, whose routes the
     /// kernel changed without a word).
     pub fn handle(&mut self, msg: &NetlinkMessage<RtMessage>) -> (Vec<LinkChange>, Option<Redump>) {
+        self.touch();
         let followup = match &msg.payload {
             NetlinkPayload::InnerMessage(m) => self.apply(m, msg.header.flags & NLM_F_REPLACE != 0),
             NetlinkPayload::Overrun(_) => Followup::Resync,
@@ -305,6 +325,7 @@ impl Mirror {
     /// Takes a finished re-dump in; returns the interface changes it implies. Notifications
     /// that arrived while it ran are applied again by the caller (a dump may predate them).
     pub fn take_dump(&mut self, dump: Dump) -> Vec<LinkChange> {
+        self.touch();
         match dump {
             Dump::Routes(routes) => {
                 self.routes.clear();
@@ -321,7 +342,7 @@ impl Mirror {
                     .map(|old| LinkChange::Removed { index: old.index, name: old.name.clone() })
                     .collect();
                 changes.extend(fresh.present_links());
-                *self = Mirror { resyncs: self.resyncs + 1, ..*fresh };
+                *self = Mirror { resyncs: self.resyncs + 1, version: self.version, ..*fresh };
                 log::warn!("re-read the node's network state; annotations are current again");
                 changes
             }

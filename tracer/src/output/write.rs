@@ -19,12 +19,18 @@ pub fn put(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Appends the first `len` bytes of `chunk`. Copying the whole fixed-size array is a few
-/// register moves; a copy of a variable length would be a call to `memcpy`.
+/// Appends `N` bytes that `fill` writes straight into the buffer, then keeps the first `len`
+/// of them (`fill`'s answer, at most `N`). Text built in a stack array and copied over as a
+/// block would be read back right after its bytes were stored one by one: the store-forwarding
+/// stall that cost more than the formatting itself.
 #[inline(always)]
-fn put_first<const N: usize>(out: &mut Vec<u8>, chunk: &[u8; N], len: usize) {
+fn put_with<const N: usize>(out: &mut Vec<u8>, fill: impl FnOnce(&mut [u8; N]) -> usize) {
     let at = out.len();
-    out.extend_from_slice(chunk);
+    out.extend_from_slice(&[0; N]);
+    let len = match <&mut [u8; N]>::try_from(&mut out[at..]) {
+        Ok(room) => fill(room).min(N),
+        Err(_) => 0,
+    };
     out.truncate(at + len);
 }
 
@@ -56,48 +62,79 @@ const PAIRS: [[u8; 2]; 100] = {
 
 /// Decimal, as `Display` prints it.
 pub fn put_u64(out: &mut Vec<u8>, n: u64) {
-    let len = n.checked_ilog10().map_or(1, |log| log as usize + 1);
-    let mut digits = [b'0'; 20];
-    let mut at = len;
-    let mut rest = n;
-    while rest >= 100 {
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[(rest % 100) as usize]);
-        rest /= 100;
+    put_decimal::<20>(out, n);
+}
+
+pub fn put_u32(out: &mut Vec<u8>, n: u32) {
+    put_decimal::<10>(out, u64::from(n));
+}
+
+/// `n` (of at most `N` digits) in decimal.
+#[inline(always)]
+fn put_decimal<const N: usize>(out: &mut Vec<u8>, n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
     }
+    let len = n.ilog10() as usize + 1;
+    put_with::<N>(out, |digits| {
+        let mut at = len;
+        let mut rest = n;
+        while rest >= 100 {
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[(rest % 100) as usize]);
+            rest /= 100;
+        }
+        put_last_digits(digits, at, rest as u32);
+        len
+    });
+}
+
+/// The leading one or two digits `rest` (< 100) ending at `at`.
+#[inline(always)]
+fn put_last_digits(digits: &mut [u8], at: usize, rest: u32) {
     if rest >= 10 {
         digits[at - 2..at].copy_from_slice(&PAIRS[rest as usize]);
     } else {
         digits[at - 1] = b'0' + rest as u8;
     }
-    put_first(out, &digits, len);
 }
 
-pub fn put_u32(out: &mut Vec<u8>, n: u32) {
-    put_u64(out, u64::from(n));
-}
-
-/// `n` as exactly `width` (≤ 9) decimal digits, zero-padded, as `{:0width$}` for `n < 10^width`.
-fn padded(n: u32, width: usize) -> [u8; 9] {
-    let mut digits = [b'0'; 9];
+/// `n` as exactly `width` decimal digits, zero-padded, into `digits[..width]`, as `{:0width$}`
+/// for `n < 10^width`.
+#[inline(always)]
+fn put_padded(digits: &mut [u8], n: u32, width: usize) {
     let mut rest = n;
     for d in digits[..width].iter_mut().rev() {
         *d = b'0' + (rest % 10) as u8;
         rest /= 10;
     }
-    digits
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `0x` and four lowercase hex digits, as `0x{:04x}`.
 pub fn put_hex4(out: &mut Vec<u8>, n: u16) {
-    let h = |shift: u16| HEX[usize::from((n >> shift) & 0xf)];
-    out.extend_from_slice(&[b'0', b'x', h(12), h(8), h(4), h(0)]);
+    put_with::<6>(out, |text| {
+        text[..2].copy_from_slice(b"0x");
+        for (i, shift) in [12, 8, 4, 0].into_iter().enumerate() {
+            text[2 + i] = HEX[usize::from((n >> shift) & 0xf)];
+        }
+        6
+    });
 }
 
 pub fn put_mac(out: &mut Vec<u8>, mac: Mac) {
-    out.extend_from_slice(mac.text().as_bytes());
+    put_with::<17>(out, |text| {
+        for (i, b) in mac.0.iter().enumerate() {
+            text[i * 3] = HEX[usize::from(b >> 4)];
+            text[i * 3 + 1] = HEX[usize::from(b & 0x0f)];
+            if i < 5 {
+                text[i * 3 + 2] = b':';
+            }
+        }
+        17
+    });
 }
 
 /// Each byte's decimal text, left-aligned in 3 bytes, and its length.
@@ -121,15 +158,16 @@ const OCTETS: [([u8; 3], u8); 256] = {
 /// `a.b.c.d`, as `Ipv4Addr`'s `Display`.
 pub fn put_ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
     // Room for a dot behind the last octet's 3 digits: every octet copies 4 bytes.
-    let mut text = [b'.'; 16];
-    let mut at = 0;
-    for octet in ip.octets() {
-        let (digits, len) = OCTETS[usize::from(octet)];
-        text[at..at + 3].copy_from_slice(&digits);
-        text[at + usize::from(len)] = b'.';
-        at += usize::from(len) + 1;
-    }
-    put_first(out, &text, at - 1);
+    put_with::<16>(out, |text| {
+        let mut at = 0;
+        for octet in ip.octets() {
+            let (digits, len) = OCTETS[usize::from(octet)];
+            text[at..at + 3].copy_from_slice(&digits);
+            text[at + usize::from(len)] = b'.';
+            at += usize::from(len) + 1;
+        }
+        at - 1
+    });
 }
 
 /// `Ipv6Addr`'s `Display` (RFC 5952): lowercase hex without leading zeros, the first longest run
@@ -170,17 +208,18 @@ pub fn put_ipv6(out: &mut Vec<u8>, ip: Ipv6Addr) {
             }
         }
     }
-    let mut text = [0u8; 40];
-    let mut at = 0;
-    if zero_len > 1 {
-        put_groups(&mut text, &mut at, &groups[..zero_at]);
-        text[at..at + 2].copy_from_slice(b"::");
-        at += 2;
-        put_groups(&mut text, &mut at, &groups[zero_at + zero_len..]);
-    } else {
-        put_groups(&mut text, &mut at, &groups);
-    }
-    put_first(out, &text, at);
+    put_with::<40>(out, |text| {
+        let mut at = 0;
+        if zero_len > 1 {
+            put_groups(text, &mut at, &groups[..zero_at]);
+            text[at..at + 2].copy_from_slice(b"::");
+            at += 2;
+            put_groups(text, &mut at, &groups[zero_at + zero_len..]);
+        } else {
+            put_groups(text, &mut at, &groups);
+        }
+        at
+    });
 }
 
 pub fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
@@ -278,11 +317,17 @@ pub fn put_rfc3339(out: &mut Vec<u8>, wall_ns: i128) {
     let Some(prefix) = second.rfc3339 else { return };
     out.extend_from_slice(&prefix);
     if nanos != 0 {
-        let digits = padded(nanos, 9);
-        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
-        let mut fraction = [b'.'; 10];
-        fraction[1..].copy_from_slice(&digits);
-        put_first(out, &fraction, 1 + len);
+        // The fraction without its trailing zeros (nanos != 0: at least one digit stays).
+        let (mut digits, mut rest) = (9, nanos);
+        while rest % 10 == 0 {
+            rest /= 10;
+            digits -= 1;
+        }
+        put_with::<10>(out, |fraction| {
+            fraction[0] = b'.';
+            put_padded(&mut fraction[1..], rest, digits);
+            1 + digits
+        });
     }
     out.push(b'Z');
 }
@@ -290,10 +335,12 @@ pub fn put_rfc3339(out: &mut Vec<u8>, wall_ns: i128) {
 /// `HH:MM:SS.uuuuuu` (microseconds, truncated) of [`wall_time`].
 pub fn put_hms_micros(out: &mut Vec<u8>, wall_ns: i128) {
     let (second, nanos) = second(wall_ns);
-    let mut text = [b'.'; 15];
-    text[..8].copy_from_slice(&second.hms);
-    text[9..].copy_from_slice(&padded(nanos / 1000, 6)[..6]);
-    out.extend_from_slice(&text);
+    put_with::<15>(out, |text| {
+        text[..8].copy_from_slice(&second.hms);
+        text[8] = b'.';
+        put_padded(&mut text[9..], nanos / 1000, 6);
+        15
+    });
 }
 
 /// A small deterministic generator (xorshift) for the equivalence tests, so that failures

@@ -36,7 +36,7 @@ impl LineWriter {
 pub(crate) fn put_line(format: Format, buf: &mut Vec<u8>, rec: &Record<'_>) -> io::Result<()> {
     let meta = rec.place().meta();
     match rec {
-        Record::Packet(r) => output::write_annotated(format, buf, &r.ev, meta, Some(&r.annotation)),
+        Record::Packet(r) => output::write_annotated(format, buf, &r.ev, meta, Some(r.annotation)),
         Record::Drop(r) => drops::render::write(format, buf, &r.drop, meta),
         Record::Arp(r) => probes::render::write_arp(format, buf, &r.ev, meta, r.mode),
         Record::Neigh(r) => probes::render::write_neigh(format, buf, &r.ev, meta, r.mode),
@@ -149,28 +149,25 @@ mod tests {
     fn with_records(mut each: impl FnMut(&Record<'_>)) {
         let mirror = bench::calico_node(3);
         let ev = bench::tcp_event(0, bench::pod_ip(1), dir::INGRESS, bench::FIRST_CALI, fib::SUCCESS, 11);
-        let packet = Record::Packet(PacketRecord {
-            place: place(),
-            ev,
-            annotation: annotate::annotate(&mirror, &ev),
-            frame: Captured::default(),
-        });
+        let annotation = annotate::cache::Rendered::of(&annotate::annotate(&mirror, &ev));
+        let packet =
+            Record::Packet(PacketRecord { place: place(), ev, annotation: &annotation, frame: Captured::default() });
         let names = crate::drops::render::tests::names();
         let drop_ev = crate::drops::render::tests::drop_event();
-        let drop = Record::Drop(DropRecord {
+        let drop = Record::Drop(Box::new(DropRecord {
             place: place(),
             drop: crate::drops::render::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
-        });
+        }));
         let mut pod_ev = drop_ev;
         pod_ev.flags |= tracer_common::dropf::POD_SIDE | tracer_common::dropf::HAS_POD;
         (pod_ev.pod_ifindex, pod_ev.pod_flags) = (2, 1);
         pod_ev.pod_name[..4].copy_from_slice(b"eth0");
-        let pod_drop = Record::Drop(DropRecord {
+        let pod_drop = Record::Drop(Box::new(DropRecord {
             place: place(),
             drop: crate::drops::render::name(&names, &mirror, &pod_ev, Some("calia")),
             frame: Captured::default(),
-        });
+        }));
         let arp = ArpSection {
             ifindex: 10,
             op: 1,

@@ -187,10 +187,9 @@ impl PcapngWriter {
         match rec {
             Record::Packet(r) => {
                 let id = self.iface_id(place.ifindex, &place.iface, place)?;
-                let mut comment = Vec::new();
-                r.annotation.put_text(&mut comment);
+                let comment = &r.annotation.text;
                 let flags = if r.ev.dir == dir::EGRESS { EPB_OUTBOUND } else { EPB_INBOUND };
-                self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, &comment))
+                self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, comment))
             }
             Record::Drop(r) => {
                 let name = if place.ifindex == 0 { NO_DEVICE_IFACE } else { &place.iface };

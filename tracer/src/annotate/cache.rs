@@ -1,0 +1,237 @@
+//! The annotation of a flow, rendered once: a flood is a few flows repeated, and every packet
+//! of one flow on one interface, in one direction, with the same kernel FIB verdict, gets the
+//! same annotation for as long as the mirror does not change.
+//!
+//! [`AnnotationCache`] keys on everything [`annotate`] reads from the event — the interface,
+//! the direction, the FIB verdict and its device, the addresses, the protocol, the ports (policy
+//! rules can match them) and the destination MAC (the MAC check) — and keeps the text and the
+//! JSON form side by side. Any change to the mirror (a netlink notification, a re-dump, a
+//! neighbour probe event) empties it: an annotation is never older than the mirror it would be
+//! computed from. ARP frames (few, and annotated from their ARP fields) are not cached.
+
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    hash::{Hash, Hasher},
+};
+
+use tracer_common::{Packet, valid};
+
+use super::{Annotation, annotate};
+use crate::{event::PacketEvent, mirror::Mirror, output::Format};
+
+/// Flows kept at most; the cache empties when a new one would go past this (a scan of random
+/// ports must not make it grow without bound: ~600 bytes per flow).
+pub const CAPACITY: usize = 4096;
+
+/// An annotation in both output forms: ` | route …` for text lines and pcapng comments, and
+/// `,"route_dst":…` fields for merging into a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: Vec<u8>,
+    pub json: Vec<u8>,
+}
+
+impl Rendered {
+    pub fn of(a: &Annotation<'_>) -> Self {
+        let mut text = Vec::with_capacity(160);
+        a.put_text(&mut text);
+        let mut json = Vec::with_capacity(320);
+        // Writing into a Vec fails only if serde_json fails to escape a string: keep the
+        // fields written up to there rather than lose the line.
+        let _ = a.write_json_fields(&mut json);
+        Self { text, json }
+    }
+
+    /// The form for `format`.
+    pub fn bytes(&self, format: Format) -> &[u8] {
+        match format {
+            Format::Text => &self.text,
+            Format::Json => &self.json,
+        }
+    }
+}
+
+/// What [`annotate`] reads of a non-ARP packet event, packed into words: hashed and compared
+/// as 7 integers, not 11 fields and three byte slices.
+#[derive(Debug, Clone, Copy, Eq)]
+struct FlowKey([u64; 7]);
+
+impl PartialEq for FlowKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.iter().zip(&other.0).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+    }
+}
+
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.iter().for_each(|w| state.write_u64(*w));
+    }
+}
+
+impl FlowKey {
+    fn of(ev: &PacketEvent) -> Option<Self> {
+        let p: &Packet = &ev.packet;
+        if p.valid & valid::ARP != 0 {
+            return None;
+        }
+        let mut b = [0u8; 56];
+        b[0..4].copy_from_slice(&ev.ifindex.to_ne_bytes());
+        b[4..8].copy_from_slice(&ev.fib_ifindex.to_ne_bytes());
+        b[8] = ev.dir;
+        b[9] = ev.fib_ret;
+        b[10..12].copy_from_slice(&p.valid.to_ne_bytes());
+        b[12] = p.ip_proto;
+        b[14..16].copy_from_slice(&p.sport.to_ne_bytes());
+        b[16..18].copy_from_slice(&p.dport.to_ne_bytes());
+        b[18..24].copy_from_slice(&p.dst_mac);
+        b[24..40].copy_from_slice(&p.src_ip);
+        b[40..56].copy_from_slice(&p.dst_ip);
+        Some(Self(std::array::from_fn(|i| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default()))))
+    }
+}
+
+/// Rendered annotations by flow, for the mirror of one [`Mirror::version`].
+#[derive(Debug, Default)]
+pub struct AnnotationCache {
+    flows: HashMap<FlowKey, Rendered, foldhash::fast::FixedState>,
+    /// The mirror version the entries were computed from.
+    version: u64,
+    /// The last uncached annotation (ARP).
+    scratch: Rendered,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl AnnotationCache {
+    /// The rendered annotation of `ev` against `mirror` as it is now.
+    pub fn get(&mut self, mirror: &Mirror, ev: &PacketEvent) -> &Rendered {
+        if self.version != mirror.version() {
+            self.flows.clear();
+            self.version = mirror.version();
+        }
+        let Some(key) = FlowKey::of(ev) else {
+            self.scratch = Rendered::of(&annotate(mirror, ev));
+            return &self.scratch;
+        };
+        // Full: emptied before the next flow comes in (so it holds CAPACITY at most).
+        if self.flows.len() >= CAPACITY {
+            self.flows.clear();
+        }
+        match self.flows.entry(key) {
+            Entry::Occupied(e) => {
+                self.hits += 1;
+                e.into_mut()
+            }
+            Entry::Vacant(e) => {
+                self.misses += 1;
+                e.insert(Rendered::of(&annotate(mirror, ev)))
+            }
+        }
+    }
+
+    /// Flows held.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use tracer_common::{dir, fib};
+
+    use super::*;
+    use crate::{
+        annotate::bench::{FIRST_CALI, UPLINK, calico_node, pod_ip, tcp_event},
+        mirror::{
+            neigh::{NeighState, NeighUpdate, Neighbour},
+            prefix::Prefix,
+            routes::{NextHop, RT_TABLE_MAIN, Route, RouteKind},
+        },
+    };
+
+    /// One field of an event changed.
+    type Change = fn(&mut PacketEvent);
+
+    fn fresh(m: &Mirror, ev: &PacketEvent) -> Rendered {
+        Rendered::of(&annotate(m, ev))
+    }
+
+    /// Every field the annotation reads, changed one at a time, gives what a fresh
+    /// annotation gives: a key that missed one would hand one flow's annotation to another.
+    #[test]
+    fn each_field_the_annotation_reads_is_part_of_the_key() {
+        let m = calico_node(4);
+        let base = tcp_event(0, pod_ip(1), dir::INGRESS, FIRST_CALI, fib::SUCCESS, FIRST_CALI + 1);
+        let variants: [(&str, Change); 8] = [
+            ("ifindex", |e| e.ifindex = FIRST_CALI + 2),
+            ("dir", |e| e.dir = dir::EGRESS),
+            ("fib_ret", |e| e.fib_ret = fib::NO_NEIGH),
+            ("fib_ifindex", |e| e.fib_ifindex = UPLINK),
+            ("dst", |e| e.packet.dst_ip[..4].copy_from_slice(&[93, 184, 216, 34])),
+            ("dst unrouted", |e| e.packet.dst_ip[..4].copy_from_slice(&[10, 250, 0, 1])),
+            ("dst_mac", |e| e.packet.dst_mac = [2, 0, 0, 0, 0, 9]),
+            ("src", |e| e.packet.src_ip[..4].copy_from_slice(&[10, 244, 1, 7])),
+        ];
+        let mut cache = AnnotationCache::default();
+        assert_eq!(cache.get(&m, &base), &fresh(&m, &base));
+        let mut distinct = 0;
+        for (what, change) in &variants {
+            let mut ev = base;
+            change(&mut ev);
+            let want = fresh(&m, &ev);
+            assert_eq!(cache.get(&m, &ev), &want, "after changing {what}");
+            distinct += usize::from(want != fresh(&m, &base));
+        }
+        assert!(distinct >= 5, "only {distinct} variants changed the annotation: the test would not catch a short key");
+        assert_eq!(cache.get(&m, &base), &fresh(&m, &base));
+        assert_eq!(cache.hits, 1, "only the repeated base event is a hit");
+    }
+
+    /// A change to the mirror is seen by the next event of a cached flow.
+    #[test]
+    fn a_mirror_change_empties_the_cache() {
+        let mut m = calico_node(2);
+        let ev = tcp_event(0, Ipv4Addr::new(10, 250, 0, 1), dir::INGRESS, FIRST_CALI, fib::SUCCESS, UPLINK);
+        let mut cache = AnnotationCache::default();
+        let before = cache.get(&m, &ev).clone();
+        assert_eq!(cache.get(&m, &ev), &before);
+        let route = Route {
+            dst: Prefix::new(IpAddr::V4(Ipv4Addr::new(10, 250, 0, 0)), 16),
+            table: RT_TABLE_MAIN,
+            kind: RouteKind::Blackhole,
+            scope: 0,
+            tos: 0,
+            metric: 0,
+            prefsrc: None,
+            nexthops: Vec::<NextHop>::new(),
+        };
+        m.routes.insert(route, false);
+        m.touch();
+        let after = cache.get(&m, &ev).clone();
+        assert_ne!(after, before, "the blackhole route is not in the annotation");
+        assert_eq!(after, fresh(&m, &ev));
+        let neigh = Neighbour { state: NeighState::Failed, lladdr: None };
+        m.neighbours.apply(NeighUpdate { dev: UPLINK, ip: bench::GATEWAY.into(), proxy: false, neighbour: neigh }, true);
+        m.touch();
+        let ev = tcp_event(0, Ipv4Addr::new(93, 184, 216, 34), dir::INGRESS, FIRST_CALI, fib::SUCCESS, UPLINK);
+        assert_eq!(cache.get(&m, &ev), &fresh(&m, &ev));
+        assert!(String::from_utf8_lossy(&cache.get(&m, &ev).text).contains("FAILED"));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity() {
+        let m = calico_node(2);
+        let mut cache = AnnotationCache::default();
+        for port in 0..(CAPACITY as u16 + 100) {
+            let mut ev = tcp_event(0, pod_ip(1), dir::INGRESS, FIRST_CALI, fib::SUCCESS, FIRST_CALI + 1);
+            ev.packet.sport = port;
+            cache.get(&m, &ev);
+            assert!(cache.flows() <= CAPACITY);
+        }
+        assert_eq!(cache.misses, u64::from(CAPACITY as u16 + 100));
+    }
+
+    use crate::annotate::bench;
+}
