@@ -9,13 +9,48 @@ use time::OffsetDateTime;
 use tracer_common::dir;
 
 use self::write::{
-    key, put, put_hex4, put_hms_micros, put_ip, put_ipv4, put_ipv6, put_json_str, put_mac, put_rfc3339, put_u32,
-    put_u64, quoted,
+    put, put_hex4, put_hms_micros, put_ip, put_ipv4, put_ipv6, put_json_str, put_mac, put_rfc3339, put_u32,
+    put_u64,
 };
 use crate::{annotate::cache::Rendered, event::PacketEvent, pods::Pod};
 use crate::packet::{
     self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView,
 };
+
+/// `,"name":` as one write (one update of the buffer's length, not three).
+macro_rules! key {
+    ($out:expr, $name:literal) => {
+        put($out, concat!(",\"", $name, "\":"))
+    };
+}
+
+/// `,"name":"…"` — the key and the opening quote as one write, `$body` writing the value.
+macro_rules! key_quoted {
+    ($out:expr, $name:literal, |$o:ident| $body:expr) => {{
+        put($out, concat!(",\"", $name, "\":\""));
+        let $o: &mut Vec<u8> = $out;
+        $body;
+        $o.push(b'"');
+    }};
+}
+
+/// A `,"key":N` pair.
+macro_rules! put_number {
+    ($out:expr, $name:literal, $n:expr) => {{
+        key!($out, $name);
+        put_u64($out, $n);
+    }};
+}
+
+/// `"key":"word"` for a known name, `"key":"N"` otherwise (the serde derive's `String`s).
+macro_rules! put_name {
+    ($out:expr, $name:literal, $word:expr, |$o:ident| $number:expr) => {
+        key_quoted!($out, $name, |$o| match $word {
+            Some(w) => put($o, w),
+            None => $number,
+        })
+    };
+}
 
 /// Where an event happened, as the collector knows it.
 #[derive(Debug, Clone, Copy)]
@@ -113,12 +148,12 @@ pub fn put_text_stamp(out: &mut Vec<u8>, meta: Meta<'_>) {
 /// `,"pod_namespace":…,"pod_name":…[,"pod_uid":…]` when the pod is known.
 pub fn put_json_pod(out: &mut Vec<u8>, pod: Option<&Pod>) -> io::Result<()> {
     let Some(pod) = pod else { return Ok(()) };
-    key(out, "pod_namespace");
+    key!(out, "pod_namespace");
     put_json_str(out, &pod.namespace)?;
-    key(out, "pod_name");
+    key!(out, "pod_name");
     put_json_str(out, &pod.name)?;
     if let Some(uid) = &pod.uid {
-        key(out, "pod_uid");
+        key!(out, "pod_uid");
         put_json_str(out, uid)?;
     }
     Ok(())
@@ -303,21 +338,6 @@ fn text_icmp(out: &mut Vec<u8>, v: &PacketView<'_>, proto: u8) {
     }
 }
 
-/// `"key":"word"` for a known name, `"key":"N"` otherwise (the serde derive's `String`s).
-fn put_name(out: &mut Vec<u8>, name: &str, word: Option<&str>, number: impl FnOnce(&mut Vec<u8>)) {
-    key(out, name);
-    quoted(out, |o| match word {
-        Some(w) => put(o, w),
-        None => number(o),
-    });
-}
-
-/// A `,"key":N` pair.
-fn put_number(out: &mut Vec<u8>, name: &str, n: u64) {
-    key(out, name);
-    put_u64(out, n);
-}
-
 /// The packet's JSON object without its closing `}` (so that the annotation's fields can
 /// follow), keys in the README's order.
 fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::Result<()> {
@@ -328,21 +348,21 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
 /// `with_dir`, then the frame's fields. Drops use it with their own kind and no direction.
 pub fn put_json_frame(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>, kind: &str, with_dir: bool) -> io::Result<()> {
     let v = PacketView(&ev.packet);
-    put(out, "{\"kind\":");
-    put_json_str(out, kind)?;
-    put(out, ",\"time\":\"");
+    // `kind` is one of the project's own words: nothing to escape.
+    put(out, "{\"kind\":\"");
+    put(out, kind);
+    put(out, "\",\"time\":\"");
     put_rfc3339(out, meta.wall_ns);
     put(out, "\",\"ts_ns\":");
     put_u64(out, ev.header.ts_ns);
-    key(out, "iface");
+    key!(out, "iface");
     put_json_str(out, meta.iface)?;
-    put_number(out, "ifindex", u64::from(ev.ifindex));
+    put_number!(out, "ifindex", u64::from(ev.ifindex));
     put_json_pod(out, meta.pod)?;
     if with_dir {
-        key(out, "dir");
-        quoted(out, |o| put(o, dir_name(ev.dir)));
+        key_quoted!(out, "dir", |o| put(o, dir_name(ev.dir)));
     }
-    put_number(out, "len", u64::from(ev.len));
+    put_number!(out, "len", u64::from(ev.len));
     json_l2(out, &v);
     json_l3(out, &v);
     json_l4(out, &v);
@@ -355,14 +375,11 @@ pub fn put_json_frame(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>, kind:
 
 fn json_l2(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some((src, dst, ethertype)) = v.l2() {
-        key(out, "src_mac");
-        quoted(out, |o| put_mac(o, src));
-        key(out, "dst_mac");
-        quoted(out, |o| put_mac(o, dst));
-        put_name(out, "ethertype", packet::ethertype_word(ethertype), |o| put_hex4(o, ethertype));
+        key_quoted!(out, "src_mac", |o| put_mac(o, src));
+        key_quoted!(out, "dst_mac", |o| put_mac(o, dst));
+        put_name!(out, "ethertype", packet::ethertype_word(ethertype), |o| put_hex4(o, ethertype));
     }
-    key(out, "vlan");
-    out.push(b'[');
+    put(out, ",\"vlan\":[");
     for (i, &tci) in v.vlans().iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -374,18 +391,19 @@ fn json_l2(out: &mut Vec<u8>, v: &PacketView<'_>) {
 
 fn json_l3(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some(src) = v.src_ip() {
-        key(out, "src");
-        quoted(out, |o| put_ip(o, src));
+        key_quoted!(out, "src", |o| put_ip(o, src));
     }
     if let Some(dst) = v.dst_ip() {
-        key(out, "dst");
-        quoted(out, |o| put_ip(o, dst));
+        key_quoted!(out, "dst", |o| put_ip(o, dst));
     }
     if let Some(proto) = v.ip_proto() {
-        put_name(out, "proto", packet::proto_word(proto), |o| put_u32(o, u32::from(proto)));
-        put_number(out, "ttl", u64::from(v.0.ttl));
-        let id = if v.is_ipv6() { "flow_label" } else { "ip_id" };
-        put_number(out, id, u64::from(v.0.ip_id));
+        put_name!(out, "proto", packet::proto_word(proto), |o| put_u32(o, u32::from(proto)));
+        put_number!(out, "ttl", u64::from(v.0.ttl));
+        if v.is_ipv6() {
+            put_number!(out, "flow_label", u64::from(v.0.ip_id));
+        } else {
+            put_number!(out, "ip_id", u64::from(v.0.ip_id));
+        }
     }
     if v.dont_fragment() {
         put(out, ",\"df\":true");
@@ -397,46 +415,40 @@ fn json_l3(out: &mut Vec<u8>, v: &PacketView<'_>) {
 
 fn json_l4(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some((sp, dp)) = v.ports() {
-        put_number(out, "sport", u64::from(sp));
-        put_number(out, "dport", u64::from(dp));
+        put_number!(out, "sport", u64::from(sp));
+        put_number!(out, "dport", u64::from(dp));
     }
     if let Some((seq, ack, flags, win)) = v.tcp() {
-        key(out, "tcp_flags");
-        quoted(out, |o| packet::put_tcp_flags(o, flags));
-        put_number(out, "tcp_seq", u64::from(seq));
-        put_number(out, "tcp_ack", u64::from(ack));
-        put_number(out, "tcp_win", u64::from(win));
+        key_quoted!(out, "tcp_flags", |o| packet::put_tcp_flags(o, flags));
+        put_number!(out, "tcp_seq", u64::from(seq));
+        put_number!(out, "tcp_ack", u64::from(ack));
+        put_number!(out, "tcp_win", u64::from(win));
     }
     if let Some(len) = v.udp_len() {
-        put_number(out, "udp_len", u64::from(len));
+        put_number!(out, "udp_len", u64::from(len));
     }
     if let Some((ty, code)) = v.icmp() {
-        put_number(out, "icmp_type", u64::from(ty));
-        put_number(out, "icmp_code", u64::from(code));
+        put_number!(out, "icmp_type", u64::from(ty));
+        put_number!(out, "icmp_code", u64::from(code));
     }
     if let Some((id, seq)) = v.icmp_echo() {
-        put_number(out, "icmp_id", u64::from(id));
-        put_number(out, "icmp_seq", u64::from(seq));
+        put_number!(out, "icmp_id", u64::from(id));
+        put_number!(out, "icmp_seq", u64::from(seq));
     }
     if let Some(t) = v.nd_target() {
-        key(out, "nd_target");
-        quoted(out, |o| put_ipv6(o, t));
+        key_quoted!(out, "nd_target", |o| put_ipv6(o, t));
     }
 }
 
 fn json_arp(out: &mut Vec<u8>, v: &PacketView<'_>) {
     if let Some(op) = v.arp_op() {
-        put_name(out, "arp_op", packet::arp_op_word(op), |o| put_u32(o, u32::from(op)));
+        put_name!(out, "arp_op", packet::arp_op_word(op), |o| put_u32(o, u32::from(op)));
     }
     if let Some(arp) = v.arp() {
-        key(out, "arp_sha");
-        quoted(out, |o| put_mac(o, arp.sha));
-        key(out, "arp_spa");
-        quoted(out, |o| put_ipv4(o, arp.spa));
-        key(out, "arp_tha");
-        quoted(out, |o| put_mac(o, arp.tha));
-        key(out, "arp_tpa");
-        quoted(out, |o| put_ipv4(o, arp.tpa));
+        key_quoted!(out, "arp_sha", |o| put_mac(o, arp.sha));
+        key_quoted!(out, "arp_spa", |o| put_ipv4(o, arp.spa));
+        key_quoted!(out, "arp_tha", |o| put_mac(o, arp.tha));
+        key_quoted!(out, "arp_tpa", |o| put_ipv4(o, arp.tpa));
     }
 }
 
