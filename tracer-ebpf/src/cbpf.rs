@@ -7,52 +7,12 @@
 //! loop; a program still running then (only a backward-jumping `protochain` loop could) rejects
 //! the frame.
 
-use tracer_common::filter::{FILTER_MAX_INSNS, FilterInsn};
+use tracer_common::filter::{
+    FILTER_MAX_INSNS, FilterInsn,
+    op::{self, *},
+};
 
 use crate::parse::Frame;
-
-// Instruction classes (`code & 0x07`).
-const LD: u16 = 0x00;
-const LDX: u16 = 0x01;
-const ST: u16 = 0x02;
-const STX: u16 = 0x03;
-const ALU: u16 = 0x04;
-const JMP: u16 = 0x05;
-const RET: u16 = 0x06;
-
-// Load sizes (`code & 0x18`) and modes (`code & 0xe0`).
-const W: u16 = 0x00;
-const H: u16 = 0x08;
-const B: u16 = 0x10;
-const IMM: u16 = 0x00;
-const ABS: u16 = 0x20;
-const IND: u16 = 0x40;
-const MEM: u16 = 0x60;
-const LEN: u16 = 0x80;
-const MSH: u16 = 0xa0;
-
-// ALU and jump operations (`code & 0xf0`), and the X-operand bit.
-const ADD: u16 = 0x00;
-const SUB: u16 = 0x10;
-const MUL: u16 = 0x20;
-const DIV: u16 = 0x30;
-const OR: u16 = 0x40;
-const AND: u16 = 0x50;
-const LSH: u16 = 0x60;
-const RSH: u16 = 0x70;
-const NEG: u16 = 0x80;
-const MOD: u16 = 0x90;
-const XOR: u16 = 0xa0;
-const JA: u16 = 0x00;
-const JEQ: u16 = 0x10;
-const JGT: u16 = 0x20;
-const JGE: u16 = 0x30;
-const JSET: u16 = 0x40;
-const SRC_X: u16 = 0x08;
-/// `ret A` (`code & 0x18`); otherwise `ret #k`.
-const RET_A: u16 = 0x10;
-/// `txa` (`code & 0xf8`); otherwise `tax`.
-const TXA: u16 = 0x80;
 
 /// Scratch memory words (`M[]`, BPF_MEMWORDS).
 const MEMWORDS: usize = 16;
@@ -78,7 +38,7 @@ pub fn matches<F: Frame>(f: &F, wirelen: u32, insn: impl Fn(usize) -> FilterInsn
         pc += 1;
         let k = insn.k;
         let src = if insn.code & SRC_X != 0 { r.x } else { k };
-        match insn.code & 0x07 {
+        match op::class(insn.code) {
             LD => match load(f, insn.code, k, wirelen, &r) {
                 Some(v) => r.a = v,
                 None => return false,
@@ -89,11 +49,11 @@ pub fn matches<F: Frame>(f: &F, wirelen: u32, insn: impl Fn(usize) -> FilterInsn
             },
             ST => r.mem[k as usize & (MEMWORDS - 1)] = r.a,
             STX => r.mem[k as usize & (MEMWORDS - 1)] = r.x,
-            ALU => match alu(insn.code & 0xf0, r.a, src) {
+            ALU => match alu(op::operation(insn.code), r.a, src) {
                 Some(v) => r.a = v,
                 None => return false,
             },
-            JMP => match insn.code & 0xf0 {
+            JMP => match op::operation(insn.code) {
                 // Wrapping: a negative offset (protochain) jumps back.
                 JA => pc = pc.wrapping_add(k),
                 op => match jump(op, r.a, src) {
@@ -102,9 +62,9 @@ pub fn matches<F: Frame>(f: &F, wirelen: u32, insn: impl Fn(usize) -> FilterInsn
                     None => return false,
                 },
             },
-            RET => return if insn.code & 0x18 == RET_A { r.a != 0 } else { k != 0 },
+            RET => return if op::size(insn.code) == RET_A { r.a != 0 } else { k != 0 },
             // MISC
-            _ if insn.code & 0xf8 == TXA => r.a = r.x,
+            _ if op::misc(insn.code) == TXA => r.a = r.x,
             _ => r.x = r.a,
         }
     }
@@ -114,10 +74,10 @@ pub fn matches<F: Frame>(f: &F, wirelen: u32, insn: impl Fn(usize) -> FilterInsn
 /// `ld`: into A.
 #[inline(always)]
 fn load<F: Frame>(f: &F, code: u16, k: u32, wirelen: u32, r: &Regs) -> Option<u32> {
-    match code & 0xe0 {
+    match op::mode(code) {
         IMM => Some(k),
-        ABS => packet(f, k, code & 0x18),
-        IND => packet(f, r.x.checked_add(k)?, code & 0x18),
+        ABS => packet(f, k, op::size(code)),
+        IND => packet(f, r.x.checked_add(k)?, op::size(code)),
         MEM => Some(r.mem[k as usize & (MEMWORDS - 1)]),
         LEN => Some(wirelen),
         _ => None,
@@ -127,7 +87,7 @@ fn load<F: Frame>(f: &F, code: u16, k: u32, wirelen: u32, r: &Regs) -> Option<u3
 /// `ldx`: into X.
 #[inline(always)]
 fn loadx<F: Frame>(f: &F, code: u16, k: u32, wirelen: u32, r: &Regs) -> Option<u32> {
-    match code & 0xe0 {
+    match op::mode(code) {
         IMM => Some(k),
         MEM => Some(r.mem[k as usize & (MEMWORDS - 1)]),
         LEN => Some(wirelen),

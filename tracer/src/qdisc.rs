@@ -23,26 +23,48 @@ pub(crate) enum QdiscError {
 /// Removes every bpf filter on `interfaces` that runs one of `programs`, then the clsact qdiscs
 /// of `qdiscs` that are left with no filter.
 pub(crate) fn clean_up(interfaces: &[u32], programs: &BTreeSet<u32>, qdiscs: &[u32]) -> Result<(), QdiscError> {
-    let mut first_error = None;
-    let filters = filters_running(interfaces, programs)?;
-    for (ifindex, header) in filters {
-        let link = SchedClassifierLink::attached(
-            ifindex,
-            u32::from(header.parent).into(),
-            (header.info >> 16) as u16,
-            u32::from(header.handle).into(),
-            None,
-        );
-        // Fails when the interface has gone, which took the filter with it.
-        if let Ok(link) = link
-            && let Err(e) = link.detach()
-            && if_exists(ifindex)
-        {
-            first_error.get_or_insert(QdiscError::from(e));
-        }
+    if (interfaces.is_empty() || programs.is_empty()) && qdiscs.is_empty() {
+        return Ok(());
     }
-    let qdiscs = remove_unused_clsact(qdiscs);
-    first_error.map_or(qdiscs, Err)
+    on_netlink(|handle| async move {
+        let mut first_error = None;
+        for &ifindex in interfaces.iter().filter(|_| !programs.is_empty()) {
+            for msg in filters_of(&handle, ifindex).await? {
+                if runs_one_of(&msg, programs)
+                    && let Err(e) = detach(ifindex, &msg)
+                {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for &ifindex in qdiscs {
+            if let Err(e) = remove_if_unused(&handle, ifindex).await
+                && !is_gone(&e)
+            {
+                first_error.get_or_insert(e.into());
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
+}
+
+/// Detaches the filter `msg` describes; an interface that has gone took it with it.
+fn detach(ifindex: u32, msg: &TcMessage) -> Result<(), QdiscError> {
+    let header = &msg.header;
+    let link = SchedClassifierLink::attached(
+        ifindex,
+        u32::from(header.parent).into(),
+        (header.info >> 16) as u16,
+        u32::from(header.handle).into(),
+        None,
+    );
+    match link {
+        Ok(link) => match link.detach() {
+            Err(e) if if_exists(ifindex) => Err(e.into()),
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
 }
 
 fn if_exists(ifindex: u32) -> bool {
@@ -51,27 +73,19 @@ fn if_exists(ifindex: u32) -> bool {
     !unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null()
 }
 
-/// The ingress and egress filters on `interfaces` whose bpf program is one of `programs`.
-fn filters_running(interfaces: &[u32], programs: &BTreeSet<u32>) -> Result<Vec<(u32, netlink_packet_route::tc::TcHeader)>, QdiscError> {
-    if interfaces.is_empty() || programs.is_empty() {
-        return Ok(Vec::new());
-    }
-    on_netlink(|handle| async move {
-        let mut found = Vec::new();
-        for &ifindex in interfaces {
-            let Ok(index) = i32::try_from(ifindex) else { continue };
-            let filters = handle.traffic_filter(index);
-            for get in [filters.clone().get().ingress(), filters.clone().get().egress()] {
-                let msgs: Vec<TcMessage> = match get.execute().try_collect().await {
-                    Ok(msgs) => msgs,
-                    Err(e) if is_gone(&e) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                found.extend(msgs.into_iter().filter(|m| runs_one_of(m, programs)).map(|m| (ifindex, m.header)));
-            }
+/// The ingress and egress filters on `ifindex` (none when it has gone).
+async fn filters_of(handle: &rtnetlink::Handle, ifindex: u32) -> Result<Vec<TcMessage>, rtnetlink::Error> {
+    let Ok(index) = i32::try_from(ifindex) else { return Ok(Vec::new()) };
+    let filters = handle.traffic_filter(index);
+    let mut found = Vec::new();
+    for get in [filters.clone().get().ingress(), filters.clone().get().egress()] {
+        match get.execute().try_collect::<Vec<TcMessage>>().await {
+            Ok(msgs) => found.extend(msgs),
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(e),
         }
-        Ok(found)
-    })
+    }
+    Ok(found)
 }
 
 /// A bpf filter whose program is one of `programs`.
@@ -96,32 +110,11 @@ where
     })
 }
 
-/// Removes the clsact qdisc of each interface in `ifindexes` that has no filter left on ingress
-/// or egress. Interfaces that are gone (and their qdiscs with them) are skipped.
-fn remove_unused_clsact(ifindexes: &[u32]) -> Result<(), QdiscError> {
-    if ifindexes.is_empty() {
+/// Removes the clsact qdisc of `ifindex` when no filter is left on its ingress or egress.
+async fn remove_if_unused(handle: &rtnetlink::Handle, ifindex: u32) -> Result<(), rtnetlink::Error> {
+    let Ok(index) = i32::try_from(ifindex) else { return Ok(()) };
+    if !filters_of(handle, ifindex).await?.is_empty() {
         return Ok(());
-    }
-    on_netlink(|handle| async move {
-        let mut first_error = None;
-        for &ifindex in ifindexes {
-            let Ok(index) = i32::try_from(ifindex) else { continue };
-            if let Err(e) = remove_if_unused(&handle, index).await
-                && !is_gone(&e)
-            {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), |e| Err(e.into()))
-    })
-}
-
-async fn remove_if_unused(handle: &rtnetlink::Handle, index: i32) -> Result<(), rtnetlink::Error> {
-    let filters = handle.traffic_filter(index);
-    for get in [filters.clone().get().ingress(), filters.clone().get().egress()] {
-        if get.execute().try_next().await?.is_some() {
-            return Ok(());
-        }
     }
     let mut del = handle.clone().qdisc().del(index);
     let msg = del.message_mut();

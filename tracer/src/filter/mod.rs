@@ -10,7 +10,7 @@ pub mod translate;
 use std::path::{Path, PathBuf};
 
 use aya::EbpfLoader;
-use tracer_common::filter::{FILTER_MAX_INSNS, FilterInsn, FilterProg};
+use tracer_common::filter::{FILTER_MAX_INSNS, FilterInsn, FilterProg, op};
 
 /// Global holding the program's length (0: no expression).
 const LEN_GLOBAL: &str = "FILTER_LEN";
@@ -19,7 +19,7 @@ const PROG_GLOBAL: &str = "FILTER_PROG";
 /// What a matching `ret` returns (tcpdump's default snapshot length); only "not 0" matters.
 const SNAPLEN: u32 = 262_144;
 /// `BPF_JMP | BPF_JA`: libpcap's only backward jump is this one, with a negative offset.
-const BPF_JA: u16 = 0x05;
+const BPF_JA: u16 = op::JMP | op::JA;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {

@@ -15,7 +15,7 @@
 //! slow path's bounce buffer at r10-72. A and X live in 32-bit registers (32-bit ALU and jump
 //! operations zero-extend and compare the low 32 bits), as in cBPF.
 
-use tracer_common::filter::FilterInsn;
+use tracer_common::filter::{FilterInsn, op as c};
 
 /// What the program does with a frame the expression accepts (a rejected frame returns
 /// `TC_ACT_UNSPEC`, the next program's turn, in both).
@@ -119,46 +119,6 @@ const BOUNCE_AT: i16 = -72;
 /// Longest offset a direct read takes (the verifier bounds a variable packet offset); further
 /// loads go through the helper.
 const DIRECT_MAX_OFF: i32 = 0xffff;
-
-// Classic BPF fields (`code & 0x07` class, `& 0x18` size, `& 0xe0` mode, `& 0xf0` operation).
-mod c {
-    pub(super) const LD: u16 = 0x00;
-    pub(super) const LDX: u16 = 0x01;
-    pub(super) const ST: u16 = 0x02;
-    pub(super) const STX: u16 = 0x03;
-    pub(super) const ALU: u16 = 0x04;
-    pub(super) const JMP: u16 = 0x05;
-    pub(super) const RET: u16 = 0x06;
-    pub(super) const MISC: u16 = 0x07;
-    pub(super) const W: u16 = 0x00;
-    pub(super) const H: u16 = 0x08;
-    pub(super) const B: u16 = 0x10;
-    pub(super) const IMM: u16 = 0x00;
-    pub(super) const ABS: u16 = 0x20;
-    pub(super) const IND: u16 = 0x40;
-    pub(super) const MEM: u16 = 0x60;
-    pub(super) const LEN: u16 = 0x80;
-    pub(super) const MSH: u16 = 0xa0;
-    pub(super) const ADD: u16 = 0x00;
-    pub(super) const SUB: u16 = 0x10;
-    pub(super) const MUL: u16 = 0x20;
-    pub(super) const DIV: u16 = 0x30;
-    pub(super) const OR: u16 = 0x40;
-    pub(super) const AND: u16 = 0x50;
-    pub(super) const LSH: u16 = 0x60;
-    pub(super) const RSH: u16 = 0x70;
-    pub(super) const NEG: u16 = 0x80;
-    pub(super) const MOD: u16 = 0x90;
-    pub(super) const XOR: u16 = 0xa0;
-    pub(super) const JA: u16 = 0x00;
-    pub(super) const JEQ: u16 = 0x10;
-    pub(super) const JGT: u16 = 0x20;
-    pub(super) const JGE: u16 = 0x30;
-    pub(super) const JSET: u16 = 0x40;
-    pub(super) const SRC_X: u16 = 0x08;
-    pub(super) const RET_A: u16 = 0x10;
-    pub(super) const TXA: u16 = 0x80;
-}
 
 /// Where a jump goes: a classic instruction (by index, translated or not yet), or one of the
 /// two endings.
@@ -392,8 +352,8 @@ pub fn translate(prog: &[FilterInsn], on_match: OnMatch, loads: Loads) -> Result
 
 fn uses_memory(prog: &[FilterInsn]) -> bool {
     prog.iter().any(|i| {
-        let class = i.code & 0x07;
-        matches!(class, c::ST | c::STX) || (matches!(class, c::LD | c::LDX) && i.code & 0xe0 == c::MEM)
+        let class = c::class(i.code);
+        matches!(class, c::ST | c::STX) || (matches!(class, c::LD | c::LDX) && c::mode(i.code) == c::MEM)
     })
 }
 
@@ -419,21 +379,21 @@ fn mem_slot(k: u32) -> i16 {
 
 /// One classic instruction.
 fn one(e: &mut Emitter, n: usize, i: FilterInsn) -> Result<(), TranslateError> {
-    match i.code & 0x07 {
+    match c::class(i.code) {
         c::LD | c::LDX => load(e, i).ok_or(TranslateError::Opcode(n, i.code))?,
         c::ST => e.stx(SIZE_W, FP, A, mem_slot(i.k)),
         c::STX => e.stx(SIZE_W, FP, X, mem_slot(i.k)),
         c::ALU => alu(e, i).ok_or(TranslateError::Opcode(n, i.code))?,
         c::JMP => jump(e, n, i)?,
         c::RET => {
-            if i.code & 0x18 == c::RET_A {
+            if c::size(i.code) == c::RET_A {
                 e.jump(JMP32, JNE, A, Operand::K(0), Target::Accept);
                 e.goto(Target::Reject);
             } else {
                 e.goto(if i.k != 0 { Target::Accept } else { Target::Reject });
             }
         }
-        c::MISC if i.code & 0xf8 == c::TXA => e.mov32_x(A, X),
+        c::MISC if c::misc(i.code) == c::TXA => e.mov32_x(A, X),
         c::MISC => e.mov32_x(X, A),
         _ => return Err(TranslateError::Opcode(n, i.code)),
     }
@@ -442,13 +402,13 @@ fn one(e: &mut Emitter, n: usize, i: FilterInsn) -> Result<(), TranslateError> {
 
 /// `ld` into A or `ldx` into X; `None` for an unknown mode or size.
 fn load(e: &mut Emitter, i: FilterInsn) -> Option<()> {
-    let dst = if i.code & 0x07 == c::LD { A } else { X };
-    match (i.code & 0x07, i.code & 0xe0) {
+    let dst = if c::class(i.code) == c::LD { A } else { X };
+    match (c::class(i.code), c::mode(i.code)) {
         (_, c::IMM) => e.mov32_k(dst, i.k),
         (_, c::MEM) => e.ldx(SIZE_W, dst, FP, mem_slot(i.k)),
         (_, c::LEN) => e.ldx(SIZE_W, dst, CTX, SKB_LEN),
         (c::LD, c::ABS | c::IND) => {
-            let size = match i.code & 0x18 {
+            let size = match c::size(i.code) {
                 c::W => SIZE_W,
                 c::H => SIZE_H,
                 c::B => SIZE_B,
@@ -456,13 +416,13 @@ fn load(e: &mut Emitter, i: FilterInsn) -> Option<()> {
             };
             // r2 = k (+ X): 64-bit, so that the sum cannot wrap.
             e.mov32_k(R2, i.k);
-            if i.code & 0xe0 == c::IND {
+            if c::mode(i.code) == c::IND {
                 e.put(insn(ALU64 | OP_ADD | SRC_X, R2, X, 0, 0));
             }
             e.load_frame(A, size);
         }
         // X = 4 * (P[k] & 0xf): an IPv4 header's length.
-        (c::LDX, c::MSH) if i.code & 0x18 == c::B => {
+        (c::LDX, c::MSH) if c::size(i.code) == c::B => {
             e.mov32_k(R2, i.k);
             e.load_frame(X, SIZE_B);
             e.put(insn(ALU | OP_AND | SRC_K, X, 0, 0, 0x0f));
@@ -476,7 +436,7 @@ fn load(e: &mut Emitter, i: FilterInsn) -> Option<()> {
 /// `ja`, or a conditional jump on A (32-bit compares, as cBPF's).
 fn jump(e: &mut Emitter, n: usize, i: FilterInsn) -> Result<(), TranslateError> {
     let to = |off: u32| Target::Classic(n + 1 + off as usize);
-    let op = i.code & 0xf0;
+    let op = c::operation(i.code);
     if op == c::JA {
         if i.k > i32::MAX as u32 {
             return Err(TranslateError::BackwardJump(n));
@@ -501,7 +461,7 @@ fn jump(e: &mut Emitter, n: usize, i: FilterInsn) -> Result<(), TranslateError> 
 
 /// An ALU operation on A; `None` for an unknown one.
 fn alu(e: &mut Emitter, i: FilterInsn) -> Option<()> {
-    let op = i.code & 0xf0;
+    let op = c::operation(i.code);
     let by_x = i.code & c::SRC_X != 0;
     let operand = if by_x { Operand::Reg(X) } else { Operand::K(i.k) };
     let ebpf_op: u8 = match op {
