@@ -12,7 +12,7 @@ use crate::{
     event::{Decoded, Decoder, DropEvent, Event, PacketEvent},
     metrics::{self, Metrics},
     mirror::Mirror,
-    pods::{Pod, PodIndex},
+    pods::{Pod, PodIndex, PodReader},
     probes,
     record::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place, Record},
 };
@@ -79,7 +79,7 @@ pub(crate) struct Enricher {
     /// The ARP/neighbour probes' mode, `None` when none attached.
     probe_mode: Option<probes::Mode>,
     /// Who is behind each interface.
-    pods: Option<PodIndex>,
+    pods: Option<PodReader>,
     /// `--metrics`: counters updated for every record, shown or not, before anything else.
     pub metrics: Option<Metrics>,
     /// Drop hunting: the pods' ARP requests the node leaves unanswered.
@@ -108,7 +108,7 @@ impl Enricher {
 
     /// Names the pod of every event from `index`.
     pub(crate) fn with_pods(mut self, index: PodIndex) -> Self {
-        self.pods = Some(index);
+        self.pods = Some(PodReader::new(index));
         self
     }
 
@@ -126,6 +126,9 @@ impl Enricher {
             }
         };
         self.counters.unknown_sections = self.decoder.unknown_sections;
+        if let Some(pods) = &mut self.pods {
+            pods.refresh();
+        }
         let Decoded { event, frame } = decoded;
         metrics::count(self.metrics.as_ref(), &event); // metrics: packets, ARP, neighbours
         match &event {
@@ -190,7 +193,7 @@ struct Sink<'s> {
     counters: &'s mut Counters,
     metrics: Option<&'s Metrics>,
     shown: Shown,
-    pods: Option<&'s PodIndex>,
+    pods: Option<&'s PodReader>,
     clock: Clock,
 }
 
@@ -243,7 +246,7 @@ impl Sink<'_> {
 }
 
 /// Where and when an event on `ifindex` at `ts_ns` happened.
-fn place<'a>(mirror: &'a Mirror, pods: Option<&PodIndex>, clock: Clock, ifindex: u32, ts_ns: u64) -> Place<'a> {
+fn place<'a>(mirror: &'a Mirror, pods: Option<&PodReader>, clock: Clock, ifindex: u32, ts_ns: u64) -> Place<'a> {
     let iface = iface_name(mirror, ifindex);
     let pod = pods.and_then(|p| p.by_ifname(&iface));
     Place { iface, ifindex, wall_ns: clock.wall(ts_ns), pod }

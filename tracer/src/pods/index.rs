@@ -43,8 +43,9 @@ pub struct Snapshot {
     pub pods: Vec<Arc<Pod>>,
     /// Every interface of the node, by name.
     pub links: Vec<LinkRow>,
-    by_iface: HashMap<String, Arc<Pod>>,
-    by_ip: HashMap<IpAddr, Arc<Pod>>,
+    /// Looked up for every event: foldhash, not SipHash.
+    by_iface: HashMap<String, Arc<Pod>, foldhash::fast::RandomState>,
+    by_ip: HashMap<IpAddr, Arc<Pod>, foldhash::fast::RandomState>,
 }
 
 impl Snapshot {

@@ -160,6 +160,38 @@ impl PodIndex {
     }
 }
 
+/// One reader's copy of the map, for the events' path: taken again only when the indexer
+/// published a new one, so that a lookup takes no lock and clones no snapshot.
+#[derive(Debug)]
+pub struct PodReader {
+    index: PodIndex,
+    snapshot: Arc<Snapshot>,
+}
+
+impl PodReader {
+    pub fn new(mut index: PodIndex) -> Self {
+        index.generation.borrow_and_update();
+        let snapshot = index.snapshot();
+        Self { index, snapshot }
+    }
+
+    /// Takes the latest map if there is a newer one (one atomic load when there is not).
+    pub fn refresh(&mut self) {
+        if self.index.generation.has_changed().unwrap_or(false) {
+            self.index.generation.borrow_and_update();
+            self.snapshot = self.index.snapshot();
+        }
+    }
+
+    pub fn by_ifname(&self, name: &str) -> Option<Arc<Pod>> {
+        self.snapshot.by_ifname(name).cloned()
+    }
+
+    pub fn by_ip(&self, ip: IpAddr) -> Option<Arc<Pod>> {
+        self.snapshot.by_ip(ip).cloned()
+    }
+}
+
 /// One source tried: what it found, or why it was not used.
 #[derive(Debug, Clone)]
 pub struct Attempt {
