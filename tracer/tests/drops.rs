@@ -42,13 +42,29 @@ fn script(first_drop_code: Option<u64>) -> String {
 /// NOT_SPECIFIED's code, from the tracepoint's own print format (`{ 2, "NOT_SPECIFIED" }` in
 /// its __print_symbolic list: 2 on 6.18, 1 on 6.1).
 fn not_specified_code() -> Option<u64> {
-    let text = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .find_map(|root| fs::read_to_string(format!("{root}/events/skb/kfree_skb/format")).ok())
-        .expect("tracefs with events/skb/kfree_skb/format (vethtrace mounts it when it starts)");
+    let text = kfree_skb_format();
     let at = text.find("\"NOT_SPECIFIED\"")?;
     let open = text[..at].rfind('{')?;
     text[open + 1..at].trim().trim_end_matches(',').trim().parse().ok()
+}
+
+/// The tracepoint's format file. Read again for a few seconds when it fails: once, in a
+/// fresh-clone CI run, every read failed for a few seconds while other tests had just run
+/// (tracefs mounted, the file there a minute later); the panic says how each root failed.
+fn kfree_skb_format() -> String {
+    let roots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+    let mut errors = Vec::new();
+    for _ in 0..30 {
+        errors.clear();
+        for root in roots {
+            match fs::read_to_string(format!("{root}/events/skb/kfree_skb/format")) {
+                Ok(text) => return text,
+                Err(e) => errors.push(format!("{root}: {e}")),
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("tracefs with events/skb/kfree_skb/format (vethtrace mounts it when it starts): {}", errors.join("; "));
 }
 
 /// bpftrace on skb:kfree_skb, printing every non-consumed drop.
