@@ -150,7 +150,14 @@ fn proxy_arp_off_is_found_on_the_cali_and_the_pods_drops_follow() {
 /// vethtrace's pod-side drops match what bpftrace saw on `dev` in namespace `netns`: the
 /// same (reason code, function) pairs, and no fewer drops.
 fn agree_in_netns(seen: &[OracleDrop], netns: u64, dev: &str, ours: &[&&Value]) {
-    let theirs: Vec<&OracleDrop> = seen.iter().filter(|o| o.netns == netns && o.dev == dev).collect();
+    // Not bpftrace's drops that vethtrace leaves out by design (README: IPv6 control traffic
+    // freed without a reason — ip6_mc_input discarding MLD reports and solicitations for groups
+    // nobody joined, icmpv6_rcv freeing handled ND on 6.1): a pod whose IPv6 comes up during the
+    // window sends them, and they are not the fault under test.
+    let theirs: Vec<&OracleDrop> = seen
+        .iter()
+        .filter(|o| o.netns == netns && o.dev == dev && !matches!(o.symbol.as_str(), "ip6_mc_input" | "icmpv6_rcv"))
+        .collect();
     let theirs_set: BTreeSet<(u64, &str)> = theirs.iter().map(|o| (o.code, o.symbol.as_str())).collect();
     let ours_set: BTreeSet<(u64, &str)> = ours
         .iter()
