@@ -48,13 +48,13 @@ fn not_specified_code() -> Option<u64> {
     text[open + 1..at].trim().trim_end_matches(',').trim().parse().ok()
 }
 
-/// The tracepoint's format file. Read again for a few seconds when it fails: once, in a
-/// fresh-clone CI run, every read failed for a few seconds while other tests had just run
+/// The tracepoint's format file. Read again for up to 20 s when it fails: once, in a
+/// fresh-clone CI run, every read failed for at least 8 s while other tests had just run
 /// (tracefs mounted, the file there a minute later); the panic says how each root failed.
 fn kfree_skb_format() -> String {
     let roots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
     let mut errors = Vec::new();
-    for _ in 0..30 {
+    for _ in 0..200 {
         errors.clear();
         for root in roots {
             match fs::read_to_string(format!("{root}/events/skb/kfree_skb/format")) {
