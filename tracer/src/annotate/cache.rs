@@ -70,9 +70,7 @@ impl FlowKey {
         let h = self.0.iter().fold(0, |h, w| (h ^ w).wrapping_mul(K).rotate_left(29));
         (h.wrapping_mul(K) >> 32) as usize & (sets - 1)
     }
-}
 
-impl FlowKey {
     fn of(ev: &PacketEvent) -> Option<Self> {
         let p: &Packet = &ev.packet;
         if p.valid & valid::ARP != 0 {
@@ -179,7 +177,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        annotate::bench::{FIRST_CALI, UPLINK, calico_node, pod_ip, tcp_event},
+        annotate::bench::{self, FIRST_CALI, UPLINK, calico_node, pod_ip, tcp_event},
         mirror::{
             neigh::{NeighState, NeighUpdate, Neighbour},
             prefix::Prefix,
@@ -287,6 +285,4 @@ mod tests {
         assert!(cache.hits >= 290, "{} of 300 hits on the second pass", cache.hits);
         assert!(cache.flows(&m) >= 290, "{} flows held", cache.flows(&m));
     }
-
-    use crate::annotate::bench;
 }

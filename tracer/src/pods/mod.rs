@@ -141,11 +141,6 @@ impl PodIndex {
         self.snapshot().by_ifname(name).cloned()
     }
 
-    /// The pod that has address `ip`.
-    pub fn by_ip(&self, ip: IpAddr) -> Option<Arc<Pod>> {
-        self.snapshot().by_ip(ip).cloned()
-    }
-
     /// Everything at this moment (pods and the node's interfaces).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.shared.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
