@@ -7,11 +7,13 @@
 //!   and waited for, stopped by a signal; [`ExitCounters`] from its last stderr line;
 //! - [`Tcpdump`]: one tcpdump writing a pcap, waited for until it is listening;
 //! - [`wait`]: polling with a deadline, waiting for a child with a limit, signals;
-//! - [`kernel`]: what the kernel counts (`ip -s -j link`, /proc).
+//! - [`kernel`]: what the kernel counts (`ip -s -j link`, /proc);
+//! - [`bpf`]: bpf(2) for a tiny TC program of another owner, linked with TCX.
 //!
 //! Everything returns [`Error`]: the tests panic on it (a missing privilege fails a test, it
 //! never skips), xtask turns it into its error line.
 
+pub mod bpf;
 mod counters;
 pub mod kernel;
 mod node;

@@ -15,6 +15,7 @@
 //!
 //! One table on stdout, the same as JSON in `target/bench/` (with the machine it ran on).
 
+mod bare;
 mod filter;
 mod node;
 mod pcapng;

@@ -3,11 +3,9 @@
 //! clsact: a classic BPF filter added with tc (cls_bpf direct-action). TCX: an eBPF program
 //! this process loads and links itself with bpf(2), held for as long as the value lives.
 
-use std::os::fd::AsRawFd as _;
-
 use super::{
     Node,
-    bpf::{BPF_TCX_INGRESS, bpf, in_netns, put},
+    bpf::{BPF_TCX_INGRESS, ifindex, in_netns, insn, link_tcx, load_sched_cls},
     run,
 };
 
@@ -40,13 +38,6 @@ pub struct TcxOwner {
 
 /// eBPF: r0 = skb->len; if r0 == DROP_LEN goto drop; r0 = TCX_NEXT (-1); exit; drop: r0 = TCX_DROP (2); exit.
 fn tcx_insns() -> Vec<u64> {
-    let insn = |code: u8, dst: u8, src: u8, off: i16, imm: i32| {
-        u64::from(code)
-            | (u64::from(dst & 0xf) << 8)
-            | (u64::from(src & 0xf) << 12)
-            | (u64::from(off.cast_unsigned()) << 16)
-            | (u64::from(imm.cast_unsigned()) << 32)
-    };
     vec![
         insn(0x61, 0, 1, 0, 0),                              // ldxw r0, [r1 + 0] (__sk_buff.len)
         insn(0x15, 0, 0, 2, DROP_LEN.cast_signed()),         // jeq r0, DROP_LEN, +2
@@ -57,9 +48,6 @@ fn tcx_insns() -> Vec<u64> {
     ]
 }
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 /// The program name bpftool shows.
 pub const TCX_OWNER_NAME: &str = "other_owner";
 
@@ -69,24 +57,9 @@ impl TcxOwner {
     pub fn attach(node: &Node, iface: &str) -> Self {
         let iface = iface.to_owned();
         in_netns(&node.ns(), move || {
-            let insns = tcx_insns();
-            let license = c"GPL";
-            let mut attr = [0u8; 128];
-            put(&mut attr, 0, &BPF_PROG_TYPE_SCHED_CLS.to_ne_bytes());
-            put(&mut attr, 4, &u32::try_from(insns.len()).unwrap().to_ne_bytes());
-            put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
-            put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());
-            put(&mut attr, 48, TCX_OWNER_NAME.as_bytes());
-            let prog = bpf(BPF_PROG_LOAD, &attr).expect("BPF_PROG_LOAD of the other owner's program");
-            let ifname = std::ffi::CString::new(iface.clone()).unwrap();
-            // SAFETY: a NUL-terminated name.
-            let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-            assert_ne!(ifindex, 0, "no {iface} in the node");
-            let mut attr = [0u8; 128];
-            put(&mut attr, 0, &u32::try_from(prog.as_raw_fd()).unwrap().to_ne_bytes());
-            put(&mut attr, 4, &ifindex.to_ne_bytes());
-            put(&mut attr, 8, &BPF_TCX_INGRESS.to_ne_bytes());
-            let link = bpf(BPF_LINK_CREATE, &attr).expect("BPF_LINK_CREATE tcx_ingress");
+            let prog = load_sched_cls(TCX_OWNER_NAME, &tcx_insns()).expect("BPF_PROG_LOAD of the other owner's program");
+            let ifindex = ifindex(&iface).unwrap_or_else(|e| panic!("{e} in the node"));
+            let link = link_tcx(&prog, ifindex, BPF_TCX_INGRESS).expect("BPF_LINK_CREATE tcx_ingress");
             Self { _prog: prog, _link: link }
         })
     }
