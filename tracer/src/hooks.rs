@@ -85,8 +85,7 @@ impl HookFamily for Probes {
 
     fn prepare(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<Self::Layout>> {
         if args.probe == ProbeMode::Off {
-            eprintln!("vethtrace: ARP/neighbour probes: off");
-            return Ok(None);
+            return Ok(None); // said once the object is loaded and attached (Kernel::start)
         }
         let wanted = !args.drops && !args.summary;
         // A layout that cannot be found is reported by `attach`, with the mode that wanted it.
@@ -171,6 +170,9 @@ impl Kernel {
         let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?, expression)?;
         let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();
         let probes = neigh.map(|layout| Probes::attach(&mut ebpf, args, layout)).transpose()?.flatten();
+        if args.probe == ProbeMode::Off {
+            eprintln!("vethtrace: ARP/neighbour probes: off");
+        }
         Ok(Self { ebpf, collector, attacher, drops, probes })
     }
 }

@@ -297,20 +297,24 @@ type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
 impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs, expression: Option<&Filter>) -> anyhow::Result<Self> {
         let filter = IfaceFilter::new(&args.iface)?;
+        // What can end the start-up comes first (privileges, BTF, the programs and the ring,
+        // netlink, the metrics port), so that a failing start says one line, and that line.
         caps::check()?;
-        let (pods, pod_report) = pods::start(&args.pods).await;
-        pod_report.print();
-        let filter = filter.with_pods(&args.pod, pods.clone());
         let Kernel { mut ebpf, collector, attacher, drops: mut drop_probe, probes } = Kernel::start(args, expression)?;
         let fib_generation = FibGeneration::take(&mut ebpf)?;
         // Subscribe before the dump so that nothing falls between the two.
         let (netlink, notifications) = mirror::subscribe()?;
         let node = Mirror::load(&netlink).await?;
-        let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
-        let mut enricher = Enricher::new(node, shown(args), drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pods.clone());
         // metrics: the counters and their HTTP endpoint (bound now: a port in use fails here).
         let mode = metrics::ModeInfo::new(attacher.backend().name(), probes.as_ref().map(|p| p.mode), drop_probe.is_some());
-        enricher.metrics = args.metrics.map(|addr| metrics::start(addr, &mode)).transpose()?;
+        let metrics = args.metrics.map(|addr| metrics::start(addr, &mode)).transpose()?;
+        // Pod identity cannot fail the start (events then carry no pod): found and told last.
+        let (pods, pod_report) = pods::start(&args.pods).await;
+        pod_report.print();
+        let filter = filter.with_pods(&args.pod, pods.clone());
+        let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
+        let mut enricher = Enricher::new(node, shown(args), drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pods.clone());
+        enricher.metrics = metrics;
         let metrics = enricher.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };

@@ -71,17 +71,29 @@ fn stderr_of(out: &Output) -> String {
     common::system::without_pod_source_lines(&String::from_utf8_lossy(&out.stderr))
 }
 
+/// Without BTF the run cannot start: the reason is the only line, whether or not a pod-identity
+/// source would have answered (every Kubernetes node has /var/log/pods, which calico-hash reads;
+/// without it no source answers). Whatever cannot fail the start speaks after what can.
 #[test]
 fn without_btf_it_says_so_in_one_line_and_exits_1() {
     let _one = serial();
     let node = Node::up("nobtf");
-    let out = run_after(&node, "mount -t tmpfs none /sys/kernel/btf", &["--duration", "5"]);
-    let stderr = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("no BTF") && stderr.contains("/sys/kernel/btf/vmlinux"), "{stderr}");
-    assert_clear("no BTF", &stderr);
-    assert_nothing_attached(&node, "no BTF");
+    let with_pods_dir = "mount -t tmpfs none /var/log && mkdir /var/log/pods";
+    // The setup does make a pod-identity source answer when the start goes through.
+    let out = run_after(&node, with_pods_dir, &["--duration", "1", "--output-file", "/dev/null"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("vethtrace: pods named by calico-hash (/var/log/pods, 0 pods)"), "{stderr}");
+    for (what, setup) in [("with /var/log/pods", with_pods_dir), ("without /var/log/pods", "mount -t tmpfs none /var/log")] {
+        let out = run_after(&node, &format!("{setup} && mount -t tmpfs none /sys/kernel/btf"), &["--duration", "5"]);
+        // All of standard error: no pod line may come before the one that matters.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{what}: {stderr}");
+        assert!(stderr.contains("no BTF") && stderr.contains("/sys/kernel/btf/vmlinux"), "{what}: {stderr}");
+        assert_clear("no BTF", &stderr);
+        assert_nothing_attached(&node, "no BTF");
+    }
 }
 
 #[test]
