@@ -30,7 +30,7 @@ impl FibGeneration {
         if let Err(e) = self.map.set(0, &self.value, 0)
             && !std::mem::replace(&mut self.warned, true)
         {
-            eprintln!("vethtrace: warning: cannot void the kernel's cached FIB verdicts ({e}); verdicts may lag changes by up to --fib-cache-ms");
+            log::warn!("cannot void the kernel's cached FIB verdicts ({e}); verdicts may lag changes by up to --fib-cache-ms");
         }
     }
 }

@@ -44,7 +44,7 @@ where
         Ok(v) => Ok(Some(v)),
         Err(e) if required => Err(anyhow::Error::new(e).context(context)),
         Err(e) => {
-            eprintln!("vethtrace: warning: {what}: {e}");
+            log::warn!("{what}: {e}");
             Ok(None)
         }
     }
@@ -72,7 +72,7 @@ impl HookFamily for DropProbe {
 /// reporting of in-kernel failures can be shown to work on a kernel whose real layout is right.
 fn with_injected_fault(mut setup: DropSetup) -> DropSetup {
     if std::env::var_os("VETHTRACE_FAULT").is_some_and(|v| v == "drop-layout") {
-        eprintln!("vethtrace: VETHTRACE_FAULT=drop-layout: the drop program gets a wrong layout (a test)");
+        log::info!("VETHTRACE_FAULT=drop-layout: the drop program gets a wrong layout (a test)");
         setup.config.dev_nd_net = setup.config.dev_ifindex;
     }
     setup
@@ -96,7 +96,7 @@ impl HookFamily for Probes {
         let started = layout.and_then(|_| probes::start(ebpf, args.probe));
         let probes = required_or_warn(args.probe != ProbeMode::Auto, "the ARP/neighbour path is not traced", "--probe", started)?;
         if let Some(p) = &probes {
-            eprintln!("vethtrace: ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
+            log::info!("ARP/neighbour probes: {} ({})", p.mode, p.targets.join(", "));
         }
         Ok(probes)
     }
@@ -171,7 +171,7 @@ impl Kernel {
         let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();
         let probes = neigh.map(|layout| Probes::attach(&mut ebpf, args, layout)).transpose()?.flatten();
         if args.probe == ProbeMode::Off {
-            eprintln!("vethtrace: ARP/neighbour probes: off");
+            log::info!("ARP/neighbour probes: off");
         }
         Ok(Self { ebpf, collector, attacher, drops, probes })
     }

@@ -7,7 +7,7 @@ use tracer::{
     check,
     cli::{Cli, Command, LogFormat},
     filter::{self, Filter},
-    logging::{self, Level},
+    logging,
     reaper, trace,
 };
 
@@ -17,8 +17,9 @@ const EXIT_LOST: u8 = 3;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    logging::init();
     // Anything unexpected is one line, never a backtrace.
-    std::panic::set_hook(Box::new(|info| eprintln!("vethtrace: internal error: {info}")));
+    std::panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -28,16 +29,16 @@ fn main() -> ExitCode {
         Err(e) => {
             let rendered = e.to_string();
             let first = rendered.lines().next().unwrap_or_default();
-            eprintln!("vethtrace: {} (see --help)", first.trim_start_matches("error: "));
+            log::error!("{} (see --help)", first.trim_start_matches("error: "));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     if let Err(e) = cli.trace.check() {
-        eprintln!("vethtrace: {e} (see --help)");
+        log::error!("{e} (see --help)");
         return ExitCode::from(EXIT_USAGE);
     }
     // JSON logs are for the tracer itself; check and the reaper write plain lines.
-    logging::init(if cli.command.is_none() { cli.trace.log_format } else { LogFormat::Text });
+    logging::set_format(if cli.command.is_none() { cli.trace.log_format } else { LogFormat::Text });
     let result = match cli.command {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
         Some(Command::Check(pods)) => Ok(run_check(&pods)),
@@ -49,8 +50,7 @@ fn main() -> ExitCode {
         None => run_trace(&cli.trace),
     };
     result.unwrap_or_else(|e| {
-        logging::finish();
-        logging::emit(Level::Error, &format!("{e:#}"));
+        log::error!("{e:#}");
         ExitCode::FAILURE
     })
 }
@@ -74,7 +74,7 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
     let expression = match Filter::from_args(&args.expression, args.filter_file.as_deref()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("vethtrace: {e}");
+            log::error!("{e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
@@ -84,25 +84,18 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let counters = runtime.block_on(trace::run(args, expression.as_ref()))?;
-    logging::finish();
-    logging::emit(
-        Level::Info,
-        &format!("{} events, {} lost, {} undecodable", counters.events, counters.lost, counters.undecodable),
-    );
+    log::info!("{} events, {} lost, {} undecodable", counters.events, counters.lost, counters.undecodable);
     if expression.is_some() {
-        logging::emit(
-            Level::Info,
-            &format!("{} packets matched by the expression's translation to eBPF, the others by the interpreter", counters.translated),
-        );
+        log::info!("{} packets matched by the expression's translation to eBPF, the others by the interpreter", counters.translated);
     }
     if counters.unknown_sections > 0 || counters.kernel_errors > 0 {
-        eprintln!(
-            "vethtrace: {} record sections of an unknown kind or version skipped, {} in-kernel failures",
+        log::info!(
+            "{} record sections of an unknown kind or version skipped, {} in-kernel failures",
             counters.unknown_sections, counters.kernel_errors
         );
     }
     if args.strict && counters.lost > 0 {
-        logging::emit(Level::Error, &format!("--strict: {} events were lost", counters.lost));
+        log::error!("--strict: {} events were lost", counters.lost);
         return Ok(ExitCode::from(EXIT_LOST));
     }
     Ok(ExitCode::SUCCESS)

@@ -148,7 +148,7 @@ pub fn run() -> anyhow::Result<()> {
     let interfaces: Vec<u32> = told.interfaces.into_iter().collect();
     let qdiscs: Vec<u32> = told.qdiscs.into_iter().collect();
     if let Err(e) = crate::qdisc::clean_up(&interfaces, &told.programs, &qdiscs) {
-        eprintln!("vethtrace: a clsact filter or qdisc vethtrace added may be left: {e}");
+        log::info!("a clsact filter or qdisc vethtrace added may be left: {e}");
     }
     Ok(())
 }

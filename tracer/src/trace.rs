@@ -145,7 +145,7 @@ impl Sink {
             }
             _ => {
                 if !summary.is_empty() {
-                    eprint!("vethtrace: drops by reason, interface and flow:\n{}", summary.table());
+                    log::info!("drops by reason, interface and flow:\n{}", summary.table().trim_end());
                 }
                 Ok(())
             }
@@ -184,7 +184,7 @@ impl Tracing {
                     self.pending.push_back((index, name));
                 } else if !wanted && self.attacher.is_attached(index) {
                     self.attacher.detach(index);
-                    log::info!("{name} no longer matches; detached");
+                    log::debug!("{name} no longer matches; detached");
                     if let Some(m) = &self.metrics {
                         m.untraced(index); // metrics
                     }
@@ -198,7 +198,7 @@ impl Tracing {
             LinkChange::Removed { index, name } => {
                 self.pending.retain(|(i, _)| *i != index);
                 if self.attacher.is_attached(index) {
-                    log::info!("{name} went away");
+                    log::debug!("{name} went away");
                 }
                 self.attacher.detach(index);
                 if let Some(m) = &self.metrics {
@@ -218,12 +218,12 @@ impl Tracing {
         let Some((index, name)) = self.pending.pop_front() else { return false };
         match self.attacher.attach(&mut self.ebpf, index, &name) {
             Ok(()) => {
-                log::info!("tracing {name} (ifindex {index})");
+                log::debug!("tracing {name} (ifindex {index})");
                 if let Some(m) = &self.metrics {
                     m.traced(index, &name, self.pod_label(&name).as_deref()); // metrics: its labels
                 }
             }
-            Err(e) => eprintln!("vethtrace: warning: {e:#}"),
+            Err(e) => log::warn!("{e:#}"),
         }
         true
     }
@@ -248,7 +248,7 @@ impl Tracing {
         let done = self.progress.0;
         let of = self.progress.1.max(done + self.pending.len());
         if self.pending.is_empty() || done.is_multiple_of(50) {
-            eprintln!("vethtrace: attached {done} of {of} more interface(s) ({} traced)", self.attacher.count());
+            log::info!("attached {done} of {of} more interface(s) ({} traced)", self.attacher.count());
         }
         if self.pending.is_empty() {
             self.progress = (0, 0);
@@ -350,13 +350,13 @@ impl Session {
             0 => String::new(),
             n => format!(", {n} more being attached"),
         };
-        eprintln!(
-            "vethtrace: tracing {} interface(s) matching {describe} via {backend}{more}{}; Ctrl-C to stop",
+        log::info!(
+            "tracing {} interface(s) matching {describe} via {backend}{more}{}; Ctrl-C to stop",
             self.tracing.attacher.count(),
             metrics::startup_note(self.sink.enricher.metrics.as_ref()), // metrics: where they are served
         );
         if self.tracing.attacher.count() == 0 {
-            eprintln!("vethtrace: no interface matches {describe} yet; waiting for one to appear");
+            log::info!("no interface matches {describe} yet; waiting for one to appear");
         }
     }
 
@@ -385,7 +385,7 @@ impl Session {
                     self.on_notification(msg);
                 }
             }
-            Err(e) => eprintln!("vethtrace: warning: {e}; route/neighbour annotations may be stale"),
+            Err(e) => log::warn!("{e}; route/neighbour annotations may be stale"),
         }
         self.redumps.start_queued(&self.netlink);
     }
@@ -552,7 +552,7 @@ impl Session {
 /// Says on stderr which in-kernel failures were counted since the last report.
 fn report_errors(now: ErrorCounts, before: ErrorCounts) -> ErrorCounts {
     for line in InKernelErrors::describe(&now, &before) {
-        eprintln!("vethtrace: warning: {line}: a struct layout may be wrong for this kernel; events may be missing");
+        log::warn!("{line}: a struct layout may be wrong for this kernel; events may be missing");
     }
     now
 }
@@ -560,8 +560,8 @@ fn report_errors(now: ErrorCounts, before: ErrorCounts) -> ErrorCounts {
 /// Says on stderr how many events were lost since the last report; returns the new total.
 fn report_lost(lost: u64, reported: u64) -> u64 {
     if lost > reported {
-        eprintln!(
-            "vethtrace: {} events lost ({lost} in all): the ring buffer was full; try a larger --ring-size",
+        log::info!(
+            "{} events lost ({lost} in all): the ring buffer was full; try a larger --ring-size",
             lost - reported
         );
     }

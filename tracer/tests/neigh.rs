@@ -99,15 +99,18 @@ fn an_address_no_pod_owns_goes_incomplete_then_failed() {
     let incomplete = ours
         .iter()
         .position(|e| e["new_state"] == "INCOMPLETE")
-        .unwrap_or_else(|| panic!("no neighbour event going INCOMPLETE: {ours:#?}"));
+        .unwrap_or_else(|| panic!("no neighbour event going INCOMPLETE: {ours:#?}\n{}", fin.stderr));
     assert_eq!(ours[incomplete]["hook"], "resolve", "{}", ours[incomplete]);
     assert_eq!(ours[incomplete]["old_state"], "none", "a new entry: {}", ours[incomplete]);
     assert_eq!(ours[incomplete]["held"], true, "the ping waits for resolution: {}", ours[incomplete]);
+    // The entry's whole life, as the kernel's own states and vethtrace told it, for any failure.
+    let story = || format!("{ours:#?}\nip neigh: {}\nvethtrace: {}", node.ip(&["neigh", "show", "10.244.1.99"]), fin.stderr);
     let last = ours.last().unwrap();
     assert_eq!(
         (&last["hook"], &last["old_state"], &last["new_state"], &last["iface"]),
         (&"timer".into(), &"INCOMPLETE".into(), &"FAILED".into(), &cali1.as_str().into()),
-        "{last}"
+        "the last event must be the timer giving up: {}",
+        story()
     );
     // Every solicitation tcpdump saw leave the cali was reported as sent by the host.
     let on_wire = frames

@@ -181,14 +181,14 @@ impl DropProbe {
         prog.load().map_err(DropsError::Load)?;
         prog.attach(TP_SYSTEM, TP_NAME).map_err(DropsError::Attach)?;
         let kallsyms = Kallsyms::load().unwrap_or_else(|e| {
-            eprintln!("vethtrace: warning: cannot read /proc/kallsyms ({e}); drop locations are shown as addresses");
+            log::warn!("cannot read /proc/kallsyms ({e}); drop locations are shown as addresses");
             Kallsyms::default()
         });
         match podside::status(&setup.veth) {
-            Ok(line) | Err(line) => eprintln!("vethtrace: pod-side drops: {line}"),
+            Ok(line) | Err(line) => log::info!("pod-side drops: {line}"),
         }
         if !setup.has_reasons {
-            eprintln!("vethtrace: this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
+            log::info!("this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
         }
         Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons: setup.reasons, kallsyms } })
     }

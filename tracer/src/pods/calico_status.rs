@@ -111,8 +111,8 @@ pub(super) type StatusDir = PodDir<StatusFiles>;
 impl StatusFiles {
     fn warn(&mut self, path: &Path, name: &str, why: &str) {
         if self.warned.insert(name.to_owned()) {
-            eprintln!(
-                "vethtrace: warning: skipping Calico endpoint-status file {}: {why} (read again when it changes)",
+            log::warn!(
+                "skipping Calico endpoint-status file {}: {why} (read again when it changes)",
                 path.display()
             );
         }

@@ -141,7 +141,7 @@ impl Cri {
             match self.poll().await {
                 Ok(changed) => {
                     if failing {
-                        eprintln!("vethtrace: pods: the CRI at {} answers again", self.socket.display());
+                        log::info!("pods: the CRI at {} answers again", self.socket.display());
                     }
                     failing = false;
                     if changed {
@@ -149,7 +149,7 @@ impl Cri {
                     }
                 }
                 Err(e) if !failing => {
-                    eprintln!("vethtrace: warning: pods: {e}; keeping the last list of sandboxes");
+                    log::warn!("pods: {e}; keeping the last list of sandboxes");
                     failing = true;
                 }
                 Err(_) => {}

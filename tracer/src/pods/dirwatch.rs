@@ -152,11 +152,11 @@ impl<E: Entries> PodDir<E> {
                 }
                 DirChange::Rescan => {
                     if let Err(e) = self.rescan() {
-                        eprintln!("vethtrace: warning: cannot re-read {}: {e}", self.dir.display());
+                        log::warn!("cannot re-read {}: {e}", self.dir.display());
                     }
                 }
                 DirChange::Gone => {
-                    eprintln!("vethtrace: warning: {} went away; pods are no longer named from it", self.dir.display());
+                    log::warn!("{} went away; pods are no longer named from it", self.dir.display());
                     tx.send_replace(Vec::new());
                     return;
                 }

@@ -187,7 +187,7 @@ pub(super) async fn node_state() -> (Mirror, Option<(Netlink, Notifications)>) {
     match opened.await {
         Ok((node, netlink, notifications)) => (node, Some((netlink, notifications))),
         Err(e) => {
-            eprintln!("vethtrace: warning: pods: {e}; pods are not matched to interfaces by route");
+            log::warn!("pods: {e}; pods are not matched to interfaces by route");
             (Mirror::default(), None)
         }
     }

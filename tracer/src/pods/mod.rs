@@ -215,12 +215,12 @@ impl Report {
     pub fn print(&self) {
         for a in &self.attempts {
             match &a.outcome {
-                Ok(detail) => eprintln!("vethtrace: pods named by {} ({detail})", a.source),
-                Err(why) => eprintln!("vethtrace: pods: {} not used: {why}", a.source),
+                Ok(detail) => log::info!("pods named by {} ({detail})", a.source),
+                Err(why) => log::info!("pods: {} not used: {why}", a.source),
             }
         }
         if self.chosen.is_none() {
-            eprintln!("vethtrace: warning: no pod-identity source answered; events carry no pod");
+            log::warn!("no pod-identity source answered; events carry no pod");
         }
     }
 }
