@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod filter;
+pub mod traffic;
 
 /// Version of the record framing ([`RecordHeader`], [`SectionHeader`]); each section has its
 /// own version besides.
@@ -86,6 +87,8 @@ pub mod names {
     pub const ERRORS_MAP: &str = "ERRORS";
     pub const SCRATCH_MAP: &str = "SCRATCH";
     pub const TRACED_IFACES_MAP: &str = "TRACED_IFACES";
+    /// Per-CPU packets and bytes by interface ([`crate::traffic`]).
+    pub const TRAFFIC_MAP: &str = "TRAFFIC";
     /// Load-time globals: the drop and the ARP/neighbour programs' kernel layouts.
     pub const DROP_CONFIG_GLOBAL: &str = "DROP_CFG";
     pub const NEIGH_CONFIG_GLOBAL: &str = "NEIGH_CFG";
@@ -121,6 +124,7 @@ pub mod names {
         ERRORS_MAP,
         SCRATCH_MAP,
         TRACED_IFACES_MAP,
+        TRAFFIC_MAP,
         DROP_ADDRS_MAP,
         ARP_FROM_TC_MAP,
         FIB_CACHE_MAP,
@@ -225,6 +229,8 @@ pub mod tc_flags {
     /// Without RECORD: still send ARP frames (`--drops`/`--summary`: the collector reports
     /// requests the node leaves unanswered, ARP_UNANSWERED).
     pub const ARP: u32 = 1 << 2;
+    /// Count every frame (after the expression) in `TRAFFIC` (`--metrics`).
+    pub const COUNT: u32 = 1 << 3;
     pub const ALL: u32 = RECORD | FIB;
 }
 

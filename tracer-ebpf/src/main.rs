@@ -22,6 +22,7 @@ mod ifaces;
 mod kread;
 mod neigh;
 mod tc;
+mod traffic;
 mod veth;
 
 // The parser lives in the library so that host tests can run it on fixture frames.

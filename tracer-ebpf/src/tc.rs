@@ -95,7 +95,8 @@ fn record(ctx: &TcContext, direction: u8, slot: u32, check: Check) {
     let arp = is_arp(ctx);
     let packet = flags & tc_flags::RECORD != 0 || (flags & tc_flags::ARP != 0 && arp);
     let arp_event = arp && crate::arp::from_tc();
-    if !(packet || arp_event) {
+    let counted = flags & tc_flags::COUNT != 0;
+    if !(packet || arp_event || counted) {
         return;
     }
     if let Check::Expression(jit) = check
@@ -104,6 +105,9 @@ fn record(ctx: &TcContext, direction: u8, slot: u32, check: Check) {
         return;
     }
     let meta = skb_meta(ctx);
+    if counted {
+        crate::traffic::count(meta.ifindex, direction, meta.len);
+    }
     if arp_event && direction == dir::EGRESS {
         crate::arp::tc_event(ctx, meta.ifindex, arp_hook::SEND);
     }

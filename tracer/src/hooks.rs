@@ -105,16 +105,15 @@ impl HookFamily for Probes {
 /// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
 /// the interfaces as traced (for the drop program) and send only ARP frames.
 fn tc_flags(args: &TraceArgs) -> u32 {
-    use tracer_common::tc_flags::{ALL, ARP, RECORD};
+    use tracer_common::tc_flags::{ALL, ARP, COUNT};
     let shown = !args.drops && !args.summary && !args.writes_no_events();
-    // Drop hunting looks at ARP requests for the ones left unanswered (drops::arpwatch).
-    let arp = if (args.drops || args.summary) && !args.no_drops { ARP } else { 0 };
-    // metrics: every packet is counted, shown or not; the FIB verdict only when it is shown.
-    match (shown, args.metrics.is_some()) {
-        (true, _) => ALL,
-        (false, true) => RECORD | arp,
-        (false, false) => arp,
-    }
+    let metrics = args.metrics.is_some();
+    // Drop hunting looks at ARP requests for the ones left unanswered (drops::arpwatch), and
+    // so do the metrics' drops (ARP_UNANSWERED) when no packet is shown.
+    let arp = if (args.drops || args.summary || metrics) && !args.no_drops { ARP } else { 0 };
+    // metrics: every packet is counted in the kernel, shown or not (no record for it).
+    let count = if metrics { COUNT } else { 0 };
+    if shown { ALL | count } else { arp | count }
 }
 
 /// The programs' first failure per CPU and site, told in words through aya-log (the counts are

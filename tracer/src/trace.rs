@@ -307,7 +307,10 @@ impl Session {
         let node = Mirror::load(&netlink).await?;
         // metrics: the counters and their HTTP endpoint (bound now: a port in use fails here).
         let mode = metrics::ModeInfo::new(attacher.backend().name(), probes.as_ref().map(|p| p.mode), drop_probe.is_some());
-        let metrics = args.metrics.map(|addr| metrics::start(addr, &mode)).transpose()?;
+        let metrics = match args.metrics {
+            Some(addr) => Some(metrics::start(addr, &mode, metrics::KernelCounts::take(&mut ebpf)?)?),
+            None => None,
+        };
         // Pod identity cannot fail the start (events then carry no pod): found and told last.
         let (pods, pod_report) = pods::start(&args.pods).await;
         pod_report.print();

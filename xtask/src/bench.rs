@@ -321,11 +321,12 @@ fn metrics_rows(runs: &[[Run; 4]], seconds: u32, report: &mut Report) {
     report.push(Row::new("metrics", "udp-64: metrics-only / untraced", "ratio", ratio(m, |r| r.udp_received_pps)));
     report.push(Row::new("metrics", "udp-64: metrics-only / untraced, sent", "ratio", ratio(m, |r| r.udp_sent_pps)));
     report.push(Row::new("metrics", "udp-64: printing / untraced (same rounds)", "ratio", ratio(v, |r| r.udp_received_pps)));
-    report.push(Row::new("metrics", "metrics-only CPU (one core = 100 %)", "%", col(m, |r| r.cpu * 100.0)));
+    // Counted in the kernel: the collector only answers scrapes (and handles ARP, drops).
+    report.push(Row::new("metrics", "metrics-only CPU (one core = 100 %)", "%", col(m, |r| r.cpu * 100.0)).target(Target::AllAtMost(2.0)));
     report.push(Row::new("metrics", "printing CPU (one core = 100 %)", "%", col(v, |r| r.cpu * 100.0)));
-    report.push(Row::new("metrics", "metrics-only events per CPU-second", "ev/s", runs.iter().map(|r| r[m].events_in_flood_per_cpu(seconds)).collect()));
+    report.push(Row::new("metrics", "metrics-only packets counted per CPU-second", "ev/s", runs.iter().map(|r| r[m].events_in_flood_per_cpu(seconds)).collect()));
     report.push(Row::new("metrics", "metrics-only peak RSS", "B", col(m, |r| r.rss_peak)).target(Target::AllAtMost(64.0 * MIB)));
-    report.push(Row::new("metrics", "metrics-only delivered / packets", "ratio", col(m, |r| r.events / r.packets)));
+    report.push(Row::new("metrics", "metrics-only counted / packets", "ratio", col(m, |r| r.events / r.packets)));
     report.push(Row::new("metrics", "metrics-only events lost (ring full)", "events", col(m, |r| r.lost)).target(Target::AllAtMost(0.0)));
 }
 

@@ -12,6 +12,7 @@
 //! when the pod behind an interface becomes known or changes: the interface's series then
 //! carry the new label (the old ones are removed).
 
+pub(crate) mod kernel_counts;
 pub(crate) mod serve;
 
 use std::{
@@ -32,6 +33,7 @@ use prometheus_client::{
 use tracer_common::{NeighSection, arp_hook, neigh_hook, neighf};
 
 use crate::event::Event;
+pub(crate) use kernel_counts::KernelCounts;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -104,8 +106,8 @@ impl ModeInfo {
 
 /// The counters, with their endpoint listening on `addr` (served from a task on the current
 /// tokio runtime).
-pub(crate) fn start(addr: std::net::SocketAddr, mode: &ModeInfo) -> Result<Metrics, serve::ServeError> {
-    let mut metrics = Metrics::new(mode);
+pub(crate) fn start(addr: std::net::SocketAddr, mode: &ModeInfo, counts: KernelCounts) -> Result<Metrics, serve::ServeError> {
+    let mut metrics = Metrics::new(mode, counts);
     metrics.endpoint = Some(serve::start(addr, &metrics)?);
     Ok(metrics)
 }
@@ -123,7 +125,7 @@ pub(crate) fn startup_note(metrics: Option<&Metrics>) -> String {
 pub(crate) fn count(metrics: Option<&Metrics>, event: &Event) {
     let Some(m) = metrics else { return };
     match event {
-        Event::Packet(ev) => m.packet(ev.ifindex, ev.dir, ev.len),
+        Event::Packet(_) => m.packet(),
         Event::Arp(ev) => m.arp(ev.ifindex, ev.hook, ev.op),
         Event::Neigh(ev) => m.neigh(&ev.neigh),
         Event::Drop(_) => {}
@@ -180,7 +182,8 @@ impl Families {
     }
 }
 
-/// The counters of one traced interface, resolved when it was attached.
+/// The counters of one traced interface, resolved when it was attached (packets and bytes are
+/// brought up to date from the kernel's counts, [`KernelCounts`]).
 struct Traffic {
     packets: [Counter; 2],
     bytes: [Counter; 2],
@@ -200,6 +203,8 @@ struct Iface {
 
 /// The counters the event loop updates, and the registry the HTTP server encodes.
 pub(crate) struct Metrics {
+    /// Packets and bytes, counted in the kernel.
+    kernel: KernelCounts,
     families: Families,
     registry: Arc<Registry>,
     ifaces: Interfaces,
@@ -218,6 +223,7 @@ pub(crate) struct Interfaces(Rc<RefCell<IfaceTable>>);
 struct IfaceTable {
     families: Families,
     by_index: FastMap<u32, Iface>,
+    kernel: KernelCounts,
 }
 
 impl Interfaces {
@@ -226,16 +232,19 @@ impl Interfaces {
     pub(crate) fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
         let labels = IfaceLabels { iface: name.to_owned(), pod: pod.unwrap_or_default().to_owned() };
         let mut t = self.0.borrow_mut();
-        let IfaceTable { families, by_index } = &mut *t;
+        let IfaceTable { families, by_index, kernel } = &mut *t;
+        if by_index.get(&ifindex).is_some_and(|known| known.labels == labels && known.traffic.is_some()) {
+            return;
+        }
+        let traffic = families.traffic(&labels);
+        kernel.track(ifindex, traffic.packets.clone(), traffic.bytes.clone());
         match by_index.get_mut(&ifindex) {
-            Some(known) if known.labels == labels && known.traffic.is_some() => return,
-            Some(known) if known.labels == labels => known.traffic = Some(families.traffic(&labels)),
+            Some(known) if known.labels == labels => known.traffic = Some(traffic),
             _ => {
                 if let Some(old) = by_index.remove(&ifindex) {
                     families.remove(&old);
                 }
-                let traffic = Some(families.traffic(&labels));
-                by_index.insert(ifindex, Iface { labels, traffic, drops: Vec::new() });
+                by_index.insert(ifindex, Iface { labels, traffic: Some(traffic), drops: Vec::new() });
             }
         }
         t.count_traced();
@@ -247,6 +256,7 @@ impl Interfaces {
         if let Some(old) = t.by_index.remove(&ifindex) {
             t.families.remove(&old);
         }
+        t.kernel.untrack(ifindex);
         t.count_traced();
     }
 
@@ -266,7 +276,7 @@ impl IfaceTable {
 }
 
 impl Metrics {
-    pub(crate) fn new(mode: &ModeInfo) -> Self {
+    pub(crate) fn new(mode: &ModeInfo, kernel: KernelCounts) -> Self {
         let families = Families::default();
         let mut registry = Registry::with_prefix("vethtrace");
         families.register(&mut registry);
@@ -286,8 +296,9 @@ impl Metrics {
         );
         let kind = |kind| families.events.get_or_create_owned(&KindLabels { kind });
         let kinds = [kind(EventKind::packet), kind(EventKind::drop), kind(EventKind::arp), kind(EventKind::neigh)];
-        let table = IfaceTable { families: families.clone_handles(), by_index: FastMap::default() };
+        let table = IfaceTable { families: families.clone_handles(), by_index: FastMap::default(), kernel: kernel.clone() };
         Self {
+            kernel,
             families,
             registry: Arc::new(registry),
             ifaces: Interfaces(Rc::new(RefCell::new(table))),
@@ -315,26 +326,14 @@ impl Metrics {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    /// See [`Interfaces::traced`].
-    #[cfg(test)]
-    pub(crate) fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
-        self.ifaces.traced(ifindex, name, pod);
-    }
-
-    /// See [`Interfaces::untraced`].
-    #[cfg(test)]
-    pub(crate) fn untraced(&self, ifindex: u32) {
-        self.ifaces.untraced(ifindex);
-    }
-
-    /// A frame seen by TC: `dir` is `PacketEvent::dir`, `len` its bytes.
-    pub(crate) fn packet(&self, ifindex: u32, dir: u8, len: u32) {
+    /// A packet record delivered (its packets and bytes are counted in the kernel).
+    pub(crate) fn packet(&self) {
         self.kinds[0].inc();
-        self.ifaces.with_traffic(ifindex, |t| {
-            let d = usize::from(dir == tracer_common::dir::EGRESS);
-            t.packets[d].inc();
-            t.bytes[d].inc_by(u64::from(len));
-        });
+    }
+
+    /// What brings packets and bytes up to date (before `/metrics` is encoded).
+    pub(crate) fn kernel_counts(&self) -> KernelCounts {
+        self.kernel.clone()
     }
 
     /// An ARP packet the host stack received or sent (`ArpEvent::hook`, `op`).
@@ -367,7 +366,7 @@ impl Metrics {
         self.kinds[1].inc();
         let untraced = || Iface { labels: IfaceLabels { iface: iface.to_owned(), pod: String::new() }, traffic: None, drops: Vec::new() };
         let mut t = self.ifaces.0.borrow_mut();
-        let IfaceTable { families, by_index } = &mut *t;
+        let IfaceTable { families, by_index, .. } = &mut *t;
         let entry = by_index.entry(ifindex).or_insert_with(untraced);
         if entry.traffic.is_none() && entry.labels.iface != iface {
             // An untraced interface renamed since its last drop.

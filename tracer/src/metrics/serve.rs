@@ -43,6 +43,7 @@ pub(crate) enum ServeError {
 
 struct State {
     registry: Arc<Registry>,
+    counts: super::KernelCounts,
     ready: Arc<AtomicBool>,
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn start(addr: SocketAddr, metrics: &Metrics) -> Result<SocketAddr, S
     std_listener.set_nonblocking(true).map_err(bind)?;
     let listener = TcpListener::from_std(std_listener).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
-    let state = Arc::new(State { registry: metrics.registry(), ready: metrics.ready_flag() });
+    let state = Arc::new(State { registry: metrics.registry(), counts: metrics.kernel_counts(), ready: metrics.ready_flag() });
     tokio::spawn(accept_loop(listener, state));
     Ok(local)
 }
@@ -99,6 +100,7 @@ fn respond<B>(req: &Request<B>, state: &State) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/metrics" => {
             let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            state.counts.refresh();
             exposition(&state.registry, wants_openmetrics(accept))
         }
         "/healthz" => plain(StatusCode::OK, "ok\n"),

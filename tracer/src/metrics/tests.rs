@@ -1,10 +1,48 @@
-use prometheus_client::encoding::{prometheus_text, text};
-use tracer_common::{NeighSection, arp_hook, dir, neigh_hook, neighf};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
-use super::{Metrics, ModeInfo, serve::wants_openmetrics, went_failed};
+use prometheus_client::encoding::{prometheus_text, text};
+use tracer_common::{NeighSection, arp_hook, dir, neigh_hook, neighf, traffic::Traffic};
+
+use super::{
+    KernelCounts, Metrics, ModeInfo,
+    kernel_counts::Sums,
+    serve::wants_openmetrics,
+    went_failed,
+};
+
+/// The kernel's `TRAFFIC` map as the tests set it: sums by ifindex.
+#[derive(Clone, Default)]
+struct Kernel(Arc<Mutex<HashMap<u32, Traffic>>>);
+
+impl Kernel {
+    /// One more frame of `len` bytes on `ifindex` in `dir`, as the TC programs count it.
+    fn frame(&self, ifindex: u32, d: u8, len: u64) {
+        let mut map = self.0.lock().unwrap();
+        let t = map.entry(ifindex).or_default();
+        t.packets[Traffic::slot(d)] += 1;
+        t.bytes[Traffic::slot(d)] += len;
+    }
+}
+
+impl Sums for Kernel {
+    fn sum(&self, ifindex: u32) -> Traffic {
+        self.0.lock().unwrap().get(&ifindex).copied().unwrap_or_default()
+    }
+
+    fn forget(&mut self, ifindex: u32) {
+        self.0.lock().unwrap().remove(&ifindex);
+    }
+}
+
+fn metrics_on(kernel: &Kernel) -> Metrics {
+    Metrics::new(&ModeInfo { probe: "tracepoint".into(), tc: "tcx".into(), drops: true }, KernelCounts::with(Box::new(kernel.clone())))
+}
 
 fn metrics() -> Metrics {
-    Metrics::new(&ModeInfo { probe: "tracepoint".into(), tc: "tcx".into(), drops: true })
+    metrics_on(&Kernel::default())
 }
 
 fn exposition(m: &Metrics) -> String {
@@ -19,13 +57,17 @@ fn has(s: &str, line: &str) -> bool {
 
 #[test]
 fn packets_and_bytes_by_interface_pod_and_direction() {
-    let m = metrics();
-    m.traced(7, "cali1234567890a", Some("default/web-0"));
-    m.packet(7, dir::INGRESS, 100);
-    m.packet(7, dir::INGRESS, 60);
-    m.packet(7, dir::EGRESS, 42);
-    // Not traced: counted as delivered, not by interface.
-    m.packet(9, dir::INGRESS, 1);
+    let kernel = Kernel::default();
+    let m = metrics_on(&kernel);
+    // Frames counted before the interface was told traced count too (its entry is new).
+    kernel.frame(7, dir::INGRESS, 100);
+    m.interfaces().traced(7, "cali1234567890a", Some("default/web-0"));
+    kernel.frame(7, dir::INGRESS, 60);
+    kernel.frame(7, dir::EGRESS, 42);
+    // Not traced: not by interface.
+    kernel.frame(9, dir::INGRESS, 1);
+    (0..4).for_each(|_| m.packet());
+    m.kernel_counts().refresh();
     let s = exposition(&m);
     let l = r#"iface="cali1234567890a",pod="default/web-0""#;
     assert!(has(&s, &format!(r#"vethtrace_packets_total{{{l},direction="ingress"}} 2"#)), "{s}");
@@ -34,12 +76,19 @@ fn packets_and_bytes_by_interface_pod_and_direction() {
     assert!(has(&s, r#"vethtrace_events_total{kind="packet"} 4"#), "{s}");
     assert!(has(&s, "vethtrace_interfaces_traced 1"), "{s}");
     assert!(!s.contains("if9"), "{s}");
+    // A second scrape adds only what came since.
+    kernel.frame(7, dir::EGRESS, 8);
+    m.kernel_counts().refresh();
+    m.kernel_counts().refresh();
+    let s = exposition(&m);
+    assert!(has(&s, &format!(r#"vethtrace_packets_total{{{l},direction="egress"}} 2"#)), "{s}");
+    assert!(has(&s, &format!(r#"vethtrace_bytes_total{{{l},direction="egress"}} 50"#)), "{s}");
 }
 
 #[test]
 fn drops_by_reason_on_traced_and_untraced_interfaces() {
     let m = metrics();
-    m.traced(7, "cali1", None);
+    m.interfaces().traced(7, "cali1", None);
     m.dropped(7, "ignored: the traced name wins", "NEIGH_FAILED");
     m.dropped(7, "cali1", "NEIGH_FAILED");
     m.dropped(2, "eth0", "NETFILTER_DROP");
@@ -55,7 +104,7 @@ fn drops_by_reason_on_traced_and_untraced_interfaces() {
 #[test]
 fn arp_and_neighbour_failures() {
     let m = metrics();
-    m.traced(3, "cali3", None);
+    m.interfaces().traced(3, "cali3", None);
     m.arp(3, arp_hook::RECV, 1);
     m.arp(3, arp_hook::SEND, 2);
     m.arp(3, arp_hook::SEND, 1);
@@ -88,19 +137,29 @@ fn a_failure_is_a_move_to_failed() {
 
 #[test]
 fn relabelled_and_untraced_interfaces_lose_their_series() {
-    let m = metrics();
-    m.traced(7, "cali7", None);
-    m.packet(7, dir::INGRESS, 10);
+    let kernel = Kernel::default();
+    let m = metrics_on(&kernel);
+    m.interfaces().traced(7, "cali7", None);
+    kernel.frame(7, dir::INGRESS, 10);
+    m.kernel_counts().refresh();
     m.dropped(7, "cali7", "QDISC_DROP");
-    m.traced(7, "cali7", Some("ns/pod"));
-    m.packet(7, dir::INGRESS, 10);
+    m.interfaces().traced(7, "cali7", Some("ns/pod"));
+    kernel.frame(7, dir::INGRESS, 10);
+    m.kernel_counts().refresh();
     let s = exposition(&m);
     assert!(!s.contains(r#"iface="cali7",pod="""#), "old labels left: {s}");
     assert!(has(&s, r#"vethtrace_packets_total{iface="cali7",pod="ns/pod",direction="ingress"} 1"#), "{s}");
-    m.untraced(7);
+    m.interfaces().untraced(7);
     let s = exposition(&m);
     assert!(!s.contains("cali7"), "{s}");
     assert!(has(&s, "vethtrace_interfaces_traced 0"), "{s}");
+    // The kernel's entry went with it: a new interface of the same index starts from zero.
+    assert_eq!(kernel.sum(7), Traffic::default());
+    kernel.frame(7, dir::EGRESS, 5);
+    m.interfaces().traced(7, "cali7b", None);
+    m.kernel_counts().refresh();
+    let s = exposition(&m);
+    assert!(has(&s, r#"vethtrace_packets_total{iface="cali7b",pod="",direction="egress"} 1"#), "{s}");
 }
 
 #[test]

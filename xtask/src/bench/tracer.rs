@@ -83,9 +83,9 @@ impl Vethtrace {
     /// SIGINT, then waits for the exit; returns the counters (`None` when vethtrace printed
     /// none) and how long the exit took.
     pub(super) fn stop(mut self) -> anyhow::Result<(Option<ExitCounters>, Duration)> {
-        // Metrics-only runs print no events: what they delivered is in their metrics.
+        // Metrics-only runs print no events: what they counted is in their metrics.
         let delivered = match self.output {
-            Output::MetricsOnly => Some(self.events_scraped()?),
+            Output::MetricsOnly => Some(self.packets_scraped()?),
             _ => None,
         };
         let start = Instant::now();
@@ -105,22 +105,22 @@ impl Vethtrace {
 }
 
 impl Vethtrace {
-    /// `vethtrace_events_total`, summed over kinds, from the endpoint (bash's /dev/tcp in the
-    /// node's namespace).
-    fn events_scraped(&self) -> anyhow::Result<u64> {
+    /// `vethtrace_packets_total`, summed over interfaces and directions (counted in the kernel),
+    /// from the endpoint (bash's /dev/tcp in the node's namespace).
+    fn packets_scraped(&self) -> anyhow::Result<u64> {
         let (host, port) = METRICS_ADDR.split_once(':').unwrap_or_default();
         let script = format!("exec 3<>/dev/tcp/{host}/{port} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
         let out = Command::new("ip").args(["netns", "exec", &self.ns, "bash", "-c", &script]).output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let events: Vec<u64> = text
+        let packets: Vec<u64> = text
             .lines()
-            .filter(|l| l.starts_with("vethtrace_events_total{"))
+            .filter(|l| l.starts_with("vethtrace_packets_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
             .collect();
-        if events.is_empty() {
-            bail!("no vethtrace_events_total from {METRICS_ADDR}: {}", text.trim());
+        if packets.is_empty() {
+            bail!("no vethtrace_packets_total from {METRICS_ADDR}: {}", text.trim());
         }
-        Ok(events.iter().sum())
+        Ok(packets.iter().sum())
     }
 }
 
