@@ -47,6 +47,10 @@ impl Tcpdump {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn stderr_text(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }

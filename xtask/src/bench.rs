@@ -8,6 +8,8 @@
 //! - events delivered vs packets on the cali ends (kernel counters) during those runs — the UDP
 //!   flood is the highest packet rate this machine generates;
 //! - vethtrace's CPU and RSS during the flood (/proc), and optionally a long soak;
+//! - the cost per packet at fixed rates below saturation ([`cost`]): each of vethtrace's modes
+//!   and tcpdump, process CPU, kernel time and bytes written per packet, loss;
 //! - the UDP flood again with `-w FILE.pcapng` (pcapng only) beside untraced and JSON;
 //! - the collector's ceiling: decode + annotate + format (text, JSON) or write pcapng into a
 //!   buffer, one core (`vethtrace __bench-collector`, synthetic records, no kernel involved);
@@ -16,6 +18,7 @@
 //! One table on stdout, the same as JSON in `target/bench/` (with the machine it ran on).
 
 mod bare;
+mod cost;
 mod filter;
 mod node;
 mod pcapng;
@@ -69,8 +72,8 @@ pub(crate) struct Options {
     /// Namespace prefix (scripts/calico-node.sh VT_PREFIX); everything under it is removed.
     #[arg(long, default_value = "vtbench")]
     prefix: String,
-    /// Only these groups (comma-separated: throughput, filter, pcapng, programs, collector,
-    /// attach, soak); all by default. To measure one change by itself, quickly.
+    /// Only these groups (comma-separated: throughput, cost, filter, pcapng, programs,
+    /// collector, attach, soak); all by default. To measure one change by itself, quickly.
     #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
     only: Vec<Group>,
     /// Extra flags for every traced vethtrace run (e.g. `-- --ring-size 33554432`).
@@ -82,6 +85,7 @@ pub(crate) struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Group {
     Throughput,
+    Cost,
     Filter,
     Pcapng,
     Programs,
@@ -161,6 +165,9 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     let wanted = |g: Group| opts.only.is_empty() || opts.only.contains(&g);
     if wanted(Group::Throughput) {
         throughput(&node, &bin, &extra, repeat, seconds, &mut report)?;
+    }
+    if wanted(Group::Cost) {
+        cost::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;
     }
     if wanted(Group::Filter) {
         filter::rows(&node, &bin, &extra, repeat, seconds, &mut report)?;

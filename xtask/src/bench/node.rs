@@ -60,6 +60,11 @@ impl Node {
     /// One iperf3 run from pod1 to pod2: TCP bulk, or UDP with 64-byte payloads as fast as
     /// the sender can (`-u -l 64 -b 0`).
     pub(super) fn iperf(&self, udp: bool, secs: u32) -> anyhow::Result<Iperf> {
+        self.iperf_at(udp, secs, 0)
+    }
+
+    /// As [`Node::iperf`], at `bits_per_sec` of payload (0: as fast as it can).
+    pub(super) fn iperf_at(&self, udp: bool, secs: u32, bits_per_sec: u64) -> anyhow::Result<Iperf> {
         let server_ns = self.pod("pod2");
         let mut server = Command::new("ip")
             .args(["netns", "exec", &server_ns, "iperf3", "-s", "-1", "-p", IPERF_PORT])
@@ -81,7 +86,10 @@ impl Node {
         client.args(["netns", "exec", &self.pod("pod1"), "iperf3", "-c", SERVER_IP, "-p", IPERF_PORT, "-J"]);
         client.args(["-t", &secs.to_string()]);
         if udp {
-            client.args(["-u", "-l", "64", "-b", "0"]);
+            client.args(["-u", "-l", "64"]);
+        }
+        if udp || bits_per_sec > 0 {
+            client.args(["-b", &bits_per_sec.to_string()]);
         }
         let out = client.output().context("cannot run the iperf3 client")?;
         let _ = wait::wait_exit(&mut server, Duration::from_secs(5));

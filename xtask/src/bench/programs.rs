@@ -17,7 +17,7 @@ use super::{
 };
 
 /// (run time in ns, runs) of every loaded program whose name is one of vethtrace's.
-fn stats() -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+pub(super) fn stats() -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
     let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().context("cannot run bpftool")?;
     let progs: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing bpftool -j prog show")?;
     let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
