@@ -9,6 +9,8 @@
 //! neighbour probe event) makes every entry stale: an annotation is never older than the mirror it would be
 //! computed from. ARP frames (few, and annotated from their ARP fields) are not cached.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tracer_common::{Packet, valid};
 
 use super::{Annotation, annotate};
@@ -20,11 +22,26 @@ pub const CAPACITY: usize = 4096;
 
 /// An annotation in both output forms: ` | route …` for text lines and pcapng comments, and
 /// `,"route_dst":…` fields for merging into a JSON object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Rendered {
     pub text: Vec<u8>,
     pub json: Vec<u8>,
+    /// Unique to this rendering: the packets that share it are one flow's, with an annotation
+    /// that has not changed (the pcapng writer comments the first of them only).
+    pub id: u64,
 }
+
+/// The next [`Rendered::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Two renderings are equal when they say the same (whatever their ids).
+impl PartialEq for Rendered {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.json == other.json
+    }
+}
+
+impl Eq for Rendered {}
 
 impl Rendered {
     pub fn of(a: &Annotation<'_>) -> Self {
@@ -35,6 +52,7 @@ impl Rendered {
 
     /// Renders `a` here, in the buffers of what was here before.
     pub fn fill(&mut self, a: &Annotation<'_>) {
+        self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         self.text.clear();
         a.put_text(&mut self.text);
         self.json.clear();

@@ -17,7 +17,7 @@
 
 use std::{
     borrow::Cow,
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs::{File, OpenOptions},
     io::{self, BufWriter, Write},
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
@@ -111,13 +111,20 @@ pub(crate) struct PcapngWriter {
     /// Interfaces in the order of their IDBs (the interface id is the position).
     ifaces: Vec<(Iface, Option<String>)>,
     /// The id of each interface's latest IDB, by ifindex (`EVENTS_KEY` for the events).
-    ids: HashMap<u32, u32>,
+    ids: HashMap<u32, u32, foldhash::fast::RandomState>,
     /// Bytes in the current file, and its number in the rotation.
     written: u64,
     file_no: u32,
     /// The text line of an ARP/neighbour event, reused.
     line: Vec<u8>,
+    /// The annotations ([`crate::annotate::cache::Rendered::id`]) already written as a
+    /// comment in the current file: a flow's later packets carry none until it changes.
+    commented: HashSet<u64, foldhash::fast::RandomState>,
 }
+
+/// Annotations remembered per file at most (then the set starts again: flows are commented
+/// once more).
+const COMMENTED_MAX: usize = 1 << 20;
 
 impl PcapngWriter {
     /// Opens the first file (or standard output) and writes the section header.
@@ -130,7 +137,16 @@ impl PcapngWriter {
     /// [`PcapngWriter::create`] does): the collector benchmark writes to a counting sink.
     pub(crate) fn with_sink(opts: PcapngOptions, sink: Box<dyn Write>) -> Result<Self, PcapngError> {
         let out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
-        Ok(Self { opts, out, ifaces: Vec::new(), ids: HashMap::new(), written: 0, file_no: 0, line: Vec::new() })
+        Ok(Self {
+            opts,
+            out,
+            ifaces: Vec::new(),
+            ids: HashMap::default(),
+            written: 0,
+            file_no: 0,
+            line: Vec::new(),
+            commented: HashSet::default(),
+        })
     }
 
     /// The interface id of `iface`, writing its IDB the first time.
@@ -175,6 +191,8 @@ impl PcapngWriter {
         let sink = open(&self.opts, self.file_no)?;
         self.out = PcapNgWriter::new(BufWriter::with_capacity(1 << 16, sink))?;
         self.written = 0;
+        // Each file reads alone: every flow is commented again.
+        self.commented.clear();
         for (iface, description) in &self.ifaces {
             self.written += write_idb(&mut self.out, iface, description.as_deref(), self.opts.snaplen)? as u64;
         }
@@ -187,7 +205,11 @@ impl PcapngWriter {
         match rec {
             Record::Packet(r) => {
                 let id = self.iface_id(place.ifindex, &place.iface, place)?;
-                let comment = &r.annotation.text;
+                if self.commented.len() >= COMMENTED_MAX {
+                    self.commented.clear();
+                }
+                let first = self.commented.insert(r.annotation.id);
+                let comment: &[u8] = if first { &r.annotation.text } else { &[] };
                 let flags = if r.ev.dir == dir::EGRESS { EPB_OUTBOUND } else { EPB_INBOUND };
                 self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, comment))
             }
@@ -236,15 +258,18 @@ fn drop_comment(drop: &crate::drops::render::NamedDrop<'_>) -> String {
     format!("DROP {reason} at {}: {}{side}", drop.location, drop.cause)
 }
 
-fn epb<'a>(id: u32, timestamp: Duration, original_len: u32, data: Cow<'a, [u8]>, flags: u32, comment: &[u8]) -> EnhancedPacketBlock<'a> {
+fn epb<'a>(id: u32, timestamp: Duration, original_len: u32, data: Cow<'a, [u8]>, flags: u32, comment: &'a [u8]) -> EnhancedPacketBlock<'a> {
     let mut options = Vec::with_capacity(2);
     if flags != 0 {
         options.push(EnhancedPacketOption::Flags(flags));
     }
-    let comment = String::from_utf8_lossy(comment);
-    let comment = comment.trim_start_matches(" | ").trim();
+    let comment = comment.strip_prefix(b" | ").unwrap_or(comment).trim_ascii();
     if !comment.is_empty() {
-        options.push(EnhancedPacketOption::Comment(Cow::Owned(comment.to_owned())));
+        let text = match std::str::from_utf8(comment) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => Cow::Owned(String::from_utf8_lossy(comment).into_owned()),
+        };
+        options.push(EnhancedPacketOption::Comment(text));
     }
     // The record's frame may be shorter than the wire length; never longer.
     let original_len = original_len.max(data.len() as u32);
