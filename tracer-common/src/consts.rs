@@ -1,5 +1,5 @@
 //! Numbers defined by the kernel and the protocols (ethertypes, address families, IP
-//! protocols, neighbour states), shared by both sides.
+//! protocols, neighbour states, ARP operations, interface flags), shared by both sides.
 
 /// Shared protocol numbers (both sides parse and compare them).
 pub mod proto {
@@ -30,4 +30,16 @@ pub mod nud {
     pub const PERMANENT: u8 = 0x80;
     /// The states in which `neigh->ha` holds the neighbour's address.
     pub const VALID: u8 = REACHABLE | STALE | DELAY | PROBE | NOARP | PERMANENT;
+}
+
+/// ARP operations (`ARPOP_*`).
+pub mod arp_op {
+    pub const REQUEST: u16 = 1;
+    pub const REPLY: u16 = 2;
+}
+
+/// Interface flags (`IFF_*` in `net_device.flags`).
+pub mod iff {
+    /// Administratively up.
+    pub const UP: u32 = 1;
 }

@@ -5,16 +5,11 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use tracer_common::{Packet, ipf, valid};
-
-pub(crate) const ETH_P_IP: u16 = 0x0800;
-pub(crate) const ETH_P_ARP: u16 = 0x0806;
-pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
-
-pub(crate) const IPPROTO_ICMP: u8 = 1;
-pub(crate) const IPPROTO_TCP: u8 = 6;
-pub(crate) const IPPROTO_UDP: u8 = 17;
-pub(crate) const IPPROTO_ICMPV6: u8 = 58;
+use tracer_common::{
+    Packet, arp_op, ipf,
+    proto::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    valid,
+};
 
 /// A MAC address printed as `aa:bb:cc:dd:ee:ff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -210,8 +205,8 @@ pub(crate) fn arp_op_name(op: u16) -> String {
 /// The name of a known ARP operation (see [`arp_op_name`]).
 pub(crate) fn arp_op_word(op: u16) -> Option<&'static str> {
     match op {
-        1 => Some("request"),
-        2 => Some("reply"),
+        arp_op::REQUEST => Some("request"),
+        arp_op::REPLY => Some("reply"),
         _ => None,
     }
 }

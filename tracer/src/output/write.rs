@@ -124,17 +124,9 @@ pub fn put_hex4(out: &mut Vec<u8>, n: u16) {
     });
 }
 
+/// `aa:bb:cc:dd:ee:ff` (the one MAC formatter: [`Mac::text`]).
 pub fn put_mac(out: &mut Vec<u8>, mac: Mac) {
-    put_with::<17>(out, |text| {
-        for (i, b) in mac.0.iter().enumerate() {
-            text[i * 3] = HEX[usize::from(b >> 4)];
-            text[i * 3 + 1] = HEX[usize::from(b & 0x0f)];
-            if i < 5 {
-                text[i * 3 + 2] = b':';
-            }
-        }
-        17
-    });
+    out.extend_from_slice(mac.text().as_bytes());
 }
 
 /// Each byte's decimal text, left-aligned in 3 bytes, and its length.
