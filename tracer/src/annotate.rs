@@ -5,6 +5,7 @@
 //!
 //! Everything here reads the mirror; nothing talks to the kernel.
 
+#[cfg(any(test, feature = "bench"))]
 pub mod bench;
 pub mod cache;
 mod render;
