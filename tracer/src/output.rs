@@ -86,8 +86,9 @@ pub fn write_packet(format: Format, buf: &mut Vec<u8>, ev: &PacketEvent, meta: M
 /// the JSON object (keys in the README).
 ///
 /// Every field is written straight into `buf` by the [`write`] helpers: no `core::fmt`, serde
-/// or `String` per line. The output is byte for byte what the `write!`-based text printer and
-/// the serde derive printed; `output::equivalence` holds it to that.
+/// or `String` per line. The tests below pin the text and JSON bytes; the annotation's and the
+/// drop's JSON keys are held equal to serde derives by the tests in `annotate::render` and
+/// `drops::render`.
 pub fn write_annotated(
     format: Format,
     buf: &mut Vec<u8>,

@@ -196,13 +196,7 @@ pub(crate) fn proto_word(proto: u8) -> Option<&'static str> {
     }
 }
 
-/// "request", "reply" or the number.
-#[cfg(test)]
-pub(crate) fn arp_op_name(op: u16) -> String {
-    arp_op_word(op).map_or_else(|| op.to_string(), String::from)
-}
-
-/// The name of a known ARP operation (see [`arp_op_name`]).
+/// The name of a known ARP operation: "request" or "reply".
 pub(crate) fn arp_op_word(op: u16) -> Option<&'static str> {
     match op {
         arp_op::REQUEST => Some("request"),
@@ -211,15 +205,8 @@ pub(crate) fn arp_op_word(op: u16) -> Option<&'static str> {
     }
 }
 
-/// TCP flags the way tcpdump prints them: `S`, `S.`, `P.`, `F.`, `R`, `R.`, `.` …
-#[cfg(test)]
-pub(crate) fn tcp_flags(flags: u8) -> String {
-    let mut text = Vec::with_capacity(8);
-    put_tcp_flags(&mut text, flags);
-    String::from_utf8(text).unwrap_or_default()
-}
-
-/// [`tcp_flags`] appended to a buffer.
+/// TCP flags the way tcpdump prints them, appended to a buffer: `S`, `S.`, `P.`, `F.`, `R`,
+/// `R.`, `.` … (`none` for none).
 pub(crate) fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
     const LETTERS: [(u8, u8); 7] = [
         (0x01, b'F'),
@@ -243,6 +230,17 @@ pub(crate) fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "request", "reply" or the number.
+    fn arp_op_name(op: u16) -> String {
+        arp_op_word(op).map_or_else(|| op.to_string(), String::from)
+    }
+
+    fn tcp_flags(flags: u8) -> String {
+        let mut text = Vec::with_capacity(8);
+        put_tcp_flags(&mut text, flags);
+        String::from_utf8(text).unwrap_or_default()
+    }
 
     #[test]
     fn tcp_flags_read_like_tcpdump() {

@@ -3,8 +3,7 @@
 //!
 //! `core::fmt` and serde cost several times the decode and the route lookup together at a
 //! million events a second; these write the same bytes without them. Each writer prints exactly
-//! what its `Display`/serde counterpart prints — the tests here and in `output::equivalence`
-//! hold them to it.
+//! what its `Display`/serde counterpart prints — the tests here hold them to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::{cell::Cell, io};
@@ -335,21 +334,6 @@ pub fn put_hms_micros(out: &mut Vec<u8>, wall_ns: i128) {
     });
 }
 
-/// A small deterministic generator (xorshift) for the equivalence tests, so that failures
-/// reproduce.
-#[cfg(test)]
-pub struct Rng(pub u64);
-
-#[cfg(test)]
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Appends the fields of `value` (a struct serializing as a JSON object) as `,"key":value`
 /// pairs, in its field order, for merging into an object being written.
 pub fn put_json_fields(out: &mut Vec<u8>, value: &impl serde::Serialize) -> std::io::Result<()> {
@@ -380,6 +364,19 @@ mod tests {
     use std::fmt::Write as _;
 
     use super::*;
+
+    /// A small deterministic generator (xorshift) for the equivalence tests, so that failures
+    /// reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
 
     fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();
