@@ -99,6 +99,9 @@ pub mod op {
 /// interpreter masks the program counter with it.
 pub const FILTER_MAX_INSNS: usize = 256;
 
+/// Words of the classic program's scratch memory (`M[]`, `BPF_MEMWORDS`).
+pub const MEMWORDS: usize = 16;
+
 /// One classic BPF instruction (`struct bpf_insn`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -8,14 +8,11 @@
 //! the frame.
 
 use tracer_common::filter::{
-    FILTER_MAX_INSNS, FilterInsn,
+    FILTER_MAX_INSNS, FilterInsn, MEMWORDS,
     op::{self, *},
 };
 
 use crate::parse::Frame;
-
-/// Scratch memory words (`M[]`, BPF_MEMWORDS).
-const MEMWORDS: usize = 16;
 
 /// The machine's registers.
 struct Regs {

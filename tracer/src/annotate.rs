@@ -5,6 +5,7 @@
 //!
 //! Everything here reads the mirror; nothing talks to the kernel.
 
+#[cfg(any(test, feature = "bench"))]
 pub mod bench;
 pub mod cache;
 mod render;
@@ -15,7 +16,7 @@ use std::{
 };
 
 use serde::Serialize;
-use tracer_common::{dir, fib};
+use tracer_common::{arp_op, dir, fib};
 
 use crate::event::PacketEvent;
 
@@ -414,7 +415,7 @@ fn neigh_state_name(lookup: &Lookup<'_>) -> &'static str {
 /// ARP: the route for the address asked about, and the proxy-ARP and reply-MAC checks.
 fn annotate_arp<'m>(mirror: &'m Mirror, ev: &PacketEvent, arp: Arp, a: &mut Annotation<'m>) {
     match (arp.op, ev.dir) {
-        (1, dir::INGRESS) => {
+        (arp_op::REQUEST, dir::INGRESS) => {
             let flow = Flow {
                 dst: IpAddr::V4(arp.tpa),
                 src: Some(IpAddr::V4(arp.spa)),
@@ -429,7 +430,7 @@ fn annotate_arp<'m>(mirror: &'m Mirror, ev: &PacketEvent, arp: Arp, a: &mut Anno
             describe(mirror, &lookup, a);
             note_proxy_arp(mirror, ev.ifindex, arp, &lookup, a);
         }
-        (2, dir::EGRESS) => note_arp_reply_mac(mirror, ev.ifindex, arp, a),
+        (arp_op::REPLY, dir::EGRESS) => note_arp_reply_mac(mirror, ev.ifindex, arp, a),
         _ => {}
     }
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Reaper,
     /// Internal: the collector's ceiling for `cargo xtask bench` — synthetic records through
     /// decode + annotate + format into a buffer on one core; prints one JSON line per stage.
+    /// Only with the `bench` feature.
+    #[cfg(feature = "bench")]
     #[command(name = "__bench-collector", hide = true)]
     BenchCollector {
         /// Records per stage.

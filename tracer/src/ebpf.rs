@@ -106,7 +106,7 @@ mod tests {
         let programs: Vec<&str> =
             [names::INGRESS_PROG, names::EGRESS_PROG, names::INGRESS_MATCHED_PROG, names::EGRESS_MATCHED_PROG, names::DROP_PROG]
             .into_iter()
-            .chain(crate::probes::program_names())
+            .chain(crate::probes::tests::program_names())
             .collect();
         for prog in programs {
             assert!(obj.programs.contains_key(prog), "program {prog} missing from the object");

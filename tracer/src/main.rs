@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
         Some(Command::Check(pods)) => Ok(run_check(&pods)),
         Some(Command::Pods(args)) => run_pods(&args),
+        #[cfg(feature = "bench")]
         Some(Command::BenchCollector { events, pods, stage }) => {
             bench_collector(events, pods, stage.as_deref());
             Ok(ExitCode::SUCCESS)
@@ -102,6 +103,7 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One JSON line per stage: `{"stage":…,"events":…,"seconds":…,"events_per_sec":…}`.
+#[cfg(feature = "bench")]
 fn bench_collector(events: u64, pods: u32, only: Option<&str>) {
     use tracer::{
         annotate::bench::{self, Stages},

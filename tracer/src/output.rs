@@ -13,8 +13,10 @@ use self::write::{
     put_u64,
 };
 use crate::{annotate::cache::Rendered, event::PacketEvent, pods::Pod};
-use crate::packet::{
-    self, ETH_P_ARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView,
+use crate::packet::{self, PacketView};
+use tracer_common::{
+    arp_op,
+    proto::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 /// `,"name":` as one write (one update of the buffer's length, not three).
@@ -84,8 +86,9 @@ pub fn write_packet(format: Format, buf: &mut Vec<u8>, ev: &PacketEvent, meta: M
 /// the JSON object (keys in the README).
 ///
 /// Every field is written straight into `buf` by the [`write`] helpers: no `core::fmt`, serde
-/// or `String` per line. The output is byte for byte what the `write!`-based text printer and
-/// the serde derive printed; `output::equivalence` holds it to that.
+/// or `String` per line. The tests below pin the text and JSON bytes; the annotation's and the
+/// drop's JSON keys are held equal to serde derives by the tests in `annotate::render` and
+/// `drops::render`.
 pub fn write_annotated(
     format: Format,
     buf: &mut Vec<u8>,
@@ -203,8 +206,8 @@ pub fn put_text_frame(out: &mut Vec<u8>, ev: &PacketEvent) {
 
 fn ethertype_label(ethertype: u16) -> &'static str {
     match ethertype {
-        packet::ETH_P_IP => "IPv4",
-        packet::ETH_P_IPV6 => "IPv6",
+        ETH_P_IP => "IPv4",
+        ETH_P_IPV6 => "IPv6",
         ETH_P_ARP => "ARP",
         _ => "Unknown",
     }
@@ -212,13 +215,13 @@ fn ethertype_label(ethertype: u16) -> &'static str {
 
 fn text_arp(out: &mut Vec<u8>, v: &PacketView<'_>, arp: packet::Arp) {
     match arp.op {
-        1 => {
+        arp_op::REQUEST => {
             put(out, "ARP, Request who-has ");
             put_ipv4(out, arp.tpa);
             put(out, " tell ");
             put_ipv4(out, arp.spa);
         }
-        2 => {
+        arp_op::REPLY => {
             put(out, "ARP, Reply ");
             put_ipv4(out, arp.spa);
             put(out, " is-at ");

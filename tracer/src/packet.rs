@@ -5,16 +5,11 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use tracer_common::{Packet, ipf, valid};
-
-pub(crate) const ETH_P_IP: u16 = 0x0800;
-pub(crate) const ETH_P_ARP: u16 = 0x0806;
-pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
-
-pub(crate) const IPPROTO_ICMP: u8 = 1;
-pub(crate) const IPPROTO_TCP: u8 = 6;
-pub(crate) const IPPROTO_UDP: u8 = 17;
-pub(crate) const IPPROTO_ICMPV6: u8 = 58;
+use tracer_common::{
+    Packet, arp_op, ipf,
+    proto::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    valid,
+};
 
 /// A MAC address printed as `aa:bb:cc:dd:ee:ff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -201,30 +196,17 @@ pub(crate) fn proto_word(proto: u8) -> Option<&'static str> {
     }
 }
 
-/// "request", "reply" or the number.
-#[cfg(test)]
-pub(crate) fn arp_op_name(op: u16) -> String {
-    arp_op_word(op).map_or_else(|| op.to_string(), String::from)
-}
-
-/// The name of a known ARP operation (see [`arp_op_name`]).
+/// The name of a known ARP operation: "request" or "reply".
 pub(crate) fn arp_op_word(op: u16) -> Option<&'static str> {
     match op {
-        1 => Some("request"),
-        2 => Some("reply"),
+        arp_op::REQUEST => Some("request"),
+        arp_op::REPLY => Some("reply"),
         _ => None,
     }
 }
 
-/// TCP flags the way tcpdump prints them: `S`, `S.`, `P.`, `F.`, `R`, `R.`, `.` …
-#[cfg(test)]
-pub(crate) fn tcp_flags(flags: u8) -> String {
-    let mut text = Vec::with_capacity(8);
-    put_tcp_flags(&mut text, flags);
-    String::from_utf8(text).unwrap_or_default()
-}
-
-/// [`tcp_flags`] appended to a buffer.
+/// TCP flags the way tcpdump prints them, appended to a buffer: `S`, `S.`, `P.`, `F.`, `R`,
+/// `R.`, `.` … (`none` for none).
 pub(crate) fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
     const LETTERS: [(u8, u8); 7] = [
         (0x01, b'F'),
@@ -248,6 +230,17 @@ pub(crate) fn put_tcp_flags(out: &mut Vec<u8>, flags: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "request", "reply" or the number.
+    fn arp_op_name(op: u16) -> String {
+        arp_op_word(op).map_or_else(|| op.to_string(), String::from)
+    }
+
+    fn tcp_flags(flags: u8) -> String {
+        let mut text = Vec::with_capacity(8);
+        put_tcp_flags(&mut text, flags);
+        String::from_utf8(text).unwrap_or_default()
+    }
 
     #[test]
     fn tcp_flags_read_like_tcpdump() {

@@ -114,6 +114,18 @@ fn capture_path(tag: &str) -> PathBuf {
     dir.join("cap.pcapng")
 }
 
+/// A flow's annotation is its first packet's comment; its later packets carry one only when
+/// the annotation changed (a route or neighbour change in between): the TCP flow to pod2 on
+/// `cali`.
+fn assert_flow_commented_once(path: &Path, cali: &str) {
+    let tcp = tshark_fields(path, &["frame.interface_name", "tcp.dstport", "frame.comment"]);
+    let to_server: Vec<&Vec<String>> = tcp.iter().filter(|r| r[0] == cali && r[1] == "8080").collect();
+    let commented = to_server.iter().filter(|r| !r[2].is_empty()).count();
+    assert!(to_server.len() >= 3, "the TCP flow to pod2: {to_server:?}");
+    assert!(!to_server[0][2].is_empty(), "the flow's first packet has the annotation: {to_server:?}");
+    assert!(commented < to_server.len(), "every packet of the flow repeats its annotation: {to_server:?}");
+}
+
 #[test]
 fn frames_equal_tcpdumps_and_tshark_and_tcpdump_read_the_file() {
     let node = Node::up("pn");
@@ -173,14 +185,7 @@ fn frames_equal_tcpdumps_and_tshark_and_tcpdump_read_the_file() {
     assert!(request_in[2].contains(&route), "comment {:?} lacks {route:?}", request_in[2]);
     let request_out = rows.iter().find(|r| r[0] == calis[1] && r[3] == "8").expect("echo request forwarded");
     assert_eq!(request_out[1], "0", "the forwarded request is sent on pod2's cali");
-    // A flow's annotation is its first packet's comment; its later packets carry one only when
-    // the annotation changed (a route or neighbour change in between).
-    let tcp = tshark_fields(&path, &["frame.interface_name", "tcp.dstport", "frame.comment"]);
-    let to_server: Vec<&Vec<String>> = tcp.iter().filter(|r| r[0] == calis[0] && r[1] == "8080").collect();
-    let commented = to_server.iter().filter(|r| !r[2].is_empty()).count();
-    assert!(to_server.len() >= 3, "the TCP flow to pod2: {to_server:?}");
-    assert!(!to_server[0][2].is_empty(), "the flow's first packet has the annotation: {to_server:?}");
-    assert!(commented < to_server.len(), "every packet of the flow repeats its annotation: {to_server:?}");
+    assert_flow_commented_once(&path, &calis[0]);
     let arp = rows.iter().find(|r| r[0] == "vethtrace-events" && r[2].contains("ARP recv Request who-has 169.254.1.1"));
     assert!(arp.is_some(), "no ARP probe event in the file: {rows:?}");
 

@@ -66,7 +66,8 @@ pub(crate) struct Options {
     /// Write the JSON here (default: target/bench/bench-<unix time>.json, and target/bench/latest.json).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Use this vethtrace binary instead of building target/release/vethtrace.
+    /// Use this vethtrace binary instead of building target/release/vethtrace (it must be built
+    /// with `--features bench`: `cargo build --release -p tracer --features bench`).
     #[arg(long, value_name = "FILE")]
     bin: Option<PathBuf>,
     /// Namespace prefix (scripts/calico-node.sh VT_PREFIX); everything under it is removed.
@@ -143,7 +144,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     let bin = match &opts.bin {
         Some(bin) => bin.clone(),
         None => {
-            run::status(Command::new("cargo").args(["build", "--release", "--package", "tracer"]))?;
+            // The collector benchmark (`__bench-collector`) is only in a binary built with it.
+            run::status(Command::new("cargo").args(["build", "--release", "--package", "tracer", "--features", "bench"]))?;
             PathBuf::from("target/release/vethtrace")
         }
     };

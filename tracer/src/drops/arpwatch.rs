@@ -14,7 +14,7 @@ use std::{
     net::{IpAddr, Ipv4Addr},
 };
 
-use tracer_common::dir;
+use tracer_common::{arp_op, dir};
 
 use super::cause::{Cause, CauseCode};
 use crate::{
@@ -124,13 +124,13 @@ impl ArpWatch {
         let key = (ev.ifindex, arp.tpa);
         match (ev.dir, arp.op) {
             // The node's reply going out to the pod.
-            (dir::EGRESS, 2) => {
+            (dir::EGRESS, arp_op::REPLY) => {
                 self.waiting.remove(&(ev.ifindex, arp.spa));
                 self.last.remove(&ev.ifindex);
                 None
             }
             // A pod's request (not a gratuitous ARP or an address probe).
-            (dir::INGRESS, 1) if !arp.spa.is_unspecified() && arp.spa != arp.tpa => {
+            (dir::INGRESS, arp_op::REQUEST) if !arp.spa.is_unspecified() && arp.spa != arp.tpa => {
                 let why = match proxy_verdict(mirror, ev.ifindex, &arp) {
                     Some(why) => Some(why),
                     None => self

@@ -3,6 +3,8 @@
 
 use std::{fmt, net::IpAddr};
 
+use tracer_common::iff;
+
 use crate::event::DropEvent;
 
 use crate::{
@@ -81,9 +83,6 @@ impl fmt::Display for Cause {
         f.write_str(&self.text)
     }
 }
-
-/// `IFF_UP` in `net_device.flags`.
-const IFF_UP: u32 = 1;
 
 /// Drops grouped by what a user would do about them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +224,7 @@ fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<Cause> {
         return None;
     }
     let link = f.mirror.links.get(f.ev.ifindex);
-    if f.ev.dev_flags & IFF_UP == 0 {
+    if f.ev.dev_flags & iff::UP == 0 {
         return Some(Cause::new(CauseCode::DeviceDown, format!("{dev} is down")));
     }
     if f.ev.dev_carrier != 0 {
@@ -233,7 +232,7 @@ fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<Cause> {
     }
     Some(if f.ev.flags & tracer_common::dropf::HAS_POD != 0 {
         let pod = super::podside::pod_dev_name(f.ev);
-        let state = if f.ev.pod_flags & IFF_UP == 0 { "is down" } else { "has no carrier" };
+        let state = if f.ev.pod_flags & iff::UP == 0 { "is down" } else { "has no carrier" };
         Cause::new(CauseCode::VethPeerDown, format!("veth peer is down (the pod's {pod} {state}: {dev} has no carrier)"))
     } else if link.is_some_and(|l| l.peer_index.is_some()) {
         Cause::new(CauseCode::VethPeerDown, format!("veth peer is down ({dev} has no carrier: its other end is down)"))
@@ -318,7 +317,7 @@ mod tests {
         assert_eq!(code("TCP_CSUM", &ev), CauseCode::Kernel);
         assert_eq!(code("QDISC_DROP", &ev), CauseCode::QueueDrop);
         ev.flags = tracer_common::dropf::HAS_DEV;
-        ev.dev_flags = IFF_UP;
+        ev.dev_flags = iff::UP;
         assert_eq!(code("QDISC_DROP", &ev), CauseCode::NoCarrier);
         ev.dev_flags = 0;
         assert_eq!(code("NEIGH_FAILED", &ev), CauseCode::DeviceDown);
@@ -350,7 +349,7 @@ mod tests {
         ev.len = 1400;
         assert_eq!(facts_text("PKT_TOO_BIG", &ev, &mirror, &a), "packet larger than MTU with DF set (1400 bytes)");
         ev.flags = tracer_common::dropf::HAS_DEV;
-        ev.dev_flags = IFF_UP;
+        ev.dev_flags = iff::UP;
         ev.dev_carrier = 0;
         assert_eq!(facts_text("QDISC_DROP", &ev, &mirror, &a), "calia has no carrier");
         ev.dev_flags = 0;

@@ -73,9 +73,6 @@ pub(crate) fn status(found: &Result<VethLayout, VethError>) -> Result<String, St
 }
 
 
-/// `IFF_UP` in `net_device.flags`.
-const IFF_UP: u32 = 1;
-
 /// The pod end's name as the kernel gave it (`eth0`), or `if<N>`.
 pub(crate) fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
     let name = &ev.pod_name;
@@ -99,7 +96,7 @@ pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&supe
     let ev = f.ev;
     let class = classify(f.reason, f.symbol);
     if matches!(class, Class::Neighbour | Class::Device) {
-        if ev.dev_flags & IFF_UP == 0 {
+        if ev.dev_flags & tracer_common::iff::UP == 0 {
             return Cause::new(C::PodDeviceDown, format!("the pod's {pod_dev} is down (pod end of {cali})"));
         }
         if ev.dev_carrier == 0 {

@@ -2,9 +2,6 @@
 
 use std::io;
 
-#[cfg(test)]
-use serde::Serialize;
-
 use tracer_common::{dir, dropf, fib};
 
 use crate::event::{DropEvent, PacketEvent};
@@ -55,14 +52,9 @@ pub(crate) fn as_packet_event(ev: &DropEvent) -> PacketEvent {
     }
 }
 
-/// Names a drop: reason, location, route/neighbour annotation, cause.
-#[cfg(test)]
-pub(crate) fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop<'m> {
-    name_with(names, mirror, ev, dev, None)
-}
-
-/// [`name`], with the last ARP request the node left unanswered on the drop's interface
-/// (what a pod-side NEIGH_FAILED was waiting for).
+/// Names a drop: reason, location, route/neighbour annotation, cause, with the last ARP
+/// request the node left unanswered on the drop's interface (what a pod-side NEIGH_FAILED was
+/// waiting for).
 pub(crate) fn name_with<'m>(
     names: &DropNames,
     mirror: &'m Mirror,
@@ -112,7 +104,7 @@ pub(crate) fn write(format: Format, buf: &mut Vec<u8>, drop: &NamedDrop<'_>, met
 }
 
 /// The drop's own JSON keys, after the frame's and the annotation's (README order), written
-/// as [`DropTail`]'s serde derive writes them (a test holds the two equal), without serde's
+/// as a serde derive writes them (a test holds the two equal: `tests::DropTail`), without serde's
 /// detour through a buffer of its own for every drop.
 fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop<'_>) -> io::Result<()> {
     use output::write::{put, put_json_str, put_u32};
@@ -146,23 +138,6 @@ fn reason_code(drop: &NamedDrop<'_>) -> Option<u32> {
     (drop.reason.is_some() && !drop.finding).then_some(drop.ev.reason)
 }
 
-/// The reference for [`put_json_tail`]: the keys and values as the serde derive writes them.
-#[cfg(test)]
-#[derive(Serialize)]
-struct DropTail<'a> {
-    reason: Option<&'a str>,
-    reason_code: Option<u32>,
-    location: &'a str,
-    cause: &'a str,
-    cause_code: &'static str,
-    matched: &'a str,
-    /// `"pod"` for a drop on the pod end of the veth; absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    side: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pod_dev: Option<&'a str>,
-}
-
 /// Why a drop is shown: its device is traced, an address is routed to a traced interface, or
 /// it arrived through one.
 pub(crate) fn matched(flags: u8) -> &'static str {
@@ -179,7 +154,29 @@ pub(crate) fn matched(flags: u8) -> &'static str {
 pub(crate) mod tests {
     use super::*;
     use crate::kernel::{drop_reason::DropReasons, kallsyms::Kallsyms};
+    use serde::Serialize;
     use tracer_common::{DropSection, valid};
+
+    /// Names a drop: reason, location, route/neighbour annotation, cause.
+    pub(crate) fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop<'m> {
+        name_with(names, mirror, ev, dev, None)
+    }
+
+    /// The reference for [`put_json_tail`]: the keys and values as the serde derive writes them.
+    #[derive(Serialize)]
+    struct DropTail<'a> {
+        reason: Option<&'a str>,
+        reason_code: Option<u32>,
+        location: &'a str,
+        cause: &'a str,
+        cause_code: &'static str,
+        matched: &'a str,
+        /// `"pod"` for a drop on the pod end of the veth; absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        side: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pod_dev: Option<&'a str>,
+    }
 
     pub(crate) fn names() -> DropNames {
         DropNames {

@@ -30,18 +30,18 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
     registry::Registry,
 };
-use tracer_common::{NeighSection, arp_hook, neigh_hook, neighf};
+use tracer_common::{
+    NeighSection, arp_hook,
+    arp_op::{REPLY as ARP_REPLY, REQUEST as ARP_REQUEST},
+    neigh_hook, neighf,
+    nud::FAILED as NUD_FAILED,
+};
 
 use crate::event::Event;
 pub(crate) use kernel_counts::KernelCounts;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// `NUD_FAILED`: the neighbour never answered.
-const NUD_FAILED: u8 = 0x20;
-/// ARP operations.
-const ARP_REQUEST: u16 = 1;
-const ARP_REPLY: u16 = 2;
 
 /// The host's view of the interface, as in the JSON output's `dir`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]

@@ -6,6 +6,7 @@ use netlink_packet_route::{
     AddressFamily,
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState},
 };
+use tracer_common::nud;
 
 use super::prefix::{Family, IntMap, key};
 use crate::packet::Mac;
@@ -42,14 +43,14 @@ impl NeighState {
     /// From the kernel's NUD_* bits (`neigh->nud_state`).
     pub fn from_nud(bits: u8) -> Self {
         match bits {
-            0x01 => Self::Incomplete,
-            0x02 => Self::Reachable,
-            0x04 => Self::Stale,
-            0x08 => Self::Delay,
-            0x10 => Self::Probe,
-            0x20 => Self::Failed,
-            0x40 => Self::Noarp,
-            0x80 => Self::Permanent,
+            nud::INCOMPLETE => Self::Incomplete,
+            nud::REACHABLE => Self::Reachable,
+            nud::STALE => Self::Stale,
+            nud::DELAY => Self::Delay,
+            nud::PROBE => Self::Probe,
+            nud::FAILED => Self::Failed,
+            nud::NOARP => Self::Noarp,
+            nud::PERMANENT => Self::Permanent,
             _ => Self::None,
         }
     }

@@ -6,6 +6,7 @@
 //! not decode netconf, so the small message is decoded here.
 
 use netlink_packet_core::{DecodeError, NlaBuffer, NlasIterator, parse_i32};
+use tracer_common::proto::{AF_INET, AF_INET6};
 
 use super::prefix::{Family, IntMap};
 
@@ -20,9 +21,6 @@ const NETCONFA_IFINDEX: u16 = 1;
 const NETCONFA_FORWARDING: u16 = 2;
 const NETCONFA_RP_FILTER: u16 = 3;
 const NETCONFA_PROXY_NEIGH: u16 = 5;
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// The values a netconf message carried; a notification carries only the one that changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -3,8 +3,7 @@
 //!
 //! `core::fmt` and serde cost several times the decode and the route lookup together at a
 //! million events a second; these write the same bytes without them. Each writer prints exactly
-//! what its `Display`/serde counterpart prints — the tests here and in `output::equivalence`
-//! hold them to it.
+//! what its `Display`/serde counterpart prints — the tests here hold them to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::{cell::Cell, io};
@@ -124,17 +123,9 @@ pub fn put_hex4(out: &mut Vec<u8>, n: u16) {
     });
 }
 
+/// `aa:bb:cc:dd:ee:ff` (the one MAC formatter: [`Mac::text`]).
 pub fn put_mac(out: &mut Vec<u8>, mac: Mac) {
-    put_with::<17>(out, |text| {
-        for (i, b) in mac.0.iter().enumerate() {
-            text[i * 3] = HEX[usize::from(b >> 4)];
-            text[i * 3 + 1] = HEX[usize::from(b & 0x0f)];
-            if i < 5 {
-                text[i * 3 + 2] = b':';
-            }
-        }
-        17
-    });
+    out.extend_from_slice(mac.text().as_bytes());
 }
 
 /// Each byte's decimal text, left-aligned in 3 bytes, and its length.
@@ -343,21 +334,6 @@ pub fn put_hms_micros(out: &mut Vec<u8>, wall_ns: i128) {
     });
 }
 
-/// A small deterministic generator (xorshift) for the equivalence tests, so that failures
-/// reproduce.
-#[cfg(test)]
-pub struct Rng(pub u64);
-
-#[cfg(test)]
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Appends the fields of `value` (a struct serializing as a JSON object) as `,"key":value`
 /// pairs, in its field order, for merging into an object being written.
 pub fn put_json_fields(out: &mut Vec<u8>, value: &impl serde::Serialize) -> std::io::Result<()> {
@@ -388,6 +364,19 @@ mod tests {
     use std::fmt::Write as _;
 
     use super::*;
+
+    /// A small deterministic generator (xorshift) for the equivalence tests, so that failures
+    /// reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
 
     fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();

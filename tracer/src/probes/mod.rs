@@ -122,12 +122,6 @@ const TRACEPOINT: &[Hook] = &[
 /// What stands in for `arp_rcv` and `arp_xmit` in tracepoint mode (tracer-ebpf/src/arp.rs).
 const TC_ARP: [&str; 2] = ["TC ingress", "TC egress"];
 
-/// Every program of every mode (for the check that the object has them all).
-#[cfg(test)]
-pub(crate) fn program_names() -> impl Iterator<Item = &'static str> {
-    Mode::ALL.into_iter().flat_map(|m| m.hooks().iter().map(|h| h.program))
-}
-
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProbeError {
     #[error("the ARP/neighbour probes need the kernel's struct layouts: {0}")]
@@ -332,8 +326,13 @@ pub(crate) fn layout(btf: &KernelBtf) -> Result<NeighConfig, BtfError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Every program of every mode (for the check that the object has them all).
+    pub(crate) fn program_names() -> impl Iterator<Item = &'static str> {
+        Mode::ALL.into_iter().flat_map(|m| m.hooks().iter().map(|h| h.program))
+    }
 
     /// Every offset is found on the running kernel (6.18 here, 6.1 in the VM), and they agree
     /// with facts that hold on both.

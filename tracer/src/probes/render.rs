@@ -30,11 +30,7 @@ pub(crate) fn neigh_hook_name(hook: u8) -> &'static str {
 }
 
 fn arp_op_name(op: u16) -> Value {
-    match op {
-        1 => "request".into(),
-        2 => "reply".into(),
-        n => n.into(),
-    }
+    crate::packet::arp_op_word(op).map_or_else(|| op.into(), Into::into)
 }
 
 fn mac(m: [u8; 6]) -> String {

@@ -156,7 +156,7 @@ mod tests {
         let drop_ev = crate::drops::render::tests::drop_event();
         let drop = Record::Drop(Box::new(DropRecord {
             place: place(),
-            drop: crate::drops::render::name(&names, &mirror, &drop_ev, Some("calia")),
+            drop: crate::drops::render::tests::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         }));
         let mut pod_ev = drop_ev;
@@ -165,7 +165,7 @@ mod tests {
         pod_ev.pod_name[..4].copy_from_slice(b"eth0");
         let pod_drop = Record::Drop(Box::new(DropRecord {
             place: place(),
-            drop: crate::drops::render::name(&names, &mirror, &pod_ev, Some("calia")),
+            drop: crate::drops::render::tests::name(&names, &mirror, &pod_ev, Some("calia")),
             frame: Captured::default(),
         }));
         let arp = ArpSection {
