@@ -5,6 +5,7 @@
 mod bench;
 mod demo;
 mod image;
+mod libpcap;
 mod run;
 mod setup;
 mod test;
@@ -25,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what is missing: apt packages, the eBPF nightly, bpf-linker (idempotent).
+    /// Install what is missing: apt packages, libpcap (built from Debian's source package into
+    /// /var/cache/vethtrace), the eBPF nightly, bpf-linker (idempotent).
     Setup,
     /// Build, then trace a Calico-style node built in network namespaces while it makes traffic.
     Demo {
