@@ -51,7 +51,7 @@ unsafe extern "C" {
 /// The libpcap version the project pins (tracer-pcap/libpcap-version; build.rs links no other).
 pub const LIBPCAP_VERSION: &str = include_str!("../libpcap-version").trim_ascii();
 
-/// libpcap's own description of itself, e.g. "libpcap version 1.10.3".
+/// libpcap's own description of itself: "libpcap version " and the version.
 pub fn lib_version() -> String {
     // SAFETY: returns a pointer to a static NUL-terminated string.
     unsafe { CStr::from_ptr(pcap_lib_version()) }.to_string_lossy().into_owned()

@@ -322,7 +322,7 @@ fn bad_expression_exits_2_with_one_line_and_attaches_nothing() {
         assert!(!links.contains("vethtrace"), "{links}");
     };
     attached_nothing();
-    // -d prints libpcap's program exactly as Debian's tcpdump -d does (the same libpcap, 1.10.3),
+    // -d prints libpcap's program exactly as Debian's tcpdump -d does (the same libpcap version),
     // for the expression in words and for every expression of the suite, and attaches nothing
     // either.
     let dumps = std::iter::once(("udp port 53", vec!["udp", "port", "53"]))
