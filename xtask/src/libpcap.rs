@@ -136,7 +136,7 @@ fn deb_src() -> anyhow::Result<()> {
 /// `target` with `cc` and builds libpcap.a only, then puts it and VERSION into `out`.
 fn build(dsc: &Path, out: &Path, target: &str, cc: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    eprintln!("xtask: building libpcap {VERSION} from Debian's source package for {target} into {} (about 10 s)", out.display());
+    eprintln!("xtask: building libpcap {VERSION} from Debian's source package for {target} into {} (about 10–20 s)", out.display());
     let work = out.with_extension("build");
     if work.exists() {
         fs::remove_dir_all(&work)?;
