@@ -13,9 +13,10 @@ pub(crate) const EBPF_TOOLCHAIN: &str = "nightly-2026-06-20";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-/// Debian packages: LLVM for bpf-linker, libpcap's build tools, network tools for the tests and the demo (tcpdump,
-/// tshark and bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM,
-/// Prometheus (the metrics test's scraper and promtool) and buildah (the container image).
+/// Debian packages: LLVM for bpf-linker, libpcap's build tools, network tools for the tests and
+/// the demo (tcpdump, tshark and bpftrace are the independent oracles), QEMU and busybox for the
+/// kernel-matrix VM, Prometheus (the metrics test's scraper and promtool) and buildah (the
+/// container image).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libzstd-dev",
