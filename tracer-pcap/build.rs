@@ -1,74 +1,36 @@
-//! Builds libpcap's filter compiler from the vendored sources in `libpcap/` into a static library,
-//! for the target being built (glibc or musl): vethtrace stays one file that runs where libpcap
-//! is not installed. No live-capture module is built (pcap-null.c), so nothing else is linked.
+//! Links libpcap's filter compiler statically: the library `cargo xtask setup` (`./x setup`)
+//! built from Debian's source package for the target being built (glibc or musl), without any
+//! capture module, so vethtrace stays one file that runs where libpcap is not installed.
 //!
-//! grammar.c/h and scanner.c/h are generated and vendored (bison 3.8.2, flex 2.6.4):
-//! `sed 's/@REENTRANT_PARSER@/%define api.pure/' grammar.y.in > grammar.y;
-//! bison -p pcap_ -o grammar.c -d grammar.y;
-//! flex -P pcap_ --header-file=scanner.h --nounput -oscanner.c scanner.l`.
+//! Where: `$VETHTRACE_LIBPCAP_DIR/<target>/`, by default
+//! `/var/cache/vethtrace/libpcap-<version>/<target>/` (libpcap.a and libpcap's VERSION file),
+//! the version being the one pinned in `libpcap-version`.
 
-const SOURCES: &[&str] = &[
-    "bpf_dump.c",
-    "bpf_filter.c",
-    "bpf_image.c",
-    "etherent.c",
-    "fmtutils.c",
-    "gencode.c",
-    "grammar.c",
-    "nametoaddr.c",
-    "optimize.c",
-    "pcap-common.c",
-    "pcap-null.c",
-    "pcap-util.c",
-    "pcap.c",
-    "savefile.c",
-    "scanner.c",
-    "sf-pcap.c",
-    "sf-pcapng.c",
-    "missing/strlcat.c",
-    "missing/strlcpy.c",
-];
+use std::path::PathBuf;
+
+const VERSION: &str = include_str!("libpcap-version").trim_ascii();
+const DIR_ENV: &str = "VETHTRACE_LIBPCAP_DIR";
 
 fn main() {
-    let dir = std::path::Path::new("libpcap");
-    let mut build = cc::Build::new();
-    build
-        .include(dir)
-        .define("HAVE_CONFIG_H", None)
-        .define("BUILDING_PCAP", None)
-        .define("pcap_EXPORTS", None)
-        .define("_GNU_SOURCE", None)
-        .warnings(false);
-    let strerror = match std::env::var("CARGO_CFG_TARGET_ENV").as_deref() {
-        Ok("gnu") => "HAVE_GNU_STRERROR_R",
-        _ => "HAVE_POSIX_STRERROR_R",
-    };
-    build.define(strerror, None);
-    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
-        build.include(kernel_headers());
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    let root = std::env::var_os(DIR_ENV)
+        .map_or_else(|| PathBuf::from(format!("/var/cache/vethtrace/libpcap-{VERSION}")), PathBuf::from);
+    let dir = root.join(&target);
+    let built = std::fs::read_to_string(dir.join("VERSION")).unwrap_or_default();
+    if !dir.join("libpcap.a").is_file() || built.trim() != VERSION {
+        let other = if built.is_empty() { String::new() } else { format!(" (it holds {})", built.trim()) };
+        // One line: what is missing and the command that builds it.
+        eprintln!(
+            "tracer-pcap: libpcap {VERSION} for {target} is not built in {}{other}; run `./x setup` (or `cargo xtask setup`)",
+            dir.display()
+        );
+        std::process::exit(1);
     }
-    for src in SOURCES {
-        build.file(dir.join(src));
-    }
-    build.compile("pcap");
-    println!("cargo:rerun-if-changed=libpcap");
-}
-
-/// musl-gcc searches only musl's headers; bpf_filter.c also includes the kernel's UAPI headers
-/// (linux/filter.h). A directory holding just those (from Debian's linux-libc-dev), so that no
-/// glibc header is mixed in.
-fn kernel_headers() -> std::path::PathBuf {
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("uapi");
-    std::fs::create_dir_all(&out).expect("creating OUT_DIR/uapi");
-    for (name, target) in [
-        ("linux", "/usr/include/linux"),
-        ("asm", "/usr/include/x86_64-linux-gnu/asm"),
-        ("asm-generic", "/usr/include/asm-generic"),
-    ] {
-        let link = out.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(target, &link).expect("linking a kernel header directory");
-        }
-    }
-    out
+    // (A failed build script always runs again: these matter once it succeeded.)
+    println!("cargo:rerun-if-env-changed={DIR_ENV}");
+    println!("cargo:rerun-if-changed=libpcap-version");
+    println!("cargo:rerun-if-changed={}", dir.join("libpcap.a").display());
+    println!("cargo:rerun-if-changed={}", dir.join("VERSION").display());
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    println!("cargo:rustc-link-lib=static=pcap");
 }

@@ -1,4 +1,5 @@
-//! libpcap's filter compiler, statically linked from the vendored sources (see build.rs):
+//! libpcap's filter compiler, statically linked (built by `cargo xtask setup` from Debian's
+//! source package, see build.rs):
 //! pcap-filter expressions to classic BPF for an Ethernet link, as `tcpdump` compiles them.
 //!
 //! Also libpcap's own cBPF interpreter ([`run`], the code behind `pcap_offline_filter`) and its
@@ -44,6 +45,16 @@ unsafe extern "C" {
     fn pcap_freecode(fp: *mut BpfProgram);
     fn bpf_image(insn: *const Insn, n: c_int) -> *mut c_char;
     fn bpf_filter(insns: *const Insn, pkt: *const u8, wirelen: c_uint, buflen: c_uint) -> c_uint;
+    fn pcap_lib_version() -> *const c_char;
+}
+
+/// The libpcap version the project pins (tracer-pcap/libpcap-version; build.rs links no other).
+pub const LIBPCAP_VERSION: &str = include_str!("../libpcap-version").trim_ascii();
+
+/// libpcap's own description of itself: "libpcap version " and the version.
+pub fn lib_version() -> String {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(pcap_lib_version()) }.to_string_lossy().into_owned()
 }
 
 /// libpcap's compiler and printer keep state in globals (the printer returns a static
@@ -121,6 +132,11 @@ pub fn run(insns: &[Insn], frame: &[u8], wirelen: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linked_libpcap_is_the_pinned_version() {
+        assert_eq!(lib_version(), format!("libpcap version {LIBPCAP_VERSION}"));
+    }
 
     #[test]
     fn compiles_and_dumps_like_tcpdump() {

@@ -315,13 +315,25 @@ fn bad_expression_exits_2_with_one_line_and_attaches_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err, "vethtrace: syntax error in filter expression: can't parse filter expression: syntax error\n");
-    let filters = stdout(node.in_node("tc").args(["filter", "show", "dev", &cali, "ingress"]));
-    assert!(filters.trim().is_empty(), "{filters}");
-    let links = stdout(node.in_node("bpftool").args(["link", "show"]));
-    assert!(!links.contains("vethtrace"), "{links}");
-    // -d prints libpcap's program (as tcpdump -d does) and attaches nothing either.
-    let dump = node.in_node(vethtrace_bin().to_str().unwrap()).args(["-i", &cali, "-d", "udp", "port", "53"]).output().unwrap();
-    assert!(dump.status.success());
-    let tcpdump = stdout(Command::new("tcpdump").args(["-d", "udp port 53"]));
-    assert_eq!(String::from_utf8_lossy(&dump.stdout), tcpdump);
+    let attached_nothing = || {
+        let filters = stdout(node.in_node("tc").args(["filter", "show", "dev", &cali, "ingress"]));
+        assert!(filters.trim().is_empty(), "{filters}");
+        let links = stdout(node.in_node("bpftool").args(["link", "show"]));
+        assert!(!links.contains("vethtrace"), "{links}");
+    };
+    attached_nothing();
+    // -d prints libpcap's program exactly as Debian's tcpdump -d does (the same libpcap version),
+    // for the expression in words, for one that libpcap versions compile differently (1.10.6:
+    // 224.0.0.0/4 exactly; Debian 12's 1.10.3: 224.0.0.0 and up) and for every expression of the
+    // suite, and attaches nothing either.
+    let dumps = [("udp port 53", vec!["udp", "port", "53"]), ("ip multicast", vec!["ip multicast"])]
+        .into_iter()
+        .chain(frames::EXPRESSIONS.iter().map(|e| (*e, vec![*e])));
+    for (expr, words) in dumps {
+        let dump = node.in_node(vethtrace_bin().to_str().unwrap()).args(["-i", &cali, "-d"]).args(&words).output().unwrap();
+        assert!(dump.status.success(), "{expr}: {}", String::from_utf8_lossy(&dump.stderr));
+        let tcpdump = stdout(Command::new("tcpdump").args(["-d", expr]));
+        assert_eq!(String::from_utf8_lossy(&dump.stdout), tcpdump, "vethtrace -d {expr:?} differs from tcpdump -d");
+    }
+    attached_nothing();
 }

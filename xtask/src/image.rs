@@ -19,10 +19,6 @@ use crate::{run, vm};
 /// What the image's entrypoint must be.
 const ENTRYPOINT: &str = "/vethtrace";
 
-fn workspace() -> anyhow::Result<&'static Path> {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask sits in the workspace")
-}
-
 /// `localhost/vethtrace:<tracer's version>`, the tag deploy/daemonset.yaml names.
 pub(crate) fn tag(workspace: &Path) -> anyhow::Result<String> {
     let manifest = fs::read_to_string(workspace.join("tracer/Cargo.toml"))?;
@@ -42,7 +38,7 @@ fn buildah(store: &Path) -> Command {
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    let workspace = workspace()?;
+    let workspace = crate::workspace()?;
     let binary = vm::static_vethtrace(workspace, &workspace.join("target/vm"))?;
     let out = workspace.join("target/image");
     let context = out.join("context");
@@ -86,7 +82,7 @@ fn entrypoint(store: &Path, tag: &str) -> anyhow::Result<Vec<String>> {
 /// deploy/ against the Kubernetes schemas and its own consistency (needs the PyPI package
 /// kubernetes-validate, which `setup` installs).
 pub(crate) fn deploy_check() -> anyhow::Result<()> {
-    let workspace = workspace()?;
+    let workspace = crate::workspace()?;
     let script: PathBuf = workspace.join("xtask/deploy/check.py");
     run::status(Command::new("python3").arg(script).arg(workspace.join("deploy")).arg(tag(workspace)?))
 }

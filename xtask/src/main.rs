@@ -5,12 +5,15 @@
 mod bench;
 mod demo;
 mod image;
+mod libpcap;
 mod run;
 mod setup;
 mod test;
 mod vm;
 
-use std::process::ExitCode;
+use std::{path::Path, process::ExitCode};
+
+use anyhow::Context as _;
 
 use clap::{Parser, Subcommand};
 
@@ -23,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what is missing: apt packages, the eBPF nightly, bpf-linker (idempotent).
+    /// Install what is missing: apt packages, libpcap (built from Debian's source package into
+    /// /var/cache/vethtrace), the eBPF nightly, bpf-linker (idempotent).
     Setup,
     /// Build, then trace a Calico-style node built in network namespaces while it makes traffic.
     Demo {
@@ -38,6 +42,9 @@ enum Task {
     /// Every test: unit tests, the privileged integration tests (root needed), then the
     /// integration tests again on Debian 12's 6.1 and 6.12 kernels under QEMU (`vm`).
     Test,
+    /// Check that every tracked file is the project's own (no vendored sources, no notices of
+    /// other projects); `test` runs it first.
+    ThirdPartyCheck,
     /// The integration tests on a Debian 12 kernel (6.1 or 6.12 from apt) under QEMU/TCG.
     Vm(vm::Options),
     /// The container image (FROM scratch, the static musl binary) with buildah, offline;
@@ -72,6 +79,7 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
             setup::run()?;
             test::run()
         }
+        Task::ThirdPartyCheck => test::third_party_check(workspace()?),
         Task::Vm(opts) => {
             setup::run()?;
             vm::run(&opts)
@@ -85,4 +93,9 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
             image::deploy_check()
         }
     }
+}
+
+/// The workspace's root (xtask sits in it).
+fn workspace() -> anyhow::Result<&'static Path> {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask sits in the workspace")
 }

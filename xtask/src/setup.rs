@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::bail;
 
-use crate::run;
+use crate::{libpcap, run};
 
 /// Nightly that compiles tracer-ebpf; its LLVM major (22) must match bpf-linker's.
 /// Keep in step with `EBPF_TOOLCHAIN` in tracer/build.rs.
@@ -13,9 +13,10 @@ pub(crate) const EBPF_TOOLCHAIN: &str = "nightly-2026-06-20";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-/// Debian packages: LLVM for bpf-linker, network tools for the tests and the demo (tcpdump,
-/// tshark and bpftrace are the independent oracles), QEMU and busybox for the kernel-matrix VM,
-/// Prometheus (the metrics test's scraper and promtool) and buildah (the container image).
+/// Debian packages: LLVM for bpf-linker, libpcap's build tools, network tools for the tests and
+/// the demo (tcpdump, tshark and bpftrace are the independent oracles), QEMU and busybox for the
+/// kernel-matrix VM, Prometheus (the metrics test's scraper and promtool) and buildah (the
+/// container image).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libzstd-dev",
@@ -43,7 +44,14 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "containernetworking-plugins",
     "python3",
-    // A C compiler for musl: tracer-pcap builds the vendored libpcap into the static build.
+    // libpcap from Debian's source package (xtask/src/libpcap.rs), for glibc and musl:
+    // dpkg-source unpacks it, bison and flex generate its parser, musl-gcc compiles the static
+    // build's copy against the kernel's UAPI headers.
+    "dpkg-dev",
+    "bison",
+    "flex",
+    "make",
+    "gcc",
     "musl-tools",
     "linux-libc-dev",
     "prometheus",
@@ -55,6 +63,7 @@ const PIP_PACKAGES: &[(&str, &str)] = &[("kubernetes-validate", "1.37.0")];
 
 pub(crate) fn run() -> anyhow::Result<()> {
     apt_packages()?;
+    libpcap::run()?;
     pip_packages()?;
     ebpf_toolchain()?;
     bpf_linker()?;

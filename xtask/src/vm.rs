@@ -111,7 +111,7 @@ struct TestBinary {
 
 pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask sits in the workspace")?;
+    let workspace = crate::workspace()?;
     let target = workspace.join("target/vm");
     let kernel = Kernel::get(opts.kernel_package.as_deref(), opts.kernel, &workspace.join(".vm"))?;
     let (vethtrace, mut tests) = build(workspace, &target)?;
