@@ -1,6 +1,10 @@
 //! Numbers defined by the kernel and the protocols (ethertypes, address families, IP
 //! protocols, neighbour states, ARP operations, interface flags), shared by both sides.
 
+/// What a TC program returns to let the packet go on: `TC_ACT_UNSPEC` on clsact, the same value
+/// as `TCX_NEXT` on TCX (the next program's turn, then the packet's normal way).
+pub const TC_ACT_UNSPEC: i32 = -1;
+
 /// Shared protocol numbers (both sides parse and compare them).
 pub mod proto {
     pub const ETH_P_IP: u16 = 0x0800;

@@ -10,14 +10,12 @@ use aya_ebpf::{
     EbpfContext, bindings::__sk_buff, helpers::generated::bpf_skb_load_bytes, macros::classifier, programs::TcContext,
 };
 use tracer_common::{
+    TC_ACT_UNSPEC,
     FrameSection, Packet, SCRATCH_BYTES, SectionHeader, TcRecord, TcSection, arp_hook, dir, fib, frame_origin, kind,
     filter::jump, section, slot, tc_flags, tcf,
 };
 
 use crate::{capture::Captured, emit, fib as fib_lookup, parse};
-
-/// "Continue": TC_ACT_UNSPEC on clsact, TCX_NEXT on TCX.
-const TC_ACT_UNSPEC: i32 = -1;
 
 /// Bytes copied at least, whatever the snaplen, so that the FIB lookup sees the headers.
 const HEADERS: u32 = 128;

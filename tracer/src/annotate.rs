@@ -15,7 +15,6 @@ use std::{
     net::IpAddr,
 };
 
-use serde::Serialize;
 use tracer_common::{arp_op, dir, fib};
 
 use crate::event::PacketEvent;
@@ -52,12 +51,6 @@ impl fmt::Display for Dev<'_> {
             Some(n) => f.write_str(n),
             None => write!(f, "if{}", self.index),
         }
-    }
-}
-
-impl Serialize for Dev<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
 
@@ -111,47 +104,24 @@ impl FibVerdict {
     }
 }
 
-fn serialize_name<S: serde::Serializer, T: Copy>(
-    v: &Option<T>,
-    s: S,
-    name: fn(T) -> &'static str,
-) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.serialize_str(name(*v)),
-        None => s.serialize_none(),
-    }
-}
-
 /// The annotation of one event; the field names are the JSON keys (documented in the README).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Annotation<'m> {
     /// The matched prefix.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_dst: Option<Prefix>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_kind")]
     pub route_type: Option<RouteKind>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_dev: Option<Dev<'m>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_scope: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_gw: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_table: Option<u32>,
     /// The next hop whose neighbour entry was looked up (the gateway, else the destination).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub neigh_ip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_neigh")]
     pub neigh_state: Option<NeighState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub neigh_lladdr: Option<Mac>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_fib")]
     pub fib: Option<FibVerdict>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fib_dev: Option<Dev<'m>>,
     /// The checks that fired, in words; [`Annotation::note`] keeps `note_codes` in step.
     pub notes: Vec<String>,
-    #[serde(serialize_with = "ser_note_codes")]
     pub(crate) note_codes: Vec<NoteCode>,
 }
 
@@ -187,22 +157,6 @@ impl Annotation<'_> {
         self.notes.push(text);
         self.note_codes.push(code);
     }
-}
-
-fn ser_note_codes<S: serde::Serializer>(v: &[NoteCode], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|c| c.code()))
-}
-
-fn ser_kind<S: serde::Serializer>(v: &Option<RouteKind>, s: S) -> Result<S::Ok, S::Error> {
-    serialize_name(v, s, RouteKind::name)
-}
-
-fn ser_neigh<S: serde::Serializer>(v: &Option<NeighState>, s: S) -> Result<S::Ok, S::Error> {
-    serialize_name(v, s, NeighState::name)
-}
-
-fn ser_fib<S: serde::Serializer>(v: &Option<FibVerdict>, s: S) -> Result<S::Ok, S::Error> {
-    serialize_name(v, s, FibVerdict::name)
 }
 
 /// The route and neighbour for one destination, before any check looks at them.
@@ -498,6 +452,16 @@ mod tests {
         a.notes.join(" | ")
     }
 
+    /// The annotation's JSON fields as the product writes them, as one object.
+    pub(super) fn json_of(a: &Annotation<'_>) -> serde_json::Value {
+        let mut fields = b"{\"x\":1".to_vec();
+        a.write_json_fields(&mut fields).unwrap();
+        fields.push(b'}');
+        let mut v: serde_json::Value = serde_json::from_slice(&fields).unwrap();
+        v.as_object_mut().unwrap().remove("x");
+        v
+    }
+
     #[test]
     fn pod_to_pod_text_and_json() {
         let m = calico_node(4);
@@ -510,7 +474,7 @@ mod tests {
                 pod_mac(1)
             )
         );
-        let j = serde_json::to_value(&a).unwrap();
+        let j = json_of(&a);
         assert_eq!(j["route_dst"], "10.244.1.6");
         assert_eq!(j["route_type"], "unicast");
         assert_eq!(j["route_dev"], "cali00000a1b2c4");
@@ -573,7 +537,7 @@ mod tests {
         let a = annotate(&m, &tcp_event(0, Ipv4Addr::new(10, 250, 0, 1), dir::INGRESS, POD0, fib::BLACKHOLE, 0));
         assert_eq!(notes_of(&a), "route blackhole 10.250.0.0/16 drops it");
         assert_eq!(a.note_codes, [NoteCode::RouteRefuses]);
-        assert_eq!(serde_json::to_value(&a).unwrap()["fib"], "blackhole");
+        assert_eq!(json_of(&a)["fib"], "blackhole");
         let mut rule = crate::mirror::rules::Rule::lookup(Family::V4, 100, 0);
         rule.verb = crate::mirror::rules::RuleVerb::Prohibit;
         rule.dst = Some(Prefix::new("10.66.0.0".parse().unwrap(), 16));

@@ -15,7 +15,10 @@
 //! slow path's bounce buffer at r10-72. A and X live in 32-bit registers (32-bit ALU and jump
 //! operations zero-extend and compare the low 32 bits), as in cBPF.
 
-use tracer_common::filter::{FilterInsn, MEMWORDS, op as c};
+use tracer_common::{
+    TC_ACT_UNSPEC,
+    filter::{FilterInsn, MEMWORDS, op as c},
+};
 
 /// What the program does with a frame the expression accepts (a rejected frame returns
 /// `TC_ACT_UNSPEC`, the next program's turn, in both).
@@ -110,8 +113,6 @@ const SKB_DATA_END: i16 = 80;
 /// Helpers.
 const BPF_SKB_LOAD_BYTES: i32 = 26;
 const BPF_TAIL_CALL: i32 = 12;
-/// `TC_ACT_UNSPEC` (TCX: `TCX_NEXT`, the same value).
-const TC_ACT_UNSPEC: i32 = -1;
 /// Stack: `M[i]` at `MEM_AT + 4 i`, the bounce buffer at `BOUNCE_AT`.
 const MEM_AT: i16 = -64;
 const BOUNCE_AT: i16 = -72;

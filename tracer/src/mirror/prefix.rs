@@ -83,12 +83,6 @@ impl fmt::Display for Prefix {
     }
 }
 
-impl serde::Serialize for Prefix {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// Maps keyed by integers (addresses, ifindexes) for the per-event lookups, hashed with
 /// foldhash's fast hasher: SipHash would be most of a lookup's cost, and these keys come from
 /// the node's own tables, not from an attacker choosing collisions.
