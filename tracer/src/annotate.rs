@@ -426,11 +426,6 @@ fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation<'_
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn note_codes_are_unique_snake_case() {
-        crate::codes::assert_stable(&NoteCode::ALL.iter().map(|c| c.code()).collect::<Vec<_>>());
-    }
-
     use std::net::Ipv4Addr;
 
     use tracer_common::valid;

@@ -3,7 +3,8 @@
 //! The sentences may change between versions; the codes do not (JSON `cause_code`,
 //! `note_codes`: what scripts, dashboards and tests match).
 
-/// Declares an enum whose variants each carry a stable snake_case code.
+/// Declares an enum whose variants each carry a stable snake_case code; the build fails when
+/// two codes are the same or one is not snake_case.
 macro_rules! stable_codes {
     ($(#[$meta:meta])* $name:ident { $($(#[$doc:meta])* $variant:ident => $code:literal,)* }) => {
         $(#[$meta])*
@@ -12,10 +13,12 @@ macro_rules! stable_codes {
             $($(#[$doc])* $variant,)*
         }
 
-        impl $name {
-            #[cfg(test)]
-            pub(crate) const ALL: &[Self] = &[$(Self::$variant,)*];
+        const _: () = assert!(
+            $crate::codes::stable(&[$($code,)*]),
+            concat!("the codes of ", stringify!($name), " must be unique and snake_case")
+        );
 
+        impl $name {
             pub(crate) fn code(self) -> &'static str {
                 match self {
                     $(Self::$variant => $code,)*
@@ -27,12 +30,53 @@ macro_rules! stable_codes {
 
 pub(crate) use stable_codes;
 
-/// The codes of `all` are unique and snake_case (for the unit tests of each set).
+/// Whether every code is snake_case (lowercase ASCII and `_`) and none repeats.
+pub(crate) const fn stable(codes: &[&str]) -> bool {
+    let mut i = 0;
+    while i < codes.len() {
+        let code = codes[i].as_bytes();
+        let mut k = 0;
+        while k < code.len() {
+            if !(code[k].is_ascii_lowercase() || code[k] == b'_') {
+                return false;
+            }
+            k += 1;
+        }
+        let mut j = i + 1;
+        while j < codes.len() {
+            if same(code, codes[j].as_bytes()) {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 #[cfg(test)]
-pub(crate) fn assert_stable(all: &[&'static str]) {
-    let mut seen = std::collections::HashSet::new();
-    for code in all {
-        assert!(seen.insert(code), "{code} twice");
-        assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+mod tests {
+    use super::stable;
+
+    #[test]
+    fn codes_must_be_unique_snake_case() {
+        assert!(stable(&["no_route", "neigh_broken", "x"]));
+        assert!(!stable(&["no_route", "x", "no_route"]), "a repeat");
+        assert!(!stable(&["no_route", "No_route"]), "upper case");
+        assert!(!stable(&["no-route"]), "a dash");
     }
 }
