@@ -15,7 +15,10 @@ use anyhow::Context as _;
 use aya::Ebpf;
 use futures::StreamExt as _;
 use netlink_packet_core::NetlinkMessage;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::watch,
+};
 
 pub use crate::enrich::Counters;
 use crate::{
@@ -32,7 +35,7 @@ use crate::{
     metrics::{self, Interfaces, Metrics},
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
-    pods::{self, PodIndex},
+    pods::{self, NodeLinks, PodIndex},
     record::Record,
     writers::{
         EventWriter, is_closed,
@@ -289,8 +292,14 @@ struct Session {
     fib_generation: FibGeneration,
     /// Who is behind each interface; wakes `--pod` selection when it changes.
     pods: PodIndex,
+    /// The session owns the node's state (the enricher's mirror): the pod index gets its links
+    /// and routes from here, at most [`LINKS_SETTLE`] after a change.
+    node_links: watch::Sender<NodeLinks>,
     turns: Turns,
 }
+
+/// Changes that arrive together (a pod's link and routes) reach the pod index once.
+const LINKS_SETTLE: Duration = Duration::from_millis(20);
 
 type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
 
@@ -312,7 +321,8 @@ impl Session {
             None => None,
         };
         // Pod identity cannot fail the start (events then carry no pod): found and told last.
-        let (pods, pod_report) = pods::start(&args.pods).await;
+        let (node_links, links) = watch::channel(pods::node_links(&node));
+        let (pods, pod_report) = pods::start(&args.pods, links).await;
         pod_report.print();
         let filter = filter.with_pods(&args.pod, pods.clone());
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
@@ -332,6 +342,7 @@ impl Session {
             redumps: Redumps::default(),
             fib_generation,
             pods,
+            node_links,
             turns: Turns::default(),
         };
         session.apply_present_links();
@@ -476,13 +487,17 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             notification = s.notifications.next() => match notification {
                 Some((msg, _)) => {
                     s.on_notification(msg);
-                    s.turns.routes_dirty = true;
+                    s.turns.node_changed();
                 }
                 None => anyhow::bail!("the netlink monitor closed"),
             },
             dump = s.redumps.finished(), if s.redumps.running.is_some() => {
                 s.on_dump(dump);
-                s.turns.routes_dirty = true;
+                s.turns.node_changed();
+            }
+            () = tokio::time::sleep_until(s.turns.links_at.unwrap_or_else(tokio::time::Instant::now)), if s.turns.links_at.is_some() => {
+                s.turns.links_at = None;
+                s.node_links.send_replace(pods::node_links(&s.sink.enricher.mirror));
             }
             () = s.pods.changed(), if s.tracing.filter.selects_pods() || s.tracing.metrics.is_some() => s.apply_present_links(),
             _ = stops.sigint.recv() => return Ok(Stop::Signal),
@@ -511,11 +526,21 @@ struct Turns {
     /// The backlog of interfaces to attach takes every other turn, so that a flood never
     /// starves it and it never starves the drain.
     attach: bool,
+    /// When the node's links go to the pod index next (`None`: nothing changed).
+    links_at: Option<tokio::time::Instant>,
 }
 
 impl Default for Turns {
     fn default() -> Self {
-        Self { routes_dirty: false, reported_lost: 0, attach: true }
+        Self { routes_dirty: false, reported_lost: 0, attach: true, links_at: None }
+    }
+}
+
+impl Turns {
+    /// The mirror changed: the drop filter's addresses at the next tick, the pod index soon.
+    fn node_changed(&mut self) {
+        self.routes_dirty = true;
+        self.links_at = self.links_at.or_else(|| Some(tokio::time::Instant::now() + LINKS_SETTLE));
     }
 }
 

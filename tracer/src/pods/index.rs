@@ -1,6 +1,10 @@
-//! The published map: the active source's pods joined with the node's links and host routes
-//! (a [`Mirror`] of its own, kept live by netlink multicast), rebuilt when either changes and
-//! swapped in whole, so that a lookup is one read lock and a hash probe.
+//! The published map: the active source's pods joined with the node's links and host routes,
+//! rebuilt when either changes and swapped in whole, so that a lookup is one read lock and a
+//! hash probe.
+//!
+//! The node's links and routes come from the process's one owner of node state, as
+//! [`NodeLinks`] published on a `watch` channel: the trace session (its mirror, which it keeps
+//! live for the events), or, in a process that does not trace (`vethtrace pods`), [`follow_node`].
 
 use std::{
     collections::HashMap,
@@ -13,12 +17,14 @@ use futures::StreamExt as _;
 use tokio::sync::watch;
 
 use super::{Pod, hash};
-use netlink_packet_core::NetlinkMessage;
 
 use crate::mirror::{
-    self, Mirror, Netlink, Notifications, RtMessage,
+    self, Mirror,
     routes::{RT_TABLE_MAIN, RouteKind},
 };
+
+/// The node's interfaces, with the addresses routed to each: what the index joins pods with.
+pub type NodeLinks = Arc<Vec<LinkRow>>;
 
 /// Changes that arrive together (a pod's link, routes and status file) are published once.
 const SETTLE: Duration = Duration::from_millis(20);
@@ -60,8 +66,8 @@ impl Snapshot {
     /// Joins `pods` with the node's state: a pod without an interface gets the one its IPs are
     /// routed to (or, failing that, its Calico veth name if such a link exists); a pod without
     /// IPs gets the addresses routed to its interface.
-    pub(super) fn build(source: &[Pod], node: &Mirror) -> Self {
-        let links = link_rows(node);
+    pub(super) fn build(source: &[Pod], links: &[LinkRow]) -> Self {
+        let links = links.to_vec();
         let routed_to: HashMap<IpAddr, String> =
             links.iter().flat_map(|l| l.routed.iter().map(move |ip| (*ip, l.name.clone()))).collect();
         let mut snap = Snapshot { links, ..Snapshot::default() };
@@ -90,7 +96,9 @@ impl Snapshot {
     }
 }
 
-fn link_rows(node: &Mirror) -> Vec<LinkRow> {
+/// The node's interfaces from `node`, each with the host routes (`/32`, `/128`, main table,
+/// no gateway) that point at it.
+pub fn node_links(node: &Mirror) -> NodeLinks {
     let mut routed: HashMap<u32, Vec<IpAddr>> = HashMap::new();
     for r in node.routes.iter() {
         let host = r.dst.len == r.dst.family().bits();
@@ -111,7 +119,7 @@ fn link_rows(node: &Mirror) -> Vec<LinkRow> {
         })
         .collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name));
-    rows
+    Arc::new(rows)
 }
 
 /// The side that rebuilds and publishes.
@@ -119,39 +127,20 @@ pub(super) struct Indexer {
     pub(super) shared: Arc<RwLock<Arc<Snapshot>>>,
     pub(super) generation: watch::Sender<u64>,
     pub(super) source: watch::Receiver<Vec<Pod>>,
-    pub(super) node: Mirror,
-    pub(super) netlink: Option<(Netlink, Notifications)>,
+    pub(super) node: watch::Receiver<NodeLinks>,
 }
 
 impl Indexer {
     fn publish(&self) {
-        let snap = Snapshot::build(&self.source.borrow(), &self.node);
+        let snap = Snapshot::build(&self.source.borrow(), &self.node.borrow());
         *self.shared.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snap);
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Applies a netlink notification; a re-dump it calls for runs here, in line (the index is
-    /// not on the events' path; notifications queue meanwhile and are applied after it).
-    async fn on_notification(&mut self, netlink: &Netlink, msg: &NetlinkMessage<RtMessage>) {
-        let (_, redump) = self.node.handle(msg);
-        if let Some(what) = redump {
-            match what.run(netlink.clone()).await {
-                Ok(dump) => {
-                    self.node.take_dump(dump);
-                }
-                Err(e) => log::warn!("pods: {e}; the pod index may lag"),
-            }
-        }
-    }
-
     /// Rebuilds on every change of the source or of the node, until both are gone. A change
-    /// is published at most [`SETTLE`] after it arrived, however busy netlink is.
+    /// is published at most [`SETTLE`] after it arrived, however often they change.
     pub(super) async fn run(mut self) {
-        let (netlink, mut notifications) = match self.netlink.take() {
-            Some((n, rx)) => (Some(n), Some(rx)),
-            None => (None, None),
-        };
-        let mut source_open = true;
+        let (mut source_open, mut node_open) = (true, true);
         let mut publish_at: Option<tokio::time::Instant> = None;
         let settle = || Some(tokio::time::Instant::now() + SETTLE);
         loop {
@@ -160,13 +149,10 @@ impl Indexer {
                     source_open = changed.is_ok();
                     publish_at = publish_at.or_else(settle);
                 }
-                msg = async { notifications.as_mut()?.next().await }, if notifications.is_some() => match (msg, &netlink) {
-                    (Some((msg, _)), Some(nl)) => {
-                        self.on_notification(nl, &msg).await;
-                        publish_at = publish_at.or_else(settle);
-                    }
-                    _ => notifications = None,
-                },
+                changed = self.node.changed(), if node_open => {
+                    node_open = changed.is_ok();
+                    publish_at = publish_at.or_else(settle);
+                }
                 () = tokio::time::sleep_until(publish_at.unwrap_or_else(tokio::time::Instant::now)), if publish_at.is_some() => {
                     self.publish();
                     publish_at = None;
@@ -177,18 +163,49 @@ impl Indexer {
     }
 }
 
-/// The node's links and routes for the index; `None` (and a warning) when netlink fails.
-pub(super) async fn node_state() -> (Mirror, Option<(Netlink, Notifications)>) {
+/// The owner of node state in a process that does not trace: follows the node's links and
+/// routes through netlink and publishes them (settled like the index). On failure, a warning
+/// and an empty node (pods are then not matched to interfaces by route).
+pub async fn follow_node() -> watch::Receiver<NodeLinks> {
     let opened = async {
         let (netlink, notifications) = mirror::subscribe()?;
         let node = Mirror::load(&netlink).await?;
         Ok::<_, mirror::MirrorError>((node, netlink, notifications))
     };
     match opened.await {
-        Ok((node, netlink, notifications)) => (node, Some((netlink, notifications))),
+        Ok((node, netlink, notifications)) => {
+            let (tx, rx) = watch::channel(node_links(&node));
+            tokio::spawn(follow(node, netlink, notifications, tx));
+            rx
+        }
         Err(e) => {
             log::warn!("pods: {e}; pods are not matched to interfaces by route");
-            (Mirror::default(), None)
+            watch::channel(Arc::new(Vec::new())).1
+        }
+    }
+}
+
+async fn follow(mut node: Mirror, netlink: mirror::Netlink, mut notifications: mirror::Notifications, tx: watch::Sender<NodeLinks>) {
+    let mut publish_at: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            msg = notifications.next() => {
+                let Some((msg, _)) = msg else { return };
+                // A re-dump runs here, in line: notifications queue meanwhile.
+                if let (_, Some(what)) = node.handle(&msg) {
+                    match what.run(netlink.clone()).await {
+                        Ok(dump) => drop(node.take_dump(dump)),
+                        Err(e) => log::warn!("pods: {e}; the pod index may lag"),
+                    }
+                }
+                publish_at = publish_at.or_else(|| Some(tokio::time::Instant::now() + SETTLE));
+            }
+            () = tokio::time::sleep_until(publish_at.unwrap_or_else(tokio::time::Instant::now)), if publish_at.is_some() => {
+                publish_at = None;
+                if tx.send(node_links(&node)).is_err() {
+                    return;
+                }
+            }
         }
     }
 }

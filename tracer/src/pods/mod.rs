@@ -21,7 +21,8 @@
 //! # Wiring it in
 //! ```no_run
 //! # async fn f(args: &tracer::cli::PodArgs) {
-//! let (pods, report) = tracer::pods::start(args).await; // inside the tokio runtime
+//! // inside the tokio runtime; a tracing process hands over its own node state instead
+//! let (pods, report) = tracer::pods::start(args, tracer::pods::follow_node().await).await;
 //! report.print();
 //! if let Some(pod) = pods.by_ifname("cali96b50713f3f") {
 //!     println!("{}/{} {:?}", pod.namespace, pod.name, pod.uid);
@@ -48,7 +49,7 @@ use std::{
 
 use tokio::sync::watch;
 
-pub use self::index::{LinkRow, Snapshot};
+pub use self::index::{LinkRow, NodeLinks, Snapshot, follow_node, node_links};
 use crate::cli::PodArgs;
 
 /// Where a pod's identity came from.
@@ -314,18 +315,17 @@ pub async fn probe(args: &PodArgs) -> Report {
 /// Opens the first source that works and follows it and the node's links and routes on the
 /// current tokio runtime (spawned tasks; a `current_thread` runtime is fine). Never fails:
 /// with no source the index stays empty and the report says why.
-pub async fn start(args: &PodArgs) -> (PodIndex, Report) {
+pub async fn start(args: &PodArgs, node: watch::Receiver<NodeLinks>) -> (PodIndex, Report) {
     let (opened, report) = open_first(args).await;
     let (tx, source) = watch::channel(opened.as_ref().map(Opened::pods).unwrap_or_default());
     if let Some(opened) = opened {
         tokio::spawn(opened.run(tx));
     }
-    let (node, netlink) = index::node_state().await;
     let (generation, rx) = watch::channel(0);
     // Complete before it is handed out: a one-shot `vethtrace pods` reads it at once.
-    let first = Snapshot::build(&source.borrow(), &node);
+    let first = Snapshot::build(&source.borrow(), &node.borrow());
     let shared = Arc::new(RwLock::new(Arc::new(first)));
-    let indexer = index::Indexer { shared: shared.clone(), generation, source, node, netlink };
+    let indexer = index::Indexer { shared: shared.clone(), generation, source, node };
     tokio::spawn(indexer.run());
     (PodIndex { shared, generation: rx }, report)
 }

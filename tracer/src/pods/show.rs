@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Snapshot, start};
+use super::{Snapshot, follow_node, start};
 use crate::{
     cli::{OutputFormat, PodsArgs},
     ifaces::IfaceFilter,
@@ -134,7 +134,7 @@ pub async fn run(args: &PodsArgs) -> anyhow::Result<()> {
         anyhow::bail!("--output none: vethtrace pods prints its table as text or json");
     }
     let filter = IfaceFilter::new(&args.iface)?;
-    let (mut index, report) = start(&args.pods).await;
+    let (mut index, report) = start(&args.pods, follow_node().await).await;
     report.print();
     let mut table = rows(&index.snapshot(), &filter);
     let mut out = io::stdout().lock();
