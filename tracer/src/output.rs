@@ -148,6 +148,22 @@ pub fn put_text_stamp(out: &mut Vec<u8>, meta: Meta<'_>) {
     }
 }
 
+/// The head every JSON object starts with, whatever its kind (README order), without the
+/// closing `}`: `{"kind":…,"time":…,"ts_ns":…,"iface":…,"ifindex":…` and the pod when known.
+pub fn put_json_head(out: &mut Vec<u8>, kind: &str, meta: Meta<'_>, ts_ns: u64, ifindex: u32) -> io::Result<()> {
+    // `kind` is one of the project's own words: nothing to escape.
+    put(out, "{\"kind\":\"");
+    put(out, kind);
+    put(out, "\",\"time\":\"");
+    put_rfc3339(out, meta.wall_ns);
+    put(out, "\",\"ts_ns\":");
+    put_u64(out, ts_ns);
+    key!(out, "iface");
+    put_json_str(out, meta.iface)?;
+    put_number!(out, "ifindex", u64::from(ifindex));
+    put_json_pod(out, meta.pod)
+}
+
 /// `,"pod_namespace":…,"pod_name":…[,"pod_uid":…]` when the pod is known.
 pub fn put_json_pod(out: &mut Vec<u8>, pod: Option<&Pod>) -> io::Result<()> {
     let Some(pod) = pod else { return Ok(()) };
@@ -351,17 +367,7 @@ fn put_json_packet(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>) -> io::R
 /// `with_dir`, then the frame's fields. Drops use it with their own kind and no direction.
 pub fn put_json_frame(out: &mut Vec<u8>, ev: &PacketEvent, meta: Meta<'_>, kind: &str, with_dir: bool) -> io::Result<()> {
     let v = PacketView(&ev.packet);
-    // `kind` is one of the project's own words: nothing to escape.
-    put(out, "{\"kind\":\"");
-    put(out, kind);
-    put(out, "\",\"time\":\"");
-    put_rfc3339(out, meta.wall_ns);
-    put(out, "\",\"ts_ns\":");
-    put_u64(out, ev.header.ts_ns);
-    key!(out, "iface");
-    put_json_str(out, meta.iface)?;
-    put_number!(out, "ifindex", u64::from(ev.ifindex));
-    put_json_pod(out, meta.pod)?;
+    put_json_head(out, kind, meta, ev.header.ts_ns, ev.ifindex)?;
     if with_dir {
         key_quoted!(out, "dir", |o| put(o, dir_name(ev.dir)));
     }

@@ -334,31 +334,6 @@ pub fn put_hms_micros(out: &mut Vec<u8>, wall_ns: i128) {
     });
 }
 
-/// Appends the fields of `value` (a struct serializing as a JSON object) as `,"key":value`
-/// pairs, in its field order, for merging into an object being written.
-pub fn put_json_fields(out: &mut Vec<u8>, value: &impl serde::Serialize) -> std::io::Result<()> {
-    let obj = serde_json::to_vec(value)?;
-    if let Some(inner) = obj.strip_prefix(b"{").and_then(|o| o.strip_suffix(b"}"))
-        && !inner.is_empty()
-    {
-        out.push(b',');
-        out.extend_from_slice(inner);
-    }
-    Ok(())
-}
-
-/// One JSON line: the fields of `head`, then those of `tail` (each a struct serializing as an
-/// object), keys in their field order.
-pub fn put_json_line(out: &mut Vec<u8>, head: &impl serde::Serialize, tail: &impl serde::Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, head)?;
-    if out.last() == Some(&b'}') {
-        out.pop();
-    }
-    put_json_fields(out, tail)?;
-    out.extend_from_slice(b"}\n");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::fmt::Write as _;

@@ -1,18 +1,19 @@
 //! ARP and neighbour events as text lines and JSON objects (`kind` "arp" and "neigh", keys in
-//! the README). These are rare next to packets, so they are built with serde_json rather than
-//! the packet printers' hand-written writers.
+//! the README), written with the same writers as packets and drops: the head by
+//! [`output::put_json_head`], the fields by hand.
 
 use std::{fmt::Write as _, io, net::IpAddr};
 
-use serde::Serialize;
-use serde_json::Value;
 use tracer_common::{arp_hook, neigh_hook, neighf, proto::AF_INET};
 
 use super::Mode;
 use crate::{
     event::{ArpEvent, NeighEvent},
     mirror::neigh::NeighState,
-    output::{Format, Meta, write},
+    output::{
+        self, Format, Meta,
+        write::{put, put_ip, put_mac, put_u64},
+    },
     packet::Mac,
 };
 
@@ -27,10 +28,6 @@ pub(crate) fn neigh_hook_name(hook: u8) -> &'static str {
         neigh_hook::TIMER => "timer",
         _ => "resolve",
     }
-}
-
-fn arp_op_name(op: u16) -> Value {
-    crate::packet::arp_op_word(op).map_or_else(|| op.into(), Into::into)
 }
 
 fn mac(m: [u8; 6]) -> String {
@@ -66,66 +63,83 @@ fn text_prefix(buf: &mut Vec<u8>, meta: Meta<'_>) {
     crate::output::put_text_stamp(buf, meta);
 }
 
-/// The keys every `arp` and `neigh` object starts with (README order).
-#[derive(Serialize)]
-struct Common<'a> {
-    kind: &'a str,
-    time: String,
-    ts_ns: u64,
-    iface: &'a str,
-    ifindex: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pod_namespace: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pod_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pod_uid: Option<&'a str>,
-    probe: &'a str,
-    hook: &'a str,
+/// The keys every `arp` and `neigh` object starts with (README order): the common head, then
+/// the probe mode and the hook.
+fn json_head(buf: &mut Vec<u8>, kind: &str, meta: Meta<'_>, ts_ns: u64, ifindex: u32, mode: Mode, hook: &str) -> io::Result<()> {
+    output::put_json_head(buf, kind, meta, ts_ns, ifindex)?;
+    put(buf, ",\"probe\":\"");
+    put(buf, mode.name());
+    put(buf, "\",\"hook\":\"");
+    put(buf, hook);
+    buf.push(b'"');
+    Ok(())
 }
 
-impl<'a> Common<'a> {
-    fn new(kind: &'a str, meta: Meta<'a>, ts_ns: u64, ifindex: u32, mode: Mode, hook: &'a str) -> Self {
-        let mut time = Vec::with_capacity(40);
-        write::put_rfc3339(&mut time, meta.wall_ns);
-        let time = String::from_utf8_lossy(&time).into_owned();
-        Self {
-            kind,
-            time,
-            ts_ns,
-            iface: meta.iface,
-            ifindex,
-            pod_namespace: meta.pod.map(|p| p.namespace.as_str()),
-            pod_name: meta.pod.map(|p| p.name.as_str()),
-            pod_uid: meta.pod.and_then(|p| p.uid.as_deref()),
-            probe: mode.name(),
-            hook,
+/// `,"key":"<mac>"`
+fn put_mac_field(buf: &mut Vec<u8>, key: &str, m: [u8; 6]) {
+    put(buf, key);
+    put_mac(buf, Mac(m));
+    buf.push(b'"');
+}
+
+/// `,"key":"<ip>"`
+fn put_ip_field(buf: &mut Vec<u8>, key: &str, ip: IpAddr) {
+    put(buf, key);
+    put_ip(buf, ip);
+    buf.push(b'"');
+}
+
+fn arp_json(buf: &mut Vec<u8>, ev: &ArpEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
+    json_head(buf, "arp", meta, ev.header.ts_ns, ev.ifindex, mode, arp_hook_name(ev.hook))?;
+    match crate::packet::arp_op_word(ev.op) {
+        Some(word) => {
+            put(buf, ",\"arp_op\":\"");
+            put(buf, word);
+            buf.push(b'"');
+        }
+        None => {
+            put(buf, ",\"arp_op\":");
+            put_u64(buf, u64::from(ev.op));
         }
     }
+    put_mac_field(buf, ",\"arp_sha\":\"", ev.sha);
+    put_ip_field(buf, ",\"arp_spa\":\"", IpAddr::from(ev.spa));
+    put_mac_field(buf, ",\"arp_tha\":\"", ev.tha);
+    put_ip_field(buf, ",\"arp_tpa\":\"", IpAddr::from(ev.tpa));
+    buf.extend_from_slice(b"}\n");
+    Ok(())
 }
 
-#[derive(Serialize)]
-struct ArpJson {
-    arp_op: Value,
-    arp_sha: String,
-    arp_spa: IpAddr,
-    arp_tha: String,
-    arp_tpa: IpAddr,
-}
-
-#[derive(Serialize)]
-struct NeighJson {
-    family: &'static str,
-    neigh_ip: IpAddr,
-    old_state: Option<&'static str>,
-    new_state: &'static str,
-    lladdr: Option<String>,
-    held: bool,
-    dropped: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    update_flags: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nlmsg_pid: Option<u32>,
+fn neigh_json(buf: &mut Vec<u8>, ev: &NeighEvent, meta: Meta<'_>, mode: Mode) -> io::Result<()> {
+    json_head(buf, "neigh", meta, ev.header.ts_ns, ev.ifindex, mode, neigh_hook_name(ev.hook))?;
+    put(buf, if ev.family == AF_INET { ",\"family\":\"ipv4\"" } else { ",\"family\":\"ipv6\"" });
+    put_ip_field(buf, ",\"neigh_ip\":\"", neigh_ip(ev));
+    match old_state(ev) {
+        Some(old) => {
+            put(buf, ",\"old_state\":\"");
+            put(buf, old.name());
+            buf.push(b'"');
+        }
+        None => put(buf, ",\"old_state\":null"),
+    }
+    put(buf, ",\"new_state\":\"");
+    put(buf, NeighState::from_nud(ev.new_state).name());
+    buf.push(b'"');
+    if ev.flags & neighf::HAS_LLADDR != 0 {
+        put_mac_field(buf, ",\"lladdr\":\"", ev.lladdr);
+    } else {
+        put(buf, ",\"lladdr\":null");
+    }
+    put(buf, if ev.flags & neighf::HELD != 0 { ",\"held\":true" } else { ",\"held\":false" });
+    put(buf, if dropped(ev) { ",\"dropped\":true" } else { ",\"dropped\":false" });
+    if ev.hook == neigh_hook::UPDATE {
+        put(buf, ",\"update_flags\":");
+        put_u64(buf, u64::from(ev.detail));
+        put(buf, ",\"nlmsg_pid\":");
+        put_u64(buf, u64::from(ev.pid));
+    }
+    buf.extend_from_slice(b"}\n");
+    Ok(())
 }
 
 /// `HH:MM:SS.uuuuuu cali… ARP recv Request who-has 169.254.1.1 tell 10.244.1.5 (02:…)`
@@ -145,11 +159,7 @@ pub(crate) fn write_arp(format: Format, buf: &mut Vec<u8>, ev: &ArpEvent, meta: 
             buf.push(b'\n');
             Ok(())
         }
-        Format::Json => {
-            let head = Common::new("arp", meta, ev.header.ts_ns, ev.ifindex, mode, arp_hook_name(ev.hook));
-            let tail = ArpJson { arp_op: arp_op_name(ev.op), arp_sha: mac(ev.sha), arp_spa: spa, arp_tha: mac(ev.tha), arp_tpa: tpa };
-            write::put_json_line(buf, &head, &tail)
-        }
+        Format::Json => arp_json(buf, ev, meta, mode),
     }
 }
 
@@ -182,27 +192,14 @@ pub(crate) fn write_neigh(format: Format, buf: &mut Vec<u8>, ev: &NeighEvent, me
             buf.push(b'\n');
             Ok(())
         }
-        Format::Json => {
-            let head = Common::new("neigh", meta, ev.header.ts_ns, ev.ifindex, mode, neigh_hook_name(ev.hook));
-            let update = ev.hook == neigh_hook::UPDATE;
-            let tail = NeighJson {
-                family: if ev.family == AF_INET { "ipv4" } else { "ipv6" },
-                neigh_ip: ip,
-                old_state: old.map(NeighState::name),
-                new_state: new.name(),
-                lladdr: lladdr(ev),
-                held,
-                dropped: dropped(ev),
-                update_flags: update.then_some(ev.detail),
-                nlmsg_pid: update.then_some(ev.pid),
-            };
-            write::put_json_line(buf, &head, &tail)
-        }
+        Format::Json => neigh_json(buf, ev, meta, mode),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use tracer_common::{ArpSection, NeighSection};
 
