@@ -50,12 +50,6 @@ impl fmt::Display for Mac {
     }
 }
 
-impl serde::Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// Accessors that honour `valid`: each returns `None` for a part that was not parsed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PacketView<'a>(pub &'a Packet);

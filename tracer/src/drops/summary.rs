@@ -2,13 +2,11 @@
 
 use std::{collections::HashMap, fmt::Write as _, io};
 
-use serde::Serialize;
-
 use crate::packet::{self, PacketView};
 use tracer_common::Packet;
 
 /// One row's key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Row {
     pub reason: String,
     pub iface: String,
@@ -69,16 +67,17 @@ impl Summary {
 
     /// One `{"kind":"drop_summary","reason":…,"iface":…,"flow":…,"count":…}` line per row.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()> {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            kind: &'static str,
-            #[serde(flatten)]
-            row: &'a Row,
-            count: u64,
-        }
+        use crate::output::write::{put, put_json_str, put_u64};
         for (row, count) in self.rows() {
-            serde_json::to_writer(&mut *out, &Line { kind: "drop_summary", row, count })?;
-            out.push(b'\n');
+            put(out, "{\"kind\":\"drop_summary\",\"reason\":");
+            put_json_str(out, &row.reason)?;
+            put(out, ",\"iface\":");
+            put_json_str(out, &row.iface)?;
+            put(out, ",\"flow\":");
+            put_json_str(out, &row.flow)?;
+            put(out, ",\"count\":");
+            put_u64(out, count);
+            out.extend_from_slice(b"}\n");
         }
         Ok(())
     }
@@ -114,5 +113,9 @@ mod tests {
         assert_eq!(first["kind"], "drop_summary");
         assert_eq!(first["count"], 2);
         assert_eq!(first["reason"], "IP_INNOROUTES");
+        let line = String::from_utf8_lossy(&buf);
+        let at: Vec<usize> = ["kind", "reason", "iface", "flow", "count"].iter().map(|k| line.find(&format!("\"{k}\":")).unwrap()).collect();
+        assert!(at.is_sorted(), "the README's order: {line}");
+        assert_eq!(buf.iter().filter(|b| **b == b'\n').count(), 2, "one line per row");
     }
 }
