@@ -8,156 +8,26 @@
 #[cfg(any(test, feature = "bench"))]
 pub mod bench;
 pub mod cache;
-mod render;
 
-use std::{
-    fmt::{self, Write as _},
-    net::IpAddr,
-};
+use std::{fmt::Write as _, net::IpAddr};
 
-use tracer_common::{arp_op, dir, fib};
-
-use crate::event::PacketEvent;
+use tracer_common::{arp_op, dir};
 
 use crate::{
+    events::{
+        PacketEvent,
+        annotation::{Annotation, Dev, FibVerdict, NoteCode},
+    },
     mirror::{
         Mirror,
         fib::Resolution,
         neigh::NeighState,
-        prefix::{Family, Prefix},
+        prefix::Family,
         routes::{NextHop, Route, RouteKind, scope_name},
         rules::Flow,
     },
     packet::{Arp, Mac, PacketView},
 };
-
-/// An interface as the annotation names it: by name, or `if<N>` when the mirror does not
-/// know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dev<'m> {
-    pub index: u32,
-    pub name: Option<&'m str>,
-}
-
-impl<'m> Dev<'m> {
-    fn new(mirror: &'m Mirror, index: u32) -> Self {
-        Self { index, name: mirror.links.name(index) }
-    }
-}
-
-impl fmt::Display for Dev<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name {
-            Some(n) => f.write_str(n),
-            None => write!(f, "if{}", self.index),
-        }
-    }
-}
-
-/// `bpf_fib_lookup`'s answer, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FibVerdict {
-    Success,
-    Blackhole,
-    Unreachable,
-    Prohibit,
-    NotForwarded,
-    ForwardingDisabled,
-    UnsupportedLwt,
-    NoNeighbour,
-    FragNeeded,
-}
-
-impl FibVerdict {
-    pub fn from_ret(ret: u8) -> Option<Self> {
-        Some(match ret {
-            fib::SUCCESS => Self::Success,
-            fib::BLACKHOLE => Self::Blackhole,
-            fib::UNREACHABLE => Self::Unreachable,
-            fib::PROHIBIT => Self::Prohibit,
-            fib::NOT_FWDED => Self::NotForwarded,
-            fib::FWD_DISABLED => Self::ForwardingDisabled,
-            fib::UNSUPP_LWT => Self::UnsupportedLwt,
-            fib::NO_NEIGH => Self::NoNeighbour,
-            fib::FRAG_NEEDED => Self::FragNeeded,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Blackhole => "blackhole",
-            Self::Unreachable => "unreachable",
-            Self::Prohibit => "prohibit",
-            Self::NotForwarded => "not_fwded",
-            Self::ForwardingDisabled => "fwd_disabled",
-            Self::UnsupportedLwt => "unsupp_lwt",
-            Self::NoNeighbour => "no_neigh",
-            Self::FragNeeded => "frag_needed",
-        }
-    }
-
-    /// Verdicts that come with an egress interface.
-    fn has_dev(self) -> bool {
-        matches!(self, Self::Success | Self::NoNeighbour | Self::FragNeeded)
-    }
-}
-
-/// The annotation of one event; the field names are the JSON keys (documented in the README).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Annotation<'m> {
-    /// The matched prefix.
-    pub route_dst: Option<Prefix>,
-    pub route_type: Option<RouteKind>,
-    pub route_dev: Option<Dev<'m>>,
-    pub route_scope: Option<&'static str>,
-    pub route_gw: Option<IpAddr>,
-    pub route_table: Option<u32>,
-    /// The next hop whose neighbour entry was looked up (the gateway, else the destination).
-    pub neigh_ip: Option<IpAddr>,
-    pub neigh_state: Option<NeighState>,
-    pub neigh_lladdr: Option<Mac>,
-    pub fib: Option<FibVerdict>,
-    pub fib_dev: Option<Dev<'m>>,
-    /// The checks that fired, in words; [`Annotation::note`] keeps `note_codes` in step.
-    pub notes: Vec<String>,
-    pub(crate) note_codes: Vec<NoteCode>,
-}
-
-crate::codes::stable_codes! {
-    /// What kind of check an annotation note is (JSON `note_codes`), stable where its words
-    /// may change.
-    NoteCode {
-        RuleRefuses => "rule_refuses",
-        RouteRefuses => "route_refuses",
-        NoRoute => "no_route",
-        /// The next hop's neighbour entry is FAILED (or otherwise unusable).
-        NeighBroken => "neigh_broken",
-        /// The kernel is resolving the next hop and has no answer yet.
-        NeighNoAnswerYet => "neigh_no_answer_yet",
-        /// The frame left on another device than the route's.
-        WrongDevice => "wrong_device",
-        DstMacMismatch => "dst_mac_mismatch",
-        /// The kernel's FIB verdict at packet time differs from the mirror's now: the neighbour changed.
-        FibNeighChanged => "fib_neigh_changed",
-        /// The kernel's FIB verdict differs from the mirror's route.
-        FibDiffers => "fib_differs",
-        ProxyArpNoRoute => "proxy_arp_no_route",
-        ProxyArpRoutedBack => "proxy_arp_routed_back",
-        ProxyArpOff => "proxy_arp_off",
-        ForwardingOff => "forwarding_off",
-        ArpReplyMac => "arp_reply_mac",
-    }
-}
-
-impl Annotation<'_> {
-    /// Adds a note: its code and its words.
-    pub(crate) fn note(&mut self, code: NoteCode, text: String) {
-        self.notes.push(text);
-        self.note_codes.push(code);
-    }
-}
 
 /// The route and neighbour for one destination, before any check looks at them.
 struct Lookup<'m> {
@@ -252,7 +122,9 @@ fn describe_route<'m>(mirror: &'m Mirror, route: &Route, nexthop: Option<&NextHo
 }
 
 fn describe_fib<'m>(mirror: &'m Mirror, ev: &PacketEvent, a: &mut Annotation<'m>) {
-    let Some(verdict) = FibVerdict::from_ret(ev.fib_ret) else { return };
+    let Some(verdict) = FibVerdict::from_ret(ev.fib_ret) else {
+        return;
+    };
     a.fib = Some(verdict);
     a.fib_dev = verdict.has_dev().then(|| Dev::new(mirror, ev.fib_ifindex));
 }
@@ -294,7 +166,9 @@ fn note_wrong_egress(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: 
 
 /// A unicast frame whose destination MAC is not what the neighbour table holds for the next hop.
 fn note_dst_mac(ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
-    let Some((ip, nh, _, Some(lladdr))) = lookup.neighbour else { return };
+    let Some((ip, nh, _, Some(lladdr))) = lookup.neighbour else {
+        return;
+    };
     let dst_mac = Mac(ev.packet.dst_mac);
     let group = dst_mac.0[0] & 1 != 0;
     if nh.dev == ev.ifindex && !group && dst_mac != lladdr {
@@ -328,7 +202,9 @@ fn refusal_verdict(kind: RouteKind) -> FibVerdict {
 
 /// The kernel's verdict at packet time against the mirror's answer now.
 fn note_fib_disagreement(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
-    let (Some(actual), Some(dst)) = (a.fib, PacketView(&ev.packet).dst_ip()) else { return };
+    let (Some(actual), Some(dst)) = (a.fib, PacketView(&ev.packet).dst_ip()) else {
+        return;
+    };
     let (expected, expected_dev) = expected_fib(mirror, ev, lookup, Family::of(dst));
     let actual_dev = actual.has_dev().then_some(ev.fib_ifindex);
     let same_route =
@@ -402,10 +278,14 @@ fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &
         _ => None,
     };
     match route_dev {
-        None => a.note(NoteCode::ProxyArpNoRoute, format!("no route to {target} lets proxy ARP answer on {on} (no default route?)")),
-        Some(d) if d == dev => {
-            a.note(NoteCode::ProxyArpRoutedBack, format!("the route to {target} points back out {on}: proxy ARP stays silent"))
-        }
+        None => a.note(
+            NoteCode::ProxyArpNoRoute,
+            format!("no route to {target} lets proxy ARP answer on {on} (no default route?)"),
+        ),
+        Some(d) if d == dev => a.note(
+            NoteCode::ProxyArpRoutedBack,
+            format!("the route to {target} points back out {on}: proxy ARP stays silent"),
+        ),
         Some(_) => {
             if mirror.sysctls.proxy_arp(dev) == Some(false) && !mirror.neighbours.is_proxied(dev, target) {
                 a.note(NoteCode::ProxyArpOff, format!("proxy_arp is off on {on}: {target} will not be answered"));
@@ -418,17 +298,22 @@ fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &
 }
 
 fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation<'_>) {
-    let Some(own) = mirror.links.get(dev).and_then(|l| l.mac) else { return };
+    let Some(own) = mirror.links.get(dev).and_then(|l| l.mac) else {
+        return;
+    };
     if arp.sha != own {
-        a.note(NoteCode::ArpReplyMac, format!("ARP reply carries {} but {}'s MAC is {own}", arp.sha, Dev::new(mirror, dev)));
+        a.note(
+            NoteCode::ArpReplyMac,
+            format!("ARP reply carries {} but {}'s MAC is {own}", arp.sha, Dev::new(mirror, dev)),
+        );
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::Ipv4Addr;
 
-    use tracer_common::valid;
+    use tracer_common::{fib, valid};
 
     use super::{
         bench::{CALI_MAC, FIRST_CALI, UPLINK, calico_node, pod_ip, pod_mac, tcp_event},
@@ -436,6 +321,7 @@ mod tests {
     };
     use crate::mirror::{
         neigh::{NeighUpdate, Neighbour},
+        prefix::Prefix,
         routes::{NextHop, RT_TABLE_MAIN},
         sysctl::{DevConf, NetconfMessage},
     };
@@ -448,7 +334,7 @@ mod tests {
     }
 
     /// The annotation's JSON fields as the product writes them, as one object.
-    pub(super) fn json_of(a: &Annotation<'_>) -> serde_json::Value {
+    pub(crate) fn json_of(a: &Annotation<'_>) -> serde_json::Value {
         let mut fields = b"{\"x\":1".to_vec();
         a.write_json_fields(&mut fields).unwrap();
         fields.push(b'}');

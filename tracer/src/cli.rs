@@ -92,7 +92,7 @@ pub struct TraceArgs {
     /// more. Combines with --iface (both must match); a pod that starts later is traced as its
     /// cali appears.
     #[arg(long = "pod", value_name = "[NAMESPACE/]NAME")]
-    pub pod: Vec<crate::pods::PodSelector>,
+    pub pod: Vec<PodSelector>,
 
     #[command(flatten)]
     pub pods: PodArgs,
@@ -268,6 +268,26 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
         return Err(format!("{n} is not a power of two of at least 4096"));
     }
     Ok(n)
+}
+
+/// `--pod NAME` (any namespace) or `--pod NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSelector {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::str::FromStr for PodSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ok = |p: &str| !p.is_empty() && !p.contains(['/', ' ', '_']);
+        match s.split_once('/') {
+            Some((ns, name)) if ok(ns) && ok(name) => Ok(Self { namespace: Some(ns.into()), name: name.into() }),
+            None if ok(s) => Ok(Self { namespace: None, name: s.into() }),
+            _ => Err(format!("'{s}' is not NAME or NAMESPACE/NAME")),
+        }
+    }
 }
 
 #[cfg(test)]

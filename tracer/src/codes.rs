@@ -1,5 +1,5 @@
 //! Stable codes for what vethtrace says in words: causes of drops
-//! ([`crate::drops::cause::CauseCode`]) and annotation notes ([`crate::annotate::NoteCode`]).
+//! ([`crate::drops::cause::CauseCode`]) and annotation notes ([`crate::events::annotation::NoteCode`]).
 //! The sentences may change between versions; the codes do not (JSON `cause_code`,
 //! `note_codes`: what scripts, dashboards and tests match).
 

@@ -8,13 +8,15 @@ use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     annotate::cache::AnnotationCache,
-    drops::{self, DropNames, arpwatch::ArpWatch, render::NamedDrop, summary::Summary},
-    event::{Decoded, Decoder, DropEvent, Event, PacketEvent},
+    drops::{self, DropNames, arpwatch::ArpWatch, summary::Summary},
+    events::{
+        ArpRecord, Decoded, Decoder, DropEvent, DropRecord, Event, NamedDrop, NeighRecord, PacketEvent, PacketRecord,
+        Place, Record,
+    },
     metrics::{self, Metrics},
     mirror::Mirror,
     pods::{Pod, PodIndex, PodReader},
     probes,
-    record::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place, Record},
 };
 
 /// What a finished trace reports.
@@ -89,7 +91,12 @@ pub(crate) struct Enricher {
 }
 
 impl Enricher {
-    pub(crate) fn new(mirror: Mirror, shown: Shown, drop_names: Option<DropNames>, probe_mode: Option<probes::Mode>) -> Self {
+    pub(crate) fn new(
+        mirror: Mirror,
+        shown: Shown,
+        drop_names: Option<DropNames>,
+        probe_mode: Option<probes::Mode>,
+    ) -> Self {
         Self {
             mirror,
             clock: Clock::now(),
@@ -163,21 +170,21 @@ impl Enricher {
         place(&self.mirror, self.pods.as_ref(), self.clock, ifindex, ts_ns)
     }
 
-    fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
+    fn drop<'a>(&'a mut self, ev: DropEvent, frame: crate::events::Captured<'a>) -> Option<Record<'a>> {
         let names = self.drop_names.as_ref()?;
         if names.is_ipv6_control_noise(&ev) || drops::podside::is_pod_noise(names, &ev) {
             return None;
         }
         let dev = (ev.ifindex != 0).then(|| iface_name(&self.mirror, ev.ifindex));
         let unanswered = self.arp_watch.last_unanswered(ev.ifindex);
-        let named = drops::render::name_with(names, &self.mirror, &ev, dev.as_deref(), unanswered);
+        let named = drops::name::name_with(names, &self.mirror, &ev, dev.as_deref(), unanswered);
         let symbol = names.symbol(&ev);
         sink!(self).deliver(named, dev.unwrap_or(Cow::Borrowed("-")), symbol, frame)
     }
 
     /// ARP_UNANSWERED: a pod's ARP request on a traced cali the node leaves unanswered
     /// (drops mode: the TC programs send ARP frames only).
-    fn arp_finding<'a>(&'a mut self, ev: &PacketEvent, frame: crate::event::Captured<'a>) -> Option<Record<'a>> {
+    fn arp_finding<'a>(&'a mut self, ev: &PacketEvent, frame: crate::events::Captured<'a>) -> Option<Record<'a>> {
         self.drop_names.as_ref()?;
         let finding = self.arp_watch.observe(&self.mirror, ev)?;
         let dev = iface_name(&self.mirror, ev.ifindex);
@@ -217,7 +224,7 @@ impl Sink<'_> {
         named: NamedDrop<'a>,
         iface: Cow<'a, str>,
         symbol: Option<&str>,
-        frame: crate::event::Captured<'a>,
+        frame: crate::events::Captured<'a>,
     ) -> Option<Record<'a>> {
         let ev = named.ev;
         self.summary.add(named.reason_or_location(), &iface, &ev.packet);
@@ -231,7 +238,8 @@ impl Sink<'_> {
         }
         self.counters.events += 1;
         let pod = self.drop_pod(&iface, &ev.packet);
-        let place = Place { iface, ifindex: ev.ifindex, wall_ns: self.clock.wall(ev.header.ts_ns), pod };
+        let ts_ns = ev.header.ts_ns;
+        let place = Place { iface, ifindex: ev.ifindex, ts_ns, wall_ns: self.clock.wall(ts_ns), pod };
         Some(Record::Drop(Box::new(DropRecord { place, drop: named, frame })))
     }
 
@@ -249,7 +257,7 @@ impl Sink<'_> {
 fn place<'a>(mirror: &'a Mirror, pods: Option<&PodReader>, clock: Clock, ifindex: u32, ts_ns: u64) -> Place<'a> {
     let iface = iface_name(mirror, ifindex);
     let pod = pods.and_then(|p| p.by_ifname(&iface));
-    Place { iface, ifindex, wall_ns: clock.wall(ts_ns), pod }
+    Place { iface, ifindex, ts_ns, wall_ns: clock.wall(ts_ns), pod }
 }
 
 /// The interface's name in the mirror, or `if<N>`.

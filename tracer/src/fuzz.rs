@@ -8,7 +8,7 @@
 use proptest::{collection::vec, prelude::*, test_runner::Config};
 use tracer_common::{RECORD_VERSION, RecordHeader, SectionHeader, kind, section};
 
-use crate::event::{Decoder, Event};
+use crate::events::{Decoder, Event};
 
 fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);

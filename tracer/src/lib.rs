@@ -19,7 +19,7 @@ mod collect;
 mod drops;
 mod ebpf;
 mod enrich;
-mod event;
+mod events;
 mod fibgen;
 pub mod filter;
 mod hooks;
@@ -34,7 +34,7 @@ pub mod pods;
 mod probes;
 mod qdisc;
 pub mod reaper;
-mod record;
+pub mod show_pods;
 pub mod trace;
 mod writers;
 

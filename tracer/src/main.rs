@@ -66,7 +66,7 @@ fn run_check(pods: &tracer::cli::PodArgs) -> ExitCode {
 /// `vethtrace pods`: the table (and with `--watch`, the changes) on standard output.
 fn run_pods(args: &tracer::cli::PodsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(tracer::pods::show::run(args))?;
+    runtime.block_on(tracer::show_pods::run(args))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,7 +36,7 @@ use crate::{
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
     pods::{self, NodeLinks, PodIndex},
-    record::Record,
+    events::Record,
     writers::{
         EventWriter, is_closed,
         lines::LineWriter,

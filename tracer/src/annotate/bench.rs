@@ -18,7 +18,8 @@ use tracer_common::{
 };
 
 use crate::{
-    event::{Decoder, Event, PacketEvent, Stamp},
+    enrich::{Enricher, Shown},
+    events::{Captured, Decoder, Event, PacketEvent, PacketRecord, Place, Stamp},
     mirror::{
         Mirror,
         links::Link,
@@ -28,12 +29,10 @@ use crate::{
         rules::Rule,
         sysctl::{DevConf, IFINDEX_ALL, NetconfMessage},
     },
-    enrich::{Enricher, Shown},
-    output::{self, Format, Meta},
+    output::Format,
     packet::Mac,
     writers::{
         EventWriter as _,
-        lines::put_line,
         pcapng::{PcapngOptions, PcapngWriter},
     },
 };
@@ -249,8 +248,12 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
         Stages::NewFlows(format) => run_enriched(events, mirror, &mut records, true, Sink::Lines(format, Vec::new())),
         Stages::Pcapng => {
             let written = Rc::new(Cell::new(0));
-            let opts =
-                PcapngOptions { path: None, snaplen: tracer_common::DEFAULT_SNAPLEN, file_size: None, file_count: None };
+            let opts = PcapngOptions {
+                path: None,
+                snaplen: tracer_common::DEFAULT_SNAPLEN,
+                file_size: None,
+                file_count: None,
+            };
             let writer =
                 PcapngWriter::with_sink(opts, Box::new(Counting(written.clone()))).expect("a section header to memory");
             let mut report = run_enriched(events, mirror, &mut records, false, Sink::Pcapng(Box::new(writer)));
@@ -265,17 +268,23 @@ fn run_parts(events: u64, mirror: &Mirror, records: &[Vec<u8>], stages: Stages) 
     let mut buf = Vec::with_capacity(1 << 20);
     let mut output_bytes = 0u64;
     let mut decoder = Decoder::default();
+    let unannotated = crate::events::annotation::Rendered::default();
     let start = Instant::now();
     for i in 0..events {
         let bytes = &records[(i % records.len() as u64) as usize];
-        let Ok(Event::Packet(ev)) = decoder.decode(bytes).map(|d| d.event) else { continue };
+        let Ok(Event::Packet(ev)) = decoder.decode(bytes).map(|d| d.event) else {
+            continue;
+        };
         let Stages::FormatOnly(format) = stages else {
             std::hint::black_box(super::annotate(mirror, &ev));
             continue;
         };
         let iface = mirror.links.name(ev.ifindex).unwrap_or("?");
-        let meta = Meta::new(iface, 1_764_000_000_000_000_000 + i128::from(ev.header.ts_ns));
-        let _ = output::write_annotated(format, &mut buf, &ev, meta, None);
+        let ts_ns = ev.header.ts_ns;
+        let wall_ns = 1_764_000_000_000_000_000 + i128::from(ts_ns);
+        let place = Place { iface: iface.into(), ifindex: ev.ifindex, ts_ns, wall_ns, pod: None };
+        let rec = PacketRecord { place, ev, annotation: &unannotated, frame: Captured::default() };
+        let _ = crate::events::put_line(format, &mut buf, &rec);
         output_bytes += drain(&mut buf);
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -313,10 +322,12 @@ fn run_enriched(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows:
         if new_flows {
             bytes[SPORT_AT..SPORT_AT + 2].copy_from_slice(&((i / n) as u16).to_be_bytes());
         }
-        let Some(rec) = enricher.enrich(bytes) else { continue };
+        let Some(rec) = enricher.enrich(bytes) else {
+            continue;
+        };
         match &mut sink {
             Sink::Lines(format, buf) => {
-                let _ = put_line(*format, buf, &rec);
+                let _ = rec.put_line(*format, buf);
                 output_bytes += drain(buf);
             }
             Sink::Pcapng(writer) => {

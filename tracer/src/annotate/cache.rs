@@ -9,66 +9,17 @@
 //! neighbour probe event) makes every entry stale: an annotation is never older than the mirror it would be
 //! computed from. ARP frames (few, and annotated from their ARP fields) are not cached.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use tracer_common::{Packet, valid};
 
-use super::{Annotation, annotate};
-use crate::{event::PacketEvent, mirror::Mirror, output::Format};
+use super::annotate;
+use crate::{
+    events::{PacketEvent, annotation::Rendered},
+    mirror::Mirror,
+};
 
 /// Flows kept at most (a scan of random ports must not make it grow without bound: ~600
 /// bytes per flow); a power of two.
 pub const CAPACITY: usize = 4096;
-
-/// An annotation in both output forms: ` | route …` for text lines and pcapng comments, and
-/// `,"route_dst":…` fields for merging into a JSON object.
-#[derive(Debug, Clone, Default)]
-pub struct Rendered {
-    pub text: Vec<u8>,
-    pub json: Vec<u8>,
-    /// Unique to this rendering: the packets that share it are one flow's, with an annotation
-    /// that has not changed (the pcapng writer comments the first of them only).
-    pub id: u64,
-}
-
-/// The next [`Rendered::id`].
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Two renderings are equal when they say the same (whatever their ids).
-impl PartialEq for Rendered {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && self.json == other.json
-    }
-}
-
-impl Eq for Rendered {}
-
-impl Rendered {
-    pub fn of(a: &Annotation<'_>) -> Self {
-        let mut r = Self::default();
-        r.fill(a);
-        r
-    }
-
-    /// Renders `a` here, in the buffers of what was here before.
-    pub fn fill(&mut self, a: &Annotation<'_>) {
-        self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        self.text.clear();
-        a.put_text(&mut self.text);
-        self.json.clear();
-        // Writing into a Vec fails only if serde_json fails to escape a string: keep the
-        // fields written up to there rather than lose the line.
-        let _ = a.write_json_fields(&mut self.json);
-    }
-
-    /// The form for `format`.
-    pub fn bytes(&self, format: Format) -> &[u8] {
-        match format {
-            Format::Text => &self.text,
-            Format::Json => &self.json,
-        }
-    }
-}
 
 /// What [`annotate`] reads of a non-ARP packet event, packed into words: hashed and compared
 /// as 7 integers, not 11 fields and three byte slices.
@@ -265,7 +216,8 @@ mod tests {
         assert_ne!(after, before, "the blackhole route is not in the annotation");
         assert_eq!(after, fresh(&m, &ev));
         let neigh = Neighbour { state: NeighState::Failed, lladdr: None };
-        m.neighbours.apply(NeighUpdate { dev: UPLINK, ip: bench::GATEWAY.into(), proxy: false, neighbour: neigh }, true);
+        m.neighbours
+            .apply(NeighUpdate { dev: UPLINK, ip: bench::GATEWAY.into(), proxy: false, neighbour: neigh }, true);
         m.touch();
         let ev = tcp_event(0, Ipv4Addr::new(93, 184, 216, 34), dir::INGRESS, FIRST_CALI, fib::SUCCESS, UPLINK);
         assert_eq!(cache.get(&m, &ev), &fresh(&m, &ev));

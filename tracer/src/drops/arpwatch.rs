@@ -18,7 +18,7 @@ use tracer_common::{arp_op, dir};
 
 use super::cause::{Cause, CauseCode};
 use crate::{
-    event::PacketEvent,
+    events::PacketEvent,
     mirror::{Mirror, fib::Resolution, prefix::Family, routes::RouteKind, rules::Flow},
     packet::{Arp, PacketView},
 };
@@ -166,7 +166,10 @@ mod tests {
         );
         assert_eq!(f.cause("calia").code, CauseCode::ArpProxyArpOff);
         let f = Finding { tpa: Ipv4Addr::new(10, 99, 0, 1), why: Unanswered::Nobody, ..f };
-        assert_eq!(f.cause("calia").to_string(), "pod 10.244.1.5 got no ARP reply for 10.99.0.1 on calia: nobody answered");
+        assert_eq!(
+            f.cause("calia").to_string(),
+            "pod 10.244.1.5 got no ARP reply for 10.99.0.1 on calia: nobody answered"
+        );
     }
 
     fn arp_event(dir: u8, op: u16, spa: [u8; 4], tpa: [u8; 4], ts_ns: u64) -> PacketEvent {

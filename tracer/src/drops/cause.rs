@@ -1,88 +1,16 @@
 //! A drop's cause in plain words, from its reason (or, on kernels without reasons, the
 //! function that dropped it) and the node's state in the mirror.
 
-use std::{fmt, net::IpAddr};
+use std::net::IpAddr;
 
 use tracer_common::iff;
 
-use crate::event::DropEvent;
-
+pub(crate) use crate::events::drop::{Cause, CauseCode};
 use crate::{
-    annotate::Annotation,
+    events::{DropEvent, annotation::Annotation},
     mirror::{Mirror, fib::Resolution, neigh::NeighState, routes::RouteKind, rules::Flow},
     packet::{Mac, PacketView},
 };
-
-crate::codes::stable_codes! {
-    /// What kind of cause a drop has: stable across versions and wordings (JSON
-    /// `cause_code`), where the sentence ([`Cause`]'s Display) may change.
-    CauseCode {
-        NoRoute => "no_route",
-        /// A neighbour (ARP or NDP) never answered.
-        NeighbourUnanswered => "neighbour_unanswered",
-        Netfilter => "netfilter",
-        RpFilter => "rp_filter",
-        TooBig => "too_big",
-        DeviceDown => "device_down",
-        NoCarrier => "no_carrier",
-        /// The device is a veth whose other end is down.
-        VethPeerDown => "veth_peer_down",
-        QueueDrop => "queue_drop",
-        TransmitFailed => "transmit_failed",
-        NoSocket => "no_socket",
-        BadHeader => "bad_header",
-        OtherHost => "other_host",
-        TcProgram => "tc_program",
-        NoReason => "no_reason",
-        /// A reason the classes above do not cover, in the kernel's words.
-        Kernel => "kernel",
-        /// Pod side: the pod's device is down.
-        PodDeviceDown => "pod_device_down",
-        PodNoCarrier => "pod_no_carrier",
-        PodNoRoute => "pod_no_route",
-        PodQueueDrop => "pod_queue_drop",
-        PodTransmitFailed => "pod_transmit_failed",
-        /// Pod side: its neighbour resolution failed and no ARP request of it was seen.
-        PodNeighbourFailed => "pod_neighbour_failed",
-        /// An ARP request the node left unanswered, and why (from the mirror).
-        ArpCaliDown => "arp_cali_down",
-        ArpForwardingOff => "arp_forwarding_off",
-        ArpProxyArpOff => "arp_proxy_arp_off",
-        ArpNoRoute => "arp_no_route",
-        ArpRoutedBack => "arp_routed_back",
-        ArpNoRouteBack => "arp_no_route_back",
-        ArpNobodyAnswered => "arp_nobody_answered",
-    }
-}
-
-/// A drop's cause: its stable code and the sentence in plain words (Display: the text line,
-/// JSON `cause`, the pcapng comment).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cause {
-    pub(crate) code: CauseCode,
-    text: String,
-}
-
-impl Cause {
-    pub(crate) fn new(code: CauseCode, text: impl Into<String>) -> Self {
-        Self { code, text: text.into() }
-    }
-
-    pub(crate) fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// The same code, the sentence put in other words (`in the pod behind caliX: …`).
-    pub(crate) fn reworded(self, text: String) -> Self {
-        Self { text, ..self }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
 
 /// Drops grouped by what a user would do about them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,19 +84,25 @@ pub(crate) fn describe(f: &DropFacts<'_>) -> Cause {
         Class::RpFilter => rp_filter(f, dev, view.src_ip()),
         Class::TooBig => too_big(f, &view),
         Class::Device => device_down(f, dev).unwrap_or_else(|| match f.reason {
-            Some("QDISC_DROP") => {
-                Cause::new(C::QueueDrop, format!("dropped by the queueing discipline of {dev} (queue full or no qdisc)"))
-            }
+            Some("QDISC_DROP") => Cause::new(
+                C::QueueDrop,
+                format!("dropped by the queueing discipline of {dev} (queue full or no qdisc)"),
+            ),
             _ => Cause::new(C::TransmitFailed, format!("{dev} could not transmit it")),
         }),
-        Class::NoSocket => Cause::new(C::NoSocket, match (view.ip_proto(), view.ports()) {
-            (Some(p), Some((_, dport))) => {
-                format!("no socket on this host for {} port {dport}", crate::packet::proto_name(p))
-            }
-            _ => "no socket on this host takes it".to_owned(),
-        }),
+        Class::NoSocket => Cause::new(
+            C::NoSocket,
+            match (view.ip_proto(), view.ports()) {
+                (Some(p), Some((_, dport))) => {
+                    format!("no socket on this host for {} port {dport}", crate::packet::proto_name(p))
+                }
+                _ => "no socket on this host takes it".to_owned(),
+            },
+        ),
         Class::BadHeader => Cause::new(C::BadHeader, "malformed or truncated header"),
-        Class::OtherHost => Cause::new(C::OtherHost, format!("frame addressed to another host's MAC {}", Mac(f.ev.packet.dst_mac))),
+        Class::OtherHost => {
+            Cause::new(C::OtherHost, format!("frame addressed to another host's MAC {}", Mac(f.ev.packet.dst_mac)))
+        }
         Class::TcProgram => Cause::new(C::TcProgram, format!("dropped by a TC program on {dev}")),
         // Kernels before PKT_TOO_BIG (6.1) drop oversized DF packets in ip_forward unnamed.
         Class::NotSpecified
@@ -177,25 +111,39 @@ pub(crate) fn describe(f: &DropFacts<'_>) -> Cause {
         {
             too_big(f, &view)
         }
-        Class::NotSpecified => Cause::new(C::NoReason, match f.symbol {
-            Some(s) => format!("the kernel gave no reason (dropped in {s})"),
-            None => "the kernel gave no reason".to_owned(),
-        }),
-        Class::Other => Cause::new(C::Kernel, match f.reason {
-            Some(r) => format!("dropped by the kernel: {}", r.to_ascii_lowercase().replace('_', " ")),
-            None => format!("dropped in {}", f.symbol.unwrap_or("an unknown function")),
-        }),
+        Class::NotSpecified => Cause::new(
+            C::NoReason,
+            match f.symbol {
+                Some(s) => format!("the kernel gave no reason (dropped in {s})"),
+                None => "the kernel gave no reason".to_owned(),
+            },
+        ),
+        Class::Other => Cause::new(
+            C::Kernel,
+            match f.reason {
+                Some(r) => format!("dropped by the kernel: {}", r.to_ascii_lowercase().replace('_', " ")),
+                None => format!("dropped in {}", f.symbol.unwrap_or("an unknown function")),
+            },
+        ),
     }
 }
 
 fn no_route(f: &DropFacts<'_>, dst: Option<IpAddr>) -> Cause {
-    let Some(dst) = dst else { return Cause::new(CauseCode::NoRoute, "no route") };
+    let Some(dst) = dst else {
+        return Cause::new(CauseCode::NoRoute, "no route");
+    };
     let a = f.annotation;
     let text = match (a.route_type, a.route_dst) {
-        (Some(kind), Some(prefix)) if kind.is_refusal() => format!("no route to {dst} ({} route {prefix})", kind.name()),
-        (Some(kind), None) if kind.is_refusal() => format!("no route to {dst} (a rule says {})", kind.name()),
+        (Some(kind), Some(prefix)) if kind.is_refusal() => {
+            format!("no route to {dst} ({} route {prefix})", kind.name())
+        }
+        (Some(kind), None) if kind.is_refusal() => {
+            format!("no route to {dst} (a rule says {})", kind.name())
+        }
         (None, _) => format!("no route to {dst} (no route matches)"),
-        (Some(_), Some(prefix)) => format!("no route to {dst} at the time (the table now has {prefix})"),
+        (Some(_), Some(prefix)) => {
+            format!("no route to {dst} at the time (the table now has {prefix})")
+        }
         (Some(_), None) => format!("no route to {dst}"),
     };
     Cause::new(CauseCode::NoRoute, text)
@@ -231,9 +179,12 @@ fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<Cause> {
         return None;
     }
     Some(if f.ev.flags & tracer_common::dropf::HAS_POD != 0 {
-        let pod = super::podside::pod_dev_name(f.ev);
+        let pod = f.ev.pod_dev_name();
         let state = if f.ev.pod_flags & iff::UP == 0 { "is down" } else { "has no carrier" };
-        Cause::new(CauseCode::VethPeerDown, format!("veth peer is down (the pod's {pod} {state}: {dev} has no carrier)"))
+        Cause::new(
+            CauseCode::VethPeerDown,
+            format!("veth peer is down (the pod's {pod} {state}: {dev} has no carrier)"),
+        )
     } else if link.is_some_and(|l| l.peer_index.is_some()) {
         Cause::new(CauseCode::VethPeerDown, format!("veth peer is down ({dev} has no carrier: its other end is down)"))
     } else {
@@ -242,7 +193,9 @@ fn device_down(f: &DropFacts<'_>, dev: &str) -> Option<Cause> {
 }
 
 fn rp_filter(f: &DropFacts<'_>, dev: &str, src: Option<IpAddr>) -> Cause {
-    let Some(src) = src else { return Cause::new(CauseCode::RpFilter, format!("reverse-path filter on {dev}")) };
+    let Some(src) = src else {
+        return Cause::new(CauseCode::RpFilter, format!("reverse-path filter on {dev}"));
+    };
     let flow = Flow { dst: src, src: None, iif: None, oif: None, tos: 0, proto: 0, sport: 0, dport: 0 };
     let back = match f.mirror.route_get(&flow) {
         Resolution::Route { route, nexthop: Some(nh) } if route.kind == RouteKind::Unicast => {
@@ -250,7 +203,10 @@ fn rp_filter(f: &DropFacts<'_>, dev: &str, src: Option<IpAddr>) -> Cause {
         }
         _ => " (no route back)".to_owned(),
     };
-    Cause::new(CauseCode::RpFilter, format!("reverse-path filter on {dev}: source {src} not routed back through {dev}{back}"))
+    Cause::new(
+        CauseCode::RpFilter,
+        format!("reverse-path filter on {dev}: source {src} not routed back through {dev}{back}"),
+    )
 }
 
 /// MTU of the interface the route for the packet's destination leaves through.
@@ -330,7 +286,10 @@ mod tests {
             route_dst: Some(crate::mirror::prefix::Prefix::new("10.77.0.0".parse().unwrap(), 16)),
             ..Default::default()
         };
-        assert_eq!(facts_text("IP_INNOROUTES", &ev, &mirror, &a), "no route to 10.77.0.1 (unreachable route 10.77.0.0/16)");
+        assert_eq!(
+            facts_text("IP_INNOROUTES", &ev, &mirror, &a),
+            "no route to 10.77.0.1 (unreachable route 10.77.0.0/16)"
+        );
         let a = Annotation::default();
         assert_eq!(facts_text("IP_INNOROUTES", &ev, &mirror, &a), "no route to 10.77.0.1 (no route matches)");
         assert_eq!(
@@ -338,8 +297,10 @@ mod tests {
             "10.77.0.1 never answered ARP on calia (neighbour FAILED)"
         );
         assert_eq!(facts_text("NETFILTER_DROP", &ev, &mirror, &a), "dropped by a netfilter rule (packet on calia)");
-        assert!(facts_text("IP_RPFILTER", &ev, &mirror, &a)
-            .starts_with("reverse-path filter on calia: source 10.244.1.5 not routed back through calia"));
+        assert!(
+            facts_text("IP_RPFILTER", &ev, &mirror, &a)
+                .starts_with("reverse-path filter on calia: source 10.244.1.5 not routed back through calia")
+        );
         ev.packet.ip_flags = tracer_common::ipf::DF;
         ev.len = 1400;
         assert_eq!(facts_text("PKT_TOO_BIG", &ev, &mirror, &a), "packet larger than MTU with DF set (1400 bytes)");

@@ -5,8 +5,8 @@
 
 pub(crate) mod arpwatch;
 pub(crate) mod cause;
+pub(crate) mod name;
 pub(crate) mod podside;
-pub(crate) mod render;
 pub(crate) mod summary;
 
 use std::{collections::HashSet, net::IpAddr};
@@ -18,7 +18,7 @@ use aya::{
 };
 use tracer_common::{DropConfig, TRACED};
 
-use crate::event::DropEvent;
+use crate::events::DropEvent;
 
 use crate::{
     kernel::{
@@ -103,7 +103,11 @@ pub(crate) struct DropProbe {
 }
 
 /// The program's view of the running kernel, from tracefs and BTF.
-pub(crate) fn kernel_config(btf: &KernelBtf, format: &tracefs::Format, reasons: &DropReasons) -> Result<DropConfig, DropsError> {
+pub(crate) fn kernel_config(
+    btf: &KernelBtf,
+    format: &tracefs::Format,
+    reasons: &DropReasons,
+) -> Result<DropConfig, DropsError> {
     let rec = |f: &str| format.field(f).map(|f| f.offset);
     let skb = |m: &str| btf.member_offset("sk_buff", m);
     let dev = |m: &str| btf.member_offset("net_device", m);
@@ -174,10 +178,8 @@ impl DropProbe {
             .ok_or(DropsError::Missing(ADDRS_MAP))?
             .try_into()
             .map_err(|source| DropsError::Map { name: ADDRS_MAP, source })?;
-        let prog: &mut TracePoint = ebpf
-            .program_mut(PROGRAM)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(DropsError::Missing(PROGRAM))?;
+        let prog: &mut TracePoint =
+            ebpf.program_mut(PROGRAM).and_then(|p| p.try_into().ok()).ok_or(DropsError::Missing(PROGRAM))?;
         prog.load().map_err(DropsError::Load)?;
         prog.attach(TP_SYSTEM, TP_NAME).map_err(DropsError::Attach)?;
         let kallsyms = Kallsyms::load().unwrap_or_else(|e| {

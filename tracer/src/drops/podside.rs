@@ -4,7 +4,10 @@
 //!
 //! Without the layout, pod-side drops are off; `vethtrace check` and the startup line say so.
 
-use super::cause::{Cause, CauseCode};
+use super::{
+    arpwatch::{self, Finding, Unanswered},
+    cause::{Cause, CauseCode, Class, DropFacts, classify},
+};
 use crate::kernel::btf::{BtfError, KernelBtf};
 
 /// `NETDEV_ALIGN`: `netdev_priv()` is the device's private area, this far past the struct's
@@ -72,27 +75,12 @@ pub(crate) fn status(found: &Result<VethLayout, VethError>) -> Result<String, St
     }
 }
 
-
-/// The pod end's name as the kernel gave it (`eth0`), or `if<N>`.
-pub(crate) fn pod_dev_name(ev: &crate::event::DropEvent) -> String {
-    let name = &ev.pod_name;
-    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    match std::str::from_utf8(&name[..len]) {
-        Ok(n) if !n.is_empty() => n.to_owned(),
-        _ => format!("if{}", ev.pod_ifindex),
-    }
-}
-
 /// The cause of a drop on the pod end of the veth, in the node's terms: `f.dev` is the cali.
 /// `unanswered` is the pod's last ARP request the node left unanswered on that cali.
-pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&super::arpwatch::Finding>) -> Cause {
-    use super::{
-        arpwatch::{self, Finding, Unanswered},
-        cause::{Class, classify},
-    };
+pub(crate) fn describe(f: &DropFacts<'_>, unanswered: Option<&Finding>) -> Cause {
     use CauseCode as C;
     let cali = f.dev.unwrap_or("its cali");
-    let pod_dev = pod_dev_name(f.ev);
+    let pod_dev = f.ev.pod_dev_name();
     let ev = f.ev;
     let class = classify(f.reason, f.symbol);
     if matches!(class, Class::Neighbour | Class::Device) {
@@ -125,16 +113,22 @@ pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&supe
             });
             finding.cause(cali)
         }
-        Class::NoRoute => Cause::new(C::PodNoRoute, match crate::packet::PacketView(&ev.packet).dst_ip() {
-            Some(dst) => format!("the pod has no route to {dst} (pod end of {cali})"),
-            None => format!("the pod has no route (pod end of {cali})"),
-        }),
+        Class::NoRoute => Cause::new(
+            C::PodNoRoute,
+            match crate::packet::PacketView(&ev.packet).dst_ip() {
+                Some(dst) => format!("the pod has no route to {dst} (pod end of {cali})"),
+                None => format!("the pod has no route (pod end of {cali})"),
+            },
+        ),
         Class::Device => match f.reason {
             Some("QDISC_DROP") => Cause::new(
                 C::PodQueueDrop,
                 format!("the pod's {pod_dev} queue dropped it (queue full or no qdisc; pod end of {cali})"),
             ),
-            _ => Cause::new(C::PodTransmitFailed, format!("the pod's {pod_dev} could not transmit it (pod end of {cali})")),
+            _ => Cause::new(
+                C::PodTransmitFailed,
+                format!("the pod's {pod_dev} could not transmit it (pod end of {cali})"),
+            ),
         },
         _ => {
             let inner = super::cause::describe(&super::cause::DropFacts { dev: Some(&pod_dev), ..*f });
@@ -147,10 +141,10 @@ pub(crate) fn describe(f: &super::cause::DropFacts<'_>, unanswered: Option<&supe
 /// An ARP_UNANSWERED finding as a drop on the cali: the pod's request is the frame, no
 /// kernel reason or location (the kernel consumed the request; it did not drop it).
 pub(crate) fn finding_drop<'m>(
-    ev: &crate::event::PacketEvent,
-    f: &super::arpwatch::Finding,
+    ev: &crate::events::PacketEvent,
+    f: &arpwatch::Finding,
     cali: &str,
-) -> super::render::NamedDrop<'m> {
+) -> crate::events::NamedDrop<'m> {
     use tracer_common::{DropSection, dropf, proto::ETH_P_ARP};
     let drop = DropSection {
         ifindex: ev.ifindex,
@@ -159,12 +153,12 @@ pub(crate) fn finding_drop<'m>(
         flags: dropf::BY_DEV,
         ..Default::default()
     };
-    super::render::NamedDrop {
-        ev: crate::event::DropEvent { header: ev.header, drop, packet: ev.packet },
-        reason: Some(super::arpwatch::REASON.to_owned()),
+    crate::events::NamedDrop {
+        ev: crate::events::DropEvent { header: ev.header, drop, packet: ev.packet },
+        reason: Some(arpwatch::REASON.to_owned()),
         location: "-".to_owned(),
         cause: f.cause(cali),
-        annotation: crate::annotate::Annotation::default(),
+        annotation: crate::events::annotation::Annotation::default(),
         pod_dev: None,
         finding: true,
     }
@@ -176,15 +170,17 @@ pub(crate) fn finding_drop<'m>(
 ///   wants it — every raw-socket ping in a pod does this for every reply;
 /// - ICMPv6 messages `icmpv6_rcv` has handled, freed without a reason on 6.1 (later kernels
 ///   consume them): every echo request a pod answers.
-pub(crate) fn is_pod_noise(names: &super::DropNames, ev: &crate::event::DropEvent) -> bool {
+pub(crate) fn is_pod_noise(names: &super::DropNames, ev: &crate::events::DropEvent) -> bool {
     use tracer_common::proto::{IPPROTO_ICMP, IPPROTO_ICMPV6};
     if ev.flags & tracer_common::dropf::POD_SIDE == 0 {
         return false;
     }
     let view = crate::packet::PacketView(&ev.packet);
     let reason = names.reason(ev);
-    let echo_reply =
-        matches!((view.ip_proto(), view.icmp()), (Some(IPPROTO_ICMP), Some((0, _))) | (Some(IPPROTO_ICMPV6), Some((129, _))));
+    let echo_reply = matches!(
+        (view.ip_proto(), view.icmp()),
+        (Some(IPPROTO_ICMP), Some((0, _))) | (Some(IPPROTO_ICMPV6), Some((129, _)))
+    );
     let unnamed = matches!(reason.as_deref(), None | Some("NOT_SPECIFIED"));
     (echo_reply && reason.as_deref() == Some("NO_SOCKET"))
         || (unnamed && view.ip_proto() == Some(IPPROTO_ICMPV6) && names.symbol(ev) == Some("icmpv6_rcv"))
@@ -224,7 +220,7 @@ mod tests {
         };
         let flags = dropf::HAS_REASON | dropf::POD_SIDE | dropf::HAS_POD | dropf::BY_DEV;
         let drop = tracer_common::DropSection { flags, ..Default::default() };
-        let mut ev = crate::event::DropEvent { drop, ..Default::default() };
+        let mut ev = crate::events::DropEvent { drop, ..Default::default() };
         ev.packet.valid = valid::L2 | valid::IPV6 | valid::ICMP;
         (ev.packet.ip_proto, ev.packet.icmp_type) = (IPPROTO_ICMPV6, 129);
         (ev.reason, ev.location) = (3, 0xffff_ffff_81a0_0010);

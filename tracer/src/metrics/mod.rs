@@ -37,7 +37,7 @@ use tracer_common::{
     nud::FAILED as NUD_FAILED,
 };
 
-use crate::event::Event;
+use crate::events::Event;
 pub(crate) use kernel_counts::KernelCounts;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;

@@ -38,7 +38,6 @@ mod dirwatch;
 pub mod hash;
 mod index;
 pub mod kubelet;
-pub mod show;
 
 use std::{
     fmt,
@@ -50,7 +49,7 @@ use std::{
 use tokio::sync::watch;
 
 pub use self::index::{LinkRow, NodeLinks, Snapshot, follow_node, node_links};
-use crate::cli::PodArgs;
+use crate::cli::{PodArgs, PodSelector};
 
 /// Where a pod's identity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,26 +99,6 @@ impl Pod {
     /// Whether `--pod` `sel` names this pod.
     pub fn is(&self, sel: &PodSelector) -> bool {
         self.name == sel.name && sel.namespace.as_ref().is_none_or(|ns| *ns == self.namespace)
-    }
-}
-
-/// `--pod NAME` (any namespace) or `--pod NAMESPACE/NAME`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodSelector {
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl std::str::FromStr for PodSelector {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let ok = |p: &str| !p.is_empty() && !p.contains(['/', ' ', '_']);
-        match s.split_once('/') {
-            Some((ns, name)) if ok(ns) && ok(name) => Ok(Self { namespace: Some(ns.into()), name: name.into() }),
-            None if ok(s) => Ok(Self { namespace: None, name: s.into() }),
-            _ => Err(format!("'{s}' is not NAME or NAMESPACE/NAME")),
-        }
     }
 }
 
@@ -205,7 +184,8 @@ pub struct Report {
 impl Report {
     /// One line: the source that answered, or why none did (for `vethtrace check`).
     pub fn summary(&self) -> Result<String, String> {
-        let why = || self.attempts.iter().filter_map(|a| a.outcome.as_ref().err().map(|e| format!("{}: {e}", a.source)));
+        let why =
+            || self.attempts.iter().filter_map(|a| a.outcome.as_ref().err().map(|e| format!("{}: {e}", a.source)));
         match self.attempts.iter().find(|a| Some(a.source) == self.chosen) {
             Some(Attempt { source, outcome: Ok(detail) }) => Ok(format!("{source} ({detail})")),
             _ => Err(format!("no source answered ({}); events carry no pod", why().collect::<Vec<_>>().join("; "))),

@@ -7,7 +7,6 @@
 //! one the kernel allows. kprobe and fentry links and tp_btf links are file descriptors: they
 //! go away with the process, even after SIGKILL.
 
-pub(crate) mod render;
 
 use std::fmt;
 

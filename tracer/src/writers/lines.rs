@@ -4,12 +4,7 @@
 use std::io::{self, BufWriter, Write};
 
 use super::EventWriter;
-use crate::{
-    drops, output,
-    output::Format,
-    probes,
-    record::Record,
-};
+use crate::{events::Record, output::Format};
 
 pub(crate) struct LineWriter {
     format: Format,
@@ -32,20 +27,9 @@ impl LineWriter {
     }
 }
 
-/// Appends the line for `rec` in `format` to `buf`.
-pub(crate) fn put_line(format: Format, buf: &mut Vec<u8>, rec: &Record<'_>) -> io::Result<()> {
-    let meta = rec.place().meta();
-    match rec {
-        Record::Packet(r) => output::write_annotated(format, buf, &r.ev, meta, Some(r.annotation)),
-        Record::Drop(r) => drops::render::write(format, buf, &r.drop, meta),
-        Record::Arp(r) => probes::render::write_arp(format, buf, &r.ev, meta, r.mode),
-        Record::Neigh(r) => probes::render::write_neigh(format, buf, &r.ev, meta, r.mode),
-    }
-}
-
 impl EventWriter for LineWriter {
     fn write(&mut self, rec: &Record<'_>) -> io::Result<()> {
-        put_line(self.format, &mut self.buf, rec)
+        rec.put_line(self.format, &mut self.buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -66,8 +50,8 @@ mod tests {
     use super::*;
     use crate::{
         annotate::{self, bench},
-        event::{ArpEvent, Captured, NeighEvent},
-        record::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place},
+        events::{ArpEvent, Captured, NeighEvent},
+        events::{ArpRecord, DropRecord, NeighRecord, PacketRecord, Place},
     };
 
     const README: &str = include_str!("../../../README.md");
@@ -106,8 +90,9 @@ mod tests {
     fn readme_order(kind: &str) -> Vec<String> {
         let packet = table_keys("### `\"kind\": \"packet\"`");
         let annotation = table_keys("JSON keys added to `\"kind\": \"packet\"`");
-        let common: Vec<String> =
-            ["kind", "time", "ts_ns", "iface", "ifindex", "pod_namespace", "pod_name", "pod_uid"].map(String::from).into();
+        let common: Vec<String> = ["kind", "time", "ts_ns", "iface", "ifindex", "pod_namespace", "pod_name", "pod_uid"]
+            .map(String::from)
+            .into();
         match kind {
             "packet" => dedup([packet, annotation].concat()),
             "drop" => {
@@ -120,7 +105,8 @@ mod tests {
         }
     }
 
-    fn place() -> Place<'static> {
+    /// The place of an event on `ifindex` at `ts_ns`, behind which a pod is known.
+    fn place(ifindex: u32, ts_ns: u64) -> Place<'static> {
         let pod = crate::pods::Pod {
             namespace: "shop".into(),
             name: "web-7d4b9c-x2x9p".into(),
@@ -132,7 +118,8 @@ mod tests {
         };
         Place {
             iface: Cow::Borrowed("calia"),
-            ifindex: 10,
+            ifindex,
+            ts_ns,
             wall_ns: 1_700_000_000_123_456_789,
             pod: Some(std::sync::Arc::new(pod)),
         }
@@ -140,7 +127,7 @@ mod tests {
 
     fn json_keys(rec: &Record<'_>) -> (String, Vec<String>) {
         let mut buf = Vec::new();
-        put_line(Format::Json, &mut buf, rec).unwrap();
+        rec.put_line(Format::Json, &mut buf).unwrap();
         let obj: IndexMap<String, Value> = serde_json::from_slice(&buf).unwrap();
         (obj["kind"].as_str().unwrap().to_owned(), obj.keys().cloned().collect())
     }
@@ -149,14 +136,18 @@ mod tests {
     fn with_records(mut each: impl FnMut(&Record<'_>)) {
         let mirror = bench::calico_node(3);
         let ev = bench::tcp_event(0, bench::pod_ip(1), dir::INGRESS, bench::FIRST_CALI, fib::SUCCESS, 11);
-        let annotation = annotate::cache::Rendered::of(&annotate::annotate(&mirror, &ev));
-        let packet =
-            Record::Packet(PacketRecord { place: place(), ev, annotation: &annotation, frame: Captured::default() });
-        let names = crate::drops::render::tests::names();
-        let drop_ev = crate::drops::render::tests::drop_event();
+        let annotation = crate::events::annotation::Rendered::of(&annotate::annotate(&mirror, &ev));
+        let packet = Record::Packet(PacketRecord {
+            place: place(ev.ifindex, ev.header.ts_ns),
+            ev,
+            annotation: &annotation,
+            frame: Captured::default(),
+        });
+        let names = crate::drops::name::tests::names();
+        let drop_ev = crate::drops::name::tests::drop_event();
         let drop = Record::Drop(Box::new(DropRecord {
-            place: place(),
-            drop: crate::drops::render::tests::name(&names, &mirror, &drop_ev, Some("calia")),
+            place: place(drop_ev.ifindex, drop_ev.header.ts_ns),
+            drop: crate::drops::name::tests::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         }));
         let mut pod_ev = drop_ev;
@@ -164,8 +155,8 @@ mod tests {
         (pod_ev.pod_ifindex, pod_ev.pod_flags) = (2, 1);
         pod_ev.pod_name[..4].copy_from_slice(b"eth0");
         let pod_drop = Record::Drop(Box::new(DropRecord {
-            place: place(),
-            drop: crate::drops::render::tests::name(&names, &mirror, &pod_ev, Some("calia")),
+            place: place(pod_ev.ifindex, pod_ev.header.ts_ns),
+            drop: crate::drops::name::tests::name(&names, &mirror, &pod_ev, Some("calia")),
             frame: Captured::default(),
         }));
         let arp = ArpSection {
@@ -177,7 +168,11 @@ mod tests {
             ..Default::default()
         };
         let arp = ArpEvent { arp, ..Default::default() };
-        let arp = Record::Arp(ArpRecord { place: place(), ev: arp, mode: crate::probes::Mode::Kprobe });
+        let arp = Record::Arp(ArpRecord {
+            place: place(arp.ifindex, arp.header.ts_ns),
+            ev: arp,
+            mode: crate::probes::Mode::Kprobe,
+        });
         let mut neigh = NeighSection {
             ifindex: 10,
             hook: neigh_hook::UPDATE,
@@ -190,7 +185,11 @@ mod tests {
         };
         neigh.addr[..4].copy_from_slice(&[10, 244, 1, 6]);
         let neigh = NeighEvent { neigh, ..Default::default() };
-        let neigh = Record::Neigh(NeighRecord { place: place(), ev: neigh, mode: crate::probes::Mode::Kprobe });
+        let neigh = Record::Neigh(NeighRecord {
+            place: place(neigh.ifindex, neigh.header.ts_ns),
+            ev: neigh,
+            mode: crate::probes::Mode::Kprobe,
+        });
         for rec in [packet, drop, pod_drop, arp, neigh] {
             each(&rec);
         }
@@ -204,7 +203,9 @@ mod tests {
             let order = readme_order(&kind);
             let positions: Vec<usize> = keys
                 .iter()
-                .map(|k| order.iter().position(|o| o == k).unwrap_or_else(|| panic!("{kind}: key {k} is not in the README")))
+                .map(|k| {
+                    order.iter().position(|o| o == k).unwrap_or_else(|| panic!("{kind}: key {k} is not in the README"))
+                })
                 .collect();
             assert!(positions.is_sorted(), "{kind}: keys {keys:?} are not in the README's order {order:?}");
             assert!(keys.len() >= 8, "{kind}: only {keys:?}");
@@ -219,7 +220,7 @@ mod tests {
         with_records(|rec| {
             for format in [Format::Text, Format::Json] {
                 let mut buf = Vec::new();
-                put_line(format, &mut buf, rec).unwrap();
+                rec.put_line(format, &mut buf).unwrap();
                 out.push_str(&String::from_utf8(buf).unwrap());
             }
         });

@@ -7,7 +7,7 @@ pub(crate) mod pcapng;
 
 use std::io;
 
-use crate::record::Record;
+use crate::events::Record;
 
 /// One output format.
 pub(crate) trait EventWriter {

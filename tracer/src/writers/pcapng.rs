@@ -37,11 +37,8 @@ use pcap_file::{
 };
 use tracer_common::{dir, frame_origin, proto::ETH_HLEN};
 
-use super::{EventWriter, lines::put_line};
-use crate::{
-    output::Format,
-    record::{Place, Record},
-};
+use super::EventWriter;
+use crate::events::{Place, Record};
 
 /// epb_flags direction bits.
 const EPB_INBOUND: u32 = 0b01;
@@ -115,9 +112,9 @@ pub(crate) struct PcapngWriter {
     /// Bytes in the current file, and its number in the rotation.
     written: u64,
     file_no: u32,
-    /// The text line of an ARP/neighbour event, reused.
-    line: Vec<u8>,
-    /// The annotations ([`crate::annotate::cache::Rendered::id`]) already written as a
+    /// The comment of the record being written, reused.
+    comment: Vec<u8>,
+    /// The annotations ([`crate::events::annotation::Rendered::id`]) already written as a
     /// comment in the current file: a flow's later packets carry none until it changes.
     commented: HashSet<u64, foldhash::fast::RandomState>,
 }
@@ -144,7 +141,7 @@ impl PcapngWriter {
             ids: HashMap::default(),
             written: 0,
             file_no: 0,
-            line: Vec::new(),
+            comment: Vec::new(),
             commented: HashSet::default(),
         })
     }
@@ -182,7 +179,9 @@ impl PcapngWriter {
     /// `-C`: once the file holds the size, the next packet goes to a new file that repeats
     /// the section header and every interface.
     fn rotate_if_full(&mut self) -> Result<(), PcapngError> {
-        let Some(limit) = self.opts.file_size else { return Ok(()) };
+        let Some(limit) = self.opts.file_size else {
+            return Ok(());
+        };
         if self.written < limit {
             return Ok(());
         }
@@ -202,41 +201,40 @@ impl PcapngWriter {
     fn write_record(&mut self, rec: &Record<'_>) -> Result<(), PcapngError> {
         let place = rec.place();
         let ts = timestamp(place.wall_ns);
-        match rec {
-            Record::Packet(r) => {
-                let id = self.iface_id(place.ifindex, &place.iface, place)?;
-                if self.commented.len() >= COMMENTED_MAX {
-                    self.commented.clear();
-                }
-                let first = self.commented.insert(r.annotation.id);
-                let comment: &[u8] = if first { &r.annotation.text } else { &[] };
-                let flags = if r.ev.dir == dir::EGRESS { EPB_OUTBOUND } else { EPB_INBOUND };
-                self.packet(epb(id, ts, r.ev.len, Cow::Borrowed(r.frame.bytes), flags, comment))
-            }
-            Record::Drop(r) => {
-                let name = if place.ifindex == 0 { NO_DEVICE_IFACE } else { &place.iface };
-                let id = self.iface_id(place.ifindex, name, place)?;
-                let (data, original_len) = if r.frame.origin == frame_origin::NETWORK {
-                    (Cow::Owned(behind_made_up_ethernet(r.frame.bytes, r.drop.ev.protocol)), r.drop.ev.len + ETH_HLEN as u32)
-                } else {
-                    (Cow::Borrowed(r.frame.bytes), r.drop.ev.len)
-                };
-                let mut comment = drop_comment(&r.drop).into_bytes();
-                r.drop.annotation.put_text(&mut comment);
-                self.packet(epb(id, ts, original_len, data, 0, &comment))
-            }
-            Record::Arp(_) | Record::Neigh(_) => {
-                let id = self.iface_id(0, EVENTS_IFACE, place)?;
-                self.line.clear();
-                put_line(Format::Text, &mut self.line, rec).map_err(PcapError::IoError)?;
-                // The line without its time (the block has it) and newline.
-                let text = self.line.get(16..).unwrap_or_default().trim_ascii_end();
-                let frame = behind_made_up_ethernet(text, EVENTS_ETHERTYPE);
-                let len = frame.len() as u32;
-                let comment = text.to_vec();
-                self.packet(epb(id, ts, len, Cow::Owned(frame), 0, &comment))
-            }
+        self.comment.clear();
+        let Some(c) = rec.capture() else {
+            // An event without a frame: its words are the frame, on the events interface.
+            let id = self.iface_id(0, EVENTS_IFACE, place)?;
+            rec.put_comment(&mut self.comment);
+            let frame = behind_made_up_ethernet(&self.comment, EVENTS_ETHERTYPE);
+            let len = frame.len() as u32;
+            let comment = std::mem::take(&mut self.comment);
+            let written = self.packet(epb(id, ts, len, Cow::Owned(frame), 0, &comment));
+            self.comment = comment;
+            return written;
+        };
+        let name = if place.ifindex == 0 { NO_DEVICE_IFACE } else { &place.iface };
+        let id = self.iface_id(place.ifindex, name, place)?;
+        if self.commented.len() >= COMMENTED_MAX {
+            self.commented.clear();
         }
+        if c.comment_once.is_none_or(|once| self.commented.insert(once)) {
+            rec.put_comment(&mut self.comment);
+        }
+        let (data, original_len) = if c.frame.origin == frame_origin::NETWORK {
+            (Cow::Owned(behind_made_up_ethernet(c.frame.bytes, c.protocol)), c.len + ETH_HLEN as u32)
+        } else {
+            (Cow::Borrowed(c.frame.bytes), c.len)
+        };
+        let flags = match c.dir {
+            Some(dir::EGRESS) => EPB_OUTBOUND,
+            Some(_) => EPB_INBOUND,
+            None => 0,
+        };
+        let comment = std::mem::take(&mut self.comment);
+        let written = self.packet(epb(id, ts, original_len, data, flags, &comment));
+        self.comment = comment;
+        written
     }
 }
 
@@ -250,15 +248,14 @@ impl EventWriter for PcapngWriter {
     }
 }
 
-/// `DROP <reason> at <location>: <cause>` (`[pod side, eth0]` after the cause for a drop on the
-/// pod end of the veth; the packet's annotation follows after ` | `).
-fn drop_comment(drop: &crate::drops::render::NamedDrop<'_>) -> String {
-    let reason = drop.reason.as_deref().unwrap_or("(no reason)");
-    let side = drop.pod_dev.as_deref().map(|d| format!(" [pod side, {d}]")).unwrap_or_default();
-    format!("DROP {reason} at {}: {}{side}", drop.location, drop.cause)
-}
-
-fn epb<'a>(id: u32, timestamp: Duration, original_len: u32, data: Cow<'a, [u8]>, flags: u32, comment: &'a [u8]) -> EnhancedPacketBlock<'a> {
+fn epb<'a>(
+    id: u32,
+    timestamp: Duration,
+    original_len: u32,
+    data: Cow<'a, [u8]>,
+    flags: u32,
+    comment: &'a [u8],
+) -> EnhancedPacketBlock<'a> {
     let mut options = Vec::with_capacity(2);
     if flags != 0 {
         options.push(EnhancedPacketOption::Flags(flags));
@@ -283,10 +280,8 @@ fn write_idb(
     snaplen: u32,
 ) -> Result<usize, PcapError> {
     let name = iface.name();
-    let mut options = vec![
-        InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())),
-        InterfaceDescriptionOption::IfTsResol(9),
-    ];
+    let mut options =
+        vec![InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())), InterfaceDescriptionOption::IfTsResol(9)];
     if let Some(d) = description {
         options.push(InterfaceDescriptionOption::IfDescription(Cow::Owned(d.to_owned())));
     }
@@ -295,7 +290,7 @@ fn write_idb(
 
 /// A network-header frame behind a zero-MAC Ethernet header carrying `ethertype`.
 fn behind_made_up_ethernet(bytes: &[u8], ethertype: u16) -> Vec<u8> {
-    [&crate::event::made_up_ethernet(ethertype)[..], bytes].concat()
+    [&crate::events::decode::made_up_ethernet(ethertype)[..], bytes].concat()
 }
 
 fn timestamp(wall_ns: i128) -> Duration {
@@ -318,10 +313,13 @@ pub(crate) fn file_name(base: &Path, n: u32, count: Option<u32>) -> PathBuf {
 }
 
 fn open(opts: &PcapngOptions, n: u32) -> Result<Box<dyn Write>, PcapngError> {
-    let Some(base) = &opts.path else { return Ok(Box::new(io::stdout())) };
+    let Some(base) = &opts.path else {
+        return Ok(Box::new(io::stdout()));
+    };
     let count = opts.file_size.and(opts.file_count);
     let path = if opts.file_size.is_some() { file_name(base, n, count) } else { base.clone() };
-    let file = create_private(&path).map_err(|source| PcapngError::Open { path: path.display().to_string(), source })?;
+    let file =
+        create_private(&path).map_err(|source| PcapngError::Open { path: path.display().to_string(), source })?;
     Ok(Box::new(file))
 }
 

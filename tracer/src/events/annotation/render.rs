@@ -201,7 +201,8 @@ impl fmt::Display for Annotation<'_> {
 mod tests {
     use super::*;
     use crate::{
-        annotate::{FibVerdict, annotate, bench},
+        annotate::{annotate, bench},
+        events::annotation::FibVerdict,
         mirror::{neigh::NeighState, routes::RouteKind},
         packet::Mac,
     };
@@ -280,7 +281,10 @@ mod tests {
             fib: Some(FibVerdict::FragNeeded),
             fib_dev: Some(Dev { index: 42, name: None }),
             notes: vec!["a \"quoted\" note".into(), "ünïcode ⚠".into()],
-            note_codes: vec![crate::annotate::NoteCode::WrongDevice, crate::annotate::NoteCode::FibDiffers],
+            note_codes: vec![
+                crate::events::annotation::NoteCode::WrongDevice,
+                crate::events::annotation::NoteCode::FibDiffers,
+            ],
         };
         both(&odd);
         assert_eq!(

@@ -1,4 +1,6 @@
-//! Decoding ring-buffer records (a header, then typed sections) into typed events.
+//! Decoding ring-buffer records (a header, then typed sections) into typed events: the
+//! record's frame and the sections are found here, each kind's event is built from them by
+//! its own file (`super::build`).
 //!
 //! Every length is checked: the record's against the bytes the ring handed over, each
 //! section's against the record. Sections of a kind or version this build does not know are
@@ -9,95 +11,13 @@
 //! parser the eBPF programs use (`tracer_ebpf::parse`), and handed on beside the event for the
 //! writers that want the bytes (pcapng).
 
-use std::ops::{Deref, DerefMut};
-
 use tracer_common::{
     ArpSection, DropSection, FrameSection, NeighSection, Packet, RECORD_VERSION, RecordHeader, SectionHeader,
-    TcSection, frame_origin, kind,
-    proto::ETH_HLEN,
-    section,
+    TcSection, frame_origin, proto::ETH_HLEN, section,
 };
 use tracer_ebpf::parse::{self, Frame};
 
-/// When and where a record was made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stamp {
-    /// CLOCK_MONOTONIC, ns.
-    pub ts_ns: u64,
-    pub cpu: u16,
-}
-
-/// A frame seen by TC, parsed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PacketEvent {
-    pub header: Stamp,
-    pub ifindex: u32,
-    /// Bytes of the frame on the wire (`skb->len`).
-    pub len: u32,
-    /// One of `tracer_common::dir`.
-    pub dir: u8,
-    /// One of `tracer_common::fib`.
-    pub fib_ret: u8,
-    pub fib_ifindex: u32,
-    pub packet: Packet,
-    /// The expression's translation matched it (`tcf::TRANSLATED`), not the interpreter.
-    pub translated: bool,
-}
-
-/// An event reads as its kernel section (`ev.reason`, `ev.ifindex`, …).
-macro_rules! reads_as_section {
-    ($event:ty, $field:ident, $section:ty) => {
-        impl Deref for $event {
-            type Target = $section;
-            fn deref(&self) -> &$section {
-                &self.$field
-            }
-        }
-
-        impl DerefMut for $event {
-            fn deref_mut(&mut self) -> &mut $section {
-                &mut self.$field
-            }
-        }
-    };
-}
-
-/// A packet the kernel dropped, its frame parsed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct DropEvent {
-    pub header: Stamp,
-    pub drop: DropSection,
-    pub packet: Packet,
-}
-
-reads_as_section!(DropEvent, drop, DropSection);
-
-/// An ARP packet the host stack received or sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ArpEvent {
-    pub header: Stamp,
-    pub arp: ArpSection,
-}
-
-reads_as_section!(ArpEvent, arp, ArpSection);
-
-/// A neighbour entry that changed or held a packet.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct NeighEvent {
-    pub header: Stamp,
-    pub neigh: NeighSection,
-}
-
-reads_as_section!(NeighEvent, neigh, NeighSection);
-
-/// One decoded record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Event {
-    Packet(PacketEvent),
-    Drop(DropEvent),
-    Arp(ArpEvent),
-    Neigh(NeighEvent),
-}
+use super::{Event, Stamp};
 
 /// The frame's captured bytes, as the record carried them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -139,13 +59,20 @@ fn read<T: aya::Pod>(buf: &[u8]) -> Option<T> {
 
 /// The sections of one record, as found.
 #[derive(Default)]
-struct Sections<'a> {
-    tc: Option<TcSection>,
-    drop: Option<DropSection>,
-    arp: Option<ArpSection>,
-    neigh: Option<NeighSection>,
-    frame: Option<Captured<'a>>,
+pub(crate) struct Sections<'a> {
+    pub tc: Option<TcSection>,
+    pub drop: Option<DropSection>,
+    pub arp: Option<ArpSection>,
+    pub neigh: Option<NeighSection>,
+    pub frame: Option<Captured<'a>>,
     unknown: u64,
+}
+
+impl<'a> Sections<'a> {
+    /// The frame's bytes (none when the record carried none).
+    pub(crate) fn frame(&self) -> Captured<'a> {
+        self.frame.unwrap_or_default()
+    }
 }
 
 impl<'a> Sections<'a> {
@@ -188,7 +115,8 @@ impl Decoder {
         let sections = split(record)?;
         self.unknown_sections += sections.unknown;
         let stamp = Stamp { ts_ns: header.ts_ns, cpu: header.cpu };
-        build(header.kind, stamp, sections)
+        let event = super::build(header.kind, stamp, &sections)?;
+        Ok(Decoded { event, frame: sections.frame() })
     }
 }
 
@@ -207,35 +135,6 @@ fn split(record: &[u8]) -> Result<Sections<'_>, DecodeError> {
         at += len;
     }
     Ok(found)
-}
-
-fn build(kind: u8, header: Stamp, s: Sections<'_>) -> Result<Decoded<'_>, DecodeError> {
-    let missing = |section| DecodeError::Missing { kind, section };
-    let frame = s.frame.unwrap_or_default();
-    let event = match kind {
-        kind::PACKET => {
-            let tc = s.tc.ok_or(missing(section::TC))?;
-            let accel_vlan = (tc.flags & tracer_common::tcf::ACCEL_VLAN != 0).then_some(tc.vlan_tci);
-            Event::Packet(PacketEvent {
-                header,
-                ifindex: tc.ifindex,
-                len: tc.len,
-                dir: tc.dir,
-                fib_ret: tc.fib_ret,
-                fib_ifindex: tc.fib_ifindex,
-                packet: parse_frame(frame, 0, accel_vlan),
-                translated: tc.flags & tracer_common::tcf::TRANSLATED != 0,
-            })
-        }
-        kind::DROP => {
-            let drop = s.drop.ok_or(missing(section::DROP))?;
-            Event::Drop(DropEvent { header, drop, packet: parse_frame(frame, drop.protocol, None) })
-        }
-        kind::ARP => Event::Arp(ArpEvent { header, arp: s.arp.ok_or(missing(section::ARP))? }),
-        kind::NEIGH => Event::Neigh(NeighEvent { header, neigh: s.neigh.ok_or(missing(section::NEIGH))? }),
-        other => return Err(DecodeError::UnknownKind(other)),
-    };
-    Ok(Decoded { event, frame })
 }
 
 /// Parses captured bytes. A frame captured from its network header (`protocol` is then its
@@ -265,7 +164,9 @@ struct Bytes<'a> {
 impl Frame for Bytes<'_> {
     fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
         let offset = match self.synthetic {
-            Some(ethertype) if offset == 0 => return made_up_ethernet(ethertype).get(..N)?.try_into().ok(),
+            Some(ethertype) if offset == 0 => {
+                return made_up_ethernet(ethertype).get(..N)?.try_into().ok();
+            }
             Some(_) => offset.checked_sub(ETH_HLEN)?,
             None => offset,
         };
@@ -276,7 +177,7 @@ impl Frame for Bytes<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use tracer_common::{ArpRecord, DropRecord, NeighRecord, TcRecord, dir};
+    use tracer_common::{ArpRecord, DropRecord, NeighRecord, TcRecord, dir, kind};
 
     pub(crate) fn bytes_of<T: aya::Pod>(v: &T) -> Vec<u8> {
         // SAFETY: `T: Pod` has no padding with undefined contents (explicit padding fields).
@@ -397,10 +298,7 @@ pub(crate) mod tests {
         assert!(decoder.decode(&bytes).is_ok());
         assert_eq!(decoder.unknown_sections, 1);
         bytes[size_of::<RecordHeader>() + 1] = section::TC_VERSION + 1;
-        assert_eq!(
-            decoder.decode(&bytes),
-            Err(DecodeError::Missing { kind: kind::PACKET, section: section::TC })
-        );
+        assert_eq!(decoder.decode(&bytes), Err(DecodeError::Missing { kind: kind::PACKET, section: section::TC }));
         assert_eq!(decoder.unknown_sections, 3);
     }
 

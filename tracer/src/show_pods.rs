@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Snapshot, follow_node, start};
 use crate::{
     cli::{OutputFormat, PodsArgs},
     ifaces::IfaceFilter,
+    pods::{Snapshot, follow_node, start},
 };
 
 /// One interface as shown.
@@ -186,8 +186,10 @@ mod tests {
 
     #[test]
     fn diff_says_add_change_remove() {
-        let old: BTreeMap<_, _> = [("a".to_owned(), row("a", "10.0.0.1")), ("b".to_owned(), row("b", "10.0.0.2"))].into();
-        let new: BTreeMap<_, _> = [("a".to_owned(), row("a", "10.0.0.9")), ("c".to_owned(), row("c", "10.0.0.3"))].into();
+        let old: BTreeMap<_, _> =
+            [("a".to_owned(), row("a", "10.0.0.1")), ("b".to_owned(), row("b", "10.0.0.2"))].into();
+        let new: BTreeMap<_, _> =
+            [("a".to_owned(), row("a", "10.0.0.9")), ("c".to_owned(), row("c", "10.0.0.3"))].into();
         let lines = diff(&old, &new, OutputFormat::Json);
         let events: Vec<(String, String)> = lines
             .iter()
