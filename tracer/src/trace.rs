@@ -1,15 +1,12 @@
 //! The default command: attach to the matching interfaces (and to those that appear later),
 //! stream events until Ctrl-C/SIGTERM, then flush, detach and report counters.
 //!
-//! The flow: ring buffer ([`collect`]) → enrich ([`crate::enrich`]: decode, name, annotate)
-//! → writers ([`crate::writers`]: text/JSON lines, pcapng). Netlink notifications keep the
-//! mirror and the set of traced interfaces live in the same loop.
+//! The flow: ring buffer ([`collect`]) → the pipeline ([`crate::pipeline`]: decode, place,
+//! analyse, observe) → writers ([`crate::writers`]: text/JSON lines, pcapng). The session owns
+//! the node's state (the mirror): netlink notifications keep it and the set of traced
+//! interfaces live in the same loop, and it hands the pod index its links.
 
-use std::{
-    fs::File,
-    io::{self, Write},
-    time::Duration,
-};
+use std::{io, time::Duration};
 
 use anyhow::Context as _;
 use aya::Ebpf;
@@ -20,14 +17,13 @@ use tokio::{
     sync::watch,
 };
 
-pub use crate::enrich::Counters;
+pub use crate::pipeline::Counters;
 use crate::{
     attach::Attacher,
     caps,
-    cli::{OutputFormat, TraceArgs},
+    cli::TraceArgs,
     collect::{self, Collector, InKernelErrors},
     drops::DropProbe,
-    enrich::{Enricher, Shown},
     fibgen::FibGeneration,
     filter::Filter,
     hooks::Kernel,
@@ -35,86 +31,25 @@ use crate::{
     metrics::{self, Interfaces, Metrics},
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
+    pipeline::{Analyser, Pipeline, Shown},
     pods::{self, NodeLinks, PodIndex},
-    events::Record,
-    writers::{
-        EventWriter, is_closed,
-        lines::LineWriter,
-        pcapng::{PcapngOptions, PcapngWriter},
-    },
+    writers::{Outputs, is_closed},
 };
 
-/// Where records go: text/JSON lines, a pcapng capture, or both.
-struct Outputs {
-    lines: Option<LineWriter>,
-    pcapng: Option<PcapngWriter>,
-}
-
-impl Outputs {
-    /// Opens every output before anything is attached: a file that cannot be written is one
-    /// error line and nothing to clean up.
-    fn open(args: &TraceArgs) -> anyhow::Result<Self> {
-        let lines = match args.line_format() {
-            None | Some(OutputFormat::None) => None,
-            Some(f) => {
-                let format = if f == OutputFormat::Json { Format::Json } else { Format::Text };
-                Some(LineWriter::new(format, open_line_output(args)?))
-            }
-        };
-        let pcapng = match &args.write {
-            None => None,
-            Some(path) => Some(PcapngWriter::create(PcapngOptions {
-                path: (path.as_os_str() != "-").then(|| path.clone()),
-                snaplen: args.snaplen,
-                file_size: args.file_size.map(|mb| mb * 1_000_000),
-                file_count: args.file_count,
-            })?),
-        };
-        Ok(Self { lines, pcapng })
-    }
-
-    fn write(&mut self, rec: &Record<'_>) -> io::Result<()> {
-        if let Some(w) = &mut self.lines {
-            w.write(rec)?;
-        }
-        if let Some(w) = &mut self.pcapng {
-            w.write(rec)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if let Some(w) = &mut self.lines {
-            w.flush()?;
-        }
-        if let Some(w) = &mut self.pcapng {
-            w.flush()?;
-        }
-        Ok(())
-    }
-}
-
-fn open_line_output(args: &TraceArgs) -> anyhow::Result<Box<dyn Write>> {
-    Ok(match &args.output_file {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
-        None => Box::new(io::stdout()),
-    })
-}
-
-/// The enrich stage and the writers: what a drained record goes through.
+/// The pipeline and the writers: what a drained record goes through.
 struct Sink {
-    enricher: Enricher,
+    pipeline: Pipeline,
     outputs: Outputs,
     /// The first write error (a drain callback cannot return one).
     failed: Option<io::Error>,
 }
 
 impl Sink {
-    fn record(&mut self, bytes: &[u8]) {
+    fn record(&mut self, node: &mut Mirror, bytes: &[u8]) {
         if self.failed.is_some() {
             return;
         }
-        if let Some(rec) = self.enricher.enrich(bytes)
+        if let Some(rec) = self.pipeline.run(node, bytes)
             && let Err(e) = self.outputs.write(&rec)
         {
             self.failed = Some(e);
@@ -135,7 +70,7 @@ impl Sink {
 
     /// At exit: the drop table to the line output (`--summary`) or to standard error.
     fn finish_summary(&mut self, to_output: bool) -> anyhow::Result<()> {
-        let summary = &self.enricher.drop_summary;
+        let summary = &self.pipeline.observers.summary;
         match &mut self.outputs.lines {
             Some(lines) if to_output => {
                 let mut buf = Vec::new();
@@ -285,6 +220,10 @@ struct Session {
     netlink: Netlink,
     notifications: Notifications,
     sink: Sink,
+    /// The node's network state: interface names and everything the analysis looks up. The
+    /// session is its one owner: the pod index gets its links and routes from here, at most
+    /// [`LINKS_SETTLE`] after a change.
+    node: Mirror,
     /// In-kernel failures already reported on stderr.
     reported_errors: ErrorCounts,
     redumps: Redumps,
@@ -292,8 +231,6 @@ struct Session {
     fib_generation: FibGeneration,
     /// Who is behind each interface; wakes `--pod` selection when it changes.
     pods: PodIndex,
-    /// The session owns the node's state (the enricher's mirror): the pod index gets its links
-    /// and routes from here, at most [`LINKS_SETTLE`] after a change.
     node_links: watch::Sender<NodeLinks>,
     turns: Turns,
 }
@@ -326,9 +263,10 @@ impl Session {
         pod_report.print();
         let filter = filter.with_pods(&args.pod, pods.clone());
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
-        let mut enricher = Enricher::new(node, shown(args), drop_names, probes.as_ref().map(|p| p.mode)).with_pods(pods.clone());
-        enricher.metrics = metrics;
-        let metrics = enricher.metrics.as_ref().map(Metrics::interfaces);
+        let analyser = Analyser::new(drop_names, probes.as_ref().map(|p| p.mode));
+        let mut pipeline = Pipeline::new(shown(args), analyser, Some(pods.clone()));
+        pipeline.observers.metrics = metrics;
+        let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
         let mut session = Self {
@@ -337,7 +275,8 @@ impl Session {
             drop_probe,
             netlink,
             notifications,
-            sink: Sink { enricher, outputs, failed: None },
+            sink: Sink { pipeline, outputs, failed: None },
+            node,
             reported_errors: ErrorCounts::default(),
             redumps: Redumps::default(),
             fib_generation,
@@ -354,7 +293,7 @@ impl Session {
     fn sync_drop_addrs(&mut self) {
         if let Some(probe) = &mut self.drop_probe {
             let attacher = &self.tracing.attacher;
-            probe.sync_addrs(&self.sink.enricher.mirror, |i| attacher.is_attached(i));
+            probe.sync_addrs(&self.node, |i| attacher.is_attached(i));
         }
     }
 
@@ -367,7 +306,7 @@ impl Session {
         log::info!(
             "tracing {} interface(s) matching {describe} via {backend}{more}{}; Ctrl-C to stop",
             self.tracing.attacher.count(),
-            metrics::startup_note(self.sink.enricher.metrics.as_ref()), // metrics: where they are served
+            metrics::startup_note(self.sink.pipeline.observers.metrics.as_ref()), // metrics: where they are served
         );
         if self.tracing.attacher.count() == 0 {
             log::info!("no interface matches {describe} yet; waiting for one to appear");
@@ -378,7 +317,7 @@ impl Session {
     /// in the background.
     fn on_notification(&mut self, msg: NetlinkMessage<RtMessage>) {
         self.fib_generation.bump();
-        let (changes, redump) = self.sink.enricher.mirror.handle(&msg);
+        let (changes, redump) = self.node.handle(&msg);
         changes.into_iter().for_each(|change| self.tracing.apply(change));
         self.redumps.note(msg);
         if let Some(what) = redump {
@@ -393,7 +332,7 @@ impl Session {
         match result {
             Ok(dump) => {
                 self.fib_generation.bump();
-                let changes = self.sink.enricher.mirror.take_dump(dump);
+                let changes = self.node.take_dump(dump);
                 changes.into_iter().for_each(|change| self.tracing.apply(change));
                 for msg in missed {
                     self.on_notification(msg);
@@ -407,7 +346,7 @@ impl Session {
     /// Drains what is left in the ring at exit; `false` when the reader went away.
     fn drain_rest(&mut self) -> anyhow::Result<()> {
         loop {
-            let n = self.collector.drain_now(|b| self.sink.record(b));
+            let n = self.collector.drain_now(|b| self.sink.record(&mut self.node, b));
             if !self.sink.flush()? || n < collect::BATCH {
                 return Ok(());
             }
@@ -497,7 +436,7 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             }
             () = tokio::time::sleep_until(s.turns.links_at.unwrap_or_else(tokio::time::Instant::now)), if s.turns.links_at.is_some() => {
                 s.turns.links_at = None;
-                s.node_links.send_replace(pods::node_links(&s.sink.enricher.mirror));
+                s.node_links.send_replace(pods::node_links(&s.node));
             }
             () = s.pods.changed(), if s.tracing.filter.selects_pods() || s.tracing.metrics.is_some() => s.apply_present_links(),
             _ = stops.sigint.recv() => return Ok(Stop::Signal),
@@ -505,7 +444,7 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             () = &mut deadline => return Ok(Stop::Signal),
             () = std::future::ready(()), if s.turns.attach && !s.tracing.pending.is_empty() => s.attach_turn(),
             _ = tick.tick() => s.on_tick(),
-            drained = s.collector.drain(|b| s.sink.record(b)) => {
+            drained = s.collector.drain(|b| s.sink.record(&mut s.node, b)) => {
                 s.turns.attach = true;
                 drained?;
                 if !s.sink.flush()? {
@@ -549,7 +488,7 @@ impl Session {
     /// change (`--pod`: a pod's cali may be known only after the link appeared, or stop being
     /// that pod's; metrics: its `pod` label).
     fn apply_present_links(&mut self) {
-        for change in self.sink.enricher.mirror.present_links() {
+        for change in self.node.present_links() {
             self.tracing.apply(change);
         }
     }
@@ -570,7 +509,7 @@ impl Session {
             self.sync_drop_addrs();
         }
         self.turns.reported_lost = report_lost(self.collector.lost(), self.turns.reported_lost);
-        if let Some(m) = &self.sink.enricher.metrics {
+        if let Some(m) = &self.sink.pipeline.observers.metrics {
             m.lost(self.turns.reported_lost); // metrics
         }
         self.reported_errors = report_errors(self.collector.errors(), self.reported_errors);
@@ -608,18 +547,18 @@ pub async fn run(args: &TraceArgs, expression: Option<&Filter>) -> anyhow::Resul
         let text = format!("ready: {now} interface(s) attached, {more} being attached\n");
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(m) = &session.sink.enricher.metrics {
+    if let Some(m) = &session.sink.pipeline.observers.metrics {
         m.set_ready(); // metrics: /readyz answers 200
     }
     let stop = event_loop(&mut session, &mut stops, args.duration).await?;
     if matches!(stop, Stop::Signal) {
         session.drain_rest()?;
     }
-    if session.sink.enricher.drop_names.is_some() {
+    if session.sink.pipeline.analyse.drop_names.is_some() {
         session.sink.finish_summary(args.summary)?;
     }
     session.tracing.attacher.detach_all();
-    let mut counters = session.sink.enricher.counters;
+    let mut counters = session.sink.pipeline.observers.counters;
     counters.lost = session.collector.lost();
     let errors = session.collector.errors();
     report_errors(errors, session.reported_errors);

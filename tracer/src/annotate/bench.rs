@@ -18,7 +18,7 @@ use tracer_common::{
 };
 
 use crate::{
-    enrich::{Enricher, Shown},
+    pipeline::{Analyser, Pipeline, Shown},
     events::{Captured, Decoder, Event, PacketEvent, PacketRecord, Place, Stamp},
     mirror::{
         Mirror,
@@ -310,10 +310,11 @@ enum Sink {
 /// Where the TCP source port of a [`record_bytes`] record's frame starts.
 const SPORT_AT: usize = size_of::<TcRecord>() + 14 + 20;
 
-/// The collector's own path, [`Enricher::enrich`] then the writer, for `events` records
+/// The collector's own path, [`Pipeline::run`] then the writer, for `events` records
 /// (`new_flows`: each with a source port of its own).
 fn run_enriched(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows: bool, mut sink: Sink) -> BenchReport {
-    let mut enricher = Enricher::new(mirror, Shown { packets: true, drops: true }, None, None);
+    let mut mirror = mirror;
+    let mut pipeline = Pipeline::new(Shown { packets: true, drops: true }, Analyser::new(None, None), None);
     let mut output_bytes = 0u64;
     let start = Instant::now();
     for i in 0..events {
@@ -322,7 +323,7 @@ fn run_enriched(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows:
         if new_flows {
             bytes[SPORT_AT..SPORT_AT + 2].copy_from_slice(&((i / n) as u16).to_be_bytes());
         }
-        let Some(rec) = enricher.enrich(bytes) else {
+        let Some(rec) = pipeline.run(&mut mirror, bytes) else {
             continue;
         };
         match &mut sink {

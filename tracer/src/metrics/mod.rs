@@ -37,7 +37,6 @@ use tracer_common::{
     nud::FAILED as NUD_FAILED,
 };
 
-use crate::events::Event;
 pub(crate) use kernel_counts::KernelCounts;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -117,18 +116,6 @@ pub(crate) fn startup_note(metrics: Option<&Metrics>) -> String {
     match metrics.and_then(|m| m.endpoint) {
         Some(addr) => format!(", metrics on http://{addr}/metrics"),
         None => String::new(),
-    }
-}
-
-/// Counts one decoded record: packets, ARP and neighbour events. Drops are counted by the
-/// caller through [`Metrics::dropped`], which needs the reason's name.
-pub(crate) fn count(metrics: Option<&Metrics>, event: &Event) {
-    let Some(m) = metrics else { return };
-    match event {
-        Event::Packet(_) => m.packet(),
-        Event::Arp(ev) => m.arp(ev.ifindex, ev.hook, ev.op),
-        Event::Neigh(ev) => m.neigh(&ev.neigh),
-        Event::Drop(_) => {}
     }
 }
 

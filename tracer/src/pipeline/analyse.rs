@@ -1,0 +1,84 @@
+//! The analyse stage: what vethtrace knows about an event beyond what the kernel said — a
+//! packet's route/neighbour annotation (cached per flow), a drop's names and cause, and the
+//! pods' ARP requests the node leaves unanswered. Everything here reads the node's mirror.
+
+use std::borrow::Cow;
+
+use super::place::iface_name;
+use crate::{
+    annotate::cache::AnnotationCache,
+    drops::{self, DropNames, arpwatch::ArpWatch},
+    events::{
+        ArpEvent, ArpRecord, Captured, DropEvent, NamedDrop, NeighEvent, NeighRecord, PacketEvent, PacketRecord, Place,
+    },
+    mirror::Mirror,
+    probes,
+};
+
+pub(crate) struct Analyser {
+    /// Packets' annotations, rendered once per flow while the mirror stays the same.
+    pub annotations: AnnotationCache,
+    /// `None` when drops are not traced.
+    pub drop_names: Option<DropNames>,
+    /// Drop hunting: the pods' ARP requests the node leaves unanswered.
+    arp_watch: ArpWatch,
+    /// The ARP/neighbour probes' mode, `None` when none attached.
+    probe_mode: Option<probes::Mode>,
+}
+
+impl Analyser {
+    pub(crate) fn new(drop_names: Option<DropNames>, probe_mode: Option<probes::Mode>) -> Self {
+        Self { annotations: AnnotationCache::default(), drop_names, arp_watch: ArpWatch::default(), probe_mode }
+    }
+
+    pub(crate) fn packet<'a>(
+        &'a mut self,
+        node: &'a Mirror,
+        place: Place<'a>,
+        ev: PacketEvent,
+        frame: Captured<'a>,
+    ) -> PacketRecord<'a> {
+        let annotation = self.annotations.get(node, &ev);
+        PacketRecord { place, ev, annotation, frame }
+    }
+
+    /// `None` when no ARP probe is attached (the event cannot be one of vethtrace's).
+    pub(crate) fn arp<'a>(&self, place: Place<'a>, ev: ArpEvent) -> Option<ArpRecord<'a>> {
+        Some(ArpRecord { place, ev, mode: self.probe_mode? })
+    }
+
+    pub(crate) fn neigh<'a>(&self, place: Place<'a>, ev: NeighEvent) -> Option<NeighRecord<'a>> {
+        Some(NeighRecord { place, ev, mode: self.probe_mode? })
+    }
+
+    /// A drop named, with the name of its device (`-` when it has none); `None` when drops
+    /// are not traced or the drop is noise (IPv6 control traffic, a pod's own).
+    pub(crate) fn drop<'a>(&self, node: &'a Mirror, ev: DropEvent) -> Option<(NamedDrop<'a>, Cow<'a, str>)> {
+        let names = self.drop_names.as_ref()?;
+        if names.is_ipv6_control_noise(&ev) || drops::podside::is_pod_noise(names, &ev) {
+            return None;
+        }
+        let dev = (ev.ifindex != 0).then(|| iface_name(node, ev.ifindex));
+        let unanswered = self.arp_watch.last_unanswered(ev.ifindex);
+        let named = drops::name::name_with(names, node, &ev, dev.as_deref(), unanswered);
+        Some((named, dev.unwrap_or(Cow::Borrowed("-"))))
+    }
+
+    /// The dropping function's symbol (metrics name drops by it on kernels without reasons).
+    pub(crate) fn symbol(&self, ev: &DropEvent) -> Option<&str> {
+        self.drop_names.as_ref()?.symbol(ev)
+    }
+
+    /// ARP_UNANSWERED: a pod's ARP request on a traced cali the node leaves unanswered
+    /// (drops mode: the TC programs send ARP frames only).
+    pub(crate) fn arp_finding<'a>(
+        &mut self,
+        node: &'a Mirror,
+        ev: &PacketEvent,
+    ) -> Option<(NamedDrop<'a>, Cow<'a, str>)> {
+        self.drop_names.as_ref()?;
+        let finding = self.arp_watch.observe(node, ev)?;
+        let dev = iface_name(node, ev.ifindex);
+        Some((drops::podside::finding_drop(ev, &finding, &dev), dev))
+    }
+}

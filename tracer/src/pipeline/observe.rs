@@ -1,0 +1,114 @@
+//! The observe stage: what sees every event and every named drop, shown or not, and changes
+//! nothing — the counters a finished trace reports, the drop summary, the metrics.
+
+use crate::{
+    drops::summary::Summary,
+    events::{Event, NamedDrop},
+    metrics::Metrics,
+};
+
+/// One observer of the pipeline.
+pub(crate) trait Observer {
+    /// Every decoded event, before it is analysed.
+    fn event(&mut self, _ev: &Event) {}
+    /// Every drop once named (and every ARP_UNANSWERED finding), on `iface`; `symbol` is the
+    /// dropping function's.
+    fn drop(&mut self, _drop: &NamedDrop<'_>, _iface: &str, _symbol: Option<&str>) {}
+    /// A record that could not be decoded.
+    fn undecodable(&mut self) {}
+}
+
+/// What a finished trace reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    /// Records handed to the writers.
+    pub events: u64,
+    /// Drop events received (shown or not).
+    pub drops: u64,
+    pub lost: u64,
+    pub undecodable: u64,
+    /// Sections of a kind or version this build does not know, skipped.
+    pub unknown_sections: u64,
+    /// Failures the eBPF programs counted (`tracer_common::errsite`), all sites.
+    pub kernel_errors: u64,
+    /// Packet records whose frame the expression's translation matched (the rest, with an
+    /// expression: the interpreter's).
+    pub translated: u64,
+}
+
+impl Observer for Counters {
+    fn event(&mut self, ev: &Event) {
+        if let Event::Packet(p) = ev
+            && p.translated
+        {
+            self.translated += 1;
+        }
+    }
+
+    fn drop(&mut self, _: &NamedDrop<'_>, _: &str, _: Option<&str>) {
+        self.drops += 1;
+    }
+
+    fn undecodable(&mut self) {
+        self.undecodable += 1;
+    }
+}
+
+/// Drops by reason (or location), interface and flow.
+impl Observer for Summary {
+    fn drop(&mut self, drop: &NamedDrop<'_>, iface: &str, _: Option<&str>) {
+        self.add(drop.reason_or_location(), iface, &drop.ev.packet);
+    }
+}
+
+/// metrics: packets, ARP and neighbour events by kind; drops by reason (by the dropping
+/// function on kernels without reasons); undecodable records.
+impl Observer for Metrics {
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            Event::Packet(_) => self.packet(),
+            Event::Arp(ev) => self.arp(ev.ifindex, ev.hook, ev.op),
+            Event::Neigh(ev) => self.neigh(&ev.neigh),
+            Event::Drop(_) => {}
+        }
+    }
+
+    fn drop(&mut self, drop: &NamedDrop<'_>, iface: &str, symbol: Option<&str>) {
+        self.dropped(drop.ev.ifindex, iface, drop.reason.as_deref().or(symbol).unwrap_or("unknown"));
+    }
+
+    fn undecodable(&mut self) {
+        Metrics::undecodable(self);
+    }
+}
+
+/// Every observer, each shown every event and drop in the same order.
+#[derive(Default)]
+pub(crate) struct Observers {
+    pub counters: Counters,
+    pub summary: Summary,
+    /// `--metrics`.
+    pub metrics: Option<Metrics>,
+}
+
+impl Observers {
+    fn each(&mut self, mut f: impl FnMut(&mut dyn Observer)) {
+        f(&mut self.counters);
+        f(&mut self.summary);
+        if let Some(m) = &mut self.metrics {
+            f(m);
+        }
+    }
+
+    pub(crate) fn event(&mut self, ev: &Event) {
+        self.each(|o| o.event(ev));
+    }
+
+    pub(crate) fn drop(&mut self, drop: &NamedDrop<'_>, iface: &str, symbol: Option<&str>) {
+        self.each(|o| o.drop(drop, iface, symbol));
+    }
+
+    pub(crate) fn undecodable(&mut self) {
+        self.each(|o| o.undecodable());
+    }
+}
