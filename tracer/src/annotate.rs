@@ -37,7 +37,7 @@ struct Lookup<'m> {
 }
 
 /// Annotates one packet event.
-pub fn annotate<'m>(mirror: &'m Mirror, ev: &PacketEvent) -> Annotation<'m> {
+pub fn annotate(mirror: &Mirror, ev: &PacketEvent) -> Annotation {
     let view = PacketView(&ev.packet);
     let mut a = Annotation::default();
     if let Some(arp) = view.arp() {
@@ -96,7 +96,7 @@ fn look_up<'m>(mirror: &'m Mirror, flow: &Flow<'_>) -> Lookup<'m> {
 }
 
 /// Fills the route_* and neigh_* fields.
-fn describe<'m>(mirror: &'m Mirror, lookup: &Lookup<'m>, a: &mut Annotation<'m>) {
+fn describe<'m>(mirror: &'m Mirror, lookup: &Lookup<'m>, a: &mut Annotation) {
     match lookup.resolution {
         Resolution::Route { route, nexthop } => describe_route(mirror, route, nexthop, a),
         Resolution::RuleRefused { kind, priority } => {
@@ -112,7 +112,7 @@ fn describe<'m>(mirror: &'m Mirror, lookup: &Lookup<'m>, a: &mut Annotation<'m>)
     }
 }
 
-fn describe_route<'m>(mirror: &'m Mirror, route: &Route, nexthop: Option<&NextHop>, a: &mut Annotation<'m>) {
+fn describe_route(mirror: &Mirror, route: &Route, nexthop: Option<&NextHop>, a: &mut Annotation) {
     a.route_dst = Some(route.dst);
     a.route_type = Some(route.kind);
     a.route_scope = Some(scope_name(route.scope));
@@ -121,7 +121,7 @@ fn describe_route<'m>(mirror: &'m Mirror, route: &Route, nexthop: Option<&NextHo
     a.route_gw = nexthop.and_then(|n| n.gateway);
 }
 
-fn describe_fib<'m>(mirror: &'m Mirror, ev: &PacketEvent, a: &mut Annotation<'m>) {
+fn describe_fib(mirror: &Mirror, ev: &PacketEvent, a: &mut Annotation) {
     let Some(verdict) = FibVerdict::from_ret(ev.fib_ret) else {
         return;
     };
@@ -129,7 +129,7 @@ fn describe_fib<'m>(mirror: &'m Mirror, ev: &PacketEvent, a: &mut Annotation<'m>
     a.fib_dev = verdict.has_dev().then(|| Dev::new(mirror, ev.fib_ifindex));
 }
 
-fn note_refusal(lookup: &Lookup<'_>, dst: IpAddr, a: &mut Annotation<'_>) {
+fn note_refusal(lookup: &Lookup<'_>, dst: IpAddr, a: &mut Annotation) {
     match lookup.resolution {
         Resolution::Route { route, .. } if route.kind.is_refusal() => {
             a.note(NoteCode::RouteRefuses, format!("route {} {} drops it", route.kind.name(), route.dst));
@@ -139,7 +139,7 @@ fn note_refusal(lookup: &Lookup<'_>, dst: IpAddr, a: &mut Annotation<'_>) {
     }
 }
 
-fn note_broken_neighbour(mirror: &Mirror, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+fn note_broken_neighbour(mirror: &Mirror, lookup: &Lookup<'_>, a: &mut Annotation) {
     if let Some((ip, nh, state, _)) = lookup.neighbour
         && state.is_broken()
     {
@@ -153,7 +153,7 @@ fn note_broken_neighbour(mirror: &Mirror, lookup: &Lookup<'_>, a: &mut Annotatio
 }
 
 /// The host sent the frame out of a different interface than the route names.
-fn note_wrong_egress(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+fn note_wrong_egress(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation) {
     if let Some((_, nh, _, _)) = lookup.neighbour
         && nh.dev != ev.ifindex
     {
@@ -165,7 +165,7 @@ fn note_wrong_egress(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: 
 }
 
 /// A unicast frame whose destination MAC is not what the neighbour table holds for the next hop.
-fn note_dst_mac(ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+fn note_dst_mac(ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation) {
     let Some((ip, nh, _, Some(lladdr))) = lookup.neighbour else {
         return;
     };
@@ -201,7 +201,7 @@ fn refusal_verdict(kind: RouteKind) -> FibVerdict {
 }
 
 /// The kernel's verdict at packet time against the mirror's answer now.
-fn note_fib_disagreement(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+fn note_fib_disagreement(mirror: &Mirror, ev: &PacketEvent, lookup: &Lookup<'_>, a: &mut Annotation) {
     let (Some(actual), Some(dst)) = (a.fib, PacketView(&ev.packet).dst_ip()) else {
         return;
     };
@@ -243,7 +243,7 @@ fn neigh_state_name(lookup: &Lookup<'_>) -> &'static str {
 }
 
 /// ARP: the route for the address asked about, and the proxy-ARP and reply-MAC checks.
-fn annotate_arp<'m>(mirror: &'m Mirror, ev: &PacketEvent, arp: Arp, a: &mut Annotation<'m>) {
+fn annotate_arp(mirror: &Mirror, ev: &PacketEvent, arp: Arp, a: &mut Annotation) {
     match (arp.op, ev.dir) {
         (arp_op::REQUEST, dir::INGRESS) => {
             let flow = Flow {
@@ -269,7 +269,7 @@ fn annotate_arp<'m>(mirror: &'m Mirror, ev: &PacketEvent, arp: Arp, a: &mut Anno
 /// arrived on `dev`: forwarding and proxy_arp on, and a unicast route for the target that
 /// leaves through another interface. Without a default route, 169.254.1.1 has none: the known
 /// Calico failure (projectcalico/calico#3270).
-fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &mut Annotation<'_>) {
+fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &mut Annotation) {
     let on = Dev::new(mirror, dev);
     let target = IpAddr::V4(arp.tpa);
     let route_dev = match lookup.resolution {
@@ -297,7 +297,7 @@ fn note_proxy_arp(mirror: &Mirror, dev: u32, arp: Arp, lookup: &Lookup<'_>, a: &
     }
 }
 
-fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation<'_>) {
+fn note_arp_reply_mac(mirror: &Mirror, dev: u32, arp: Arp, a: &mut Annotation) {
     let Some(own) = mirror.links.get(dev).and_then(|l| l.mac) else {
         return;
     };
@@ -329,12 +329,12 @@ pub(crate) mod tests {
     const POD0: u32 = FIRST_CALI;
     const POD1: u32 = FIRST_CALI + 1;
 
-    fn notes_of(a: &Annotation<'_>) -> String {
+    fn notes_of(a: &Annotation) -> String {
         a.notes.join(" | ")
     }
 
     /// The annotation's JSON fields as the product writes them, as one object.
-    pub(crate) fn json_of(a: &Annotation<'_>) -> serde_json::Value {
+    pub(crate) fn json_of(a: &Annotation) -> serde_json::Value {
         let mut fields = b"{\"x\":1".to_vec();
         a.write_json_fields(&mut fields).unwrap();
         fields.push(b'}');

@@ -205,7 +205,7 @@ impl Tracing {
     }
 }
 
-/// What is enriched for a writer: with `--drops`/`--summary` no packet, with `--summary` no
+/// What the pipeline hands the writers: with `--drops`/`--summary` no packet, with `--summary` no
 /// drop line either, and with `--output none` without `-w` nothing (only counted).
 fn shown(args: &TraceArgs) -> Shown {
     let quiet = args.writes_no_events();

@@ -227,7 +227,7 @@ pub enum Stages {
     Annotate,
     /// decode + format in `Format`, no annotation: the baseline the annotation adds to.
     FormatOnly(Format),
-    /// The collector's path: decode + enrich (names, time, the annotation from the per-flow
+    /// The collector's path: the pipeline (names, time, the annotation from the per-flow
     /// cache) + the line in `Format`.
     Full(Format),
     /// [`Stages::Full`] with a new flow (source port) in every record: every annotation a
@@ -244,8 +244,8 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
     let mut records = records(pods.max(2));
     match stages {
         Stages::Annotate | Stages::FormatOnly(_) => run_parts(events, &mirror, &records, stages),
-        Stages::Full(format) => run_enriched(events, mirror, &mut records, false, Sink::Lines(format, Vec::new())),
-        Stages::NewFlows(format) => run_enriched(events, mirror, &mut records, true, Sink::Lines(format, Vec::new())),
+        Stages::Full(format) => run_pipeline(events, mirror, &mut records, false, Sink::Lines(format, Vec::new())),
+        Stages::NewFlows(format) => run_pipeline(events, mirror, &mut records, true, Sink::Lines(format, Vec::new())),
         Stages::Pcapng => {
             let written = Rc::new(Cell::new(0));
             let opts = PcapngOptions {
@@ -256,7 +256,7 @@ pub fn run(events: u64, pods: u32, stages: Stages) -> BenchReport {
             };
             let writer =
                 PcapngWriter::with_sink(opts, Box::new(Counting(written.clone()))).expect("a section header to memory");
-            let mut report = run_enriched(events, mirror, &mut records, false, Sink::Pcapng(Box::new(writer)));
+            let mut report = run_pipeline(events, mirror, &mut records, false, Sink::Pcapng(Box::new(writer)));
             report.output_bytes = written.get();
             report
         }
@@ -268,7 +268,7 @@ fn run_parts(events: u64, mirror: &Mirror, records: &[Vec<u8>], stages: Stages) 
     let mut buf = Vec::with_capacity(1 << 20);
     let mut output_bytes = 0u64;
     let mut decoder = Decoder::default();
-    let unannotated = crate::events::annotation::Rendered::default();
+    let unannotated = crate::events::annotation::FlowAnnotation::default();
     let start = Instant::now();
     for i in 0..events {
         let bytes = &records[(i % records.len() as u64) as usize];
@@ -301,7 +301,7 @@ fn drain(buf: &mut Vec<u8>) -> u64 {
     n
 }
 
-/// Where the enriched records go.
+/// Where the pipeline's records go.
 enum Sink {
     Lines(Format, Vec<u8>),
     Pcapng(Box<PcapngWriter>),
@@ -312,7 +312,7 @@ const SPORT_AT: usize = size_of::<TcRecord>() + 14 + 20;
 
 /// The collector's own path, [`Pipeline::run`] then the writer, for `events` records
 /// (`new_flows`: each with a source port of its own).
-fn run_enriched(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows: bool, mut sink: Sink) -> BenchReport {
+fn run_pipeline(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows: bool, mut sink: Sink) -> BenchReport {
     let mut mirror = mirror;
     let mut pipeline = Pipeline::new(Shown { packets: true, drops: true }, Analyser::new(None, None), None);
     let mut output_bytes = 0u64;

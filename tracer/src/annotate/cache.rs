@@ -1,11 +1,11 @@
-//! The annotation of a flow, rendered once: a flood is a few flows repeated, and every packet
+//! The annotation of a flow, made once: a flood is a few flows repeated, and every packet
 //! of one flow on one interface, in one direction, with the same kernel FIB verdict, gets the
 //! same annotation for as long as the mirror does not change.
 //!
 //! [`AnnotationCache`] keys on everything [`annotate`] reads from the event — the interface,
 //! the direction, the FIB verdict and its device, the addresses, the protocol, the ports (policy
-//! rules can match them) and the destination MAC (the MAC check) — and keeps the text and the
-//! JSON form side by side. Any change to the mirror (a netlink notification, a re-dump, a
+//! rules can match them) and the destination MAC (the MAC check) — and keeps the typed
+//! annotation (the writers render it, once per flow and format). Any change to the mirror (a netlink notification, a re-dump, a
 //! neighbour probe event) makes every entry stale: an annotation is never older than the mirror it would be
 //! computed from. ARP frames (few, and annotated from their ARP fields) are not cached.
 
@@ -13,7 +13,7 @@ use tracer_common::{Packet, valid};
 
 use super::annotate;
 use crate::{
-    events::{PacketEvent, annotation::Rendered},
+    events::{PacketEvent, annotation::FlowAnnotation},
     mirror::Mirror,
 };
 
@@ -66,10 +66,10 @@ impl FlowKey {
 struct Slot {
     version: u64,
     key: FlowKey,
-    rendered: Rendered,
+    flow: FlowAnnotation,
 }
 
-/// Rendered annotations by flow: a two-way set-associative table of [`CAPACITY`] slots, so
+/// Annotations by flow: a two-way set-associative table of [`CAPACITY`] slots, so
 /// that a lookup is one hash and at most two key compares, a new flow takes the place of the
 /// older of two, and nothing is ever cleared in bulk — a slot of an older mirror version is
 /// simply not a hit.
@@ -79,7 +79,7 @@ pub struct AnnotationCache {
     /// Per set: which way was filled last (the other is replaced next).
     newer: Vec<u8>,
     /// The last uncached annotation (ARP).
-    scratch: Rendered,
+    scratch: FlowAnnotation,
     pub hits: u64,
     pub misses: u64,
 }
@@ -89,7 +89,7 @@ impl Default for AnnotationCache {
         Self {
             slots: std::iter::repeat_with(Slot::default).take(CAPACITY).collect(),
             newer: vec![0; CAPACITY / 2],
-            scratch: Rendered::default(),
+            scratch: FlowAnnotation::default(),
             hits: 0,
             misses: 0,
         }
@@ -97,12 +97,12 @@ impl Default for AnnotationCache {
 }
 
 impl AnnotationCache {
-    /// The rendered annotation of `ev` against `mirror` as it is now.
-    pub fn get(&mut self, mirror: &Mirror, ev: &PacketEvent) -> &Rendered {
+    /// The annotation of `ev` against `mirror` as it is now.
+    pub fn get(&mut self, mirror: &Mirror, ev: &PacketEvent) -> &FlowAnnotation {
         // Versions start at 1 here, so that a default slot (version 0) is never valid.
         let version = mirror.version() + 1;
         let Some(key) = FlowKey::of(ev) else {
-            self.scratch.fill(&annotate(mirror, ev));
+            self.scratch = FlowAnnotation::new(annotate(mirror, ev));
             return &self.scratch;
         };
         let set = key.set(CAPACITY / 2);
@@ -124,12 +124,12 @@ impl AnnotationCache {
                 let way = 1 - usize::from(self.newer[set] & 1);
                 let slot = &mut self.slots[2 * set + way];
                 (slot.version, slot.key) = (version, key);
-                slot.rendered.fill(&annotate(mirror, ev));
+                slot.flow = FlowAnnotation::new(annotate(mirror, ev));
                 self.newer[set] = way as u8;
                 way
             }
         };
-        &self.slots[2 * set + way].rendered
+        &self.slots[2 * set + way].flow
     }
 
     /// Flows held for `mirror` as it is now.
@@ -157,8 +157,8 @@ mod tests {
     /// One field of an event changed.
     type Change = fn(&mut PacketEvent);
 
-    fn fresh(m: &Mirror, ev: &PacketEvent) -> Rendered {
-        Rendered::of(&annotate(m, ev))
+    fn fresh(m: &Mirror, ev: &PacketEvent) -> FlowAnnotation {
+        FlowAnnotation::new(annotate(m, ev))
     }
 
     /// Every field the annotation reads, changed one at a time, gives what a fresh
@@ -221,7 +221,7 @@ mod tests {
         m.touch();
         let ev = tcp_event(0, Ipv4Addr::new(93, 184, 216, 34), dir::INGRESS, FIRST_CALI, fib::SUCCESS, UPLINK);
         assert_eq!(cache.get(&m, &ev), &fresh(&m, &ev));
-        assert!(String::from_utf8_lossy(&cache.get(&m, &ev).text).contains("FAILED"));
+        assert!(String::from_utf8_lossy(cache.get(&m, &ev).bytes(crate::output::Format::Text)).contains("FAILED"));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub(crate) struct DropFacts<'a> {
     /// `skb->dev`'s name (or `if<N>`), `None` without a device.
     pub dev: Option<&'a str>,
     pub mirror: &'a Mirror,
-    pub annotation: &'a Annotation<'a>,
+    pub annotation: &'a Annotation,
 }
 
 /// The cause in plain words.
@@ -244,11 +244,11 @@ mod tests {
         assert_eq!(classify(Some("TCP_CSUM"), None), Class::Other);
     }
 
-    fn facts_cause(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> Cause {
+    fn facts_cause(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation) -> Cause {
         describe(&DropFacts { ev, reason: Some(reason), symbol: None, dev: Some("calia"), mirror, annotation: a })
     }
 
-    fn facts_text(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> String {
+    fn facts_text(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation) -> String {
         facts_cause(reason, ev, mirror, a).to_string()
     }
 

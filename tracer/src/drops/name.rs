@@ -19,13 +19,13 @@ use crate::{
 /// Names a drop: reason, location, route/neighbour annotation, cause, with the last ARP
 /// request the node left unanswered on the drop's interface (what a pod-side NEIGH_FAILED was
 /// waiting for).
-pub(crate) fn name_with<'m>(
+pub(crate) fn name_with(
     names: &DropNames,
-    mirror: &'m Mirror,
+    mirror: &Mirror,
     ev: &DropEvent,
     dev: Option<&str>,
     unanswered: Option<&Finding>,
-) -> NamedDrop<'m> {
+) -> NamedDrop {
     let reason = names.reason(ev);
     let pod_side = ev.flags & dropf::POD_SIDE != 0;
     // The node's routes and neighbours say nothing about a packet that never left the pod.
@@ -48,7 +48,7 @@ pub(crate) mod tests {
     use crate::kernel::{drop_reason::DropReasons, kallsyms::Kallsyms};
 
     /// Names a drop: reason, location, route/neighbour annotation, cause.
-    pub(crate) fn name<'m>(names: &DropNames, mirror: &'m Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop<'m> {
+    pub(crate) fn name(names: &DropNames, mirror: &Mirror, ev: &DropEvent, dev: Option<&str>) -> NamedDrop {
         name_with(names, mirror, ev, dev, None)
     }
 

@@ -140,11 +140,11 @@ pub(crate) fn describe(f: &DropFacts<'_>, unanswered: Option<&Finding>) -> Cause
 
 /// An ARP_UNANSWERED finding as a drop on the cali: the pod's request is the frame, no
 /// kernel reason or location (the kernel consumed the request; it did not drop it).
-pub(crate) fn finding_drop<'m>(
+pub(crate) fn finding_drop(
     ev: &crate::events::PacketEvent,
     f: &arpwatch::Finding,
     cali: &str,
-) -> crate::events::NamedDrop<'m> {
+) -> crate::events::NamedDrop {
     use tracer_common::{DropSection, dropf, proto::ETH_P_ARP};
     let drop = DropSection {
         ifindex: ev.ifindex,

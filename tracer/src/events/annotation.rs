@@ -1,10 +1,12 @@
 //! The route/neighbour annotation a packet or drop record carries: its typed form
 //! ([`Annotation`], made by `crate::annotate` from the mirror), how it reads in text and JSON
-//! ([`render`]), and both forms rendered once for the packets of a flow ([`Rendered`]).
+//! ([`render`]), and the annotation shared by the packets of a flow ([`FlowAnnotation`]),
+//! rendered once for each format a writer asks for.
 
 mod render;
 
 use std::{
+    cell::OnceCell,
     fmt,
     net::IpAddr,
     sync::atomic::{AtomicU64, Ordering},
@@ -18,24 +20,51 @@ use crate::{
     packet::Mac,
 };
 
-/// An interface as the annotation names it: by name, or `if<N>` when the mirror does not
-/// know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dev<'m> {
-    pub index: u32,
-    pub name: Option<&'m str>,
+/// An interface's name, held inline: the kernel allows at most 15 bytes (`IFNAMSIZ` - 1).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IfName {
+    len: u8,
+    bytes: [u8; 15],
 }
 
-impl<'m> Dev<'m> {
-    pub(crate) fn new(mirror: &'m Mirror, index: u32) -> Self {
-        Self { index, name: mirror.links.name(index) }
+impl IfName {
+    /// `None` for a name longer than the kernel allows.
+    pub fn new(name: &str) -> Option<Self> {
+        let mut bytes = [0; 15];
+        bytes.get_mut(..name.len())?.copy_from_slice(name.as_bytes());
+        Some(Self { len: name.len() as u8, bytes })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Copied whole from a `str` in `new`.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
-impl fmt::Display for Dev<'_> {
+impl fmt::Debug for IfName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name {
-            Some(n) => f.write_str(n),
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// An interface as the annotation names it: by name, or `if<N>` when the mirror does not
+/// know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dev {
+    pub index: u32,
+    pub name: Option<IfName>,
+}
+
+impl Dev {
+    pub(crate) fn new(mirror: &Mirror, index: u32) -> Self {
+        Self { index, name: mirror.links.name(index).and_then(IfName::new) }
+    }
+}
+
+impl fmt::Display for Dev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => f.write_str(n.as_str()),
             None => write!(f, "if{}", self.index),
         }
     }
@@ -93,11 +122,11 @@ impl FibVerdict {
 
 /// The annotation of one event; the field names are the JSON keys (documented in the README).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Annotation<'m> {
+pub struct Annotation {
     /// The matched prefix.
     pub route_dst: Option<Prefix>,
     pub route_type: Option<RouteKind>,
-    pub route_dev: Option<Dev<'m>>,
+    pub route_dev: Option<Dev>,
     pub route_scope: Option<&'static str>,
     pub route_gw: Option<IpAddr>,
     pub route_table: Option<u32>,
@@ -106,7 +135,7 @@ pub struct Annotation<'m> {
     pub neigh_state: Option<NeighState>,
     pub neigh_lladdr: Option<Mac>,
     pub fib: Option<FibVerdict>,
-    pub fib_dev: Option<Dev<'m>>,
+    pub fib_dev: Option<Dev>,
     /// The checks that fired, in words; [`Annotation::note`] keeps `note_codes` in step.
     pub notes: Vec<String>,
     pub(crate) note_codes: Vec<NoteCode>,
@@ -138,7 +167,7 @@ crate::codes::stable_codes! {
     }
 }
 
-impl Annotation<'_> {
+impl Annotation {
     /// Adds a note: its code and its words.
     pub(crate) fn note(&mut self, code: NoteCode, text: String) {
         self.notes.push(text);
@@ -146,52 +175,52 @@ impl Annotation<'_> {
     }
 }
 
-/// An annotation in both output forms: ` | route …` for text lines and pcapng comments, and
-/// `,"route_dst":…` fields for merging into a JSON object.
+/// A flow's annotation, shared by its packets while the mirror stays the same: typed, and
+/// rendered once for each format a writer asks for (` | route …` for text lines and pcapng
+/// comments, `,"route_dst":…` fields for merging into a JSON object).
 #[derive(Debug, Clone, Default)]
-pub struct Rendered {
-    pub text: Vec<u8>,
-    pub json: Vec<u8>,
-    /// Unique to this rendering: the packets that share it are one flow's, with an annotation
-    /// that has not changed (the pcapng writer comments the first of them only).
+pub struct FlowAnnotation {
+    pub annotation: Annotation,
+    /// Unique to this annotation: the packets that share it are one flow's, with an
+    /// annotation that has not changed (the pcapng writer comments the first of them only).
     pub id: u64,
+    text: OnceCell<Vec<u8>>,
+    json: OnceCell<Vec<u8>>,
 }
 
-/// The next [`Rendered::id`].
+/// The next [`FlowAnnotation::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Two renderings are equal when they say the same (whatever their ids).
-impl PartialEq for Rendered {
+/// Two are equal when they say the same (whatever their ids).
+impl PartialEq for FlowAnnotation {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && self.json == other.json
+        self.annotation == other.annotation
     }
 }
 
-impl Eq for Rendered {}
+impl Eq for FlowAnnotation {}
 
-impl Rendered {
-    pub fn of(a: &Annotation<'_>) -> Self {
-        let mut r = Self::default();
-        r.fill(a);
-        r
+impl FlowAnnotation {
+    pub fn new(annotation: Annotation) -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Self { annotation, id, text: OnceCell::new(), json: OnceCell::new() }
     }
 
-    /// Renders `a` here, in the buffers of what was here before.
-    pub fn fill(&mut self, a: &Annotation<'_>) {
-        self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        self.text.clear();
-        a.put_text(&mut self.text);
-        self.json.clear();
-        // Writing into a Vec fails only if serde_json fails to escape a string: keep the
-        // fields written up to there rather than lose the line.
-        let _ = a.write_json_fields(&mut self.json);
-    }
-
-    /// The form for `format`.
+    /// The form for `format`, rendered the first time it is asked for.
     pub fn bytes(&self, format: Format) -> &[u8] {
         match format {
-            Format::Text => &self.text,
-            Format::Json => &self.json,
+            Format::Text => self.text.get_or_init(|| {
+                let mut out = Vec::new();
+                self.annotation.put_text(&mut out);
+                out
+            }),
+            Format::Json => self.json.get_or_init(|| {
+                let mut out = Vec::new();
+                // Writing into a Vec fails only if serde_json fails to escape a string: keep
+                // the fields written up to there rather than lose the line.
+                let _ = self.annotation.write_json_fields(&mut out);
+                out
+            }),
         }
     }
 }

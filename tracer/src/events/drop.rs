@@ -126,21 +126,21 @@ impl DropEvent {
 }
 
 /// A drop with everything named: what the printers and the summary use.
-pub(crate) struct NamedDrop<'m> {
+pub(crate) struct NamedDrop {
     pub ev: DropEvent,
     /// Short reason name; `None` on kernels without reasons.
     pub reason: Option<String>,
     /// `symbol+0xoff`.
     pub location: String,
     pub cause: Cause,
-    pub annotation: Annotation<'m>,
+    pub annotation: Annotation,
     /// Dropped on the pod end of the veth: that device's name (`eth0`).
     pub pod_dev: Option<String>,
     /// Not a kernel drop but a finding of the collector's (ARP_UNANSWERED): no reason code.
     pub finding: bool,
 }
 
-impl NamedDrop<'_> {
+impl NamedDrop {
     /// The reason, or on kernels without reasons the dropping location.
     pub(crate) fn reason_or_location(&self) -> &str {
         self.reason.as_deref().unwrap_or(&self.location)
@@ -158,7 +158,7 @@ impl NamedDrop<'_> {
 /// A packet the kernel dropped.
 pub(crate) struct DropRecord<'a> {
     pub place: Place<'a>,
-    pub drop: NamedDrop<'a>,
+    pub drop: NamedDrop,
     pub frame: Captured<'a>,
 }
 
@@ -221,7 +221,7 @@ impl Render for DropRecord<'_> {
 /// The drop's own JSON keys, after the frame's and the annotation's (README order), written
 /// as a serde derive writes them (a test holds the two equal: `tests::DropTail`), without serde's
 /// detour through a buffer of its own for every drop.
-fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop<'_>) -> io::Result<()> {
+fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop) -> io::Result<()> {
     put(out, ",\"reason\":");
     match drop.reason.as_deref() {
         Some(r) => put_json_str(out, r)?,
@@ -248,7 +248,7 @@ fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop<'_>) -> io::Result<()> {
 }
 
 /// The kernel's reason number, when the drop has a reason and is the kernel's (not a finding).
-fn reason_code(drop: &NamedDrop<'_>) -> Option<u32> {
+fn reason_code(drop: &NamedDrop) -> Option<u32> {
     (drop.reason.is_some() && !drop.finding).then_some(drop.ev.reason)
 }
 
@@ -277,7 +277,7 @@ pub(crate) mod tests {
     };
 
     /// `d`'s line in `format` on `calia`.
-    fn line(d: NamedDrop<'_>, format: Format) -> Vec<u8> {
+    fn line(d: NamedDrop, format: Format) -> Vec<u8> {
         let place = Place { wall_ns: 0, ..calia(d.ev.ifindex, 0) };
         line_of(&DropRecord { place, drop: d, frame: Captured::default() }, format)
     }

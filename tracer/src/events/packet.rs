@@ -7,7 +7,7 @@ use tracer_common::{dir, kind, section, tcf};
 
 use super::{
     Capture, Captured, DecodeError, Place, Render, Stamp,
-    annotation::Rendered,
+    annotation::FlowAnnotation,
     decode::{Sections, parse_frame},
     frame,
 };
@@ -49,8 +49,8 @@ pub(super) fn decode(header: Stamp, s: &Sections<'_>) -> Result<PacketEvent, Dec
 pub(crate) struct PacketRecord<'a> {
     pub place: Place<'a>,
     pub ev: PacketEvent,
-    /// The route/neighbour annotation, rendered (shared by the packets of one flow).
-    pub annotation: &'a Rendered,
+    /// The route/neighbour annotation, shared by the packets of one flow.
+    pub annotation: &'a FlowAnnotation,
     pub frame: Captured<'a>,
 }
 
@@ -82,7 +82,7 @@ impl Render for PacketRecord<'_> {
 
     /// The annotation (the frame says the rest).
     fn put_comment(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.annotation.text);
+        out.extend_from_slice(self.annotation.bytes(Format::Text));
     }
 
     fn capture(&self) -> Option<Capture<'_>> {
@@ -129,7 +129,7 @@ mod tests {
     fn line(ev: &PacketEvent, format: Format) -> Vec<u8> {
         let place = Place { iface: Cow::Borrowed("cali1234567890a"), ..calia(ev.ifindex, 0) };
         let place = Place { wall_ns: 1_764_000_000_123_456_789, ..place };
-        let annotation = Rendered::default();
+        let annotation = FlowAnnotation::default();
         line_of(&PacketRecord { place, ev: *ev, annotation: &annotation, frame: Captured::default() }, format)
     }
 

@@ -53,7 +53,7 @@ impl Analyser {
 
     /// A drop named, with the name of its device (`-` when it has none); `None` when drops
     /// are not traced or the drop is noise (IPv6 control traffic, a pod's own).
-    pub(crate) fn drop<'a>(&self, node: &'a Mirror, ev: DropEvent) -> Option<(NamedDrop<'a>, Cow<'a, str>)> {
+    pub(crate) fn drop<'a>(&self, node: &'a Mirror, ev: DropEvent) -> Option<(NamedDrop, Cow<'a, str>)> {
         let names = self.drop_names.as_ref()?;
         if names.is_ipv6_control_noise(&ev) || drops::podside::is_pod_noise(names, &ev) {
             return None;
@@ -75,7 +75,7 @@ impl Analyser {
         &mut self,
         node: &'a Mirror,
         ev: &PacketEvent,
-    ) -> Option<(NamedDrop<'a>, Cow<'a, str>)> {
+    ) -> Option<(NamedDrop, Cow<'a, str>)> {
         self.drop_names.as_ref()?;
         let finding = self.arp_watch.observe(node, ev)?;
         let dev = iface_name(node, ev.ifindex);

@@ -13,7 +13,7 @@ pub(crate) trait Observer {
     fn event(&mut self, _ev: &Event) {}
     /// Every drop once named (and every ARP_UNANSWERED finding), on `iface`; `symbol` is the
     /// dropping function's.
-    fn drop(&mut self, _drop: &NamedDrop<'_>, _iface: &str, _symbol: Option<&str>) {}
+    fn drop(&mut self, _drop: &NamedDrop, _iface: &str, _symbol: Option<&str>) {}
     /// A record that could not be decoded.
     fn undecodable(&mut self) {}
 }
@@ -45,7 +45,7 @@ impl Observer for Counters {
         }
     }
 
-    fn drop(&mut self, _: &NamedDrop<'_>, _: &str, _: Option<&str>) {
+    fn drop(&mut self, _: &NamedDrop, _: &str, _: Option<&str>) {
         self.drops += 1;
     }
 
@@ -56,7 +56,7 @@ impl Observer for Counters {
 
 /// Drops by reason (or location), interface and flow.
 impl Observer for Summary {
-    fn drop(&mut self, drop: &NamedDrop<'_>, iface: &str, _: Option<&str>) {
+    fn drop(&mut self, drop: &NamedDrop, iface: &str, _: Option<&str>) {
         self.add(drop.reason_or_location(), iface, &drop.ev.packet);
     }
 }
@@ -73,7 +73,7 @@ impl Observer for Metrics {
         }
     }
 
-    fn drop(&mut self, drop: &NamedDrop<'_>, iface: &str, symbol: Option<&str>) {
+    fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
         self.dropped(drop.ev.ifindex, iface, drop.reason.as_deref().or(symbol).unwrap_or("unknown"));
     }
 
@@ -104,7 +104,7 @@ impl Observers {
         self.each(|o| o.event(ev));
     }
 
-    pub(crate) fn drop(&mut self, drop: &NamedDrop<'_>, iface: &str, symbol: Option<&str>) {
+    pub(crate) fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
         self.each(|o| o.drop(drop, iface, symbol));
     }
 

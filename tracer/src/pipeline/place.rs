@@ -58,7 +58,7 @@ impl Placer {
     }
 
     /// A named drop's record, on `iface`.
-    pub(crate) fn drop<'a>(&self, drop: NamedDrop<'a>, iface: Cow<'a, str>, frame: Captured<'a>) -> DropRecord<'a> {
+    pub(crate) fn drop<'a>(&self, drop: NamedDrop, iface: Cow<'a, str>, frame: Captured<'a>) -> DropRecord<'a> {
         let ev = &drop.ev;
         let pod = self.drop_pod(&iface, &ev.packet);
         let ts_ns = ev.header.ts_ns;

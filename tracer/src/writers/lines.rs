@@ -136,7 +136,7 @@ mod tests {
     fn with_records(mut each: impl FnMut(&Record<'_>)) {
         let mirror = bench::calico_node(3);
         let ev = bench::tcp_event(0, bench::pod_ip(1), dir::INGRESS, bench::FIRST_CALI, fib::SUCCESS, 11);
-        let annotation = crate::events::annotation::Rendered::of(&annotate::annotate(&mirror, &ev));
+        let annotation = crate::events::annotation::FlowAnnotation::new(annotate::annotate(&mirror, &ev));
         let packet = Record::Packet(PacketRecord {
             place: place(ev.ifindex, ev.header.ts_ns),
             ev,

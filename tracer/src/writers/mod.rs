@@ -1,4 +1,4 @@
-//! Writers: each takes typed records ([`crate::record`]) and writes them in one format —
+//! Writers: each takes typed records ([`crate::events::Record`]) and writes them in one format —
 //! text or JSON lines ([`lines`]), pcapng ([`pcapng`]). Several can run at once (JSON to
 //! standard output and pcapng to a file).
 

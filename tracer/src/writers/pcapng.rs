@@ -114,7 +114,7 @@ pub(crate) struct PcapngWriter {
     file_no: u32,
     /// The comment of the record being written, reused.
     comment: Vec<u8>,
-    /// The annotations ([`crate::events::annotation::Rendered::id`]) already written as a
+    /// The annotations ([`crate::events::annotation::FlowAnnotation::id`]) already written as a
     /// comment in the current file: a flow's later packets carry none until it changes.
     commented: HashSet<u64, foldhash::fast::RandomState>,
 }

@@ -29,9 +29,9 @@ fn put_prefix(out: &mut Vec<u8>, p: Prefix) {
     }
 }
 
-fn put_dev(out: &mut Vec<u8>, dev: Dev<'_>) {
-    match dev.name {
-        Some(name) => put(out, name),
+fn put_dev(out: &mut Vec<u8>, dev: Dev) {
+    match &dev.name {
+        Some(name) => put(out, name.as_str()),
         None => {
             put(out, "if");
             put_u32(out, dev.index);
@@ -39,7 +39,7 @@ fn put_dev(out: &mut Vec<u8>, dev: Dev<'_>) {
     }
 }
 
-impl Annotation<'_> {
+impl Annotation {
     /// Appends the text form: ` | route 10.244.1.6 dev cali… scope link, neigh 10.244.1.6
     /// REACHABLE 92:7d:…, fib success cali… ⚠ note ⚠ note` — only the parts that are known.
     pub fn put_text(&self, out: &mut Vec<u8>) {
@@ -179,17 +179,17 @@ fn json_array<T>(out: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T)
 
 /// Interface names may hold quotes or backslashes (the kernel allows them): escape unless the
 /// name is plain.
-fn json_dev(out: &mut Vec<u8>, dev: Dev<'_>) -> io::Result<()> {
-    match dev.name {
-        Some(name) if !name.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') => {
-            put_json_str(out, name)?;
+fn json_dev(out: &mut Vec<u8>, dev: Dev) -> io::Result<()> {
+    match &dev.name {
+        Some(name) if !name.as_str().bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') => {
+            put_json_str(out, name.as_str())?;
         }
         _ => quoted(out, |o| put_dev(o, dev)),
     }
     Ok(())
 }
 
-impl fmt::Display for Annotation<'_> {
+impl fmt::Display for Annotation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = Vec::new();
         self.put_text(&mut text);
@@ -238,7 +238,7 @@ mod tests {
     }
 
     impl<'a> Reference<'a> {
-        fn of(a: &'a Annotation<'_>) -> Self {
+        fn of(a: &'a Annotation) -> Self {
             Self {
                 route_dst: a.route_dst.map(|p| p.to_string()),
                 route_type: a.route_type.map(RouteKind::name),
@@ -257,7 +257,7 @@ mod tests {
         }
     }
 
-    fn both(a: &Annotation<'_>) {
+    fn both(a: &Annotation) {
         let by_hand = crate::annotate::tests::json_of(a);
         assert_eq!(by_hand, serde_json::to_value(Reference::of(a)).unwrap());
     }
@@ -271,7 +271,7 @@ mod tests {
         let odd = Annotation {
             route_dst: Some(Prefix::new("fd00:244::".parse().unwrap(), 64)),
             route_type: Some(RouteKind::Blackhole),
-            route_dev: Some(Dev { index: 7, name: Some("we\"ird\\name") }),
+            route_dev: Some(Dev { index: 7, name: super::super::IfName::new("we\"ird\\name") }),
             route_scope: Some("global"),
             route_gw: Some("fe80::1".parse().unwrap()),
             route_table: Some(4_000_000_000),
