@@ -102,7 +102,7 @@ impl AnnotationCache {
         // Versions start at 1 here, so that a default slot (version 0) is never valid.
         let version = mirror.version() + 1;
         let Some(key) = FlowKey::of(ev) else {
-            self.scratch = FlowAnnotation::new(annotate(mirror, ev));
+            self.scratch.renew(annotate(mirror, ev));
             return &self.scratch;
         };
         let set = key.set(CAPACITY / 2);
@@ -124,7 +124,7 @@ impl AnnotationCache {
                 let way = 1 - usize::from(self.newer[set] & 1);
                 let slot = &mut self.slots[2 * set + way];
                 (slot.version, slot.key) = (version, key);
-                slot.flow = FlowAnnotation::new(annotate(mirror, ev));
+                slot.flow.renew(annotate(mirror, ev));
                 self.newer[set] = way as u8;
                 way
             }

@@ -6,7 +6,7 @@
 mod render;
 
 use std::{
-    cell::OnceCell,
+    cell::{Cell, OnceCell},
     fmt,
     net::IpAddr,
     sync::atomic::{AtomicU64, Ordering},
@@ -178,7 +178,7 @@ impl Annotation {
 /// A flow's annotation, shared by its packets while the mirror stays the same: typed, and
 /// rendered once for each format a writer asks for (` | route …` for text lines and pcapng
 /// comments, `,"route_dst":…` fields for merging into a JSON object).
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct FlowAnnotation {
     pub annotation: Annotation,
     /// Unique to this annotation: the packets that share it are one flow's, with an
@@ -186,10 +186,32 @@ pub struct FlowAnnotation {
     pub id: u64,
     text: OnceCell<Vec<u8>>,
     json: OnceCell<Vec<u8>>,
+    /// The buffers of the renderings this one replaced, for the next renderings: a flow
+    /// replaced by a flow costs no allocation.
+    spare: [Cell<Vec<u8>>; 2],
 }
 
 /// The next [`FlowAnnotation::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl fmt::Debug for FlowAnnotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowAnnotation").field("annotation", &self.annotation).field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The same annotation under the same id (no spare buffers).
+impl Clone for FlowAnnotation {
+    fn clone(&self) -> Self {
+        Self {
+            annotation: self.annotation.clone(),
+            id: self.id,
+            text: self.text.clone(),
+            json: self.json.clone(),
+            spare: Default::default(),
+        }
+    }
+}
 
 /// Two are equal when they say the same (whatever their ids).
 impl PartialEq for FlowAnnotation {
@@ -202,20 +224,33 @@ impl Eq for FlowAnnotation {}
 
 impl FlowAnnotation {
     pub fn new(annotation: Annotation) -> Self {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Self { annotation, id, text: OnceCell::new(), json: OnceCell::new() }
+        let mut flow = Self::default();
+        flow.renew(annotation);
+        flow
+    }
+
+    /// Holds `annotation` from now on, under a new id, keeping the old renderings' buffers.
+    pub fn renew(&mut self, annotation: Annotation) {
+        self.annotation = annotation;
+        self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        for (cell, spare) in [&mut self.text, &mut self.json].into_iter().zip(&self.spare) {
+            if let Some(mut buf) = cell.take() {
+                buf.clear();
+                spare.set(buf);
+            }
+        }
     }
 
     /// The form for `format`, rendered the first time it is asked for.
     pub fn bytes(&self, format: Format) -> &[u8] {
         match format {
             Format::Text => self.text.get_or_init(|| {
-                let mut out = Vec::new();
+                let mut out = self.spare[0].take();
                 self.annotation.put_text(&mut out);
                 out
             }),
             Format::Json => self.json.get_or_init(|| {
-                let mut out = Vec::new();
+                let mut out = self.spare[1].take();
                 // Writing into a Vec fails only if serde_json fails to escape a string: keep
                 // the fields written up to there rather than lose the line.
                 let _ = self.annotation.write_json_fields(&mut out);

@@ -20,6 +20,7 @@ pub(crate) struct ArpEvent {
 
 reads_as_section!(ArpEvent, arp, ArpSection);
 
+#[inline(always)]
 pub(super) fn decode(header: Stamp, s: &Sections<'_>) -> Result<ArpEvent, DecodeError> {
     let arp = s.arp.ok_or(DecodeError::Missing { kind: kind::ARP, section: section::ARP })?;
     Ok(ArpEvent { header, arp })

@@ -94,6 +94,7 @@ pub(crate) struct DropEvent {
 
 reads_as_section!(DropEvent, drop, DropSection);
 
+#[inline(always)]
 pub(super) fn decode(header: Stamp, s: &Sections<'_>) -> Result<DropEvent, DecodeError> {
     let drop = s.drop.ok_or(DecodeError::Missing { kind: kind::DROP, section: section::DROP })?;
     Ok(DropEvent { header, drop, packet: parse_frame(s.frame(), drop.protocol, None) })

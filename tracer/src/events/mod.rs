@@ -73,7 +73,9 @@ pub(crate) enum Event {
     Neigh(NeighEvent),
 }
 
-/// The event of a record of `kind`, from its sections.
+/// The event of a record of `kind`, from its sections (inlined into the decoder: the event
+/// is built where it is returned, not copied on the way).
+#[inline(always)]
 fn build(kind: u8, stamp: Stamp, s: &Sections<'_>) -> Result<Event, DecodeError> {
     Ok(match kind {
         kind::PACKET => Event::Packet(packet::decode(stamp, s)?),

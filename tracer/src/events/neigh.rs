@@ -27,6 +27,7 @@ pub(crate) struct NeighEvent {
 
 reads_as_section!(NeighEvent, neigh, NeighSection);
 
+#[inline(always)]
 pub(super) fn decode(header: Stamp, s: &Sections<'_>) -> Result<NeighEvent, DecodeError> {
     let neigh = s.neigh.ok_or(DecodeError::Missing { kind: kind::NEIGH, section: section::NEIGH })?;
     Ok(NeighEvent { header, neigh })

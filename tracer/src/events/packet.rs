@@ -30,6 +30,7 @@ pub struct PacketEvent {
     pub translated: bool,
 }
 
+#[inline(always)]
 pub(super) fn decode(header: Stamp, s: &Sections<'_>) -> Result<PacketEvent, DecodeError> {
     let tc = s.tc.ok_or(DecodeError::Missing { kind: kind::PACKET, section: section::TC })?;
     let accel_vlan = (tc.flags & tcf::ACCEL_VLAN != 0).then_some(tc.vlan_tci);

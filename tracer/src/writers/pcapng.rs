@@ -22,23 +22,21 @@ use std::{
     io::{self, BufWriter, Write},
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
-    time::Duration,
 };
+
+mod epb;
 
 use pcap_file::{
     DataLink, PcapError,
     pcapng::{
-        PcapNgWriter,
-        blocks::{
-            enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption},
-            interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
-        },
+        PcapNgWriter, RawBlock,
+        blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
     },
 };
 use tracer_common::{dir, frame_origin, proto::ETH_HLEN};
 
 use super::EventWriter;
-use crate::events::{Place, Record};
+use crate::events::{Place, Record, decode::made_up_ethernet};
 
 /// epb_flags direction bits.
 const EPB_INBOUND: u32 = 0b01;
@@ -114,6 +112,8 @@ pub(crate) struct PcapngWriter {
     file_no: u32,
     /// The comment of the record being written, reused.
     comment: Vec<u8>,
+    /// The block being written, reused.
+    block: Vec<u8>,
     /// The annotations ([`crate::events::annotation::FlowAnnotation::id`]) already written as a
     /// comment in the current file: a flow's later packets carry none until it changes.
     commented: HashSet<u64, foldhash::fast::RandomState>,
@@ -142,6 +142,7 @@ impl PcapngWriter {
             written: 0,
             file_no: 0,
             comment: Vec::new(),
+            block: Vec::with_capacity(1 << 12),
             commented: HashSet::default(),
         })
     }
@@ -170,9 +171,13 @@ impl PcapngWriter {
         Ok(id)
     }
 
-    fn packet(&mut self, epb: EnhancedPacketBlock<'_>) -> Result<(), PcapngError> {
+    fn packet(&mut self, packet: &epb::Packet<'_>) -> Result<(), PcapngError> {
         self.rotate_if_full()?;
-        self.written += self.out.write_pcapng_block(epb)? as u64;
+        epb::body(&mut self.block, packet);
+        let len = self.block.len() as u32 + 12;
+        let raw = RawBlock { type_: epb::TYPE, initial_len: len, body: Cow::Borrowed(&self.block), trailer_len: len };
+        self.out.write_raw_block(&raw)?;
+        self.written += u64::from(len);
         Ok(())
     }
 
@@ -200,39 +205,39 @@ impl PcapngWriter {
 
     fn write_record(&mut self, rec: &Record<'_>) -> Result<(), PcapngError> {
         let place = rec.place();
-        let ts = timestamp(place.wall_ns);
-        self.comment.clear();
+        let timestamp_ns = u64::try_from(place.wall_ns).unwrap_or(0);
+        let mut comment = std::mem::take(&mut self.comment);
+        comment.clear();
         let Some(c) = rec.capture() else {
             // An event without a frame: its words are the frame, on the events interface.
-            let id = self.iface_id(0, EVENTS_IFACE, place)?;
-            rec.put_comment(&mut self.comment);
-            let frame = behind_made_up_ethernet(&self.comment, EVENTS_ETHERTYPE);
-            let len = frame.len() as u32;
-            let comment = std::mem::take(&mut self.comment);
-            let written = self.packet(epb(id, ts, len, Cow::Owned(frame), 0, &comment));
+            let interface_id = self.iface_id(0, EVENTS_IFACE, place)?;
+            rec.put_comment(&mut comment);
+            let eth = made_up_ethernet(EVENTS_ETHERTYPE);
+            let original_len = (eth.len() + comment.len()) as u32;
+            let packet =
+                epb::Packet { interface_id, timestamp_ns, data: [&eth, &comment], original_len, flags: 0, comment: &comment };
+            let written = self.packet(&packet);
             self.comment = comment;
             return written;
         };
         let name = if place.ifindex == 0 { NO_DEVICE_IFACE } else { &place.iface };
-        let id = self.iface_id(place.ifindex, name, place)?;
+        let interface_id = self.iface_id(place.ifindex, name, place)?;
         if self.commented.len() >= COMMENTED_MAX {
             self.commented.clear();
         }
         if c.comment_once.is_none_or(|once| self.commented.insert(once)) {
-            rec.put_comment(&mut self.comment);
+            rec.put_comment(&mut comment);
         }
-        let (data, original_len) = if c.frame.origin == frame_origin::NETWORK {
-            (Cow::Owned(behind_made_up_ethernet(c.frame.bytes, c.protocol)), c.len + ETH_HLEN as u32)
-        } else {
-            (Cow::Borrowed(c.frame.bytes), c.len)
-        };
+        let eth = made_up_ethernet(c.protocol);
+        let (head, original_len): (&[u8], u32) =
+            if c.frame.origin == frame_origin::NETWORK { (&eth, c.len + ETH_HLEN as u32) } else { (&[], c.len) };
         let flags = match c.dir {
             Some(dir::EGRESS) => EPB_OUTBOUND,
             Some(_) => EPB_INBOUND,
             None => 0,
         };
-        let comment = std::mem::take(&mut self.comment);
-        let written = self.packet(epb(id, ts, original_len, data, flags, &comment));
+        let data = [head, c.frame.bytes];
+        let written = self.packet(&epb::Packet { interface_id, timestamp_ns, data, original_len, flags, comment: &comment });
         self.comment = comment;
         written
     }
@@ -248,31 +253,6 @@ impl EventWriter for PcapngWriter {
     }
 }
 
-fn epb<'a>(
-    id: u32,
-    timestamp: Duration,
-    original_len: u32,
-    data: Cow<'a, [u8]>,
-    flags: u32,
-    comment: &'a [u8],
-) -> EnhancedPacketBlock<'a> {
-    let mut options = Vec::with_capacity(2);
-    if flags != 0 {
-        options.push(EnhancedPacketOption::Flags(flags));
-    }
-    let comment = comment.strip_prefix(b" | ").unwrap_or(comment).trim_ascii();
-    if !comment.is_empty() {
-        let text = match std::str::from_utf8(comment) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => Cow::Owned(String::from_utf8_lossy(comment).into_owned()),
-        };
-        options.push(EnhancedPacketOption::Comment(text));
-    }
-    // The record's frame may be shorter than the wire length; never longer.
-    let original_len = original_len.max(data.len() as u32);
-    EnhancedPacketBlock { interface_id: id, timestamp, original_len, data, options }
-}
-
 fn write_idb(
     out: &mut PcapNgWriter<BufWriter<Box<dyn Write>>>,
     iface: &Iface,
@@ -286,15 +266,6 @@ fn write_idb(
         options.push(InterfaceDescriptionOption::IfDescription(Cow::Owned(d.to_owned())));
     }
     out.write_pcapng_block(InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen, options })
-}
-
-/// A network-header frame behind a zero-MAC Ethernet header carrying `ethertype`.
-fn behind_made_up_ethernet(bytes: &[u8], ethertype: u16) -> Vec<u8> {
-    [&crate::events::decode::made_up_ethernet(ethertype)[..], bytes].concat()
-}
-
-fn timestamp(wall_ns: i128) -> Duration {
-    Duration::from_nanos(u64::try_from(wall_ns).unwrap_or(0))
 }
 
 /// File `n` of the rotation: FILE, FILE1, FILE2, … (tcpdump's -C); with -W COUNT, FILE0 …
