@@ -91,24 +91,36 @@ pub(crate) struct Observers {
     pub metrics: Option<Metrics>,
 }
 
-impl Observers {
-    fn each(&mut self, mut f: impl FnMut(&mut dyn Observer)) {
-        f(&mut self.counters);
-        f(&mut self.summary);
-        if let Some(m) = &mut self.metrics {
-            f(m);
+/// `$body` for each observer bound to `$o`, each called directly (no vtable on the path every
+/// record takes). The one list of observers.
+macro_rules! each_observer {
+    ($observers:expr, $o:ident => $body:expr) => {{
+        let Observers { counters, summary, metrics } = $observers;
+        {
+            let $o = counters;
+            $body;
         }
-    }
+        {
+            let $o = summary;
+            $body;
+        }
+        if let Some($o) = metrics {
+            $body;
+        }
+    }};
+}
 
+impl Observers {
+    #[inline]
     pub(crate) fn event(&mut self, ev: &Event) {
-        self.each(|o| o.event(ev));
+        each_observer!(self, o => o.event(ev));
     }
 
     pub(crate) fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
-        self.each(|o| o.drop(drop, iface, symbol));
+        each_observer!(self, o => o.drop(drop, iface, symbol));
     }
 
     pub(crate) fn undecodable(&mut self) {
-        self.each(|o| o.undecodable());
+        each_observer!(self, o => o.undecodable());
     }
 }

@@ -51,6 +51,7 @@ impl Placer {
     }
 
     /// Where and when an event on `ifindex` at `ts_ns` happened.
+    #[inline]
     pub(crate) fn at<'a>(&self, node: &'a Mirror, ifindex: u32, ts_ns: u64) -> Place<'a> {
         let iface = iface_name(node, ifindex);
         let pod = self.pods.as_ref().and_then(|p| p.by_ifname(&iface));
