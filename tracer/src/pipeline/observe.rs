@@ -5,6 +5,7 @@ use crate::{
     drops::summary::Summary,
     events::{Event, NamedDrop},
     metrics::Metrics,
+    top::Tally,
 };
 
 /// One observer of the pipeline.
@@ -89,6 +90,8 @@ pub(crate) struct Observers {
     pub summary: Summary,
     /// `--metrics`.
     pub metrics: Option<Metrics>,
+    /// `vethtrace top`: drops, ARP and neighbour events per interface.
+    pub top: Option<Tally>,
 }
 
 impl Observers {
@@ -97,6 +100,9 @@ impl Observers {
         f(&mut self.summary);
         if let Some(m) = &mut self.metrics {
             f(m);
+        }
+        if let Some(t) = &mut self.top {
+            f(t);
         }
     }
 

@@ -1,0 +1,277 @@
+//! `vethtrace top` in a real terminal: tmux (a private server of the test's own) runs it in the
+//! test node's namespace at 120×40, and the test reads the screen with `capture-pane` and types
+//! with `send-keys`. Rows for every pod; under a steady iperf3 stream the rates shown match the
+//! veths' own counters (`/sys/class/net/<cali>/statistics`) within 10 %; a planted nft drop
+//! shows in the sender's row with its cause within 2 s; the sort and filter keys change the
+//! rows; 80×24 keeps the pod, interface, packet and drop columns; `q` restores the terminal (no
+//! alternate screen left) and leaves nothing attached.
+//!
+//! Needs root, tmux and iperf3 (apt `tmux`, `iperf3`; `cargo xtask setup` installs them).
+
+mod common;
+
+use std::{
+    fs,
+    path::Path,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{Node, run, scratch_dir, stdout};
+
+/// A tmux server of the test's own (`-L`), with one session running vethtrace top.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn start(socket: &str, shell: &str) -> Self {
+        let tmux = Self { socket: socket.to_owned() };
+        run(tmux.command().args(["-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120", "-y", "40", shell]));
+        tmux
+    }
+
+    fn screen(&self) -> String {
+        stdout(self.command().args(["capture-pane", "-p", "-t", "top"]))
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        run(self.command().args(["send-keys", "-t", "top"]).args(keys));
+    }
+
+    fn alternate_on(&self) -> bool {
+        stdout(self.command().args(["display-message", "-p", "-t", "top", "#{alternate_on}"])).trim() == "1"
+    }
+
+    /// The screen once `cond` holds for it (panics with the screen after `limit`).
+    fn wait(&self, limit: Duration, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if cond(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < until, "{what} not seen within {limit:?}:\n{screen}");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").status();
+    }
+}
+
+/// `1.23k` → 1230.
+fn parse_si(s: &str) -> Option<f64> {
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1e3),
+        'M' => (&s[..s.len() - 1], 1e6),
+        'G' => (&s[..s.len() - 1], 1e9),
+        _ => (s, 1.0),
+    };
+    num.parse::<f64>().ok().map(|n| n * mult)
+}
+
+/// The cell of column `title` in the row of `iface` (columns start where their titles do).
+fn cell(screen: &str, iface: &str, title: &str) -> Option<String> {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let head = lines.iter().find(|l| String::from_iter(l.iter()).contains("IN PK/S"))?;
+    let head_s = String::from_iter(head.iter());
+    let starts: Vec<usize> = head
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| **c != ' ' && (*i == 0 || head[i - 1] == ' '))
+        .map(|(i, _)| i)
+        .collect();
+    let at = head_s.find(title).map(|b| head_s[..b].chars().count())?;
+    let end = starts.iter().copied().find(|s| *s > at).unwrap_or(usize::MAX);
+    let row = lines.iter().find(|l| String::from_iter(l.iter()).contains(iface))?;
+    Some(String::from_iter(row.iter().skip(at).take(end.saturating_sub(at))).trim().to_owned())
+}
+
+/// The order in which `ifaces` appear on the screen.
+fn order<'a>(screen: &str, ifaces: &[&'a str]) -> Vec<&'a str> {
+    let mut at: Vec<(usize, &str)> = ifaces.iter().filter_map(|i| screen.find(i).map(|p| (p, *i))).collect();
+    at.sort_unstable();
+    at.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Counters of `iface` in the node's namespace, from sysfs.
+fn sys_counter(node: &Node, iface: &str, name: &str) -> u64 {
+    let out = stdout(node.in_node("cat").arg(format!("/sys/class/net/{iface}/statistics/{name}")));
+    out.trim().parse().unwrap_or_else(|e| panic!("{name} of {iface}: {out:?}: {e}"))
+}
+
+fn require_tools() {
+    for tool in ["tmux", "iperf3", "nft"] {
+        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).status().is_ok_and(|s| s.success());
+        assert!(found, "{tool} is needed (cargo xtask setup installs it); CI={:?}", std::env::var("CI").ok());
+    }
+}
+
+/// The pane's rates of `iface` (in pk/s, in B/s, over several refreshes) against what its
+/// counters gained over the same time.
+fn check_rates(tmux: &Tmux, node: &Node, iface: &str) {
+    let read = || (sys_counter(node, iface, "rx_packets"), sys_counter(node, iface, "rx_bytes"), Instant::now());
+    let (p0, b0, t0) = read();
+    let mut shown = Vec::new();
+    for _ in 0..5 {
+        thread::sleep(Duration::from_millis(1000));
+        let screen = tmux.screen();
+        let pk = cell(&screen, iface, "IN PK/S").and_then(|c| parse_si(&c));
+        let by = cell(&screen, iface, "IN B/S").and_then(|c| parse_si(&c));
+        shown.push((pk.unwrap_or_else(|| panic!("no IN PK/S for {iface}:\n{screen}")), by.unwrap_or(0.0)));
+    }
+    let (p1, b1, t1) = read();
+    let secs = (t1 - t0).as_secs_f64();
+    let (pps, bps) = ((p1 - p0) as f64 / secs, (b1 - b0) as f64 / secs);
+    assert!(pps > 1000.0, "the stream ran at {pps} pk/s");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (shown_p, shown_b) = (median(shown.iter().map(|s| s.0).collect()), median(shown.iter().map(|s| s.1).collect()));
+    assert!((shown_p - pps).abs() <= pps * 0.10, "{iface}: shown {shown_p} pk/s, counters {pps} ({shown:?})");
+    assert!((shown_b - bps).abs() <= bps * 0.10, "{iface}: shown {shown_b} B/s, counters {bps} ({shown:?})");
+}
+
+/// A steady UDP stream pod1 → pod2 (40 Mbit/s of 1200-byte datagrams) for `secs`.
+fn stream(node: &Node, secs: u32) -> std::process::Child {
+    let _server = node.in_pod("pod2", "iperf3").args(["-s", "-1", "-p", "5201", "-D"]).status();
+    assert!(
+        common::eventually(Duration::from_secs(5), || stdout(node.in_pod("pod2", "ss").args(["-Hlun", "sport = :5201"])).contains("5201")
+            || stdout(node.in_pod("pod2", "ss").args(["-Htln", "sport = :5201"])).contains("5201")),
+        "iperf3 server did not listen"
+    );
+    node.in_pod("pod1", "iperf3")
+        .args(["-c", "10.244.1.6", "-u", "-b", "40M", "-l", "1200", "-t", &secs.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 client")
+}
+
+/// The pod sources of the test: kubelet's pod directories only (names from Calico's hash).
+fn pod_sources(tmp: &Path) -> String {
+    let kubelet = tmp.join("pods");
+    fs::create_dir_all(kubelet.join("shop_web_0b7e1c2a-1f3e-4c55-9d2b-6a1e5f0c7d11")).unwrap();
+    format!(
+        "--calico-status-dir {} --cri-socket {} --kubelet-pods-dir {}",
+        tmp.join("no-calico").display(),
+        tmp.join("no-runtime.sock").display(),
+        kubelet.display()
+    )
+}
+
+#[test]
+fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
+    common::require_root();
+    require_tools();
+    let started = Instant::now();
+    let node = Node::up("tp");
+    let web = node.add_k8s_pod("k1", "10.244.1.7", "-", "shop/web");
+    let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
+    let tmp = scratch_dir("tp");
+    let ready = tmp.join("ready");
+    // pod2 → k1's pings meet an nft drop in the node's forward chain (the node's own namespace).
+    let rules = tmp.join("rules.nft");
+    fs::write(&rules, "table inet vttop {\n  chain fwd {\n    type filter hook forward priority 0;\n    ip daddr 10.244.1.7 icmp type echo-request drop\n  }\n}\n").unwrap();
+    run(node.in_node("nft").arg("-f").arg(&rules));
+
+    let shell = format!(
+        "ip netns exec {} {} top {} --ready-file {}; echo vethtrace-exited-$?; sleep 600",
+        node.ns(),
+        common::vethtrace_bin().display(),
+        pod_sources(&tmp),
+        ready.display()
+    );
+    let tmux = Tmux::start(&format!("{}-tmux", node.prefix), &shell);
+    assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", tmux.screen());
+    let screen = tmux.wait(Duration::from_secs(5), "a row per pod", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
+    assert!(tmux.alternate_on(), "the view runs on the alternate screen");
+    assert!(screen.contains("shop/web") && screen.contains("10.244.1.7"), "{screen}");
+    assert!(screen.contains("q quit") && screen.contains("kernel "), "{screen}");
+
+    // Rates under a steady stream, against the veths' own counters.
+    let mut client = stream(&node, 12);
+    thread::sleep(Duration::from_secs(2));
+    check_rates(&tmux, &node, &c1);
+    let _ = common::wait_timeout(&mut client, Duration::from_secs(15));
+
+    // A planted fault: the drop shows in the sender's row, with its cause, within 2 s.
+    let pinged = Instant::now();
+    let mut ping = node.in_pod("pod2", "ping").args(["-c", "3", "-i", "0.2", "10.244.1.7"]).spawn().unwrap();
+    let screen = tmux.wait(Duration::from_secs(2), "NETFILTER_DROP in pod2's row", |s| {
+        cell(s, &c2, "DROPS/S").is_some_and(|c| c.contains("NETFILTER"))
+    });
+    eprintln!("drop shown after {:?}", pinged.elapsed());
+    assert!(!cell(&screen, &c1, "DROPS/S").unwrap_or_default().contains("NETFILTER"), "{screen}");
+    let _ = ping.wait();
+
+    // Sorting: by pod, A to Z ("-" before "shop/web"), then reversed.
+    tmux.keys(&["1"]);
+    let s = tmux.wait(Duration::from_secs(2), "sorted by pod", |s| s.contains("POD▲"));
+    assert_eq!(order(&s, &[&c1, &c2, &web]).last(), Some(&web.as_str()), "{s}");
+    tmux.keys(&["r"]);
+    let s = tmux.wait(Duration::from_secs(2), "reversed", |s| s.contains("POD▼"));
+    assert_eq!(order(&s, &[&c1, &c2, &web]).first(), Some(&web.as_str()), "{s}");
+    // Filtering by namespace, then cleared.
+    tmux.keys(&["/", "shop", "Enter"]);
+    let s = tmux.wait(Duration::from_secs(2), "the filter", |s| s.contains("filter \"shop\""));
+    assert_eq!(order(&s, &[&c1, &c2, &web]), [web.as_str()], "{s}");
+    tmux.keys(&["c"]);
+    tmux.wait(Duration::from_secs(2), "every row back", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
+
+    // 80×24: still a row per pod with the packets and drop columns, nothing past column 80.
+    run(tmux.command().args(["resize-window", "-t", "top", "-x", "80", "-y", "24"]));
+    let s = tmux.wait(Duration::from_secs(3), "the 80-column view", |s| {
+        s.lines().count() <= 24 && s.contains("DROPS/S") && s.contains("IN PK/S") && !s.contains("IN B/S")
+    });
+    assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
+    assert!([&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())), "{s}");
+    assert!(cell(&s, &c2, "DROPS/S").is_some_and(|c| c.contains("NETFILTER")), "{s}");
+
+    // q: the terminal back (no alternate screen), vethtrace gone, nothing attached.
+    tmux.keys(&["q"]);
+    tmux.wait(Duration::from_secs(10), "vethtrace to exit 0", |s| s.contains("vethtrace-exited-0"));
+    assert!(!tmux.alternate_on(), "the alternate screen was left on");
+    assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
+    eprintln!("top test took {:?}", started.elapsed());
+}
+
+#[test]
+fn without_a_terminal_top_prints_a_table_per_second() {
+    common::require_root();
+    let node = Node::up("tq");
+    let tmp = scratch_dir("tq");
+    let args: Vec<String> = ["top".to_owned(), "--duration".into(), "2.5".into()]
+        .into_iter()
+        .chain(pod_sources(&tmp).split(' ').map(str::to_owned))
+        .collect();
+    let out = run(node.in_node(common::vethtrace_bin()).args(&args));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tables: Vec<&str> = text.split("\n\n").filter(|t| !t.trim().is_empty()).collect();
+    assert!(tables.len() >= 2, "{text}");
+    for t in &tables {
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("2 traced"), "{t}");
+        assert!(lines[1].starts_with("POD") && lines[1].contains("IN PK/S"), "{t}");
+        for pod in ["pod1", "pod2"] {
+            assert!(lines.iter().any(|l| l.contains(&node.cali(pod))), "{pod}: {t}");
+        }
+    }
+    assert!(!text.contains('\x1b'), "no escape sequence without a terminal");
+    // A reader that goes away ends it quietly (`vethtrace top | head`).
+    let piped = format!("ip netns exec {} {} top {} | head -n 3", node.ns(), common::vethtrace_bin().display(), pod_sources(&tmp));
+    let out = run(Command::new("timeout").args(["20", "sh", "-c", &piped]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
+}
