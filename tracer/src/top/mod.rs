@@ -80,6 +80,8 @@ fn spawn_key_reader() -> mpsc::Receiver<Event> {
 struct Before {
     traffic: Traffic,
     drops: u64,
+    /// Drops by reason.
+    reasons: Vec<(String, u64)>,
     /// When its counts last moved.
     moved: Option<Instant>,
 }
@@ -138,14 +140,14 @@ impl Live {
         for (ifindex, iface) in traced {
             let counts = self.traffic.sum(ifindex);
             let t = tally.and_then(|t| t.get(ifindex));
-            let before = self.before.entry(ifindex).or_insert(Before {
-                traffic: counts,
-                drops: t.map_or(0, |t| t.drops),
-                moved: None,
+            let tallied = || (t.map_or(0, |t| t.drops), t.map(|t| t.by_reason.clone()).unwrap_or_default());
+            let before = self.before.entry(ifindex).or_insert_with(|| {
+                let (drops, reasons) = tallied();
+                Before { traffic: counts, drops, reasons, moved: None }
             });
             let mut row = Row { ifindex, iface, rates: Rates::between(&before.traffic, &counts, secs), ..Row::default() };
             if let Some(t) = t {
-                row.take_tally(t, before.drops, secs);
+                row.take_tally(t, before.drops, &before.reasons, secs);
             }
             if counts != before.traffic {
                 before.moved = Some(now);
@@ -155,7 +157,8 @@ impl Live {
                 (a, b) => a.or(b),
             };
             row.set_idle(now, last);
-            *before = Before { traffic: counts, drops: t.map_or(0, |t| t.drops), moved: before.moved };
+            let (drops, reasons) = tallied();
+            *before = Before { traffic: counts, drops, reasons, moved: before.moved };
             rows.push(row);
         }
         for row in &mut rows {
@@ -202,7 +205,8 @@ fn describe(row: &mut Row, s: &Session) {
     row.routes = node
         .routes
         .iter()
-        .filter(|r| r.nexthops.iter().any(|n| n.dev == row.ifindex))
+        // Not the local table's (the kernel's own for every address and link-local prefix).
+        .filter(|r| r.table != routes::RT_TABLE_LOCAL && r.nexthops.iter().any(|n| n.dev == row.ifindex))
         .map(|r| {
             let table = routes::table_name(r.table).map_or_else(|| format!(" table {}", r.table), |_| String::new());
             let table = if r.table == routes::RT_TABLE_MAIN { String::new() } else { table };

@@ -56,7 +56,8 @@ pub(crate) struct Row {
     pub ips: Vec<IpAddr>,
     pub rates: Rates,
     pub drops_per_s: f64,
-    /// The reason seen most often on this interface, and how often.
+    /// The reason seen most often on this interface since the last refresh, and how often
+    /// (else the newest drop's, 0 times).
     pub top_reason: Option<(String, u64)>,
     /// The node's neighbour entry for the pod's (first) address on this interface.
     pub neigh: &'static str,
@@ -70,10 +71,11 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// The tally's share of the row.
-    pub(crate) fn take_tally(&mut self, t: &IfaceTally, drops_before: u64, secs: f64) {
+    /// The tally's share of the row; `drops_before`, `reasons_before`: its counts at the last
+    /// refresh, `secs` ago.
+    pub(crate) fn take_tally(&mut self, t: &IfaceTally, drops_before: u64, reasons_before: &[(String, u64)], secs: f64) {
         self.drops_per_s = if secs > 0.0 { t.drops.saturating_sub(drops_before) as f64 / secs } else { 0.0 };
-        self.top_reason = t.top_reason().map(|(r, n)| (r.to_owned(), n));
+        self.top_reason = t.top_reason_since(reasons_before).map(|(r, n)| (r.to_owned(), n));
         self.arp_answered = t.arp_answered;
         self.arp_unanswered = t.arp_unanswered;
         self.recent = t.recent.iter().cloned().collect();

@@ -49,9 +49,17 @@ pub(crate) struct IfaceTally {
 }
 
 impl IfaceTally {
-    /// The reason seen most often (the newest of equals), and how often.
-    pub(crate) fn top_reason(&self) -> Option<(&str, u64)> {
-        self.by_reason.iter().rev().max_by_key(|(_, n)| *n).map(|(r, n)| (r.as_str(), *n))
+    /// The reason seen most often since `before` (the counts then), and how often; when
+    /// nothing was dropped since, the newest drop's reason (0 times).
+    pub(crate) fn top_reason_since(&self, before: &[(String, u64)]) -> Option<(&str, u64)> {
+        let gained = self.by_reason.iter().map(|(r, n)| {
+            let then = before.iter().find(|(b, _)| b == r).map_or(0, |(_, n)| *n);
+            (r.as_str(), n.saturating_sub(then))
+        });
+        match gained.rev().max_by_key(|(_, n)| *n) {
+            Some(top) if top.1 > 0 => Some(top),
+            _ => self.recent.back().map(|d| (d.reason.as_str(), 0)),
+        }
     }
 
     fn count_reason(&mut self, reason: &str) {
@@ -152,7 +160,12 @@ mod tests {
         assert_eq!(i.drops, 11);
         assert_eq!(i.recent.len(), RECENT_DROPS);
         assert_eq!(i.recent.back().unwrap().reason, "ARP_UNANSWERED");
-        assert_eq!(i.top_reason(), Some(("NETFILTER_DROP", 6)));
+        assert_eq!(i.top_reason_since(&[]), Some(("NETFILTER_DROP", 6)));
+        // Since a moment when NETFILTER_DROP had 5 and NEIGH_FAILED 2: 2 more NEIGH_FAILED.
+        let before = [("NETFILTER_DROP".to_owned(), 5), ("NEIGH_FAILED".to_owned(), 2)];
+        assert_eq!(i.top_reason_since(&before), Some(("NEIGH_FAILED", 2)));
+        // Nothing since: the newest drop's reason.
+        assert_eq!(i.top_reason_since(&i.by_reason), Some(("ARP_UNANSWERED", 0)));
         assert_eq!(i.arp_unanswered, 1);
         assert!(t.get(8).is_none());
         t.forget(7);
