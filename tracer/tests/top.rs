@@ -20,9 +20,10 @@ use std::{
 
 use common::{Node, run, scratch_dir, stdout};
 
-/// A tmux server of the test's own (`-L`), with one session running vethtrace top.
+/// A session on a tmux server of the test's own (`-L`), running vethtrace top.
 struct Tmux {
     socket: String,
+    session: String,
 }
 
 impl Tmux {
@@ -32,22 +33,30 @@ impl Tmux {
         c
     }
 
-    fn start(socket: &str, shell: &str) -> Self {
-        let tmux = Self { socket: socket.to_owned() };
-        run(tmux.command().args(["-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120", "-y", "40", shell]));
+    fn start(socket: &str, session: &str, shell: &str) -> Self {
+        let tmux = Self { socket: socket.to_owned(), session: session.to_owned() };
+        run(tmux.command().args(["-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell]));
         tmux
     }
 
+    /// The process the pane's shell runs (vethtrace: `ip netns exec` execs it).
+    fn child_pid(&self) -> u32 {
+        let shell = stdout(self.command().args(["display-message", "-p", "-t", &self.session, "#{pane_pid}"]));
+        let shell = shell.trim();
+        let children = fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap_or_default();
+        children.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no child of {shell}"))
+    }
+
     fn screen(&self) -> String {
-        stdout(self.command().args(["capture-pane", "-p", "-t", "top"]))
+        stdout(self.command().args(["capture-pane", "-p", "-t", &self.session]))
     }
 
     fn keys(&self, keys: &[&str]) {
-        run(self.command().args(["send-keys", "-t", "top"]).args(keys));
+        run(self.command().args(["send-keys", "-t", &self.session]).args(keys));
     }
 
     fn alternate_on(&self) -> bool {
-        stdout(self.command().args(["display-message", "-p", "-t", "top", "#{alternate_on}"])).trim() == "1"
+        stdout(self.command().args(["display-message", "-p", "-t", &self.session, "#{alternate_on}"])).trim() == "1"
     }
 
     /// The screen once `cond` holds for it (panics with the screen after `limit`).
@@ -66,7 +75,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.command().arg("kill-server").status();
+        let _ = self.command().args(["kill-session", "-t", &self.session]).output();
     }
 }
 
@@ -168,6 +177,25 @@ fn pod_sources(tmp: &Path) -> String {
     )
 }
 
+/// The shell line tmux runs: vethtrace top in the node, then how it ended and the terminal's
+/// line mode (`icanon` once raw mode is off).
+fn top_shell(node: &Node, tmp: &Path, ready: &Path) -> String {
+    format!(
+        "ip netns exec {} {} top {} --ready-file {}; echo vethtrace-exited-$?; stty -a | grep -o -- '-*icanon' | head -n 1; sleep 600",
+        node.ns(),
+        common::vethtrace_bin().display(),
+        pod_sources(tmp),
+        ready.display()
+    )
+}
+
+/// vethtrace exited 0 and left the terminal as it found it.
+fn assert_restored(tmux: &Tmux) {
+    let s = tmux.wait(Duration::from_secs(10), "vethtrace to exit 0", |s| s.contains("vethtrace-exited-0") && s.contains("icanon"));
+    assert!(!tmux.alternate_on(), "the alternate screen was left on:\n{s}");
+    assert!(s.lines().any(|l| l.trim() == "icanon"), "raw mode left on:\n{s}");
+}
+
 #[test]
 fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     common::require_root();
@@ -183,14 +211,7 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     fs::write(&rules, "table inet vttop {\n  chain vtfwd {\n    type filter hook forward priority 0;\n    ip daddr 10.244.1.7 icmp type echo-request drop\n  }\n}\n").unwrap();
     run(node.in_node("nft").arg("-f").arg(&rules));
 
-    let shell = format!(
-        "ip netns exec {} {} top {} --ready-file {}; echo vethtrace-exited-$?; sleep 600",
-        node.ns(),
-        common::vethtrace_bin().display(),
-        pod_sources(&tmp),
-        ready.display()
-    );
-    let tmux = Tmux::start(&format!("{}-tmux", node.prefix), &shell);
+    let tmux = Tmux::start(&format!("{}-tmux", node.prefix), "top", &top_shell(&node, &tmp, &ready));
     assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", tmux.screen());
     let screen = tmux.wait(Duration::from_secs(5), "a row per pod", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
     assert!(tmux.alternate_on(), "the view runs on the alternate screen");
@@ -230,7 +251,7 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     tmux.wait(Duration::from_secs(2), "every row back", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
 
     // 80×24: still a row per pod with the packets and drop columns, nothing past column 80.
-    run(tmux.command().args(["resize-window", "-t", "top", "-x", "80", "-y", "24"]));
+    run(tmux.command().args(["resize-window", "-t", &tmux.session, "-x", "80", "-y", "24"]));
     let s = tmux.wait(Duration::from_secs(3), "the 80-column view", |s| {
         s.lines().count() <= 24 && s.contains("DROPS/S") && s.contains("IN PK/S") && !s.contains("IN B/S")
     });
@@ -238,10 +259,18 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     assert!([&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())), "{s}");
     assert!(cell(&s, &c1, "DROPS/S").is_some_and(|c| c.contains("NETFILTER")), "the newest cause stays: {s}");
 
-    // q: the terminal back (no alternate screen), vethtrace gone, nothing attached.
+    // q: the terminal back (no alternate screen, line mode), vethtrace gone, nothing attached.
     tmux.keys(&["q"]);
-    tmux.wait(Duration::from_secs(10), "vethtrace to exit 0", |s| s.contains("vethtrace-exited-0"));
-    assert!(!tmux.alternate_on(), "the alternate screen was left on");
+    assert_restored(&tmux);
+    assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
+
+    // SIGTERM: the same.
+    let _ = fs::remove_file(&ready);
+    let again = Tmux::start(&tmux.socket, "top2", &top_shell(&node, &tmp, &ready));
+    assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", again.screen());
+    again.wait(Duration::from_secs(5), "the view", |s| s.contains(&web));
+    run(Command::new("kill").args(["-TERM", &again.child_pid().to_string()]));
+    assert_restored(&again);
     assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
     eprintln!("top test took {:?}", started.elapsed());
 }
