@@ -85,9 +85,9 @@ pub struct PodsArgs {
     pub pods: PodArgs,
 }
 
-/// Options of the default command: trace the matching interfaces.
-#[derive(Debug, Args)]
-pub struct TraceArgs {
+/// Which interfaces a trace (or `top`) takes, and where pod identities come from.
+#[derive(Debug, Clone, Args)]
+pub struct Selection {
     /// Interfaces to trace, as shell globs on the name; repeat for more. Interfaces that appear
     /// later and match are traced as they come.
     #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
@@ -101,6 +101,13 @@ pub struct TraceArgs {
 
     #[command(flatten)]
     pub pods: PodArgs,
+}
+
+/// Options of the default command: trace the matching interfaces.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub select: Selection,
 
     /// Output format of the event lines: text unless `-w` is given (then none, as with
     /// tcpdump; name a format to have both).
@@ -205,16 +212,8 @@ pub struct TraceArgs {
 /// Options of `vethtrace top`.
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Interfaces to show, as shell globs on the name; repeat for more.
-    #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
-    pub iface: Vec<String>,
-
-    /// Show only the cali of this pod (NAME in any namespace, or NAMESPACE/NAME); repeat for more.
-    #[arg(long = "pod", value_name = "[NAMESPACE/]NAME")]
-    pub pod: Vec<PodSelector>,
-
     #[command(flatten)]
-    pub pods: PodArgs,
+    pub select: Selection,
 
     /// Start with the rows whose pod (namespace/name) or interface contains TEXT (`/` changes it).
     #[arg(long, value_name = "TEXT", default_value = "")]
@@ -251,9 +250,7 @@ impl TopArgs {
     pub fn trace_args(&self) -> TraceArgs {
         // The trace's defaults, then what top sets.
         let mut t = Cli::parse_from(["vethtrace"]).trace;
-        t.iface.clone_from(&self.iface);
-        t.pod.clone_from(&self.pod);
-        t.pods = self.pods.clone();
+        t.select = self.select.clone();
         t.probe = self.probe;
         t.tc_mode = self.tc_mode;
         t.ring_size = self.ring_size;
@@ -376,7 +373,7 @@ mod tests {
     fn defaults_trace_cali_as_text() {
         let cli = parse(&[]).unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.trace.iface, ["cali*"]);
+        assert_eq!(cli.trace.select.iface, ["cali*"]);
         assert_eq!(cli.trace.line_format(), Some(OutputFormat::Text));
         assert_eq!(cli.trace.snaplen, 128);
         assert_eq!(cli.trace.fib_cache_ms, 1);
@@ -387,7 +384,7 @@ mod tests {
     #[test]
     fn repeated_ifaces_and_json() {
         let cli = parse(&["--iface", "cali*", "-i", "tap*", "--output", "json", "--strict"]).unwrap();
-        assert_eq!(cli.trace.iface, ["cali*", "tap*"]);
+        assert_eq!(cli.trace.select.iface, ["cali*", "tap*"]);
         assert_eq!(cli.trace.line_format(), Some(OutputFormat::Json));
         assert!(cli.trace.strict);
     }
@@ -432,9 +429,9 @@ mod tests {
     #[test]
     fn pod_flags() {
         let cli = parse(&["--pod", "web", "--pod", "shop/db", "--cri-socket", "/x.sock"]).unwrap();
-        assert_eq!(cli.trace.pod.len(), 2);
-        assert_eq!(cli.trace.pod[1].namespace.as_deref(), Some("shop"));
-        assert_eq!(cli.trace.pods.cri_socket.as_deref(), Some(std::path::Path::new("/x.sock")));
+        assert_eq!(cli.trace.select.pod.len(), 2);
+        assert_eq!(cli.trace.select.pod[1].namespace.as_deref(), Some("shop"));
+        assert_eq!(cli.trace.select.pods.cri_socket.as_deref(), Some(std::path::Path::new("/x.sock")));
         assert!(parse(&["--pod", "a/b/c"]).is_err());
         let Some(Command::Pods(p)) = parse(&["pods", "--watch", "-o", "json"]).unwrap().command else { panic!() };
         assert!(p.watch && p.output == OutputFormat::Json);

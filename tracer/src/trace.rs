@@ -242,7 +242,7 @@ type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
 
 impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs, expression: Option<&Filter>) -> anyhow::Result<Self> {
-        let filter = IfaceFilter::new(&args.iface)?;
+        let filter = IfaceFilter::new(&args.select.iface)?;
         // What can end the start-up comes first (privileges, BTF, the programs and the ring,
         // netlink, the metrics port), so that a failing start says one line, and that line.
         caps::check()?;
@@ -259,9 +259,9 @@ impl Session {
         };
         // Pod identity cannot fail the start (events then carry no pod): found and told last.
         let (node_links, links) = watch::channel(pods::node_links(&node));
-        let (pods, pod_report) = pods::start(&args.pods, links).await;
+        let (pods, pod_report) = pods::start(&args.select.pods, links).await;
         pod_report.print();
-        let filter = filter.with_pods(&args.pod, pods.clone());
+        let filter = filter.with_pods(&args.select.pod, pods.clone());
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
         let analyser = Analyser::new(drop_names, probes.as_ref().map(|p| p.mode));
         let mut pipeline = Pipeline::new(shown(args), analyser, Some(pods.clone()));

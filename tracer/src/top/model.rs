@@ -118,22 +118,23 @@ impl Header {
         self.traced = rows.len();
     }
 
-    /// One line: `node: 3 pods  in 1.2k pk/s 3.4 MB/s  out …  drops 0/s  lost 0  probe … tc … kernel …`.
-    pub(crate) fn line(&self) -> String {
+    /// The node's totals: `3 traced  in 1.23k pk/s 4.56MB/s  out … drops 0/s`.
+    pub(crate) fn totals(&self) -> String {
         let t = &self.totals;
         format!(
-            "{} traced  in {} pk/s {}B/s  out {} pk/s {}B/s  drops {}/s  lost {}  probe {}  tc {}  kernel {}",
+            "{} traced  in {} pk/s {}B/s  out {} pk/s {}B/s  drops {}/s",
             self.traced,
             si(t.packets[0]),
             si(t.bytes[0]),
             si(t.packets[1]),
             si(t.bytes[1]),
             si(self.drops_per_s),
-            self.lost,
-            self.probe,
-            self.tc,
-            self.kernel
         )
+    }
+
+    /// How vethtrace runs: `lost 0  probe tracepoint  tc tcx  kernel 6.18.44`.
+    pub(crate) fn about(&self) -> String {
+        format!("lost {}  probe {}  tc {}  kernel {}", self.lost, self.probe, self.tc, self.kernel)
     }
 }
 
@@ -422,7 +423,7 @@ impl ViewState {
 
 /// The keys, for the footer.
 pub(crate) const KEYS: &str =
-    "q quit  ↑↓ select  s/< sort →/←  1-9,0,- sort by column  r reverse  / filter  c clear  d detail";
+    "q quit  ↑↓ select  ←→/s sort  1-9,0,- column  r reverse  / filter  c clear  d detail";
 
 /// The plain table printed once per interval when standard output is not a terminal: the
 /// header line, then every column of every row (filtered and sorted as `state` says).
@@ -434,8 +435,7 @@ pub(crate) fn plain_table(header: &Header, rows: &[Row], state: &ViewState) -> S
         .enumerate()
         .map(|(i, c)| cells.iter().map(|row| row[i].chars().count()).max().unwrap_or(0).max(c.title().len()))
         .collect();
-    let mut out = header.line();
-    out.push('\n');
+    let mut out = format!("{}  {}\n", header.totals(), header.about());
     let mut put_line = |fields: &mut dyn Iterator<Item = &str>| {
         let line: Vec<String> = fields.zip(&widths).map(|(f, w)| format!("{f:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());

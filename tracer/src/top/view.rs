@@ -8,7 +8,7 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style},
     text::Line,
-    widgets::{Cell, Paragraph, Row as TableRow, Table, TableState, Wrap},
+    widgets::{Cell, Paragraph, Row as TableRow, Table, TableState},
 };
 
 use super::model::{Column, Header, KEYS, Row, ViewState, age};
@@ -52,8 +52,8 @@ pub(crate) fn draw(frame: &mut Frame<'_>, header: &Header, rows: &[Row], state: 
     let [top, table, pane, footer] =
         Layout::vertical([Constraint::Length(2), Constraint::Min(2), Constraint::Length(detail), Constraint::Length(1)])
             .areas(frame.area());
-    let title = format!("vethtrace top — {}", header.line());
-    frame.render_widget(Paragraph::new(title).style(palette.title()).wrap(Wrap { trim: true }), top);
+    let title = vec![Line::from(format!("vethtrace top  {}", header.about())), Line::from(header.totals())];
+    frame.render_widget(Paragraph::new(title).style(palette.title()), top);
     draw_table(frame, table, &shown, selected, state, palette);
     if let Some(i) = selected.filter(|_| detail > 0) {
         draw_detail(frame, pane, shown[i], palette);
