@@ -179,9 +179,9 @@ fn pod_sources(tmp: &Path) -> String {
 
 /// The shell line tmux runs: vethtrace top in the node, then how it ended and the terminal's
 /// line mode (`icanon` once raw mode is off).
-fn top_shell(node: &Node, tmp: &Path, ready: &Path) -> String {
+fn top_shell(node: &Node, tmp: &Path, ready: &Path, env: &str) -> String {
     format!(
-        "ip netns exec {} {} top {} --ready-file {}; echo vethtrace-exited-$?; stty -a | grep -o -- '-*icanon' | head -n 1; sleep 600",
+        "ip netns exec {} env {env} {} top {} --ready-file {}; echo vethtrace-exited-$?; stty -a | grep -o -- '-*icanon' | head -n 1; sleep 600",
         node.ns(),
         common::vethtrace_bin().display(),
         pod_sources(tmp),
@@ -189,11 +189,47 @@ fn top_shell(node: &Node, tmp: &Path, ready: &Path) -> String {
     )
 }
 
-/// vethtrace exited 0 and left the terminal as it found it.
-fn assert_restored(tmux: &Tmux) {
-    let s = tmux.wait(Duration::from_secs(10), "vethtrace to exit 0", |s| s.contains("vethtrace-exited-0") && s.contains("icanon"));
+/// vethtrace exited with `code` and left the terminal as it found it; the screen then.
+fn assert_restored(tmux: &Tmux, code: u8) -> String {
+    let exited = format!("vethtrace-exited-{code}");
+    let s = tmux.wait(Duration::from_secs(10), &exited, |s| s.contains(&exited) && s.contains("icanon"));
     assert!(!tmux.alternate_on(), "the alternate screen was left on:\n{s}");
     assert!(s.lines().any(|l| l.trim() == "icanon"), "raw mode left on:\n{s}");
+    s
+}
+
+/// Sorting by pod, A to Z ("-" before "shop/web"), then reversed; filtering by namespace, then
+/// cleared. `calis`: pod1's, pod2's, shop/web's.
+fn check_keys(tmux: &Tmux, calis: [&str; 3]) {
+    let web = calis[2];
+    tmux.keys(&["1"]);
+    let s = tmux.wait(Duration::from_secs(2), "sorted by pod", |s| s.contains("POD▲"));
+    assert_eq!(order(&s, &calis).last(), Some(&web), "{s}");
+    tmux.keys(&["r"]);
+    let s = tmux.wait(Duration::from_secs(2), "reversed", |s| s.contains("POD▼"));
+    assert_eq!(order(&s, &calis).first(), Some(&web), "{s}");
+    tmux.keys(&["/", "shop", "Enter"]);
+    let s = tmux.wait(Duration::from_secs(2), "the filter", |s| s.contains("filter \"shop\""));
+    assert_eq!(order(&s, &calis), [web], "{s}");
+    tmux.keys(&["c"]);
+    tmux.wait(Duration::from_secs(2), "every row back", |s| calis.iter().all(|c| s.contains(c)));
+}
+
+/// SIGTERM and a panic (injected) leave the terminal as `q` does, and nothing attached.
+fn check_signal_and_panic(node: &Node, tmp: &Path, socket: &str, web: &str) {
+    let ready = tmp.join("ready2");
+    let again = Tmux::start(socket, "top2", &top_shell(node, tmp, &ready, ""));
+    assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", again.screen());
+    again.wait(Duration::from_secs(5), "the view", |s| s.contains(web));
+    run(Command::new("kill").args(["-TERM", &again.child_pid().to_string()]));
+    assert_restored(&again, 0);
+    assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
+
+    // A panic (injected): the terminal restored too, one line saying so.
+    let panicked = Tmux::start(socket, "top3", &top_shell(node, tmp, &tmp.join("r3"), "VETHTRACE_FAULT=top-panic"));
+    let s = assert_restored(&panicked, 101);
+    assert!(s.contains("internal error") && s.contains("top-panic"), "{s}");
+    assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
 }
 
 #[test]
@@ -206,12 +242,12 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     let tmp = scratch_dir("tp");
     let ready = tmp.join("ready");
-    // pod2 → k1's pings meet an nft drop in the node's forward chain (the node's own namespace).
+    // pod1 → k1's pings meet an nft drop in the node's forward chain (the node's own namespace).
     let rules = tmp.join("rules.nft");
     fs::write(&rules, "table inet vttop {\n  chain vtfwd {\n    type filter hook forward priority 0;\n    ip daddr 10.244.1.7 icmp type echo-request drop\n  }\n}\n").unwrap();
     run(node.in_node("nft").arg("-f").arg(&rules));
 
-    let tmux = Tmux::start(&format!("{}-tmux", node.prefix), "top", &top_shell(&node, &tmp, &ready));
+    let tmux = Tmux::start(&format!("{}-tmux", node.prefix), "top", &top_shell(&node, &tmp, &ready, ""));
     assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", tmux.screen());
     let screen = tmux.wait(Duration::from_secs(5), "a row per pod", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
     assert!(tmux.alternate_on(), "the view runs on the alternate screen");
@@ -236,19 +272,7 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     }
     let _ = ping.wait();
 
-    // Sorting: by pod, A to Z ("-" before "shop/web"), then reversed.
-    tmux.keys(&["1"]);
-    let s = tmux.wait(Duration::from_secs(2), "sorted by pod", |s| s.contains("POD▲"));
-    assert_eq!(order(&s, &[&c1, &c2, &web]).last(), Some(&web.as_str()), "{s}");
-    tmux.keys(&["r"]);
-    let s = tmux.wait(Duration::from_secs(2), "reversed", |s| s.contains("POD▼"));
-    assert_eq!(order(&s, &[&c1, &c2, &web]).first(), Some(&web.as_str()), "{s}");
-    // Filtering by namespace, then cleared.
-    tmux.keys(&["/", "shop", "Enter"]);
-    let s = tmux.wait(Duration::from_secs(2), "the filter", |s| s.contains("filter \"shop\""));
-    assert_eq!(order(&s, &[&c1, &c2, &web]), [web.as_str()], "{s}");
-    tmux.keys(&["c"]);
-    tmux.wait(Duration::from_secs(2), "every row back", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
+    check_keys(&tmux, [&c1, &c2, &web]);
 
     // 80×24: still a row per pod with the packets and drop columns, nothing past column 80.
     run(tmux.command().args(["resize-window", "-t", &tmux.session, "-x", "80", "-y", "24"]));
@@ -261,17 +285,10 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
 
     // q: the terminal back (no alternate screen, line mode), vethtrace gone, nothing attached.
     tmux.keys(&["q"]);
-    assert_restored(&tmux);
+    assert_restored(&tmux, 0);
     assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
+    check_signal_and_panic(&node, &tmp, &tmux.socket, &web);
 
-    // SIGTERM: the same.
-    let _ = fs::remove_file(&ready);
-    let again = Tmux::start(&tmux.socket, "top2", &top_shell(&node, &tmp, &ready));
-    assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", again.screen());
-    again.wait(Duration::from_secs(5), "the view", |s| s.contains(&web));
-    run(Command::new("kill").args(["-TERM", &again.child_pid().to_string()]));
-    assert_restored(&again);
-    assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
     eprintln!("top test took {:?}", started.elapsed());
 }
 
@@ -299,7 +316,15 @@ fn without_a_terminal_top_prints_a_table_per_second() {
     assert!(!text.contains('\x1b'), "no escape sequence without a terminal");
     // A reader that goes away ends it quietly (`vethtrace top | head`).
     let piped = format!("ip netns exec {} {} top {} | head -n 3", node.ns(), common::vethtrace_bin().display(), pod_sources(&tmp));
-    let out = run(Command::new("timeout").args(["20", "sh", "-c", &piped]));
+    let out = run(Command::new("timeout").args(["20", "bash", "-c", &format!("set -o pipefail; {piped}")]));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
     assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
+    // Bad input: one line, exit 2, nothing loaded.
+    for bad in [&["top", "tcp", "port"][..], &["top", "--ring-size", "5"], &["top", "--probe", "uprobe"], &["top", "--nope"]] {
+        let out = node.in_node(common::vethtrace_bin()).args(bad).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{bad:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bad:?}: {stderr}");
+    }
 }

@@ -7,6 +7,7 @@
 
 pub(crate) mod model;
 mod tally;
+mod terminal;
 mod view;
 
 use std::{
@@ -33,7 +34,10 @@ use crate::{
     cli::TopArgs,
     filter::Filter,
     metrics::kernel_counts::{Sums as _, TrafficMap},
-    mirror::{Mirror, routes},
+    mirror::{
+        Mirror,
+        routes::{self, Route},
+    },
     trace::{self, Counters, Frontend, Session},
     writers::is_closed,
 };
@@ -57,7 +61,7 @@ impl Drop for Output {
     /// The terminal as it was (raw mode off, the main screen back), then the logs again.
     fn drop(&mut self) {
         if let Self::Screen { log_level, .. } = self {
-            ratatui::restore();
+            terminal::give_back();
             log::set_max_level(*log_level);
         }
     }
@@ -75,6 +79,9 @@ fn spawn_key_reader() -> mpsc::Receiver<Event> {
     });
     rx
 }
+
+/// Rates are measured over at least this long.
+const MIN_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What an interface had at the last tick.
 struct Before {
@@ -95,6 +102,9 @@ pub(crate) struct Live {
     header: Header,
     state: ViewState,
     out: Output,
+    /// Tests only: `VETHTRACE_FAULT=top-panic` panics at the first refresh after the start,
+    /// to show that a panic leaves the terminal as it was.
+    panic_at_tick: bool,
 }
 
 impl Live {
@@ -108,13 +118,22 @@ impl Live {
             // Log lines would tear the screen: only errors until it is restored.
             let log_level = log::max_level();
             log::set_max_level(log::LevelFilter::Error);
-            let terminal = ratatui::try_init().context("cannot take over the terminal")?;
+            let terminal = terminal::take().context("cannot take over the terminal")?;
             Output::Screen { terminal, keys: Some(spawn_key_reader()), palette: Palette::from_env(), log_level }
         } else {
             Output::Plain
         };
-        let mut live =
-            Self { traffic, before: HashMap::default(), last_tick: Instant::now(), rows: Vec::new(), header, state, out };
+        let panic_at_tick = std::env::var_os("VETHTRACE_FAULT").is_some_and(|v| v == "top-panic");
+        let mut live = Self {
+            traffic,
+            before: HashMap::default(),
+            last_tick: Instant::now(),
+            rows: Vec::new(),
+            header,
+            state,
+            out,
+            panic_at_tick,
+        };
         live.refresh(s);
         live.show()?;
         Ok(live)
@@ -161,8 +180,9 @@ impl Live {
             *before = Before { traffic: counts, drops, reasons, moved: before.moved };
             rows.push(row);
         }
+        let by_dev = RoutesByDev::of(s.node());
         for row in &mut rows {
-            describe(row, s);
+            describe(row, s, &by_dev);
         }
         self.header.lost = s.lost();
         self.header.sum(&rows);
@@ -190,43 +210,66 @@ impl Live {
     }
 }
 
+/// The routes through each interface (not the local table's: the kernel's own for every
+/// address and link-local prefix), gathered once per refresh.
+struct RoutesByDev<'m>(HashMap<u32, Vec<&'m Route>, foldhash::fast::RandomState>);
+
+impl<'m> RoutesByDev<'m> {
+    fn of(node: &'m Mirror) -> Self {
+        let mut by_dev: HashMap<u32, Vec<&Route>, _> = HashMap::default();
+        for r in node.routes.iter().filter(|r| r.table != routes::RT_TABLE_LOCAL) {
+            let mut devs: Vec<u32> = r.nexthops.iter().map(|n| n.dev).collect();
+            devs.dedup();
+            for dev in devs {
+                by_dev.entry(dev).or_default().push(r);
+            }
+        }
+        Self(by_dev)
+    }
+
+    fn get(&self, dev: u32) -> &[&'m Route] {
+        self.0.get(&dev).map_or(&[], Vec::as_slice)
+    }
+
+    /// The addresses routed to `dev` alone in the main table, IPv4 first.
+    fn host_addrs(&self, dev: u32) -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = self
+            .get(dev)
+            .iter()
+            .filter(|r| r.table == routes::RT_TABLE_MAIN && r.dst.len == r.dst.family().bits())
+            .filter(|r| r.nexthops.iter().all(|n| n.dev == dev))
+            .map(|r| r.dst.addr)
+            .collect();
+        ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+        ips
+    }
+}
+
 /// Who is behind the row's interface, its addresses, their neighbour state, its routes.
-fn describe(row: &mut Row, s: &Session) {
+fn describe(row: &mut Row, s: &Session, by_dev: &RoutesByDev<'_>) {
     let node = s.node();
     let pod = s.pods().by_ifname(&row.iface);
     row.pod = pod.as_ref().map(|p| format!("{}/{}", p.namespace, p.name));
     row.ips = match pod {
         Some(p) if !p.ips.is_empty() => p.ips.clone(),
         // Unknown pod: its host routes (Calico routes each pod address to its cali).
-        _ => host_routes(node, row.ifindex),
+        _ => by_dev.host_addrs(row.ifindex),
     };
     let ip = row.ips.iter().find(|ip| ip.is_ipv4()).or(row.ips.first());
     row.neigh = ip.and_then(|ip| node.neighbours.get(row.ifindex, *ip)).map_or("-", |n| n.state.name());
-    row.routes = node
-        .routes
+    row.routes = by_dev
+        .get(row.ifindex)
         .iter()
-        // Not the local table's (the kernel's own for every address and link-local prefix).
-        .filter(|r| r.table != routes::RT_TABLE_LOCAL && r.nexthops.iter().any(|n| n.dev == row.ifindex))
         .map(|r| {
-            let table = routes::table_name(r.table).map_or_else(|| format!(" table {}", r.table), |_| String::new());
-            let table = if r.table == routes::RT_TABLE_MAIN { String::new() } else { table };
+            let table = if r.table == routes::RT_TABLE_MAIN {
+                String::new()
+            } else {
+                format!(" table {}", routes::table_name(r.table).map_or_else(|| r.table.to_string(), str::to_owned))
+            };
             format!("{} scope {}{table}", r.dst, routes::scope_name(r.scope))
         })
         .collect();
     row.routes.sort();
-}
-
-/// The addresses routed to `ifindex` alone, IPv4 first.
-fn host_routes(node: &Mirror, ifindex: u32) -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = node
-        .routes
-        .iter()
-        .filter(|r| r.table == routes::RT_TABLE_MAIN && r.dst.len == r.dst.family().bits())
-        .filter(|r| !r.nexthops.is_empty() && r.nexthops.iter().all(|n| n.dev == ifindex))
-        .map(|r| r.dst.addr)
-        .collect();
-    ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-    ips
 }
 
 /// A terminal event as a key of the view.
@@ -281,7 +324,12 @@ impl Frontend for Live {
     }
 
     fn on_tick(&mut self, s: &mut Session) -> anyhow::Result<bool> {
-        self.refresh(s);
+        assert!(!self.panic_at_tick, "VETHTRACE_FAULT=top-panic (a test)");
+        // The first tick comes at once, right after the start's refresh: rates over a few
+        // milliseconds would be noise.
+        if self.last_tick.elapsed() >= MIN_REFRESH {
+            self.refresh(s);
+        }
         self.show()
     }
 }
