@@ -121,3 +121,71 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, row: &Row, palette: Palette) {
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::{Terminal, backend::TestBackend};
+
+    use super::*;
+    use crate::top::model::{Key, Rates};
+
+    fn rows() -> Vec<Row> {
+        let row = |ifindex: u32, pod: Option<&str>, reason: Option<&str>| Row {
+            ifindex,
+            iface: format!("cali{ifindex:011x}"),
+            pod: pod.map(str::to_owned),
+            ips: vec![format!("10.244.1.{ifindex}").parse().unwrap()],
+            rates: Rates { packets: [1500.0, 20.0], bytes: [2_000_000.0, 1_000.0] },
+            drops_per_s: if reason.is_some() { 4.0 } else { 0.0 },
+            top_reason: reason.map(|r| (r.to_owned(), 4)),
+            neigh: "REACHABLE",
+            ..Row::default()
+        };
+        vec![row(5, Some("shop/web"), None), row(6, None, Some("NETFILTER_DROP"))]
+    }
+
+    /// The screen's lines after one frame of `width` × `height`.
+    fn screen(width: u16, height: u16, state: &ViewState, color: bool) -> (Vec<String>, ratatui::buffer::Buffer) {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        let header = Header { probe: "tracepoint".into(), tc: "tcx".into(), kernel: "6.18.0".into(), ..Header::default() };
+        terminal.draw(|f| draw(f, &header, &rows(), state, Palette { color })).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let lines = (0..height)
+            .map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_owned()).collect::<String>().trim_end().to_owned())
+            .collect();
+        (lines, buffer)
+    }
+
+    #[test]
+    fn an_80_by_24_terminal_shows_every_row_the_detail_and_the_keys() {
+        let (lines, _) = screen(80, 24, &ViewState::default(), true);
+        assert!(lines[0].starts_with("vethtrace top  lost 0  probe tracepoint  tc tcx  kernel 6.18.0"), "{lines:#?}");
+        assert!(lines[2].starts_with("POD") && lines[2].contains("DROPS/S"), "{lines:#?}");
+        assert!(!lines[2].contains("IPS") && !lines[2].contains("NEIGH"), "too narrow for them: {lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("shop/web") && l.contains("cali00000000005") && l.contains("1.50k")));
+        assert!(lines.iter().any(|l| l.starts_with('-') && l.contains("4 NETFILTER_DROP")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("── shop/web cali00000000005 10.244.1.5 ──")), "{lines:#?}");
+        assert!(lines[23].starts_with("q quit"), "{lines:#?}");
+    }
+
+    #[test]
+    fn the_filter_being_typed_shows_in_the_footer() {
+        let mut state = ViewState::default();
+        for k in ['/', 's', 'h'] {
+            state.key(Key::Char(k), &rows());
+        }
+        let (lines, _) = screen(100, 20, &state, true);
+        assert!(lines[19].starts_with("filter (pod or namespace, Enter applies, Esc cancels): sh_"), "{lines:#?}");
+        state.key(Key::Enter, &rows());
+        let (lines, _) = screen(100, 20, &state, true);
+        assert!(lines[19].starts_with("filter \"sh\" (1 of 2)"), "{lines:#?}");
+        assert!(!lines.iter().any(|l| l.contains("cali00000000006")), "{lines:#?}");
+    }
+
+    #[test]
+    fn no_color_leaves_only_bold_and_reverse() {
+        let coloured = |buffer: &ratatui::buffer::Buffer| buffer.content().iter().any(|c| c.fg != Color::Reset);
+        assert!(coloured(&screen(120, 20, &ViewState::default(), true).1));
+        assert!(!coloured(&screen(120, 20, &ViewState::default(), false).1));
+    }
+}
