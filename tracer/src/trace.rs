@@ -576,7 +576,7 @@ impl Session {
         self.collector.lost()
     }
 
-    /// `--top`'s tallies (`None` in a plain trace).
+    /// `vethtrace top`'s tallies (`None` in a plain trace).
     pub(crate) fn tally(&mut self) -> Option<&mut crate::top::Tally> {
         self.sink.pipeline.observers.top.as_mut()
     }

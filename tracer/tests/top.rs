@@ -51,6 +51,15 @@ impl Tmux {
         stdout(self.command().args(["capture-pane", "-p", "-t", &self.session]))
     }
 
+    /// Whether the screen shows a foreground colour, read from tmux's escape sequences
+    /// (`capture-pane -e`: `ESC[36m` or `ESC[38;5;6m`).
+    fn coloured(&self) -> bool {
+        let screen = stdout(self.command().args(["capture-pane", "-p", "-e", "-t", &self.session]));
+        screen.split("\x1b[").skip(1).filter_map(|seq| seq.split_once('m')).any(|(params, _)| {
+            params.split(';').filter_map(|p| p.parse::<u8>().ok()).any(|p| matches!(p, 30..=38 | 90..=97))
+        })
+    }
+
     fn keys(&self, keys: &[&str]) {
         run(self.command().args(["send-keys", "-t", &self.session]).args(keys));
     }
@@ -215,12 +224,14 @@ fn check_keys(tmux: &Tmux, calis: [&str; 3]) {
     tmux.wait(Duration::from_secs(2), "every row back", |s| calis.iter().all(|c| s.contains(c)));
 }
 
-/// SIGTERM and a panic (injected) leave the terminal as `q` does, and nothing attached.
+/// SIGTERM and a panic (injected) leave the terminal as `q` does, and nothing attached; with
+/// NO_COLOR the view has no colour.
 fn check_signal_and_panic(node: &Node, tmp: &Path, socket: &str, web: &str) {
     let ready = tmp.join("ready2");
-    let again = Tmux::start(socket, "top2", &top_shell(node, tmp, &ready, ""));
+    let again = Tmux::start(socket, "top2", &top_shell(node, tmp, &ready, "NO_COLOR=1"));
     assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", again.screen());
     again.wait(Duration::from_secs(5), "the view", |s| s.contains(web));
+    assert!(!again.coloured(), "colours with NO_COLOR");
     run(Command::new("kill").args(["-TERM", &again.child_pid().to_string()]));
     assert_restored(&again, 0);
     assert!(common::system::our_tc_progs(&node.ns()).is_empty(), "programs left attached");
@@ -251,6 +262,7 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     assert!(common::eventually(Duration::from_secs(20), || ready.exists()), "not ready:\n{}", tmux.screen());
     let screen = tmux.wait(Duration::from_secs(5), "a row per pod", |s| [&c1, &c2, &web].iter().all(|c| s.contains(c.as_str())));
     assert!(tmux.alternate_on(), "the view runs on the alternate screen");
+    assert!(tmux.coloured(), "colours without NO_COLOR");
     assert!(order(&screen, &["shop/web", &web]) == ["shop/web", web.as_str()], "the pod on its row: {screen}");
     assert!(screen.contains("q quit") && screen.contains("tc tcx") || screen.contains("tc clsact"), "{screen}");
 
