@@ -284,6 +284,17 @@ fn top_shows_every_pod_its_rates_and_drops_and_answers_its_keys() {
     }
     let _ = ping.wait();
 
+    // Proxy ARP off on shop/web's cali: its requests for the gateway go unanswered.
+    run(node.in_node("sysctl").args(["-qw", &format!("net.ipv4.conf.{web}.proxy_arp=0")]));
+    let mut ping = node.in_pod("k1", "ping").args(["-q", "-c", "2", "-W", "1", "10.244.1.5"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let screen = tmux.wait(Duration::from_secs(3), "an unanswered ARP request in shop/web's row", |s| {
+        cell(s, &web, "ARP OK/NO").and_then(|c| c.split_once('/').map(|(_, no)| no != "0")).unwrap_or(false)
+    });
+    assert!(cell(&screen, &web, "DROPS/S").is_some_and(|c| c.contains("ARP_UNANSWERED")), "{screen}");
+    // pod2's requests were answered (it resolved its gateway for the stream).
+    assert!(cell(&screen, &c2, "ARP OK/NO").is_some_and(|c| c.ends_with("/0") && c != "0/0"), "{screen}");
+    let _ = ping.wait();
+
     check_keys(&tmux, [&c1, &c2, &web]);
 
     // 80×24: still a row per pod with the packets and drop columns, nothing past column 80.
