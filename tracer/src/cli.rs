@@ -23,6 +23,11 @@ pub enum Command {
     /// One line per cali: interface, pod (namespace/name), UID, IPs, where the pod's identity
     /// came from, the veth peer's netns id, up/down. `--watch`: then one line per change.
     Pods(PodsArgs),
+    /// A live full-screen view of the traced pods, one row per cali: packets and bytes per
+    /// second each way, drops per second with the top cause, the pod address's neighbour
+    /// state, proxy-ARP answered/unanswered. Without a terminal on standard output: one plain
+    /// table per second.
+    Top(TopArgs),
     /// Internal: removes clsact filters left behind if vethtrace dies (even by SIGKILL).
     #[command(name = "__reaper", hide = true)]
     Reaper,
@@ -80,9 +85,9 @@ pub struct PodsArgs {
     pub pods: PodArgs,
 }
 
-/// Options of the default command: trace the matching interfaces.
-#[derive(Debug, Args)]
-pub struct TraceArgs {
+/// Which interfaces a trace (or `top`) takes, and where pod identities come from.
+#[derive(Debug, Clone, Args)]
+pub struct Selection {
     /// Interfaces to trace, as shell globs on the name; repeat for more. Interfaces that appear
     /// later and match are traced as they come.
     #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
@@ -96,6 +101,13 @@ pub struct TraceArgs {
 
     #[command(flatten)]
     pub pods: PodArgs,
+}
+
+/// Options of the default command: trace the matching interfaces.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub select: Selection,
 
     /// Output format of the event lines: text unless `-w` is given (then none, as with
     /// tcpdump; name a format to have both).
@@ -190,6 +202,65 @@ pub struct TraceArgs {
     /// Logs and warnings on standard error: `vethtrace: …` lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Set by `vethtrace top` (no flag): traffic counted in the kernel and events tallied per
+    /// interface, as with `--metrics`, for its view.
+    #[arg(skip)]
+    pub top: bool,
+}
+
+/// Options of `vethtrace top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub select: Selection,
+
+    /// Start with the rows whose pod (namespace/name) or interface contains TEXT (`/` changes it).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub filter: String,
+
+    /// How the ARP/neighbour probes attach (see the trace's --probe).
+    #[arg(long, value_enum, default_value_t = ProbeMode::Auto)]
+    pub probe: ProbeMode,
+
+    /// How the TC programs attach: TCX links (Linux >= 6.6), clsact filters, or auto.
+    #[arg(long, value_enum, default_value_t = TcMode::Auto)]
+    pub tc_mode: TcMode,
+
+    /// Ring buffer size in bytes (drops, ARP and neighbour events): a power of two, >= 4096.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = parse_ring_size)]
+    pub ring_size: u32,
+
+    /// Create this file once every matching interface is attached (for scripts and tests).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// pcap-filter expression, as the trace takes it: only matching frames are counted, and
+    /// only drops of matching frames tallied.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
+}
+
+impl TopArgs {
+    /// The trace `top` runs: nothing written per event, traffic counted in the kernel.
+    pub fn trace_args(&self) -> TraceArgs {
+        // The trace's defaults, then what top sets.
+        let mut t = Cli::parse_from(["vethtrace"]).trace;
+        t.select = self.select.clone();
+        t.probe = self.probe;
+        t.tc_mode = self.tc_mode;
+        t.ring_size = self.ring_size;
+        t.ready_file.clone_from(&self.ready_file);
+        t.duration = self.duration;
+        t.expression.clone_from(&self.expression);
+        t.output = Some(OutputFormat::None);
+        t.top = true;
+        t
+    }
 }
 
 impl TraceArgs {
@@ -302,7 +373,7 @@ mod tests {
     fn defaults_trace_cali_as_text() {
         let cli = parse(&[]).unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.trace.iface, ["cali*"]);
+        assert_eq!(cli.trace.select.iface, ["cali*"]);
         assert_eq!(cli.trace.line_format(), Some(OutputFormat::Text));
         assert_eq!(cli.trace.snaplen, 128);
         assert_eq!(cli.trace.fib_cache_ms, 1);
@@ -313,7 +384,7 @@ mod tests {
     #[test]
     fn repeated_ifaces_and_json() {
         let cli = parse(&["--iface", "cali*", "-i", "tap*", "--output", "json", "--strict"]).unwrap();
-        assert_eq!(cli.trace.iface, ["cali*", "tap*"]);
+        assert_eq!(cli.trace.select.iface, ["cali*", "tap*"]);
         assert_eq!(cli.trace.line_format(), Some(OutputFormat::Json));
         assert!(cli.trace.strict);
     }
@@ -358,9 +429,9 @@ mod tests {
     #[test]
     fn pod_flags() {
         let cli = parse(&["--pod", "web", "--pod", "shop/db", "--cri-socket", "/x.sock"]).unwrap();
-        assert_eq!(cli.trace.pod.len(), 2);
-        assert_eq!(cli.trace.pod[1].namespace.as_deref(), Some("shop"));
-        assert_eq!(cli.trace.pods.cri_socket.as_deref(), Some(std::path::Path::new("/x.sock")));
+        assert_eq!(cli.trace.select.pod.len(), 2);
+        assert_eq!(cli.trace.select.pod[1].namespace.as_deref(), Some("shop"));
+        assert_eq!(cli.trace.select.pods.cri_socket.as_deref(), Some(std::path::Path::new("/x.sock")));
         assert!(parse(&["--pod", "a/b/c"]).is_err());
         let Some(Command::Pods(p)) = parse(&["pods", "--watch", "-o", "json"]).unwrap().command else { panic!() };
         assert!(p.watch && p.output == OutputFormat::Json);

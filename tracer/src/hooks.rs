@@ -107,7 +107,8 @@ impl HookFamily for Probes {
 fn tc_flags(args: &TraceArgs) -> u32 {
     use tracer_common::tc_flags::{ALL, ARP, COUNT};
     let shown = !args.drops && !args.summary && !args.writes_no_events();
-    let metrics = args.metrics.is_some();
+    // top counts like the metrics.
+    let metrics = args.metrics.is_some() || args.top;
     // Drop hunting looks at ARP requests for the ones left unanswered (drops::arpwatch), and
     // so do the metrics' drops (ARP_UNANSWERED) when no packet is shown.
     let arp = if (args.drops || args.summary || metrics) && !args.no_drops { ARP } else { 0 };

@@ -35,6 +35,7 @@ mod probes;
 mod qdisc;
 pub mod reaper;
 pub mod show_pods;
+pub mod top;
 pub mod trace;
 mod writers;
 

@@ -8,7 +8,7 @@ use tracer::{
     cli::{Cli, Command, LogFormat},
     filter::{self, Filter},
     logging,
-    reaper, trace,
+    reaper, top, trace,
 };
 
 /// Exit code when `--strict` is given and events were lost.
@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
         Some(Command::Check(pods)) => Ok(run_check(&pods)),
         Some(Command::Pods(args)) => run_pods(&args),
+        Some(Command::Top(args)) => run_top(&args),
         #[cfg(feature = "bench")]
         Some(Command::BenchCollector { events, pods, stage }) => {
             bench_collector(events, pods, stage.as_deref());
@@ -70,14 +71,24 @@ fn run_pods(args: &tracer::cli::PodsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vethtrace top`: the live view (or plain tables) until `q`, Ctrl-C or SIGTERM.
+fn run_top(args: &tracer::cli::TopArgs) -> anyhow::Result<ExitCode> {
+    let Ok(expression) = parse_expression(&args.expression, None) else { return Ok(ExitCode::from(EXIT_USAGE)) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let counters = runtime.block_on(top::run(args, expression.as_ref()))?;
+    log::info!("{} events lost", counters.lost);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The filter expression; a bad one is said in one line (a usage error: before anything is
+/// loaded).
+fn parse_expression(words: &[String], file: Option<&std::path::Path>) -> Result<Option<Filter>, ()> {
+    Filter::from_args(words, file).map_err(|e| log::error!("{e}"))
+}
+
 fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
-    // Before anything is loaded: a bad expression is a usage error.
-    let expression = match Filter::from_args(&args.expression, args.filter_file.as_deref()) {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("{e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+    let Ok(expression) = parse_expression(&args.expression, args.filter_file.as_deref()) else {
+        return Ok(ExitCode::from(EXIT_USAGE));
     };
     if args.dump_filter {
         print!("{}", filter::dump(expression.as_ref())?);

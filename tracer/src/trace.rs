@@ -213,7 +213,7 @@ fn shown(args: &TraceArgs) -> Shown {
 }
 
 /// Everything attached and running, ready for the event loop.
-struct Session {
+pub(crate) struct Session {
     collector: Collector,
     tracing: Tracing,
     drop_probe: Option<DropProbe>,
@@ -242,7 +242,7 @@ type ErrorCounts = [u64; tracer_common::errsite::SLOTS as usize];
 
 impl Session {
     async fn start(args: &TraceArgs, outputs: Outputs, expression: Option<&Filter>) -> anyhow::Result<Self> {
-        let filter = IfaceFilter::new(&args.iface)?;
+        let filter = IfaceFilter::new(&args.select.iface)?;
         // What can end the start-up comes first (privileges, BTF, the programs and the ring,
         // netlink, the metrics port), so that a failing start says one line, and that line.
         caps::check()?;
@@ -259,13 +259,14 @@ impl Session {
         };
         // Pod identity cannot fail the start (events then carry no pod): found and told last.
         let (node_links, links) = watch::channel(pods::node_links(&node));
-        let (pods, pod_report) = pods::start(&args.pods, links).await;
+        let (pods, pod_report) = pods::start(&args.select.pods, links).await;
         pod_report.print();
-        let filter = filter.with_pods(&args.pod, pods.clone());
+        let filter = filter.with_pods(&args.select.pod, pods.clone());
         let drop_names = drop_probe.as_mut().map(|p| std::mem::take(&mut p.names));
         let analyser = Analyser::new(drop_names, probes.as_ref().map(|p| p.mode));
         let mut pipeline = Pipeline::new(shown(args), analyser, Some(pods.clone()));
         pipeline.observers.metrics = metrics;
+        pipeline.observers.top = args.top.then(crate::top::Tally::default); // top: its per-interface tallies
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
@@ -413,7 +414,37 @@ struct Stops {
     sigterm: Signal,
 }
 
-async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -> anyhow::Result<Stop> {
+/// What a run shows besides the writers' lines, told once a second and of every input it
+/// waits for: `vethtrace top`'s view. Either may end the run (`Ok(false)`).
+pub(crate) trait Frontend {
+    type Input;
+    /// The next input (pending forever when there is none to wait for).
+    async fn input(&mut self) -> Self::Input;
+    fn on_input(&mut self, input: Self::Input, s: &mut Session) -> anyhow::Result<bool>;
+    /// After the session's own tick.
+    fn on_tick(&mut self, s: &mut Session) -> anyhow::Result<bool>;
+}
+
+/// The plain trace: lines only.
+struct Lines;
+
+impl Frontend for Lines {
+    type Input = ();
+
+    async fn input(&mut self) {
+        std::future::pending().await
+    }
+
+    fn on_input(&mut self, (): (), _: &mut Session) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+
+    fn on_tick(&mut self, _: &mut Session) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+}
+
+async fn event_loop<F: Frontend>(s: &mut Session, front: &mut F, stops: &mut Stops, duration: Option<f64>) -> anyhow::Result<Stop> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let deadline = tokio::time::sleep(duration.map_or(Duration::MAX / 4, Duration::from_secs_f64));
     tokio::pin!(deadline);
@@ -443,7 +474,15 @@ async fn event_loop(s: &mut Session, stops: &mut Stops, duration: Option<f64>) -
             _ = stops.sigterm.recv() => return Ok(Stop::Signal),
             () = &mut deadline => return Ok(Stop::Signal),
             () = std::future::ready(()), if s.turns.attach && !s.tracing.pending.is_empty() => s.attach_turn(),
-            _ = tick.tick() => s.on_tick(),
+            _ = tick.tick() => {
+                s.on_tick();
+                if !front.on_tick(s)? {
+                    return Ok(Stop::Signal);
+                }
+            }
+            input = front.input() => if !front.on_input(input, s)? {
+                return Ok(Stop::Signal);
+            },
             drained = s.collector.drain(|b| s.sink.record(&mut s.node, b)) => {
                 s.turns.attach = true;
                 drained?;
@@ -516,6 +555,45 @@ impl Session {
     }
 }
 
+/// What a frontend (`vethtrace top`) reads of the session.
+impl Session {
+    pub(crate) fn node(&self) -> &Mirror {
+        &self.node
+    }
+
+    /// The interfaces traced now, by index, with their names.
+    pub(crate) fn traced(&self) -> Vec<(u32, String)> {
+        let attacher = &self.tracing.attacher;
+        self.node.links.iter().filter(|l| attacher.is_attached(l.index)).map(|l| (l.index, l.name.clone())).collect()
+    }
+
+    pub(crate) fn pods(&self) -> &PodIndex {
+        &self.pods
+    }
+
+    /// Records lost since the start (the ring was full).
+    pub(crate) fn lost(&self) -> u64 {
+        self.collector.lost()
+    }
+
+    /// `vethtrace top`'s tallies (`None` in a plain trace).
+    pub(crate) fn tally(&mut self) -> Option<&mut crate::top::Tally> {
+        self.sink.pipeline.observers.top.as_mut()
+    }
+
+    /// How the session runs: the TC backend, the ARP/neighbour probe mode (`off`), whether
+    /// drops are traced.
+    pub(crate) fn modes(&self) -> (&'static str, &'static str, bool) {
+        let probe = self.sink.pipeline.analyse.probe_mode().map_or("off", crate::probes::Mode::name);
+        (self.tracing.attacher.backend().name(), probe, self.drop_probe.is_some())
+    }
+
+    /// The kernel's per-interface traffic counts (taken once: the caller owns them).
+    pub(crate) fn take_traffic(&mut self) -> Result<metrics::kernel_counts::TrafficMap, aya::maps::MapError> {
+        metrics::kernel_counts::traffic_map(&mut self.tracing.ebpf)
+    }
+}
+
 /// Says on stderr which in-kernel failures were counted since the last report.
 fn report_errors(now: ErrorCounts, before: ErrorCounts) -> ErrorCounts {
     for line in InKernelErrors::describe(&now, &before) {
@@ -536,9 +614,20 @@ fn report_lost(lost: u64, reported: u64) -> u64 {
 }
 
 pub async fn run(args: &TraceArgs, expression: Option<&Filter>) -> anyhow::Result<Counters> {
+    run_with(args, expression, |_| Ok(Lines)).await
+}
+
+/// A run with `front` (made once everything is attached) shown besides the lines; `front` is
+/// dropped when the loop ends, before the session reports.
+pub(crate) async fn run_with<F: Frontend>(
+    args: &TraceArgs,
+    expression: Option<&Filter>,
+    front: impl FnOnce(&mut Session) -> anyhow::Result<F>,
+) -> anyhow::Result<Counters> {
     let outputs = Outputs::open(args)?;
     let mut session = Session::start(args, outputs, expression).await?;
     session.announce(session.tracing.attacher.backend().name());
+    let mut front = front(&mut session)?;
     // Handlers before the ready file: a script that signals as soon as it sees the file must
     // get the flush, the detach and the counters, not the default action.
     let mut stops = Stops { sigint: signal(SignalKind::interrupt())?, sigterm: signal(SignalKind::terminate())? };
@@ -550,7 +639,9 @@ pub async fn run(args: &TraceArgs, expression: Option<&Filter>) -> anyhow::Resul
     if let Some(m) = &session.sink.pipeline.observers.metrics {
         m.set_ready(); // metrics: /readyz answers 200
     }
-    let stop = event_loop(&mut session, &mut stops, args.duration).await?;
+    let stop = event_loop(&mut session, &mut front, &mut stops, args.duration).await;
+    drop(front);
+    let stop = stop?;
     if matches!(stop, Stop::Signal) {
         session.drain_rest()?;
     }

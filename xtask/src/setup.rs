@@ -28,6 +28,8 @@ const APT_PACKAGES: &[&str] = &[
     "bpftrace",
     "nftables",
     "iperf3",
+    // `vethtrace top`'s test drives the live view in a terminal multiplexer.
+    "tmux",
     "iputils-ping",
     "iputils-arping",
     "netcat-openbsd",

@@ -25,8 +25,8 @@ struct VmRun {
     only: &'static [&'static str],
 }
 
-/// The VM part of the matrix. Churn, fuzz, badinput and pcapng run natively only: they test
-/// vethtrace's own handling, which no kernel changes, and churn under TCG would take too long.
+/// The VM part of the matrix. Churn, fuzz, badinput, pcapng and top run natively only: they
+/// test vethtrace's own handling, which no kernel changes, and churn under TCG would take too long.
 const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V6_1,

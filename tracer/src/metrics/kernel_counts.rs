@@ -49,6 +49,15 @@ impl Sums for PerCpuHashMap<MapData, u32, Traffic> {
     }
 }
 
+/// The `TRAFFIC` map as userspace reads it.
+pub(crate) type TrafficMap = PerCpuHashMap<MapData, u32, Traffic>;
+
+/// Takes the `TRAFFIC` map out of the loaded object (once: its taker owns it).
+pub(crate) fn traffic_map(ebpf: &mut Ebpf) -> Result<TrafficMap, MapError> {
+    let map = ebpf.take_map(TRAFFIC_MAP).ok_or_else(|| MapError::InvalidName { name: TRAFFIC_MAP.to_owned() })?;
+    PerCpuHashMap::try_from(map)
+}
+
 struct Table {
     map: Box<dyn Sums>,
     ifaces: HashMap<u32, Counted, foldhash::fast::RandomState>,
@@ -62,9 +71,7 @@ pub(crate) struct KernelCounts(Arc<Mutex<Table>>);
 impl KernelCounts {
     /// Takes the `TRAFFIC` map out of the loaded object.
     pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, MapError> {
-        let map = ebpf.take_map(TRAFFIC_MAP).ok_or_else(|| MapError::InvalidName { name: TRAFFIC_MAP.to_owned() })?;
-        let map: PerCpuHashMap<MapData, u32, Traffic> = PerCpuHashMap::try_from(map)?;
-        Ok(Self::with(Box::new(map)))
+        Ok(Self::with(Box::new(traffic_map(ebpf)?)))
     }
 
     pub(crate) fn with(map: Box<dyn Sums>) -> Self {

@@ -31,6 +31,10 @@ impl Analyser {
         Self { annotations: AnnotationCache::default(), drop_names, arp_watch: ArpWatch::default(), probe_mode }
     }
 
+    pub(crate) fn probe_mode(&self) -> Option<probes::Mode> {
+        self.probe_mode
+    }
+
     pub(crate) fn packet<'a>(
         &'a mut self,
         node: &'a Mirror,

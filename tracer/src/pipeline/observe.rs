@@ -5,6 +5,7 @@ use crate::{
     drops::summary::Summary,
     events::{Event, NamedDrop},
     metrics::Metrics,
+    top::Tally,
 };
 
 /// One observer of the pipeline.
@@ -89,13 +90,15 @@ pub(crate) struct Observers {
     pub summary: Summary,
     /// `--metrics`.
     pub metrics: Option<Metrics>,
+    /// `vethtrace top`: drops, ARP and neighbour events per interface.
+    pub top: Option<Tally>,
 }
 
 /// `$body` for each observer bound to `$o`, each called directly (no vtable on the path every
 /// record takes). The one list of observers.
 macro_rules! each_observer {
     ($observers:expr, $o:ident => $body:expr) => {{
-        let Observers { counters, summary, metrics } = $observers;
+        let Observers { counters, summary, metrics, top } = $observers;
         {
             let $o = counters;
             $body;
@@ -107,20 +110,23 @@ macro_rules! each_observer {
         if let Some($o) = metrics {
             $body;
         }
+        if let Some($o) = top {
+            $body;
+        }
     }};
 }
 
 impl Observers {
     #[inline]
     pub(crate) fn event(&mut self, ev: &Event) {
-        each_observer!(self, o => o.event(ev));
+        each_observer!(self, o => Observer::event(o, ev));
     }
 
     pub(crate) fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
-        each_observer!(self, o => o.drop(drop, iface, symbol));
+        each_observer!(self, o => Observer::drop(o, drop, iface, symbol));
     }
 
     pub(crate) fn undecodable(&mut self) {
-        each_observer!(self, o => o.undecodable());
+        each_observer!(self, o => Observer::undecodable(o));
     }
 }
