@@ -115,8 +115,7 @@ impl Decoder {
         let sections = split(record)?;
         self.unknown_sections += sections.unknown;
         let stamp = Stamp { ts_ns: header.ts_ns, cpu: header.cpu };
-        let event = super::build(header.kind, stamp, &sections)?;
-        Ok(Decoded { event, frame: sections.frame() })
+        super::build(header.kind, stamp, &sections)
     }
 }
 

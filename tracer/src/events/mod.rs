@@ -76,14 +76,15 @@ pub(crate) enum Event {
 /// The event of a record of `kind`, from its sections (inlined into the decoder: the event
 /// is built where it is returned, not copied on the way).
 #[inline(always)]
-fn build(kind: u8, stamp: Stamp, s: &Sections<'_>) -> Result<Event, DecodeError> {
-    Ok(match kind {
+fn build<'a>(kind: u8, stamp: Stamp, s: &Sections<'a>) -> Result<Decoded<'a>, DecodeError> {
+    let event = match kind {
         kind::PACKET => Event::Packet(packet::decode(stamp, s)?),
         kind::DROP => Event::Drop(drop::decode(stamp, s)?),
         kind::ARP => Event::Arp(arp::decode(stamp, s)?),
         kind::NEIGH => Event::Neigh(neigh::decode(stamp, s)?),
         other => return Err(DecodeError::UnknownKind(other)),
-    })
+    };
+    Ok(Decoded { event, frame: s.frame() })
 }
 
 /// Where and when, for every kind.
