@@ -266,7 +266,7 @@ impl Session {
         let analyser = Analyser::new(drop_names, probes.as_ref().map(|p| p.mode));
         let mut pipeline = Pipeline::new(shown(args), analyser, Some(pods.clone()));
         pipeline.observers.metrics = metrics;
-        pipeline.observers.top = args.top.then(crate::top::Tally::default); // top: its per-interface tallies
+        pipeline.observers.top = args.top.then(crate::pipeline::tally::Tally::default); // top: its per-interface tallies
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
@@ -577,7 +577,7 @@ impl Session {
     }
 
     /// `vethtrace top`'s tallies (`None` in a plain trace).
-    pub(crate) fn tally(&mut self) -> Option<&mut crate::top::Tally> {
+    pub(crate) fn tally(&mut self) -> Option<&mut crate::pipeline::tally::Tally> {
         self.sink.pipeline.observers.top.as_mut()
     }
 

@@ -20,6 +20,7 @@
 pub(crate) mod analyse;
 pub(crate) mod observe;
 pub(crate) mod place;
+pub(crate) mod tally;
 
 use crate::{
     events::{Decoded, Decoder, Event, Record},

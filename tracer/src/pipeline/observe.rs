@@ -1,11 +1,12 @@
 //! The observe stage: what sees every event and every named drop, shown or not, and changes
-//! nothing — the counters a finished trace reports, the drop summary, the metrics.
+//! nothing — the counters a finished trace reports, the drop summary, the metrics, and
+//! `vethtrace top`'s per-interface tallies ([`super::tally`]).
 
+use super::tally::{RecentDrop, Tally};
 use crate::{
-    drops::summary::Summary,
+    drops::summary::{Summary, flow},
     events::{Event, NamedDrop},
     metrics::Metrics,
-    top::Tally,
 };
 
 /// One observer of the pipeline.
@@ -80,6 +81,27 @@ impl Observer for Metrics {
 
     fn undecodable(&mut self) {
         Metrics::undecodable(self);
+    }
+}
+
+/// `vethtrace top`: drops, proxy-ARP answers and the last event, per interface.
+impl Observer for Tally {
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            Event::Arp(a) => self.arp(a.ifindex, a.hook, a.op, std::time::Instant::now()),
+            Event::Neigh(n) => self.entry(n.ifindex).last_event = Some(std::time::Instant::now()),
+            Event::Packet(_) | Event::Drop(_) => {}
+        }
+    }
+
+    fn drop(&mut self, drop: &NamedDrop, _iface: &str, _symbol: Option<&str>) {
+        let recent = RecentDrop {
+            at: std::time::Instant::now(),
+            reason: drop.reason_or_location().to_owned(),
+            cause: drop.cause.text().to_owned(),
+            flow: flow(&drop.ev.packet),
+        };
+        Tally::drop(self, drop.ev.ifindex, recent, drop.finding);
     }
 }
 

@@ -6,7 +6,6 @@
 //! the pod index; this module only reads them.
 
 pub(crate) mod model;
-mod tally;
 mod terminal;
 mod view;
 
@@ -25,7 +24,6 @@ use ratatui::{
 use tokio::sync::mpsc;
 use tracer_common::traffic::Traffic;
 
-pub(crate) use self::tally::Tally;
 use self::{
     model::{Action, Header, Key, Rates, Row, ViewState, plain_table},
     view::Palette,

@@ -13,7 +13,7 @@ use std::{
 
 use tracer_common::traffic::Traffic;
 
-use super::tally::{IfaceTally, RecentDrop};
+use crate::pipeline::tally::{IfaceTally, RecentDrop};
 
 /// Per second, by direction as the host sees the cali (index 0 ingress: from the pod; 1
 /// egress: to the pod).

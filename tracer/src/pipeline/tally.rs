@@ -10,12 +10,6 @@ use std::{
 
 use tracer_common::{arp_hook, arp_op};
 
-use crate::{
-    drops::summary::flow,
-    events::{Event, NamedDrop},
-    pipeline::observe::Observer,
-};
-
 /// Drops kept per interface for the detail pane.
 pub(crate) const RECENT_DROPS: usize = 8;
 
@@ -96,7 +90,7 @@ impl Tally {
         self.by_ifindex.remove(&ifindex);
     }
 
-    fn entry(&mut self, ifindex: u32) -> &mut IfaceTally {
+    pub(crate) fn entry(&mut self, ifindex: u32) -> &mut IfaceTally {
         self.by_ifindex.entry(ifindex).or_default()
     }
 
@@ -118,26 +112,6 @@ impl Tally {
             t.arp_unanswered += 1;
         }
         t.add_drop(drop);
-    }
-}
-
-impl Observer for Tally {
-    fn event(&mut self, ev: &Event) {
-        match ev {
-            Event::Arp(a) => self.arp(a.ifindex, a.hook, a.op, Instant::now()),
-            Event::Neigh(n) => self.entry(n.ifindex).last_event = Some(Instant::now()),
-            Event::Packet(_) | Event::Drop(_) => {}
-        }
-    }
-
-    fn drop(&mut self, drop: &NamedDrop, _iface: &str, _symbol: Option<&str>) {
-        let recent = RecentDrop {
-            at: Instant::now(),
-            reason: drop.reason_or_location().to_owned(),
-            cause: drop.cause.text().to_owned(),
-            flow: flow(&drop.ev.packet),
-        };
-        Tally::drop(self, drop.ev.ifindex, recent, drop.finding);
     }
 }
 
