@@ -97,6 +97,9 @@ pub(crate) enum Class {
     BadHeader,
     OtherHost,
     TcProgram,
+    /// Kernels without reasons: the input route lookup refused the packet (`ip_rcv_finish_core`);
+    /// the mirror tells whether the reverse-path filter did.
+    InputRoute,
     NotSpecified,
     Other,
 }
@@ -119,15 +122,31 @@ pub(crate) fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
         _ => Class::Other,
     });
     match by_reason {
-        Some(Class::NotSpecified) | None => match symbol {
+        Some(Class::NotSpecified) | None => match symbol.map(base_symbol) {
             Some("ip_error" | "ip6_pkt_discard" | "ip6_pkt_discard_out" | "ip6_pkt_drop") => Class::NoRoute,
-            Some("neigh_invalidate" | "__neigh_event_send" | "neigh_probe") => Class::Neighbour,
+            // Before drop reasons (5.10) a FAILED entry's queue goes through the protocol's
+            // error_report, which frees each packet.
+            Some("neigh_invalidate" | "__neigh_event_send" | "neigh_probe" | "arp_error_report" | "ndisc_error_report") => {
+                Class::Neighbour
+            }
             Some("nf_hook_slow") => Class::Netfilter,
-            Some("__dev_queue_xmit" | "veth_xmit") => Class::Device,
+            Some("__dev_queue_xmit" | "veth_xmit" | "__dev_forward_skb" | "____dev_forward_skb" | "dev_forward_skb") => {
+                Class::Device
+            }
+            // The input route lookup failed: rp_filter, or another refusal of the source.
+            Some("ip_rcv_finish_core" | "ip_rcv_finish" | "ip_list_rcv_finish" | "ip_sublist_rcv_finish") if by_reason.is_none() => {
+                Class::InputRoute
+            }
             _ => by_reason.unwrap_or(Class::NotSpecified),
         },
         Some(c) => c,
     }
+}
+
+/// `ip_rcv_finish_core.constprop.0` -> `ip_rcv_finish_core`: the compiler's clones drop
+/// packets where their function does.
+fn base_symbol(symbol: &str) -> &str {
+    symbol.split_once('.').map_or(symbol, |(base, _)| base)
 }
 
 /// Everything the cause is built from.
@@ -154,6 +173,10 @@ pub(crate) fn describe(f: &DropFacts<'_>) -> Cause {
         Class::Neighbour => device_down(f, dev).unwrap_or_else(|| neighbour(f, dev, dst)),
         Class::Netfilter => Cause::new(C::Netfilter, format!("dropped by a netfilter rule (packet on {dev})")),
         Class::RpFilter => rp_filter(f, dev, view.src_ip()),
+        Class::InputRoute => match view.src_ip() {
+            Some(src) if rp_filter_refuses(f, src) => rp_filter(f, dev, Some(src)),
+            _ => no_reason(f),
+        },
         Class::TooBig => too_big(f, &view),
         Class::Device => device_down(f, dev).unwrap_or_else(|| match f.reason {
             Some("QDISC_DROP") => {
@@ -177,14 +200,37 @@ pub(crate) fn describe(f: &DropFacts<'_>) -> Cause {
         {
             too_big(f, &view)
         }
-        Class::NotSpecified => Cause::new(C::NoReason, match f.symbol {
-            Some(s) => format!("the kernel gave no reason (dropped in {s})"),
-            None => "the kernel gave no reason".to_owned(),
-        }),
+        Class::NotSpecified => no_reason(f),
         Class::Other => Cause::new(C::Kernel, match f.reason {
             Some(r) => format!("dropped by the kernel: {}", r.to_ascii_lowercase().replace('_', " ")),
             None => format!("dropped in {}", f.symbol.unwrap_or("an unknown function")),
         }),
+    }
+}
+
+fn no_reason(f: &DropFacts<'_>) -> Cause {
+    Cause::new(CauseCode::NoReason, match f.symbol {
+        Some(s) => format!("the kernel gave no reason (dropped in {s})"),
+        None => "the kernel gave no reason".to_owned(),
+    })
+}
+
+/// Whether the reverse-path filter of the drop's device refuses `src`, as the mirror has it:
+/// strict (1) wants the route back through that device, loose (2) any route back.
+fn rp_filter_refuses(f: &DropFacts<'_>, src: IpAddr) -> bool {
+    if !src.is_ipv4() || f.ev.flags & tracer_common::dropf::HAS_DEV == 0 {
+        return false;
+    }
+    let mode = f.mirror.sysctls.rp_filter(f.ev.ifindex).unwrap_or(0);
+    let flow = Flow { dst: src, src: None, iif: None, oif: None, tos: 0, proto: 0, sport: 0, dport: 0 };
+    let back = match f.mirror.route_get(&flow) {
+        Resolution::Route { route, nexthop: Some(nh) } if route.kind == RouteKind::Unicast => Some(nh.dev),
+        _ => None,
+    };
+    match mode {
+        1 => back != Some(f.ev.ifindex),
+        2 => back.is_none(),
+        _ => false,
     }
 }
 
@@ -286,6 +332,51 @@ mod tests {
         assert_eq!(classify(None, Some("ip_error")), Class::NoRoute);
         assert_eq!(classify(None, Some("something_else")), Class::NotSpecified);
         assert_eq!(classify(Some("TCP_CSUM"), None), Class::Other);
+        // 5.10: no reasons, the function alone (and its compiler clones).
+        assert_eq!(classify(None, Some("arp_error_report")), Class::Neighbour);
+        assert_eq!(classify(None, Some("__dev_forward_skb")), Class::Device);
+        assert_eq!(classify(None, Some("ip_rcv_finish_core.constprop.0")), Class::InputRoute);
+        // With a reason the kernel's word stands.
+        assert_eq!(classify(Some("IP_INHDR"), Some("ip_rcv_finish_core")), Class::BadHeader);
+    }
+
+    /// Without a reason, a drop in the input route lookup is the reverse-path filter only when
+    /// the mirror says the filter is on for the device and the source is not routed back
+    /// through it; otherwise it is said to have no reason.
+    #[test]
+    fn an_input_route_drop_is_rp_filter_only_when_the_mirror_says_so() {
+        use crate::mirror::{prefix::Family, sysctl::{DevConf, NetconfMessage}};
+        let mut mirror = Mirror::default();
+        let a = Annotation::default();
+        let mut ev = DropEvent::default();
+        ev.packet.valid = tracer_common::valid::IPV4;
+        ev.packet.src_ip[..4].copy_from_slice(&[10, 55, 0, 9]);
+        ev.packet.dst_ip[..4].copy_from_slice(&[10, 244, 1, 6]);
+        ev.flags = tracer_common::dropf::HAS_DEV;
+        ev.dev_flags = iff::UP;
+        ev.dev_carrier = 1;
+        ev.ifindex = 7;
+        let cause = |mirror: &Mirror| {
+            describe(&DropFacts {
+                ev: &ev,
+                reason: None,
+                symbol: Some("ip_rcv_finish_core.constprop.0"),
+                dev: Some("calia"),
+                mirror,
+                annotation: &a,
+            })
+        };
+        assert_eq!(cause(&mirror).code, CauseCode::NoReason);
+        let rp = |v| NetconfMessage { family: Family::V4, ifindex: 7, conf: DevConf { rp_filter: Some(v), ..DevConf::default() } };
+        mirror.sysctls.apply(rp(1));
+        let c = cause(&mirror);
+        assert_eq!(c.code, CauseCode::RpFilter);
+        assert_eq!(c.text(), "reverse-path filter on calia: source 10.55.0.9 not routed back through calia (no route back)");
+        // Loose mode refuses only a source with no route back at all: none here either.
+        mirror.sysctls.apply(rp(2));
+        assert_eq!(cause(&mirror).code, CauseCode::RpFilter);
+        mirror.sysctls.apply(rp(0));
+        assert_eq!(cause(&mirror).code, CauseCode::NoReason);
     }
 
     fn facts_cause(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation<'_>) -> Cause {
