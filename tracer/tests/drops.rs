@@ -31,9 +31,9 @@ struct OracleDrop {
 /// The bpftrace program: every kfree_skb that is a drop. Codes below NOT_SPECIFIED are not
 /// drops (SKB_NOT_DROPPED_YET, and SKB_CONSUMED on 6.x). Without reasons (< 5.17) every
 /// kfree_skb is one (frees that are not drops go through consume_skb), printed with code `-`.
-fn script(reasons: bool, first_drop_code: Option<u64>) -> String {
+fn script(first_drop_code: Option<u64>) -> String {
     let filter = first_drop_code.map_or_else(String::new, |c| format!("/args->reason >= {c}/"));
-    let (code_fmt, code_arg) = if reasons { ("%d", "args->reason, ") } else { ("-", "") };
+    let (code_fmt, code_arg) = common::bpftrace::reason_printf();
     format!(
         r#"tracepoint:skb:kfree_skb {filter} {{
   $skb = (struct sk_buff *)args->skbaddr;
@@ -42,46 +42,13 @@ fn script(reasons: bool, first_drop_code: Option<u64>) -> String {
     )
 }
 
-/// Whether skb:kfree_skb carries a reason (Linux >= 5.17).
-fn kernel_has_reasons() -> bool {
-    kfree_skb_format().contains(" reason;")
-}
-
-/// NOT_SPECIFIED's code, from the tracepoint's own print format (`{ 2, "NOT_SPECIFIED" }` in
-/// its __print_symbolic list: 2 on 6.18, 1 on 6.1).
-fn not_specified_code() -> Option<u64> {
-    let text = kfree_skb_format();
-    let at = text.find("\"NOT_SPECIFIED\"")?;
-    let open = text[..at].rfind('{')?;
-    text[open + 1..at].trim().trim_end_matches(',').trim().parse().ok()
-}
-
-/// The tracepoint's format file. Read again for up to 20 s when it fails: once, in a
-/// fresh-clone CI run, every read failed for at least 8 s while other tests had just run
-/// (tracefs mounted, the file there a minute later); the panic says how each root failed.
-fn kfree_skb_format() -> String {
-    let roots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-    let mut errors = Vec::new();
-    for _ in 0..200 {
-        errors.clear();
-        for root in roots {
-            match fs::read_to_string(format!("{root}/events/skb/kfree_skb/format")) {
-                Ok(text) => return text,
-                Err(e) => errors.push(format!("{root}: {e}")),
-            }
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    panic!("tracefs with events/skb/kfree_skb/format (vethtrace mounts it when it starts): {}", errors.join("; "));
-}
 
 /// bpftrace on skb:kfree_skb, printing every non-consumed drop.
 struct Bpftrace(common::bpftrace::Bpftrace);
 
 impl Bpftrace {
     fn start(tag: &str) -> Option<Self> {
-        let reasons = kernel_has_reasons();
-        common::bpftrace::Bpftrace::start(&format!("drops-{tag}"), &script(reasons, not_specified_code())).map(Self)
+        common::bpftrace::Bpftrace::start(&format!("drops-{tag}"), &script(common::bpftrace::not_specified_code())).map(Self)
     }
 
     fn stop(self) -> Vec<OracleDrop> {
@@ -89,11 +56,7 @@ impl Bpftrace {
         common::bpftrace::records(&text, "DROP ")
             .filter_map(|w| {
                 let dev = w.get(2).map_or("", |d| d).to_owned();
-                let code = match *w.first()? {
-                    "-" => None,
-                    c => Some(c.parse().ok()?),
-                };
-                Some(OracleDrop { code, symbol: (*w.get(1)?).to_owned(), dev })
+                Some(OracleDrop { code: common::bpftrace::reason_code(w.first()?)?, symbol: (*w.get(1)?).to_owned(), dev })
             })
             .collect()
     }
@@ -151,7 +114,7 @@ fn check_fault(node: &Node, tag: &str, trigger: impl FnOnce(), settle: Duration,
         finished.of_kind("drop"),
         finished.stderr
     );
-    let reasons = kernel_has_reasons();
+    let reasons = common::bpftrace::kfree_skb_has_reason();
     for d in &drops {
         if reasons {
             let reason = d["reason"].as_str().unwrap_or_default();

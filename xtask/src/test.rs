@@ -2,9 +2,10 @@
 //! project's own work (`third_party_check`). Unit tests need nothing; the integration tests in
 //! tracer/tests build Calico-style nodes in network namespaces and need root. With CI=true a
 //! missing privilege is a failure, never a skip (the tests check that themselves). Then the
-//! integration tests again on Debian 12's kernels under QEMU (`cargo xtask vm`), each with the
+//! integration tests again on Debian's kernels under QEMU (`cargo xtask vm`), each with the
 //! part of the suite that kernel adds something to (README "Kernel support"): 6.1 (clsact, no
-//! TCX; kprobes, fentry) and 6.12 (TCX with kprobes and fentry, the combination modern nodes run).
+//! TCX; kprobes, fentry), 5.10 (Debian 11's: no drop reasons either) and 6.12 (TCX with kprobes
+//! and fentry, the combination modern nodes run).
 //! Then deploy/ against the Kubernetes schemas, and the container image built from the static
 //! binary.
 
@@ -31,6 +32,12 @@ const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V6_1,
         probes: &[Probe::All],
+        only: &["kernel", "parse", "annotate", "trace", "drops", "podside", "neigh", "survive", "neighbours", "wirefuzz", "filter"],
+    },
+    VmRun {
+        kernel: Line::V5_10,
+        probes: &[Probe::All],
+        // The kernels nodes still run: no drop reasons, no TCX, no bpf_loop.
         only: &["kernel", "parse", "annotate", "trace", "drops", "podside", "neigh", "survive", "neighbours", "wirefuzz", "filter"],
     },
     VmRun {
