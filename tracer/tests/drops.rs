@@ -34,11 +34,13 @@ struct OracleDrop {
 fn script(first_drop_code: Option<u64>) -> String {
     let filter = first_drop_code.map_or_else(String::new, |c| format!("/args->reason >= {c}/"));
     let (code_fmt, code_arg) = common::bpftrace::reason_printf();
+    let dev = common::bpftrace::skb_dev();
     format!(
         r#"tracepoint:skb:kfree_skb {filter} {{
-  $skb = (struct sk_buff *)args->skbaddr;
-  printf("DROP {code_fmt} %s %s\n", {code_arg}ksym(args->location), $skb->dev->name);
-}}"#
+  {}
+  printf("DROP {code_fmt} %s %s\n", {code_arg}ksym(args->location), {});
+}}"#,
+        dev.set, dev.name
     )
 }
 

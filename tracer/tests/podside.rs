@@ -42,13 +42,15 @@ struct OracleDrop {
 
 fn script() -> String {
     let (code_fmt, code_arg) = common::bpftrace::reason_printf();
+    let dev = common::bpftrace::skb_dev();
     format!(
         r#"tracepoint:skb:kfree_skb {{
-  $skb = (struct sk_buff *)args->skbaddr;
-  if ($skb->dev != 0) {{
-    printf("DROP %u {code_fmt} %s %s\n", $skb->dev->nd_net.net->ns.inum, {code_arg}ksym(args->location), $skb->dev->name);
+  {}
+  if ($dev != 0) {{
+    printf("DROP %u {code_fmt} %s %s\n", {}, {code_arg}ksym(args->location), {});
   }}
-}}"#
+}}"#,
+        dev.set, dev.netns, dev.name
     )
 }
 

@@ -113,3 +113,33 @@ pub fn reason_printf() -> (&'static str, &'static str) {
 pub fn reason_code(word: &str) -> Option<Option<u64>> {
     if word == "-" { Some(None) } else { word.parse().ok().map(Some) }
 }
+
+/// bpftrace expressions for the device of a kfree_skb record: a statement that sets `$dev`,
+/// and the device's name and network namespace inode as expressions of `$dev`.
+pub struct SkbDev {
+    pub set: String,
+    pub name: String,
+    pub netns: String,
+}
+
+/// With BTF, bpftrace's own struct casts. bpftrace 0.17 finds no BTF on 5.10 (`bpftrace
+/// --info`: "btf: no") and then knows no kernel struct: plain reads at the offsets the
+/// kernel's BTF gives.
+pub fn skb_dev() -> SkbDev {
+    let info = std::process::Command::new("bpftrace").arg("--info").output().map(|o| o.stdout).unwrap_or_default();
+    if String::from_utf8_lossy(&info).contains("btf: yes") {
+        return SkbDev {
+            set: "$dev = ((struct sk_buff *)args->skbaddr)->dev;".into(),
+            name: "$dev->name".into(),
+            netns: "$dev->nd_net.net->ns.inum".into(),
+        };
+    }
+    let btf = tracer::kernel::btf::KernelBtf::load().expect("kernel BTF");
+    let off = |s: &str, m: &str| btf.member_offset(s, m).unwrap_or_else(|e| panic!("{s}.{m}: {e}"));
+    let inum = btf.net_inum_offset().expect("net.ns.inum");
+    SkbDev {
+        set: format!("$dev = *(uint64 *)(args->skbaddr + {});", off("sk_buff", "dev")),
+        name: format!("str($dev + {})", off("net_device", "name")),
+        netns: format!("*(uint32 *)(*(uint64 *)($dev + {}) + {inum})", off("net_device", "nd_net")),
+    }
+}
