@@ -181,7 +181,9 @@ pub fn vt_neigh_res_fe(ctx: FEntryContext) -> u32 {
 
 #[fexit]
 pub fn vt_neigh_res_fx(ctx: FExitContext) -> u32 {
-    let rc = ctx.ret::<u64>().unwrap_or(0) as u32;
+    // The return value follows the two arguments in the context; read there rather than with
+    // bpf_get_func_ret, which 5.10 lacks (Linux >= 5.17).
+    let rc = kread::btf_arg_scalar(&ctx, 2) as u32;
     leave_pending(SLOT_RESOLVE, neigh_hook::RESOLVE, rc, Some(ctx.arg(0)))
 }
 
