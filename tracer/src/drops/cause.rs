@@ -97,6 +97,9 @@ pub(crate) enum Class {
     BadHeader,
     OtherHost,
     TcProgram,
+    /// Kernels without reasons: a list of packets freed (`kfree_skb_list`), a device cause only
+    /// when the device is down or has no carrier.
+    DeviceIfDown,
     /// Kernels without reasons: the input route lookup refused the packet (`ip_rcv_finish_core`);
     /// the mirror tells whether the reverse-path filter did.
     InputRoute,
@@ -133,6 +136,9 @@ pub(crate) fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
             Some("__dev_queue_xmit" | "veth_xmit" | "__dev_forward_skb" | "____dev_forward_skb" | "dev_forward_skb") => {
                 Class::Device
             }
+            // 5.10 frees what a qdisc refused (a device without carrier has the noop qdisc) as a
+            // list; lists are freed elsewhere too, so only a down device explains it.
+            Some("kfree_skb_list") if by_reason.is_none() => Class::DeviceIfDown,
             // The input route lookup failed: rp_filter, or another refusal of the source.
             Some("ip_rcv_finish_core" | "ip_rcv_finish" | "ip_list_rcv_finish" | "ip_sublist_rcv_finish") if by_reason.is_none() => {
                 Class::InputRoute
@@ -173,6 +179,7 @@ pub(crate) fn describe(f: &DropFacts<'_>) -> Cause {
         Class::Neighbour => device_down(f, dev).unwrap_or_else(|| neighbour(f, dev, dst)),
         Class::Netfilter => Cause::new(C::Netfilter, format!("dropped by a netfilter rule (packet on {dev})")),
         Class::RpFilter => rp_filter(f, dev, view.src_ip()),
+        Class::DeviceIfDown => device_down(f, dev).unwrap_or_else(|| no_reason(f)),
         Class::InputRoute => match view.src_ip() {
             Some(src) if rp_filter_refuses(f, src) => rp_filter(f, dev, Some(src)),
             _ => no_reason(f),
@@ -336,6 +343,7 @@ mod tests {
         assert_eq!(classify(None, Some("arp_error_report")), Class::Neighbour);
         assert_eq!(classify(None, Some("__dev_forward_skb")), Class::Device);
         assert_eq!(classify(None, Some("ip_rcv_finish_core.constprop.0")), Class::InputRoute);
+        assert_eq!(classify(None, Some("kfree_skb_list")), Class::DeviceIfDown);
         // With a reason the kernel's word stands.
         assert_eq!(classify(Some("IP_INHDR"), Some("ip_rcv_finish_core")), Class::BadHeader);
     }
@@ -407,6 +415,27 @@ mod tests {
         assert_eq!(code("QDISC_DROP", &ev), CauseCode::NoCarrier);
         ev.dev_flags = 0;
         assert_eq!(code("NEIGH_FAILED", &ev), CauseCode::DeviceDown);
+    }
+
+    /// 5.10 frees what the noop qdisc of a device without carrier refused in kfree_skb_list:
+    /// a device cause when the device is down or without carrier, no reason otherwise.
+    #[test]
+    fn a_freed_list_is_a_device_cause_only_on_a_down_device() {
+        let mirror = Mirror::default();
+        let a = Annotation::default();
+        let mut ev = DropEvent::default();
+        ev.flags = tracer_common::dropf::HAS_DEV;
+        ev.dev_flags = iff::UP;
+        ev.dev_carrier = 1;
+        let code = |ev: &DropEvent| {
+            let f = DropFacts { ev, reason: None, symbol: Some("kfree_skb_list"), dev: Some("calia"), mirror: &mirror, annotation: &a };
+            describe(&f).code
+        };
+        assert_eq!(code(&ev), CauseCode::NoReason);
+        ev.dev_carrier = 0;
+        assert_eq!(code(&ev), CauseCode::NoCarrier);
+        ev.dev_flags = 0;
+        assert_eq!(code(&ev), CauseCode::DeviceDown);
     }
 
     #[test]
