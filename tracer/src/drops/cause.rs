@@ -423,10 +423,15 @@ mod tests {
     fn a_freed_list_is_a_device_cause_only_on_a_down_device() {
         let mirror = Mirror::default();
         let a = Annotation::default();
-        let mut ev = DropEvent::default();
-        ev.flags = tracer_common::dropf::HAS_DEV;
-        ev.dev_flags = iff::UP;
-        ev.dev_carrier = 1;
+        let mut ev = DropEvent {
+            drop: tracer_common::DropSection {
+                flags: tracer_common::dropf::HAS_DEV,
+                dev_flags: iff::UP,
+                dev_carrier: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let code = |ev: &DropEvent| {
             let f = DropFacts { ev, reason: None, symbol: Some("kfree_skb_list"), dev: Some("calia"), mirror: &mirror, annotation: &a };
             describe(&f).code
