@@ -64,6 +64,8 @@ pub fn traced_dev(dev: u64, cfg: &NeighConfig) -> Result<u32, ()> {
 }
 
 // --- __neigh_update(neigh, lladdr, new, flags, nlmsg_pid, …) and neigh:neigh_update ---
+// `lladdr` (a `const u8 *`) is read through the helper in the BTF-typed modes: 5.10's verifier
+// refuses a context load of a pointer to anything but a struct (`arg1 type INT is not a struct`).
 
 #[kprobe]
 pub fn vt_neigh_upd_kp(ctx: ProbeContext) -> u32 {
@@ -73,12 +75,12 @@ pub fn vt_neigh_upd_kp(ctx: ProbeContext) -> u32 {
 
 #[fentry]
 pub fn vt_neigh_upd_fe(ctx: FEntryContext) -> u32 {
-    update(ctx.arg(0), ctx.arg(1), ctx.arg::<u64>(2) as u8, ctx.arg::<u64>(3) as u32, ctx.arg::<u64>(4) as u32)
+    update(ctx.arg(0), kread::btf_arg_scalar(&ctx, 1), ctx.arg::<u64>(2) as u8, ctx.arg::<u64>(3) as u32, ctx.arg::<u64>(4) as u32)
 }
 
 #[btf_tracepoint(function = "neigh_update")]
 pub fn vt_neigh_upd_tp(ctx: BtfTracePointContext) -> u32 {
-    update(ctx.arg(0), ctx.arg(1), ctx.arg::<u64>(2) as u8, ctx.arg::<u64>(3) as u32, ctx.arg::<u64>(4) as u32)
+    update(ctx.arg(0), kread::btf_arg_scalar(&ctx, 1), ctx.arg::<u64>(2) as u8, ctx.arg::<u64>(3) as u32, ctx.arg::<u64>(4) as u32)
 }
 
 #[inline(always)]
@@ -179,7 +181,9 @@ pub fn vt_neigh_res_fe(ctx: FEntryContext) -> u32 {
 
 #[fexit]
 pub fn vt_neigh_res_fx(ctx: FExitContext) -> u32 {
-    let rc = ctx.ret::<u64>().unwrap_or(0) as u32;
+    // The return value follows the two arguments in the context; read there rather than with
+    // bpf_get_func_ret, which 5.10 lacks (Linux >= 5.17).
+    let rc = kread::btf_arg_scalar(&ctx, 2) as u32;
     leave_pending(SLOT_RESOLVE, neigh_hook::RESOLVE, rc, Some(ctx.arg(0)))
 }
 

@@ -135,7 +135,7 @@ fn mode_label(mode: Mode) -> &'static str {
 fn drop_reasons(btf: Option<&KernelBtf>) -> Result<String, String> {
     let format = tracefs::format("skb", "kfree_skb").map_err(|e| format!("drops are not traced: {e}"))?;
     if !format.fields.contains_key("reason") {
-        return Err("skb:kfree_skb has no reason (Linux < 5.17): drops show their location only".into());
+        return Err("skb:kfree_skb has no reason (Linux < 5.17): drops show the dropping function and a cause from the node's state, no kernel reason".into());
     }
     let btf = btf.ok_or("no BTF to name them")?;
     let reasons = DropReasons::load(btf).map_err(|e| e.to_string())?;

@@ -19,60 +19,38 @@ use std::{
 use common::{Node, Tracer, run};
 use serde_json::Value;
 
-/// One drop as bpftrace printed it: reason code, dropping function, device name.
+/// One drop as bpftrace printed it: reason code (`None` on kernels without reasons), dropping
+/// function, device name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct OracleDrop {
-    code: u64,
+    code: Option<u64>,
     symbol: String,
     dev: String,
 }
 
 /// The bpftrace program: every kfree_skb that is a drop. Codes below NOT_SPECIFIED are not
-/// drops (SKB_NOT_DROPPED_YET, and SKB_CONSUMED on 6.x).
+/// drops (SKB_NOT_DROPPED_YET, and SKB_CONSUMED on 6.x). Without reasons (< 5.17) every
+/// kfree_skb is one (frees that are not drops go through consume_skb), printed with code `-`.
 fn script(first_drop_code: Option<u64>) -> String {
     let filter = first_drop_code.map_or_else(String::new, |c| format!("/args->reason >= {c}/"));
+    let (code_fmt, code_arg) = common::bpftrace::reason_printf();
+    let dev = common::bpftrace::skb_dev();
     format!(
         r#"tracepoint:skb:kfree_skb {filter} {{
-  $skb = (struct sk_buff *)args->skbaddr;
-  printf("DROP %d %s %s\n", args->reason, ksym(args->location), $skb->dev->name);
-}}"#
+  {}
+  printf("DROP {code_fmt} %s %s\n", {code_arg}ksym(args->location), {});
+}}"#,
+        dev.set, dev.name
     )
 }
 
-/// NOT_SPECIFIED's code, from the tracepoint's own print format (`{ 2, "NOT_SPECIFIED" }` in
-/// its __print_symbolic list: 2 on 6.18, 1 on 6.1).
-fn not_specified_code() -> Option<u64> {
-    let text = kfree_skb_format();
-    let at = text.find("\"NOT_SPECIFIED\"")?;
-    let open = text[..at].rfind('{')?;
-    text[open + 1..at].trim().trim_end_matches(',').trim().parse().ok()
-}
-
-/// The tracepoint's format file. Read again for up to 20 s when it fails: once, in a
-/// fresh-clone CI run, every read failed for at least 8 s while other tests had just run
-/// (tracefs mounted, the file there a minute later); the panic says how each root failed.
-fn kfree_skb_format() -> String {
-    let roots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-    let mut errors = Vec::new();
-    for _ in 0..200 {
-        errors.clear();
-        for root in roots {
-            match fs::read_to_string(format!("{root}/events/skb/kfree_skb/format")) {
-                Ok(text) => return text,
-                Err(e) => errors.push(format!("{root}: {e}")),
-            }
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    panic!("tracefs with events/skb/kfree_skb/format (vethtrace mounts it when it starts): {}", errors.join("; "));
-}
 
 /// bpftrace on skb:kfree_skb, printing every non-consumed drop.
 struct Bpftrace(common::bpftrace::Bpftrace);
 
 impl Bpftrace {
     fn start(tag: &str) -> Option<Self> {
-        common::bpftrace::Bpftrace::start(&format!("drops-{tag}"), &script(not_specified_code())).map(Self)
+        common::bpftrace::Bpftrace::start(&format!("drops-{tag}"), &script(common::bpftrace::not_specified_code())).map(Self)
     }
 
     fn stop(self) -> Vec<OracleDrop> {
@@ -80,7 +58,7 @@ impl Bpftrace {
         common::bpftrace::records(&text, "DROP ")
             .filter_map(|w| {
                 let dev = w.get(2).map_or("", |d| d).to_owned();
-                Some(OracleDrop { code: w.first()?.parse().ok()?, symbol: (*w.get(1)?).to_owned(), dev })
+                Some(OracleDrop { code: common::bpftrace::reason_code(w.first()?)?, symbol: (*w.get(1)?).to_owned(), dev })
             })
             .collect()
     }
@@ -107,7 +85,8 @@ fn attempt(cmd: &mut Command) {
 struct Expect<'a> {
     /// Interface the drops are reported on.
     iface: &'a str,
-    /// Acceptable reasons (kernels differ: 6.1 lacks some).
+    /// Acceptable reasons (kernels differ: 6.1 lacks some). A kernel without reasons (< 5.17)
+    /// must give none: no `reason` or `reason_code` key.
     reasons: &'a [&'a str],
     /// Text the cause must contain.
     cause: &'a str,
@@ -137,9 +116,14 @@ fn check_fault(node: &Node, tag: &str, trigger: impl FnOnce(), settle: Duration,
         finished.of_kind("drop"),
         finished.stderr
     );
+    let reasons = common::bpftrace::kfree_skb_has_reason();
     for d in &drops {
-        let reason = d["reason"].as_str().unwrap_or_default();
-        assert!(expect.reasons.contains(&reason), "reason {reason} not in {:?}: {d:#}", expect.reasons);
+        if reasons {
+            let reason = d["reason"].as_str().unwrap_or_default();
+            assert!(expect.reasons.contains(&reason), "reason {reason} not in {:?}: {d:#}", expect.reasons);
+        } else {
+            assert!(d.get("reason").is_none() && d.get("reason_code").is_none(), "a reason on a kernel without: {d:#}");
+        }
         let cause = d["cause"].as_str().unwrap_or_default();
         assert!(cause.contains(expect.cause), "cause {cause:?} lacks {:?}: {d:#}", expect.cause);
         assert_eq!(d["cause_code"], expect.code, "{d:#}");
@@ -148,12 +132,12 @@ fn check_fault(node: &Node, tag: &str, trigger: impl FnOnce(), settle: Duration,
     }
     if let Some(seen) = seen {
         let theirs: Vec<&OracleDrop> = seen.iter().filter(|o| o.dev == expect.iface).collect();
-        let theirs_set: BTreeSet<(u64, &str)> = theirs.iter().map(|o| (o.code, o.symbol.as_str())).collect();
-        let ours_set: BTreeSet<(u64, &str)> = drops
+        let theirs_set: BTreeSet<(Option<u64>, &str)> = theirs.iter().map(|o| (o.code, o.symbol.as_str())).collect();
+        let ours_set: BTreeSet<(Option<u64>, &str)> = drops
             .iter()
             .map(|d| {
                 let loc = d["location"].as_str().unwrap();
-                (d["reason_code"].as_u64().unwrap(), loc.split('+').next().unwrap())
+                (d["reason_code"].as_u64(), loc.split('+').next().unwrap())
             })
             .collect();
         // bpftrace ran the whole time vethtrace did, and longer (spontaneous drops such as
@@ -163,7 +147,7 @@ fn check_fault(node: &Node, tag: &str, trigger: impl FnOnce(), settle: Duration,
         assert!(ours_set.is_subset(&theirs_set), "vethtrace reports drops bpftrace never saw: {ours_set:?} vs {theirs:#?}");
         // The fault's drops: those in the functions where vethtrace reported drops.
         let fault_fns: BTreeSet<&str> = ours_set.iter().map(|(_, f)| *f).collect();
-        let theirs_fault: BTreeSet<(u64, &str)> =
+        let theirs_fault: BTreeSet<(Option<u64>, &str)> =
             theirs_set.iter().copied().filter(|(_, f)| fault_fns.contains(f)).collect();
         assert_eq!(ours_set, theirs_fault, "vethtrace missed drops of the fault that bpftrace saw: {theirs:#?}");
         let n_fault = theirs.iter().filter(|o| fault_fns.contains(o.symbol.as_str())).count();

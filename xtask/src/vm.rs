@@ -64,7 +64,7 @@ impl Probe {
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Options {
-    /// Debian 12 kernel line: the newest package of it apt knows is booted.
+    /// Debian kernel line: the newest package of it apt knows (5.10: in Debian 11's archive) is booted.
     #[arg(long, value_enum, default_value_t = Line::V6_1)]
     pub kernel: Line,
     /// Debian kernel package to boot instead (overrides --kernel).

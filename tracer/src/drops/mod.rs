@@ -190,7 +190,7 @@ impl DropProbe {
             Ok(line) | Err(line) => log::info!("pod-side drops: {line}"),
         }
         if !setup.has_reasons {
-            log::info!("this kernel reports no drop reasons (Linux < 5.17): drops show their location only");
+            log::info!("this kernel reports no drop reasons (Linux < 5.17): drops show the dropping function and a cause from the node's state, no kernel reason");
         }
         Ok(Self { addrs, installed: HashSet::new(), names: DropNames { reasons: setup.reasons, kallsyms } })
     }

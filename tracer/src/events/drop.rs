@@ -223,15 +223,15 @@ impl Render for DropRecord<'_> {
 /// as a serde derive writes them (a test holds the two equal: `tests::DropTail`), without serde's
 /// detour through a buffer of its own for every drop.
 fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop) -> io::Result<()> {
-    put(out, ",\"reason\":");
-    match drop.reason.as_deref() {
-        Some(r) => put_json_str(out, r)?,
-        None => put(out, "null"),
-    }
-    put(out, ",\"reason_code\":");
-    match reason_code(drop) {
-        Some(code) => put_u32(out, code),
-        None => put(out, "null"),
+    // No reason (a kernel before 5.17): neither key, rather than a guess or a null.
+    if let Some(r) = drop.reason.as_deref() {
+        put(out, ",\"reason\":");
+        put_json_str(out, r)?;
+        put(out, ",\"reason_code\":");
+        match reason_code(drop) {
+            Some(code) => put_u32(out, code),
+            None => put(out, "null"),
+        }
     }
     put(out, ",\"location\":");
     put_json_str(out, &drop.location)?;
@@ -286,8 +286,11 @@ pub(crate) mod tests {
     /// The reference for [`put_json_tail`]: the keys and values as the serde derive writes them.
     #[derive(Serialize)]
     struct DropTail<'a> {
+        /// Absent, with `reason_code`, on kernels without drop reasons.
+        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'a str>,
-        reason_code: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason_code: Option<Option<u32>>,
         location: &'a str,
         cause: &'a str,
         cause_code: &'static str,
@@ -321,7 +324,7 @@ pub(crate) mod tests {
                 put_json_tail(&mut ours, &d).unwrap();
                 let tail = DropTail {
                     reason: d.reason.as_deref(),
-                    reason_code: reason_code(&d),
+                    reason_code: d.reason.is_some().then(|| reason_code(&d)),
                     location: &d.location,
                     cause: d.cause.text(),
                     cause_code: d.cause.code.code(),

@@ -90,6 +90,19 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
 }
 
+/// Lifts RLIMIT_MEMLOCK to infinity; whether it was below that before (so that a retry can help).
+fn raise_memlock_limit() -> bool {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read or write only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &raw mut limit) != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+            return false;
+        }
+        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const unlimited) == 0
+    }
+}
+
 /// A loaded classifier program.
 #[derive(Debug)]
 pub struct RawProgram(OwnedFd);
@@ -110,8 +123,16 @@ impl RawProgram {
             prog_name,
             ..ProgLoadAttr::default()
         };
-        if let Ok(fd) = bpf(BPF_PROG_LOAD, &mut attr) {
-            return Ok(Self::own(fd));
+        match bpf(BPF_PROG_LOAD, &mut attr) {
+            Ok(fd) => return Ok(Self::own(fd)),
+            // Before 5.11 BPF memory counts against RLIMIT_MEMLOCK (64 KiB by default on 5.10):
+            // raised as aya does for its own loads, then tried again.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && raise_memlock_limit() => {
+                if let Ok(fd) = bpf(BPF_PROG_LOAD, &mut attr) {
+                    return Ok(Self::own(fd));
+                }
+            }
+            Err(_) => {}
         }
         // Again with the verifier's log, for the error.
         attr.log_level = 1;

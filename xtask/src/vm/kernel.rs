@@ -12,9 +12,13 @@ use anyhow::{Context as _, bail};
 
 use crate::run;
 
-/// A Debian 12 kernel line the VM boots.
+/// A Debian kernel line the VM boots.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub(crate) enum Line {
+    /// Debian 11's 5.10 (linux-image-5.10.0-NN-amd64): no TCX, no drop reasons, no bpf_loop;
+    /// kprobes, fentry and BTF. Fetched through apt sources of its own (see [`Line::suites`]).
+    #[value(name = "5.10")]
+    V5_10,
     /// Debian 12's own 6.1 (linux-image-6.1.0-NN-amd64): no TCX; kprobes, fentry and BTF.
     #[value(name = "6.1")]
     V6_1,
@@ -27,16 +31,17 @@ impl Line {
     /// `apt-cache search --names-only` pattern of the line's packages.
     fn pattern(self) -> &'static str {
         match self {
+            Self::V5_10 => r"^linux-image-5\.10\.0-[0-9]+-amd64$",
             Self::V6_1 => r"^linux-image-6\.1\.0-[0-9]+-amd64$",
             Self::V6_12 => r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$",
         }
     }
 
-    /// The number that orders the line's packages: the ABI of 6.1.0-<abi>, the patch of
-    /// 6.12.<patch>+deb12.
+    /// The number that orders the line's packages: the ABI of 5.10.0-<abi> and 6.1.0-<abi>,
+    /// the patch of 6.12.<patch>+deb12.
     fn order(self, package: &str) -> u32 {
         let field = match self {
-            Self::V6_1 => package.split('-').nth(3),
+            Self::V5_10 | Self::V6_1 => package.split('-').nth(3),
             Self::V6_12 => package.split(['.', '+']).nth(2),
         };
         field.and_then(|n| n.parse().ok()).unwrap_or(0)
@@ -44,9 +49,67 @@ impl Line {
 
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Self::V5_10 => "5.10",
             Self::V6_1 => "6.1",
             Self::V6_12 => "6.12",
         }
+    }
+
+    /// Suites of another Debian release the line's packages come from, as `deb` lines for a
+    /// private apt configuration under the cache (`None`: the host's own sources). The host's
+    /// sources stay as they are: bullseye never takes part in installing the host's packages.
+    fn suites(self) -> Option<&'static str> {
+        match self {
+            Self::V5_10 => Some(
+                "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main\n\
+                 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bullseye-security main\n",
+            ),
+            Self::V6_1 | Self::V6_12 => None,
+        }
+    }
+}
+
+/// apt-get or apt-cache for `line`: with the host's sources, or (a line of another release)
+/// with a private configuration in `cache`/apt-<line> holding only that release's suites,
+/// its own package lists and its own download cache.
+struct Apt {
+    private: Option<PathBuf>,
+}
+
+impl Apt {
+    fn new(line: Line, cache: &Path) -> anyhow::Result<Self> {
+        let Some(suites) = line.suites() else { return Ok(Self { private: None }) };
+        let dir = cache.join(format!("apt-{}", line.name()));
+        for sub in ["parts", "lists/partial", "cache/archives/partial"] {
+            fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+        }
+        fs::write(dir.join("sources.list"), suites)?;
+        Ok(Self { private: Some(dir) })
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        if let Some(dir) = &self.private {
+            let opt = |name: &str, sub: &str| format!("{name}={}", dir.join(sub).display());
+            // The sandbox user _apt cannot write into the cache (nor, on some machines, open /dev/null).
+            for o in [
+                "APT::Sandbox::User=root".to_owned(),
+                opt("Dir::Etc::SourceList", "sources.list"),
+                opt("Dir::Etc::SourceParts", "parts"),
+                opt("Dir::State::Lists", "lists"),
+                opt("Dir::Cache", "cache"),
+            ] {
+                cmd.args(["-o", &o]);
+            }
+        }
+        cmd
+    }
+
+    /// Whether the private lists were never fetched (the host's lists are apt's business).
+    fn needs_update(&self) -> bool {
+        self.private.as_ref().is_some_and(|d| {
+            fs::read_dir(d.join("lists")).map_or(true, |mut e| !e.any(|e| e.is_ok_and(|e| e.path().is_file())))
+        })
     }
 }
 
@@ -63,15 +126,16 @@ impl Kernel {
     /// The package named, or else the newest of `line` apt knows, unpacked under `cache` (reused
     /// when it is already there).
     pub(super) fn get(package: Option<&str>, line: Line, cache: &Path) -> anyhow::Result<Self> {
+        let apt = Apt::new(line, cache)?;
         let package = match package {
             Some(p) => p.to_owned(),
-            None => newest_package(line)?,
+            None => newest_package(&apt, line)?,
         };
         let dir = cache.join(&package);
         let root = dir.join("root");
         let ready = dir.join("unpacked");
         if !ready.exists() {
-            unpack(&package, &dir, &root)?;
+            unpack(&apt, &package, &dir, &root)?;
             fs::write(&ready, "")?;
         }
         let mut releases = fs::read_dir(root.join("lib/modules"))
@@ -97,10 +161,13 @@ impl Kernel {
     }
 }
 
-fn newest_package(line: Line) -> anyhow::Result<String> {
+fn newest_package(apt: &Apt, line: Line) -> anyhow::Result<String> {
+    if apt.needs_update() {
+        run::status(apt.command("apt-get").args(["update", "-q"]))?;
+    }
     let search = || {
         let mut names: Vec<String> =
-            run::stdout(Command::new("apt-cache").args(["search", "--names-only", line.pattern()]))
+            run::stdout(apt.command("apt-cache").args(["search", "--names-only", line.pattern()]))
                 .lines()
                 .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
                 .collect();
@@ -111,17 +178,18 @@ fn newest_package(line: Line) -> anyhow::Result<String> {
         return Ok(name);
     }
     eprintln!("xtask: apt knows no {} kernel package yet, running apt-get update", line.name());
-    run::status(Command::new("apt-get").args(["update", "-q"]))?;
-    search().with_context(|| {
-        format!(
+    run::status(apt.command("apt-get").args(["update", "-q"]))?;
+    search().with_context(|| match &apt.private {
+        Some(dir) => format!("Debian's archive holds no {} kernel package ({}/sources.list)", line.name(), dir.display()),
+        None => format!(
             "apt knows no {} kernel package: add Debian 12 (bookworm, bookworm-security, bookworm-backports) \
              to the apt sources or name a package with --kernel-package",
             line.name()
-        )
+        ),
     })
 }
 
-fn unpack(package: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
+fn unpack(apt: &Apt, package: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
@@ -129,7 +197,7 @@ fn unpack(package: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
     eprintln!("xtask: fetching {package} (about 70 MB, once; cached in {})", dir.display());
     // The sandbox user _apt cannot write into the cache; the download is a plain file anyway.
     run::status(
-        Command::new("apt-get")
+        apt.command("apt-get")
             .args(["download", "-q", "-o", "APT::Sandbox::User=root", package])
             .current_dir(dir),
     )?;
@@ -240,6 +308,7 @@ mod tests {
 
     #[test]
     fn the_newest_package_of_a_line_has_the_highest_number() {
+        assert_eq!(Line::V5_10.order("linux-image-5.10.0-46-amd64"), 46);
         assert_eq!(Line::V6_1.order("linux-image-6.1.0-56-amd64"), 56);
         assert_eq!(Line::V6_12.order("linux-image-6.12.118+deb12-amd64"), 118);
     }
