@@ -126,8 +126,9 @@ pub struct SkbDev {
 /// --info`: "btf: no") and then knows no kernel struct: plain reads at the offsets the
 /// kernel's BTF gives.
 pub fn skb_dev() -> SkbDev {
-    let info = std::process::Command::new("bpftrace").arg("--info").output().map(|o| o.stdout).unwrap_or_default();
-    if String::from_utf8_lossy(&info).contains("btf: yes") {
+    // `bpftrace --info` writes its report to standard error.
+    let info = std::process::Command::new("bpftrace").arg("--info").output().map(|o| [o.stdout, o.stderr].concat());
+    if String::from_utf8_lossy(&info.unwrap_or_default()).contains("btf: yes") {
         return SkbDev {
             set: "$dev = ((struct sk_buff *)args->skbaddr)->dev;".into(),
             name: "$dev->name".into(),
