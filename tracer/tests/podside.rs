@@ -96,6 +96,18 @@ fn attempt(cmd: &mut Command) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// Waits for pod1's neighbour entry of its gateway to go FAILED (the kernel's three
+/// solicitations, a second apart, then the packets it held are freed: the pod-side
+/// NEIGH_FAILED drops), and a moment more for those drops to reach vethtrace. The kernel's
+/// timer decides when, not a fixed sleep.
+fn wait_gateway_failed(node: &Node) {
+    let failed = common::eventually(Duration::from_secs(15), || {
+        common::stdout(node.in_pod("pod1", "ip").args(["neigh", "show", "169.254.1.1"])).contains("FAILED")
+    });
+    assert!(failed, "pod1's neighbour entry of 169.254.1.1 never went FAILED");
+    thread::sleep(Duration::from_millis(500));
+}
+
 fn ping(node: &Node, pod: &str, dst: &str) -> String {
     attempt(node.in_pod(pod, "ping").args(["-c", "4", "-i", "0.3", "-W", "1", dst]))
 }
@@ -127,7 +139,7 @@ fn proxy_arp_off_is_found_on_the_cali_and_the_pods_drops_follow() {
     let out = ping(&node, "pod1", "10.99.0.2");
     assert!(out.contains("100% packet loss"), "the fault did not break the pod: {out}");
     assert!(ping(&node, "pod2", "10.99.0.2").contains(" 0% packet loss"), "pod2 is not healthy");
-    thread::sleep(Duration::from_secs(2));
+    wait_gateway_failed(&node);
     let finished = tracer.stop();
     let frames = dump.stop();
     let seen = oracle.map(Bpftrace::stop);
@@ -193,7 +205,7 @@ fn proxy_arp_off_in_the_summary() {
     let tracer = Tracer::start(&node, &["--summary"]);
     ping(&node, "pod1", "10.99.0.2");
     assert!(ping(&node, "pod2", "10.99.0.2").contains(" 0% packet loss"), "pod2 is not healthy");
-    thread::sleep(Duration::from_secs(2));
+    wait_gateway_failed(&node);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
     assert!(finished.of_kind("drop").is_empty(), "--summary prints no events");
