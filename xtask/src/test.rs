@@ -41,13 +41,13 @@ const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V6_1,
         probes: &[Probe::All],
-        only: &["kernel", "parse", "drops", "podside"],
+        only: &["kernel", "parse", "drops", "podside", "journey"],
     },
     VmRun {
         kernel: Line::V6_12,
         probes: &[Probe::Kprobe, Probe::Fentry],
         // Drops are left to 6.1 and 6.18: the tracepoint layout of 6.12 is 6.18's.
-        only: &["kernel", "parse", "trace", "neigh", "survive", "neighbours", "wirefuzz"],
+        only: &["kernel", "parse", "trace", "neigh", "survive", "neighbours", "wirefuzz", "journey"],
     },
 ];
 

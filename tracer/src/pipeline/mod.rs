@@ -9,6 +9,8 @@
 //! - **place** ([`place::Placer`]): the interface's name, the pod behind it, the wall-clock time.
 //! - **analyse** ([`analyse::Analyser`]): a packet's route/neighbour annotation, a drop's
 //!   names and cause, the unanswered-ARP watch — the typed record.
+//! - **journeys** ([`journeys::Journeys`], `--journey`): hop records put together into each
+//!   packet's journey, written when it ends (a drop with a journey id ends one).
 //! - **observe** ([`observe::Observers`]): the counters, the drop summary and the metrics see
 //!   every event and every named drop, shown or not, and change nothing.
 //! - **write** ([`crate::writers::Outputs`]): text, JSON, pcapng.
@@ -18,6 +20,7 @@
 //! it, so that every event is analysed against the node as it was when it happened.
 
 pub(crate) mod analyse;
+pub(crate) mod journeys;
 pub(crate) mod observe;
 pub(crate) mod place;
 pub(crate) mod tally;
@@ -28,6 +31,7 @@ use crate::{
     pods::PodIndex,
 };
 
+use self::journeys::End;
 pub use self::observe::Counters;
 pub(crate) use self::{analyse::Analyser, observe::Observers, place::Placer};
 
@@ -45,12 +49,15 @@ pub(crate) struct Pipeline {
     pub place: Placer,
     pub analyse: Analyser,
     pub observers: Observers,
+    /// `--journey`: the journeys under way.
+    pub journeys: Option<journeys::Journeys>,
     shown: Shown,
 }
 
 impl Pipeline {
     pub(crate) fn new(shown: Shown, analyse: Analyser, pods: Option<PodIndex>) -> Self {
-        Self { decoder: Decoder::default(), place: Placer::new(pods), analyse, observers: Observers::default(), shown }
+        let observers = Observers::default();
+        Self { decoder: Decoder::default(), place: Placer::new(pods), analyse, observers, journeys: None, shown }
     }
 
     /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
@@ -70,8 +77,29 @@ impl Pipeline {
         }
         let node: &'a Mirror = node;
         self.observers.event(&event);
-        let Self { place, analyse, observers, shown, .. } = self;
+        let Self { place, analyse, observers, shown, journeys, .. } = self;
         let rec = match event {
+            Event::Hop(ev) => {
+                let journeys = journeys.as_mut()?;
+                let ended = journeys.hop(ev, frame)?;
+                let names = analyse.drop_names.as_ref();
+                Record::Journey(Box::new(journeys.finish(ended, End::Hop, node, place, names)))
+            }
+            Event::Drop(ev) if ev.journey != 0 && journeys.is_some() => {
+                // IPv6 control traffic freed without a reason after it was handled is no fault
+                // (`Analyser::drop` leaves it out): its journey ends consumed.
+                let end = match analyse.drop(node, ev) {
+                    Some((named, iface)) => {
+                        observers.drop(&named, &iface, analyse.symbol(&named.ev));
+                        End::Dropped(Box::new(named))
+                    }
+                    None => End::Freed(ev.location),
+                };
+                let journeys = journeys.as_mut()?;
+                let ended = journeys.dropped(ev.journey)?;
+                let names = analyse.drop_names.as_ref();
+                Record::Journey(Box::new(journeys.finish(ended, end, node, place, names)))
+            }
             Event::Drop(ev) => {
                 let (named, iface) = analyse.drop(node, ev)?;
                 observers.drop(&named, &iface, analyse.symbol(&named.ev));
@@ -95,5 +123,21 @@ impl Pipeline {
         };
         observers.counters.events += 1;
         Some(rec)
+    }
+
+    /// `--journey`: the journeys that started more than the timeout before `now_ns` (all with
+    /// `u64::MAX`), as records, each with its skb address and id.
+    pub(crate) fn expire(&mut self, node: &Mirror, now_ns: u64) -> Vec<(Record<'static>, (u64, u64))> {
+        let Some(journeys) = &mut self.journeys else { return Vec::new() };
+        let names = self.analyse.drop_names.as_ref();
+        let ended = journeys.expired(now_ns);
+        self.observers.counters.events += ended.len() as u64;
+        ended
+            .into_iter()
+            .map(|p| {
+                let key = p.key();
+                (Record::Journey(Box::new(journeys.finish(p, End::Unfinished, node, &self.place, names))), key)
+            })
+            .collect()
     }
 }

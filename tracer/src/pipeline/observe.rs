@@ -71,7 +71,7 @@ impl Observer for Metrics {
             Event::Packet(_) => self.packet(),
             Event::Arp(ev) => self.arp(ev.ifindex, ev.hook, ev.op),
             Event::Neigh(ev) => self.neigh(&ev.neigh),
-            Event::Drop(_) => {}
+            Event::Drop(_) | Event::Hop(_) => {}
         }
     }
 
@@ -90,7 +90,7 @@ impl Observer for Tally {
         match ev {
             Event::Arp(a) => self.arp(a.ifindex, a.hook, a.op, std::time::Instant::now()),
             Event::Neigh(n) => self.entry(n.ifindex).last_event = Some(std::time::Instant::now()),
-            Event::Packet(_) | Event::Drop(_) => {}
+            Event::Packet(_) | Event::Drop(_) | Event::Hop(_) => {}
         }
     }
 
