@@ -112,7 +112,6 @@ mod tests {
             [names::INGRESS_PROG, names::EGRESS_PROG, names::INGRESS_MATCHED_PROG, names::EGRESS_MATCHED_PROG, names::DROP_PROG]
             .into_iter()
             .chain(crate::journey::tests::program_names())
-            .into_iter()
             .chain(crate::probes::tests::program_names())
             .collect();
         for prog in programs {

@@ -29,9 +29,9 @@ pub(crate) enum JourneyError {
     #[error("journey map: {0}")]
     Map(#[source] MapError),
     #[error("loading {0} failed (verifier log follows): {1}")]
-    Load(&'static str, #[source] ProgramError),
-    #[error("attaching {0} to {1}:{2} failed: {3}")]
-    Attach(&'static str, &'static str, &'static str, #[source] ProgramError),
+    Load(&'static str, #[source] Box<ProgramError>),
+    #[error("attaching {0} to {1} failed: {2}")]
+    Attach(&'static str, String, #[source] Box<ProgramError>),
 }
 
 /// The programs' view of this kernel's tracepoint records.
@@ -62,8 +62,8 @@ impl JourneyProbe {
         for (prog, system, event) in HOOKS {
             let p: &mut TracePoint =
                 ebpf.program_mut(prog).and_then(|p| p.try_into().ok()).ok_or(JourneyError::Missing(prog))?;
-            p.load().map_err(|e| JourneyError::Load(prog, e))?;
-            p.attach(system, event).map_err(|e| JourneyError::Attach(prog, system, event, e))?;
+            p.load().map_err(|e| JourneyError::Load(prog, Box::new(e)))?;
+            p.attach(system, event).map_err(|e| JourneyError::Attach(prog, format!("{system}:{event}"), Box::new(e)))?;
         }
         let map = ebpf.take_map(names::JOURNEYS_MAP).ok_or(JourneyError::Missing(names::JOURNEYS_MAP))?;
         let journeys = HashMap::try_from(map).map_err(JourneyError::Map)?;

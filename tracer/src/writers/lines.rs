@@ -101,6 +101,10 @@ mod tests {
             }
             "arp" => dedup([common, table_keys("### `\"kind\": \"arp\"`")].concat()),
             "neigh" => dedup([common, table_keys("### `\"kind\": \"neigh\"`")].concat()),
+            "journey" => {
+                let no_dir = packet.into_iter().filter(|k| k != "dir").collect();
+                dedup([no_dir, table_keys("### `\"kind\": \"journey\"`"), annotation].concat())
+            }
             other => panic!("no kind {other}"),
         }
     }
@@ -192,6 +196,16 @@ mod tests {
         });
         for rec in [packet, drop, pod_drop, arp, neigh] {
             each(&rec);
+        }
+        journeys(&mirror, each);
+    }
+
+    /// A journey out of the node, and one that ended in a drop.
+    fn journeys(mirror: &crate::mirror::Mirror, mut each: impl FnMut(&Record<'_>)) {
+        use crate::{drops::name::tests as drops, pipeline::journeys::tests as journeys};
+        let drop = drops::name(&drops::names(), mirror, &drops::drop_event(), Some("calia"));
+        for j in [journeys::pod_to_pod(mirror), journeys::dropped(mirror, drop)] {
+            each(&Record::Journey(Box::new(j)));
         }
     }
 
