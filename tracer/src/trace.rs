@@ -32,7 +32,7 @@ use crate::{
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
     journey::JourneyProbe,
-    pipeline::{Analyser, Pipeline, Shown, journeys::Journeys},
+    pipeline::{Analyser, Pipeline, Shown, journeys::Journeys, paths::Paths},
     pods::{self, NodeLinks, PodIndex},
     writers::{Outputs, is_closed},
 };
@@ -291,6 +291,7 @@ impl Session {
         pipeline.observers.top = args.top.then(crate::pipeline::tally::Tally::default); // top: its per-interface tallies
         pipeline.journeys =
             args.journey.then(|| Journeys::new(Duration::from_secs_f64(args.journey_timeout), args.journey_hops));
+        pipeline.observers.paths = args.journey.then(Paths::default);
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
@@ -705,6 +706,9 @@ pub(crate) async fn run_with<F: Frontend>(
     }
     if session.sink.pipeline.analyse.drop_names.is_some() {
         session.sink.finish_summary(args.summary)?;
+    }
+    if let Some(paths) = session.sink.pipeline.observers.paths.as_ref().filter(|p| !p.is_empty()) {
+        log::info!("journeys by path:\n{}", paths.table().trim_end());
     }
     session.tracing.attacher.detach_all();
     let mut counters = session.sink.pipeline.observers.counters;

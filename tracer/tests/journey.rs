@@ -277,3 +277,30 @@ fn a_held_packet_times_out_with_what_it_waits_for() {
     let of_it = finished.of_kind("journey").into_iter().filter(|e| e["dst"] == "10.244.1.99").count();
     assert_eq!(of_it, 1, "one journey per packet, also when its drop comes later");
 }
+
+/// `--metrics`: the journeys' times by entry, exit and outcome, as many as were written; the
+/// table of paths at exit counts the same.
+#[test]
+fn journey_times_in_metrics_and_the_paths_at_exit() {
+    let node = Node::up("jm");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let addr = "127.0.0.1:9464";
+    let tracer = Tracer::start(&node, &["--journey", "--metrics", addr, "icmp"]);
+    ping(&mut node.in_pod("pod1", "ping"), 3, "10.244.1.6");
+    thread::sleep(Duration::from_millis(300));
+    let (status, _, text) = common::http_get(&node, addr, "/metrics", None);
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert_eq!(status, 200);
+    let count = |entry: &str, exit: &str| -> u64 {
+        let series = format!("vethtrace_journey_seconds_count{{entry=\"{entry}\",exit=\"{exit}\",outcome=\"out\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    };
+    let written = |entry: &str| finished.of_kind("journey").iter().filter(|j| j["iface"] == entry && j["outcome"] == "out").count() as u64;
+    assert_eq!(count(&cali1, &cali2), 3, "{text}");
+    assert_eq!(count(&cali1, &cali2), written(&cali1));
+    assert_eq!(count(&cali2, &cali1), written(&cali2));
+    let row = finished.stderr.lines().find(|l| l.contains(&cali1) && l.contains(&cali2) && !l.contains("journey "));
+    let cols: Vec<&str> = row.unwrap_or_else(|| panic!("no path row: {}", finished.stderr)).split_whitespace().collect();
+    assert_eq!(cols.first().copied(), Some("3"), "{}", finished.stderr);
+}

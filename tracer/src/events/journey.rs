@@ -94,7 +94,8 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn word(&self) -> &'static str {
+    /// The JSON `outcome`.
+    pub(crate) fn word(&self) -> &'static str {
         match self {
             Self::Out { .. } => "out",
             Self::Delivered => "delivered",

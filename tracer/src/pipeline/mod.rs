@@ -22,6 +22,7 @@
 pub(crate) mod analyse;
 pub(crate) mod journeys;
 pub(crate) mod observe;
+pub(crate) mod paths;
 pub(crate) mod place;
 pub(crate) mod tally;
 
@@ -82,8 +83,7 @@ impl Pipeline {
             Event::Hop(ev) => {
                 let journeys = journeys.as_mut()?;
                 let ended = journeys.hop(ev, frame)?;
-                let names = analyse.drop_names.as_ref();
-                Record::Journey(Box::new(journeys.finish(ended, End::Hop, node, place, names)))
+                journey_record(journeys, ended, End::Hop, node, place, analyse, observers)
             }
             Event::Drop(ev) if ev.journey != 0 && journeys.is_some() => {
                 // IPv6 control traffic freed without a reason after it was handled is no fault
@@ -97,24 +97,16 @@ impl Pipeline {
                 };
                 let journeys = journeys.as_mut()?;
                 let ended = journeys.dropped(ev.journey)?;
-                let names = analyse.drop_names.as_ref();
-                Record::Journey(Box::new(journeys.finish(ended, end, node, place, names)))
+                journey_record(journeys, ended, end, node, place, analyse, observers)
             }
             Event::Drop(ev) => {
                 let (named, iface) = analyse.drop(node, ev)?;
-                observers.drop(&named, &iface, analyse.symbol(&named.ev));
-                if !shown.drops {
-                    return None;
-                }
-                Record::Drop(Box::new(place.drop(named, iface, frame)))
+                let symbol = analyse.symbol(&named.ev);
+                drop_record(observers, place, *shown, (named, iface, symbol), frame)?
             }
             Event::Packet(ev) if !shown.packets => {
-                let (named, iface) = analyse.arp_finding(node, &ev)?;
-                observers.drop(&named, &iface, None);
-                if !shown.drops {
-                    return None;
-                }
-                Record::Drop(Box::new(place.drop(named, iface, frame)))
+                let finding = analyse.arp_finding(node, &ev)?;
+                drop_record(observers, place, *shown, (finding.0, finding.1, None), frame)?
             }
             _ if !shown.packets => return None,
             Event::Packet(ev) => Record::Packet(analyse.packet(node, place.at(node, ev.ifindex, ev.header.ts_ns), ev, frame)),
@@ -128,16 +120,43 @@ impl Pipeline {
     /// `--journey`: the journeys that started more than the timeout before `now_ns` (all with
     /// `u64::MAX`), as records, each with its skb address and id.
     pub(crate) fn expire(&mut self, node: &Mirror, now_ns: u64) -> Vec<(Record<'static>, (u64, u64))> {
-        let Some(journeys) = &mut self.journeys else { return Vec::new() };
-        let names = self.analyse.drop_names.as_ref();
+        let Self { journeys, place, analyse, observers, .. } = self;
+        let Some(journeys) = journeys else { return Vec::new() };
         let ended = journeys.expired(now_ns);
-        self.observers.counters.events += ended.len() as u64;
+        observers.counters.events += ended.len() as u64;
         ended
             .into_iter()
             .map(|p| {
                 let key = p.key();
-                (Record::Journey(Box::new(journeys.finish(p, End::Unfinished, node, &self.place, names))), key)
+                (journey_record(journeys, p, End::Unfinished, node, place, analyse, observers), key)
             })
             .collect()
     }
+}
+
+/// A named drop (or ARP finding) observed, and its record when drops are shown.
+fn drop_record<'a>(
+    observers: &mut Observers,
+    place: &Placer,
+    shown: Shown,
+    (named, iface, symbol): (crate::events::NamedDrop, std::borrow::Cow<'a, str>, Option<&str>),
+    frame: crate::events::Captured<'a>,
+) -> Option<Record<'a>> {
+    observers.drop(&named, &iface, symbol);
+    shown.drops.then(|| Record::Drop(Box::new(place.drop(named, iface, frame))))
+}
+
+/// A journey that ended, named, observed and made a record.
+fn journey_record(
+    journeys: &journeys::Journeys,
+    ended: journeys::Pending,
+    end: End,
+    node: &Mirror,
+    place: &Placer,
+    analyse: &Analyser,
+    observers: &mut Observers,
+) -> Record<'static> {
+    let journey = journeys.finish(ended, end, node, place, analyse.drop_names.as_ref());
+    observers.journey(&journey);
+    Record::Journey(Box::new(journey))
 }

@@ -2,10 +2,16 @@
 //! nothing — the counters a finished trace reports, the drop summary, the metrics, and
 //! `vethtrace top`'s per-interface tallies ([`super::tally`]).
 
-use super::tally::{RecentDrop, Tally};
+use super::{
+    paths::Paths,
+    tally::{RecentDrop, Tally},
+};
 use crate::{
     drops::summary::{Summary, flow},
-    events::{Event, NamedDrop},
+    events::{
+        Event, JourneyRecord, NamedDrop,
+        journey::Outcome,
+    },
     metrics::Metrics,
 };
 
@@ -16,6 +22,8 @@ pub(crate) trait Observer {
     /// Every drop once named (and every ARP_UNANSWERED finding), on `iface`; `symbol` is the
     /// dropping function's.
     fn drop(&mut self, _drop: &NamedDrop, _iface: &str, _symbol: Option<&str>) {}
+    /// Every journey once it ended (`--journey`).
+    fn journey(&mut self, _journey: &JourneyRecord) {}
     /// A record that could not be decoded.
     fn undecodable(&mut self) {}
 }
@@ -79,6 +87,14 @@ impl Observer for Metrics {
         self.dropped(drop.ev.ifindex, iface, drop.reason.as_deref().or(symbol).unwrap_or("unknown"));
     }
 
+    fn journey(&mut self, j: &JourneyRecord) {
+        let exit = match &j.outcome {
+            Outcome::Out { iface, .. } => iface.as_str(),
+            _ => "",
+        };
+        Metrics::journey(self, &j.place.iface, exit, j.outcome.word(), j.duration_ns as f64 / 1e9);
+    }
+
     fn undecodable(&mut self) {
         Metrics::undecodable(self);
     }
@@ -114,13 +130,15 @@ pub(crate) struct Observers {
     pub metrics: Option<Metrics>,
     /// `vethtrace top`: drops, ARP and neighbour events per interface.
     pub top: Option<Tally>,
+    /// `--journey`: the journeys by path, for the table at exit.
+    pub paths: Option<Paths>,
 }
 
 /// `$body` for each observer bound to `$o`, each called directly (no vtable on the path every
 /// record takes). The one list of observers.
 macro_rules! each_observer {
     ($observers:expr, $o:ident => $body:expr) => {{
-        let Observers { counters, summary, metrics, top } = $observers;
+        let Observers { counters, summary, metrics, top, paths } = $observers;
         {
             let $o = counters;
             $body;
@@ -135,6 +153,9 @@ macro_rules! each_observer {
         if let Some($o) = top {
             $body;
         }
+        if let Some($o) = paths {
+            $body;
+        }
     }};
 }
 
@@ -146,6 +167,10 @@ impl Observers {
 
     pub(crate) fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
         each_observer!(self, o => Observer::drop(o, drop, iface, symbol));
+    }
+
+    pub(crate) fn journey(&mut self, journey: &JourneyRecord) {
+        each_observer!(self, o => Observer::journey(o, journey));
     }
 
     pub(crate) fn undecodable(&mut self) {
