@@ -223,9 +223,9 @@ fn a_service_address_dnatted_to_another_pod() {
 }
 
 /// A dropped packet's journey ends in its drop, named as the drop event names it.
-fn dropped(js: &[Value], dst: &str, entry: &str, code: &str, count: u64) {
+fn dropped(js: &[Value], (src, dst): (&str, &str), entry: &str, code: &str, count: u64) {
     let js: Vec<&Value> = js.iter().collect();
-    let requests = echoes(&js, 8, "10.244.1.5", dst);
+    let requests = echoes(&js, 8, src, dst);
     one_each(&format!("requests to {dst}"), &requests, count, entry, "dropped", None);
     for j in requests {
         assert_eq!(j["cause_code"], code, "{j:#}");
@@ -241,6 +241,12 @@ fn dropped_packets_end_their_journeys() {
     run(node.in_node("ip").args(["route", "add", "unreachable", "10.77.0.0/16"]));
     run(node.in_node("ip").args(["route", "add", "10.244.1.99/32", "dev", &cali2, "scope", "link"]));
     nft(&node, "table inet vtdrop {\n  chain vtfwd {\n    type filter hook forward priority 0;\n    ip daddr 10.244.1.6 icmp type echo-request drop\n  }\n}\n");
+    // DF over a smaller MTU on the uplink; rp_filter on pod1's cali against a source the node
+    // routes back through the uplink (resolve 169.254.1.1 with the pod's own address first).
+    run(node.in_node("ip").args(["link", "set", "eth0", "mtu", "1000"]));
+    run(node.in_node("sysctl").args(["-qw", "net.ipv4.conf.all.rp_filter=1", &format!("net.ipv4.conf.{cali1}.rp_filter=1")]));
+    ping(&mut node.in_pod("pod1", "ping"), 1, "10.99.0.2");
+    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.55.0.9/32", "dev", "eth0"]));
     let js = journeys(
         &node,
         "drop",
@@ -248,14 +254,19 @@ fn dropped_packets_end_their_journeys() {
         || {
             ping(&mut node.in_pod("pod1", "ping"), 2, "10.77.0.1");
             ping(&mut node.in_pod("pod1", "ping"), 2, "10.244.1.6");
+            ping(node.in_pod("pod1", "ping").args(["-M", "do", "-s", "1200"]), 1, "10.99.0.2");
+            ping(node.in_pod("pod1", "ping").args(["-I", "10.55.0.9"]), 2, "10.99.0.2");
             // Held while 10.244.1.99 is resolved (three probes a second apart), then dropped.
             ping(&mut node.in_pod("pod1", "ping"), 1, "10.244.1.99");
         },
         Duration::from_secs(5),
     );
-    dropped(&js, "10.77.0.1", &cali1, "no_route", 2);
-    dropped(&js, "10.244.1.6", &cali1, "netfilter", 2);
-    dropped(&js, "10.244.1.99", &cali1, "neighbour_unanswered", 1);
+    let pod1 = "10.244.1.5";
+    dropped(&js, (pod1, "10.77.0.1"), &cali1, "no_route", 2);
+    dropped(&js, (pod1, "10.244.1.6"), &cali1, "netfilter", 2);
+    dropped(&js, (pod1, "10.99.0.2"), &cali1, "too_big", 1);
+    dropped(&js, ("10.55.0.9", "10.99.0.2"), &cali1, "rp_filter", 2);
+    dropped(&js, (pod1, "10.244.1.99"), &cali1, "neighbour_unanswered", 1);
     let held = js.iter().find(|j| j["dst"] == "10.244.1.99").unwrap();
     assert!(held["duration_us"].as_f64().unwrap() > 1_000_000.0, "held for the neighbour: {held:#}");
 }
