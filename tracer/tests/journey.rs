@@ -315,3 +315,29 @@ fn journey_times_in_metrics_and_the_paths_at_exit() {
     let cols: Vec<&str> = row.unwrap_or_else(|| panic!("no path row: {}", finished.stderr)).split_whitespace().collect();
     assert_eq!(cols.first().copied(), Some("3"), "{}", finished.stderr);
 }
+
+/// `-w`: each journey is its entry frame on its entry interface, with the journey's line as the
+/// frame's comment, as tshark reads it.
+#[test]
+fn journeys_in_pcapng_as_tshark_reads_them() {
+    let node = Node::up("jw");
+    let dir = common::scratch_dir("jw");
+    let file = dir.join("j.pcapng");
+    let tracer = Tracer::start(&node, &["--journey", "-w", file.to_str().unwrap(), "icmp"]);
+    ping(&mut node.in_pod("pod1", "ping"), 2, "10.244.1.6");
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let journeys = finished.of_kind("journey");
+    assert_eq!(journeys.len(), 4, "two requests and two replies: {journeys:#?}");
+    let fields = common::stdout(Command::new("tshark").arg("-r").arg(&file).args([
+        "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", "ip.dst", "-e", "frame.comment",
+    ]));
+    let frames: Vec<Vec<&str>> = fields.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(frames.len(), journeys.len(), "{fields}");
+    for (f, j) in frames.iter().zip(&journeys) {
+        assert_eq!((f[0], f[1], f[2]), (j["iface"].as_str().unwrap(), j["src"].as_str().unwrap(), j["dst"].as_str().unwrap()), "{fields}");
+        let comment = f.get(3).copied().unwrap_or_default();
+        assert!(comment.contains(" journey ") && comment.contains(" → Out "), "{comment:?}");
+    }
+    let _ = fs::remove_dir_all(dir);
+}
