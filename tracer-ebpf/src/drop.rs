@@ -68,31 +68,10 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     let journey = journey::end(skbaddr);
     let protocol: u16 = read(rec, cfg.rec_protocol)?;
     let skb = Skb::read(skbaddr, cfg)?;
-    let mut ifindex = 0;
-    let (mut dev_flags, mut carrier) = (0, 0);
-    let mut pod = None;
+    let Some(dev) = Device::of(&skb, skbaddr, cfg)? else { return Ok(()) };
+    let ifindex = dev.ifindex;
     if skb.dev != 0 {
-        let Some(dev) = Device::read(skb.dev, cfg)? else {
-            // Another namespace's device that is not the pod end of a traced veth: its
-            // ifindex is not ours, and what it drops is that namespace's business.
-            return Ok(());
-        };
-        (ifindex, dev_flags, carrier) = (dev.ifindex, dev.flags, dev.carrier);
         flags |= dropf::HAS_DEV | dev.side;
-        pod = dev.pod;
-    } else {
-        // No device: a socket's queue purged (a pod's socket closed with unread data), a TCP
-        // segment rejected after the device was cleared, and the like. Only this namespace's
-        // sockets count; with neither device nor socket the namespace is unknown, and the
-        // same pod addresses may live in other namespaces (other nodes on one host), so skip.
-        let sk: u64 = read(skbaddr, cfg.skb_sk)?;
-        if sk == 0 {
-            return Ok(());
-        }
-        let net: u64 = read(sk, cfg.sk_net)?;
-        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
-            return Ok(());
-        }
     }
     if ifaces::is_traced(ifindex) {
         flags |= dropf::BY_DEV;
@@ -112,23 +91,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         return Ok(());
     }
 
-    let section = DropSection {
-        location,
-        reason,
-        ifindex,
-        len: skb.len,
-        protocol,
-        flags,
-        dev_carrier: carrier,
-        dev_flags,
-        _pad: 0,
-        pod_ifindex: pod.as_ref().map_or(0, |p| p.ifindex),
-        pod_flags: pod.as_ref().map_or(0, |p| p.flags),
-        pod_name: pod.as_ref().map_or([0; 16], |p| p.name),
-        pod_carrier: pod.as_ref().map_or(0, |p| p.carrier),
-        _pad2: [0; 7],
-        journey,
-    };
+    let section = DropSection { location, reason, len: skb.len, protocol, flags, journey, ..dev.section() };
     emit_drop(section, &frame);
     Ok(())
 }
@@ -145,6 +108,45 @@ struct Device {
 }
 
 impl Device {
+    /// The record's device and pod fields.
+    #[inline(always)]
+    fn section(&self) -> DropSection {
+        let pod = self.pod.as_ref();
+        DropSection {
+            ifindex: self.ifindex,
+            dev_carrier: self.carrier,
+            dev_flags: self.flags,
+            pod_ifindex: pod.map_or(0, |p| p.ifindex),
+            pod_flags: pod.map_or(0, |p| p.flags),
+            pod_name: pod.map_or([0; 16], |p| p.name),
+            pod_carrier: pod.map_or(0, |p| p.carrier),
+            ..DropSection::default()
+        }
+    }
+
+    /// The dropping device, `None` when the drop is not this namespace's business. A drop
+    /// without a device (a socket's queue purged — a pod's socket closed with unread data —, a
+    /// TCP segment rejected after the device was cleared, and the like) counts when its socket
+    /// is this namespace's; with neither device nor socket the namespace is unknown, and the
+    /// same pod addresses may live in other namespaces (other nodes on one host), so it does not.
+    #[inline(always)]
+    fn of(skb: &Skb, skbaddr: u64, cfg: &DropConfig) -> Result<Option<Self>, ()> {
+        if skb.dev != 0 {
+            // `None`: another namespace's device that is not the pod end of a traced veth: its
+            // ifindex is not ours, and what it drops is that namespace's business.
+            return Self::read(skb.dev, cfg);
+        }
+        let sk: u64 = read(skbaddr, cfg.skb_sk)?;
+        if sk == 0 {
+            return Ok(None);
+        }
+        let net: u64 = read(sk, cfg.sk_net)?;
+        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
+            return Ok(None);
+        }
+        Ok(Some(Self { ifindex: 0, flags: 0, carrier: 0, side: 0, pod: None }))
+    }
+
     /// `None` for a device of another namespace that is not the pod end of a traced veth.
     #[inline(always)]
     fn read(dev: u64, cfg: &DropConfig) -> Result<Option<Self>, ()> {
