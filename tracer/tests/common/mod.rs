@@ -478,3 +478,5 @@ pub mod system;
 pub mod owner;
 pub mod bpf;
 pub mod bpftrace;
+pub mod drop_oracle;
+pub mod ftrace;
