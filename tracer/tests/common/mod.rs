@@ -8,6 +8,8 @@
 //! mean the kernel paths really ran.
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod drop_oracle;
+pub mod ftrace;
 pub mod pods;
 
 use std::{
