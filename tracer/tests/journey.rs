@@ -1,7 +1,8 @@
 //! Journeys (`--journey`) on a Calico-style node: every packet the expression selects gets
 //! exactly one journey with the right entry and exit (or drop), and no journey is written for a
-//! packet it does not select. bpftrace, reading the same tracepoints in the same run, is the
-//! oracle for the skb addresses, the interfaces and the times.
+//! packet it does not select. The same tracepoints read by someone else in the same run are the
+//! oracle for the skb addresses, the interfaces and the times: bpftrace where it has BTF, else
+//! (5.10) the kernel's own ftrace records of those events, on the monotonic clock.
 //!
 //! Needs root, bpftrace, nft and socat. VETHTRACE_NO_ORACLE=1 leaves bpftrace out (said loudly).
 
@@ -34,13 +35,68 @@ struct Seen {
     ns: u64,
 }
 
-fn oracle_start(tag: &str) -> Option<common::bpftrace::Bpftrace> {
-    common::bpftrace::Bpftrace::start(&format!("journey-{tag}"), SCRIPT)
+/// The events of ftrace's records, by the names the bpftrace script prints.
+const FTRACE_EVENTS: [(&str, &str); 4] = [
+    ("net/netif_receive_skb", "rcv"),
+    ("net/net_dev_queue", "queue"),
+    ("net/net_dev_xmit", "xmit"),
+    ("skb/kfree_skb", "free"),
+];
+
+enum Oracle {
+    Bpftrace(common::bpftrace::Bpftrace),
+    Ftrace(common::ftrace::Instance),
 }
 
-fn oracle_stop(bt: common::bpftrace::Bpftrace) -> Vec<Seen> {
-    common::bpftrace::records(&bt.stop(), "HOP ")
-        .filter_map(|w| {
+/// The oracle on the journeys' tracepoints; `None` with VETHTRACE_NO_ORACLE=1 (said).
+fn oracle_start(tag: &str) -> Option<Oracle> {
+    if std::env::var_os("VETHTRACE_NO_ORACLE").is_some_and(|v| v == "1") {
+        eprintln!("{tag}: VETHTRACE_NO_ORACLE=1: NOT comparing with an oracle");
+        return None;
+    }
+    let tag = format!("journey-{tag}");
+    // VETHTRACE_ORACLE=ftrace takes ftrace where bpftrace would do (to try that oracle here).
+    let ftrace = std::env::var_os("VETHTRACE_ORACLE").is_some_and(|v| v == "ftrace");
+    if !ftrace && common::drop_oracle::bpftrace_has_btf() {
+        return Some(Oracle::Bpftrace(common::bpftrace::Bpftrace::start(&tag, SCRIPT)));
+    }
+    eprintln!("{tag}: bpftrace has no BTF here: the oracle is ftrace's own records of the tracepoints");
+    let mut ft = common::ftrace::Instance::new(&tag);
+    ft.write("trace_clock", "mono");
+    ft.write("buffer_size_kb", "16384");
+    // Kernels that hash %p in the trace output (6.x) print the skb's real address without it.
+    if ft.has("options/hash-ptr") {
+        ft.write("options/hash-ptr", "0");
+    }
+    for (event, _) in FTRACE_EVENTS {
+        ft.enable(event);
+    }
+    Some(Oracle::Ftrace(ft))
+}
+
+fn oracle_stop(oracle: Oracle) -> Vec<Seen> {
+    match oracle {
+        Oracle::Bpftrace(bt) => parse_bpftrace(&bt.stop()),
+        Oracle::Ftrace(mut ft) => ft.stop().iter().filter_map(|l| parse_ftrace(l)).collect(),
+    }
+}
+
+/// `  ping-812 [001] ..s1   177.477001: net_dev_xmit: dev=cali… skbaddr=ffff… len=98 rc=0`.
+fn parse_ftrace(line: &str) -> Option<Seen> {
+    let (head, rest) = line.split_once(": ")?;
+    let (event, fields) = rest.split_once(": ")?;
+    let what = FTRACE_EVENTS.iter().find(|(e, _)| e.ends_with(&format!("/{event}")))?.1;
+    let (secs, micros) = head.split_whitespace().last()?.split_once('.')?;
+    let ns = secs.parse::<u64>().ok()? * 1_000_000_000 + micros.parse::<u64>().ok()? * 1000;
+    let value = |key: &str| fields.split_whitespace().find_map(|w| w.strip_prefix(key));
+    let skb = u64::from_str_radix(value("skbaddr=")?.trim_start_matches("0x"), 16).ok()?;
+    Some(Seen { what: what.to_owned(), skb, dev: value("dev=").unwrap_or("-").to_owned(), ns })
+}
+
+fn parse_bpftrace(text: &str) -> Vec<Seen> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.strip_prefix("HOP ")?.split_whitespace().collect();
             Some(Seen {
                 what: (*w.first()?).to_owned(),
                 skb: u64::from_str_radix(w.get(1)?, 16).ok()?,
@@ -192,11 +248,13 @@ fn pod_to_pod_uplink_node_and_back() {
     let udp: Vec<&&Value> = js.iter().filter(|j| j["proto"] == "udp").collect();
     assert!(udp.iter().all(|j| j["dport"] == 9999), "a journey the expression does not select: {udp:#?}");
     // A local socket's read is traced where the kernel copies the datagram with
-    // skb_copy_datagram_iter; where it checksums while copying, and frees the skb deferred,
-    // nothing is traced after IP: the journey then ends "node" at the timeout.
+    // skb_copy_datagram_iter; where it checksums while copying, the skb's free ends it
+    // (consume_skb, also from the deferred-free list), and where that free is not traced either
+    // the journey ends "node" at the timeout. Never dropped, never out.
     let to_reader: Vec<&&&Value> = udp.iter().filter(|j| j["iface"] == cali1.as_str()).collect();
     assert_eq!(to_reader.len(), 1, "the datagram to the reader: {udp:#?}");
-    assert!(["delivered", "node"].contains(&to_reader[0]["outcome"].as_str().unwrap_or_default()), "{udp:#?}");
+    let outcome = to_reader[0]["outcome"].as_str().unwrap_or_default();
+    assert!(["delivered", "consumed", "node"].contains(&outcome), "{udp:#?}");
     let other: Vec<&&Value> = js.iter().filter(|j| j["proto"] != "udp" && j["proto"] != "icmp").collect();
     assert!(other.is_empty(), "journeys the expression does not select: {other:#?}");
 }

@@ -39,6 +39,7 @@ const MATRIX: &[VmRun] = &[
         probes: &[Probe::All],
         only: &[
             "kernel", "parse", "annotate", "trace", "drops", "podside", "neigh", "survive", "neighbours", "wirefuzz", "filter",
+            "journey",
         ],
     },
     VmRun {

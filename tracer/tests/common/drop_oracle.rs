@@ -62,7 +62,7 @@ impl DropOracle {
 
 /// Whether bpftrace finds the kernel's BTF. `bpftrace --info` writes its report to standard
 /// error.
-fn bpftrace_has_btf() -> bool {
+pub fn bpftrace_has_btf() -> bool {
     let info = std::process::Command::new("bpftrace")
         .arg("--info")
         .output()

@@ -12,62 +12,97 @@ use std::{fs, path::PathBuf, thread, time::Duration};
 
 use super::drop_oracle::{OracleDrop, kfree_skb_format};
 
-pub struct Ftrace {
-    instance: PathBuf,
-    /// The event's reasons by name (`__print_symbolic` of its format); empty without reasons.
-    reasons: Vec<(String, u64)>,
+/// A private tracefs instance `vt-<tag>-<pid>`, removed when dropped (also on a panic).
+pub struct Instance {
+    path: PathBuf,
+    /// Events enabled (`system/event`), disabled before the instance goes.
+    events: Vec<String>,
 }
 
-impl Ftrace {
-    /// Makes the instance `vt-<tag>-<pid>` and starts recording every kfree_skb (with reasons,
-    /// those at or above `first_drop_code`: the ones that are drops).
-    pub fn start(tag: &str, first_drop_code: Option<u64>) -> Self {
-        let (root, format) = kfree_skb_format();
-        let instance = root.join("instances").join(format!("vt-{tag}-{}", std::process::id()));
-        fs::create_dir(&instance).unwrap_or_else(|e| panic!("tracefs instance {}: {e}", instance.display()));
-        let ft = Self { instance, reasons: reason_names(&format) };
-        if let Some(code) = first_drop_code.filter(|_| !ft.reasons.is_empty()) {
-            ft.write("filter", &format!("reason >= {code}"));
-        }
-        ft.write("enable", "1");
-        ft
+impl Instance {
+    pub fn new(tag: &str) -> Self {
+        let (root, _) = kfree_skb_format();
+        let path = root.join("instances").join(format!("vt-{tag}-{}", std::process::id()));
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("tracefs instance {}: {e}", path.display()));
+        Self { path, events: Vec::new() }
     }
 
-    fn write(&self, file: &str, what: &str) {
-        let path = self.instance.join("events/skb/kfree_skb").join(file);
+    /// Writes `what` to the instance's file `file` (`trace_clock`, `events/skb/kfree_skb/filter`).
+    pub fn write(&self, file: &str, what: &str) {
+        let path = self.path.join(file);
         fs::write(&path, what).unwrap_or_else(|e| panic!("{}: {what:?}: {e}", path.display()));
     }
 
-    /// Stops recording; every drop recorded since [`Ftrace::start`].
-    pub fn stop(self) -> Vec<OracleDrop> {
-        self.write("enable", "0");
-        let path = self.instance.join("trace");
+    /// Whether the instance has `file` (options differ between kernels).
+    pub fn has(&self, file: &str) -> bool {
+        self.path.join(file).exists()
+    }
+
+    /// Starts recording `event` (`system/event`).
+    pub fn enable(&mut self, event: &str) {
+        self.write(&format!("events/{event}/enable"), "1");
+        self.events.push(event.to_owned());
+    }
+
+    /// Stops recording; the records (the `trace` file's lines but its comments). Records lost
+    /// (the buffer overflowed) fail the test.
+    pub fn stop(&mut self) -> Vec<String> {
+        for event in std::mem::take(&mut self.events) {
+            self.write(&format!("events/{event}/enable"), "0");
+        }
+        let path = self.path.join("trace");
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // "# entries-in-buffer/entries-written: 15/15   #P:2": fewer in the buffer is records lost.
         let counts = text.lines().find_map(|l| l.strip_prefix("# entries-in-buffer/entries-written: "));
         let kept = counts.and_then(|c| c.split_whitespace().next()?.split_once('/'));
         assert!(kept.is_some_and(|(a, b)| a == b), "{}: records lost or no header: {counts:?}", path.display());
+        text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(str::to_owned).collect()
+    }
+}
+
+pub struct Ftrace {
+    instance: Instance,
+    /// The event's reasons by name (`__print_symbolic` of its format); empty without reasons.
+    reasons: Vec<(String, u64)>,
+}
+
+impl Ftrace {
+    /// Starts recording every kfree_skb (with reasons, those at or above `first_drop_code`:
+    /// the ones that are drops) in an instance of its own.
+    pub fn start(tag: &str, first_drop_code: Option<u64>) -> Self {
+        let (_, format) = kfree_skb_format();
+        let mut instance = Instance::new(tag);
+        let reasons = reason_names(&format);
+        if let Some(code) = first_drop_code.filter(|_| !reasons.is_empty()) {
+            instance.write("events/skb/kfree_skb/filter", &format!("reason >= {code}"));
+        }
+        instance.enable("skb/kfree_skb");
+        Self { instance, reasons }
+    }
+
+    /// Stops recording; every drop recorded since [`Ftrace::start`].
+    pub fn stop(mut self) -> Vec<OracleDrop> {
         let symbols = Symbols::load();
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                parse_record(l, &symbols, &self.reasons)
-                    .unwrap_or_else(|| panic!("{}: cannot read {l:?}", path.display()))
-            })
+        self.instance
+            .stop()
+            .iter()
+            .map(|l| parse_record(l, &symbols, &self.reasons).unwrap_or_else(|| panic!("kfree_skb: cannot read {l:?}")))
             .collect()
     }
 }
 
-impl Drop for Ftrace {
+impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = fs::write(self.instance.join("events/skb/kfree_skb/enable"), "0");
+        for event in &self.events {
+            let _ = fs::write(self.path.join(format!("events/{event}/enable")), "0");
+        }
         for _ in 0..50 {
-            if fs::remove_dir(&self.instance).is_ok() {
+            if fs::remove_dir(&self.path).is_ok() {
                 return;
             }
             thread::sleep(Duration::from_millis(100));
         }
-        eprintln!("tracefs instance {} could not be removed", self.instance.display());
+        eprintln!("tracefs instance {} could not be removed", self.path.display());
     }
 }
 
