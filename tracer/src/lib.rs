@@ -33,6 +33,7 @@ mod pipeline;
 pub mod pods;
 mod probes;
 mod qdisc;
+mod ruleset;
 pub mod reaper;
 pub mod show_pods;
 pub mod top;

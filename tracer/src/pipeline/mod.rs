@@ -26,6 +26,7 @@ use crate::{
     events::{Decoded, Decoder, Event, Record},
     mirror::Mirror,
     pods::PodIndex,
+    ruleset::RulesetModel,
 };
 
 pub use self::observe::Counters;
@@ -54,7 +55,12 @@ impl Pipeline {
     }
 
     /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
-    pub(crate) fn run<'a>(&'a mut self, node: &'a mut Mirror, bytes: &'a [u8]) -> Option<Record<'a>> {
+    pub(crate) fn run<'a>(
+        &'a mut self,
+        node: &'a mut Mirror,
+        ruleset: Option<&mut RulesetModel>,
+        bytes: &'a [u8],
+    ) -> Option<Record<'a>> {
         let Decoded { event, frame } = match self.decoder.decode(bytes) {
             Ok(d) => d,
             Err(e) => {
@@ -73,7 +79,7 @@ impl Pipeline {
         let Self { place, analyse, observers, shown, .. } = self;
         let rec = match event {
             Event::Drop(ev) => {
-                let (named, iface) = analyse.drop(node, ev)?;
+                let (named, iface) = analyse.drop(node, ruleset, ev, &|i| place.pod_label(i))?;
                 observers.drop(&named, &iface, analyse.symbol(&named.ev));
                 if !shown.drops {
                     return None;
