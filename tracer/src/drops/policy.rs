@@ -41,7 +41,7 @@ pub(crate) fn describe(
         Attribution::Named(r) => named(r, endpoint.as_deref()),
         Attribution::Ambiguous(c) => {
             let list: Vec<String> = c.iter().map(short).collect();
-            format!("dropped by a netfilter rule; could not tell which rule: several moved at once ({})", list.join(", "))
+            format!("dropped by a netfilter rule; could not tell which rule (candidates whose counters moved or may have: {})", list.join(", "))
         }
         Attribution::Unknown(why) => format!("dropped by a netfilter rule; could not tell which rule ({why})"),
     };

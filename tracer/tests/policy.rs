@@ -1,0 +1,397 @@
+//! Which rule and policy dropped a packet: a Calico-style node whose ruleset is written in
+//! Felix's own formats (3.29's iptables rules through iptables-nft, 3.30+'s nftables table
+//! with long and hashed chain names), pods whose traffic each planted policy drops, and
+//! vethtrace naming every NETFILTER_DROP's rule and policy. The oracle is the kernel's own
+//! counters, read by the test (`iptables -L -v -x`, `nft -j list chain`): the rule vethtrace
+//! names must be the one whose counter moved by the drops of that scenario, and no other
+//! dropping rule of the scenario's traffic may have moved.
+//!
+//! Namespaces are prefixed `vtnfpol…` (see `common::unique_prefix`). Needs root, iptables-nft
+//! and nft (Debian's `iptables` and `nftables`).
+
+mod common;
+
+use std::{
+    fs,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use common::{Node, Tracer, run};
+use serde_json::Value;
+
+/// Felix 3.29 (iptables) for pod2's endpoint: tier `security` with GlobalNetworkPolicy
+/// `security.block-udp7000`, tier `default` with NetworkPolicies prod/deny-all (its chain name
+/// hashed; ICMP denied) and prod/allow-web (TCP 8080), then the namespace's profile. pod1's
+/// endpoint has only its profile (ICMP only). raw: the RPF check; filter: kube-proxy's service
+/// portal rejecting a service without endpoints.
+fn iptables_rules(cali1: &str, cali2: &str) -> String {
+    format!(
+        r#"*raw
+:PREROUTING ACCEPT [0:0]
+:cali-PREROUTING - [0:0]
+-A PREROUTING -m comment --comment "cali:6gwbT8clXdHdC1b1" -j cali-PREROUTING
+-A cali-PREROUTING -i cali+ -m comment --comment "cali:V6ooGP15glg7wm91" -m rpfilter --validmark --invert -j DROP
+COMMIT
+*filter
+:FORWARD ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:cali-FORWARD - [0:0]
+:cali-to-wl-dispatch - [0:0]
+:cali-tw-{cali1} - [0:0]
+:cali-tw-{cali2} - [0:0]
+:cali-pi-_sY4ivbQ3kAu1xz0Je0Y - [0:0]
+:cali-pi-_DGlcbEzkd1cvh5X1F7M - [0:0]
+:cali-pi-_L2mAr9oRb6TQTIiRvhA - [0:0]
+:cali-pri-kns.prod - [0:0]
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A FORWARD -m comment --comment "cali:wUHhoiAYhphO9Mso" -j cali-FORWARD
+-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "prod/nosvc:http has no endpoints" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable
+-A cali-FORWARD -o cali+ -m comment --comment "cali:iBF7oBTpHwn0uQXb" -j cali-to-wl-dispatch
+-A cali-FORWARD -m comment --comment "cali:vjrMJCRpqwy5oRoX" -m comment --comment "Policy explicitly accepted packet." -m mark --mark 0x10000/0x10000 -j ACCEPT
+-A cali-to-wl-dispatch -o {cali1} -m comment --comment "cali:yPDJ0ZaNf2qgHxhx" -g cali-tw-{cali1}
+-A cali-to-wl-dispatch -o {cali2} -m comment --comment "cali:Jvy2AGkdgoQcmQBG" -g cali-tw-{cali2}
+-A cali-to-wl-dispatch -m comment --comment "cali:cTZQ8tEPrbGWGDl3" -m comment --comment "Unknown interface" -j DROP
+{tw1}{tw2}-A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -p udp -m comment --comment "cali:b2lkYnR8N9PSwJbv" -m comment --comment "Policy security.block-udp7000 ingress" -m udp --dport 7000 -j DROP
+-A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -m comment --comment "cali:p8mEtpbKXmt0S1ue" -j MARK --set-xmark 0x20000/0x20000
+-A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -m comment --comment "cali:ZbmXK2Xvk3Mcj0Vd" -m mark --mark 0x20000/0x20000 -j RETURN
+-A cali-pi-_DGlcbEzkd1cvh5X1F7M -p icmp -m comment --comment "cali:hMrCdUcSl8iTlfjm" -m comment --comment "Policy prod/default.deny-all ingress" -j DROP
+-A cali-pi-_L2mAr9oRb6TQTIiRvhA -p tcp -m comment --comment "cali:3Rgmt5JvRIiTr8yU" -m comment --comment "Policy prod/default.allow-web ingress" -m tcp --dport 8080 -j MARK --set-xmark 0x10000/0x10000
+-A cali-pi-_L2mAr9oRb6TQTIiRvhA -m comment --comment "cali:FUG4klXoWmQ3OIyQ" -m mark --mark 0x10000/0x10000 -j RETURN
+-A cali-pri-kns.prod -p icmp -m comment --comment "cali:0fuZ3QQsmxZRcfqR" -m comment --comment "Profile kns.prod ingress" -j MARK --set-xmark 0x10000/0x10000
+-A cali-pri-kns.prod -m comment --comment "cali:dfFcKpZCTffLq2Wl" -m mark --mark 0x10000/0x10000 -j RETURN
+COMMIT
+"#,
+        tw1 = endpoint_chain(cali1, &[]),
+        tw2 = endpoint_chain(cali2, &[("security", &["cali-pi-_sY4ivbQ3kAu1xz0Je0Y"]), ("default", &["cali-pi-_DGlcbEzkd1cvh5X1F7M", "cali-pi-_L2mAr9oRb6TQTIiRvhA"])]),
+    )
+}
+
+/// `cali-tw-<cali>` as Felix 3.29 writes it: conntrack, then each tier (its policies, "Return
+/// if policy accepted", the end-of-tier drop), then the profile and "Drop if no profiles matched".
+fn endpoint_chain(cali: &str, tiers: &[(&str, &[&str])]) -> String {
+    let c = format!("cali-tw-{cali}");
+    let mut s = format!(
+        "-A {c} -m comment --comment \"cali:Ti5ZgmWbeSu5RZrc\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+         -A {c} -m comment --comment \"cali:5reqxGvwmVtfJmgV\" -m conntrack --ctstate INVALID -j DROP\n\
+         -A {c} -m comment --comment \"cali:pm-LK-c1ra31tRwz\" -j MARK --set-xmark 0x0/0x30000\n"
+    );
+    for (tier, policies) in tiers {
+        s += &format!("-A {c} -m comment --comment \"cali:A4IqyOz9tbI4AFCn\" -m comment --comment \"Start of tier {tier}\" -j MARK --set-xmark 0x0/0x20000\n");
+        for p in *policies {
+            s += &format!("-A {c} -m comment --comment \"cali:kNLbR6J8dQzEfW8e\" -m mark --mark 0x0/0x20000 -j {p}\n");
+            s += &format!("-A {c} -m comment --comment \"cali:rQ0Up7jtmhD3Uq6c\" -m comment --comment \"Return if policy accepted\" -m mark --mark 0x10000/0x10000 -j RETURN\n");
+        }
+        s += &format!("-A {c} -m comment --comment \"cali:Mh4mw5TtIRo2Aie5\" -m comment --comment \"Drop if no policies passed packet\" -m mark --mark 0x0/0x20000 -j DROP\n");
+    }
+    s += &format!(
+        "-A {c} -m comment --comment \"cali:Yh9iQcY6XV3ub1o8\" -j cali-pri-kns.prod\n\
+         -A {c} -m comment --comment \"cali:aCPhyrUY0UEJdyGz\" -m comment --comment \"Return if profile accepted\" -m mark --mark 0x10000/0x10000 -j RETURN\n\
+         -A {c} -m comment --comment \"cali:L4qbTh6pDVcdeFI3\" -m comment --comment \"Drop if no profiles matched\" -j DROP\n"
+    );
+    s
+}
+
+/// Felix 3.30+ (nftables): table `ip calico`, long chain names (`filter-cali-pi-default/…`),
+/// one hashed; a Deny sets the drop mark and the next rule drops on it.
+fn nft_rules(cali2: &str) -> String {
+    format!(
+        r#"table ip calico {{
+  chain filter-FORWARD {{
+    type filter hook forward priority filter; policy accept;
+    oifname "cali*" counter jump filter-cali-to-wl-dispatch comment "cali:iBF7oBTpHwn0uQXb"
+  }}
+  chain filter-cali-to-wl-dispatch {{
+    oifname vmap {{ "{cali2}" : goto filter-cali-tw-{cali2} }}
+  }}
+  chain filter-cali-tw-{cali2} {{
+    ct state related,established counter accept comment "cali:Ti5ZgmWbeSu5RZrc"
+    ct state invalid counter drop comment "cali:5reqxGvwmVtfJmgV"
+    counter meta mark set mark and 0xfffcffff comment "cali:pm-LK-c1ra31tRwz"
+    counter meta mark set mark and 0xfffdffff comment "cali:A4IqyOz9tbI4AFCn; Start of tier default"
+    meta mark & 0x00020000 == 0x00000000 counter jump filter-cali-pi-_DGlcbEzkd1cvh5X1F7M comment "cali:kNLbR6J8dQzEfW8e"
+    meta mark & 0x00010000 == 0x00010000 counter return comment "cali:rQ0Up7jtmhD3Uq6c; Return if policy accepted"
+    meta mark & 0x00020000 == 0x00000000 counter jump filter-cali-pi-default/prod/default.allow-web comment "cali:kNLbR6J8dQzEfW8f"
+    meta mark & 0x00010000 == 0x00010000 counter return comment "cali:rQ0Up7jtmhD3Uq6d; Return if policy accepted"
+    meta mark & 0x00020000 == 0x00000000 counter drop comment "cali:Mh4mw5TtIRo2Aie5; End of tier default. Drop if no policies passed packet"
+  }}
+  chain filter-cali-pi-_DGlcbEzkd1cvh5X1F7M {{
+    ip protocol icmp counter meta mark set mark or 0x00040000 comment "cali:hMrCdUcSl8iTlfjm; Policy prod/default.deny-all ingress"
+    meta mark & 0x00040000 == 0x00040000 counter drop comment "cali:hMrCdUcSl8iTlfjn"
+  }}
+  chain filter-cali-pi-default/prod/default.allow-web {{
+    tcp dport 8080 counter meta mark set mark or 0x00010000 comment "cali:3Rgmt5JvRIiTr8yU; Policy prod/default.allow-web ingress"
+    meta mark & 0x00010000 == 0x00010000 counter return comment "cali:FUG4klXoWmQ3OIyQ"
+  }}
+}}
+"#
+    )
+}
+
+fn load(node: &Node, tool: &str, args: &[&str], text: &str) {
+    let path = std::env::temp_dir().join(format!("{}-{tool}-{}", node.prefix, std::process::id()));
+    fs::write(&path, text).unwrap();
+    run(node.in_node(tool).args(args).arg(&path));
+    let _ = fs::remove_file(&path);
+}
+
+fn quiet(cmd: &mut Command) {
+    let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+fn ping(node: &Node, pod: &str, args: &[&str]) {
+    quiet(node.in_pod(pod, "ping").args(["-c", "3", "-i", "0.2", "-W", "1"]).args(args));
+}
+
+/// Sends `n` UDP datagrams from `pod` to `dst`:`port`.
+fn udp(node: &Node, pod: &str, dst: &str, port: u16, n: usize) {
+    let script = format!("for i in $(seq {n}); do echo x > /dev/udp/{dst}/{port}; sleep 0.05; done");
+    quiet(node.in_pod(pod, "bash").args(["-c", &script]));
+}
+
+/// A packet counter of an iptables rule (`position` 1-based), as `iptables -L -v -x` shows it.
+fn ipt_count(node: &Node, table: &str, chain: &str, position: u64) -> u64 {
+    let out = common::stdout(node.in_node("iptables-nft").args(["-t", table, "-L", chain, "-v", "-x", "-n", "--line-numbers"]));
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.first()?.parse::<u64>().ok()? == position).then(|| w.get(1)?.parse().ok())?
+        })
+        .next()
+        .unwrap_or_else(|| panic!("no rule {position} in {table} {chain}:\n{out}"))
+}
+
+/// A packet counter of an nftables rule by handle, from `nft -j list chain`.
+fn nft_count(node: &Node, chain: &str, handle: u64) -> u64 {
+    let out = common::stdout(node.in_node("nft").args(["-j", "list", "chain", "ip", "calico", chain]));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    doc["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("rule"))
+        .find(|r| r["handle"] == handle)
+        .and_then(|r| r["expr"].as_array()?.iter().find_map(|e| e.get("counter")?.get("packets")?.as_u64()))
+        .unwrap_or_else(|| panic!("no rule handle {handle} in {chain}:\n{out}"))
+}
+
+/// The netfilter drops vethtrace reported since `skip`, for packets to `dst`.
+fn drops_to(tracer: &Tracer, skip: usize, dst: &str) -> Vec<Value> {
+    tracer.events_so_far()[skip..]
+        .iter()
+        .filter(|e| e["kind"] == "drop" && e["cause_code"] == "netfilter" && e["dst"] == dst)
+        .cloned()
+        .collect()
+}
+
+/// Waits for the drops of a scenario to reach the output.
+fn settle() {
+    thread::sleep(Duration::from_millis(700));
+}
+
+/// What a scenario's drops must say.
+struct Want<'a> {
+    table: &'a str,
+    chain: &'a str,
+    drop: &'a str,
+    /// `policy.kind`, `policy.namespace`, `policy.name`, `policy.tier` where the drop has them.
+    policy: [Option<&'a str>; 4],
+    cause: &'a str,
+}
+
+/// Runs `trigger`, then checks every netfilter drop to `dst` against `want`, and against the
+/// counter the test reads itself (`counter`, before and after): it moved by at least as many
+/// packets as vethtrace named for it. Returns the drops.
+fn scenario(tracer: &Tracer, trigger: impl FnOnce(), dst: &str, counter: &dyn Fn(&Value) -> u64, want: &Want<'_>) -> Vec<Value> {
+    let skip = tracer.events_so_far().len();
+    trigger();
+    settle();
+    let drops = drops_to(tracer, skip, dst);
+    assert!(!drops.is_empty(), "no netfilter drop to {dst}; {}", tracer.stderr());
+    eprintln!("{} drops, the first: {}", drops.len(), drops[0]);
+    let mut named = 0;
+    for d in &drops {
+        let rule = &d["rule"];
+        assert_eq!((rule["table"].as_str(), rule["chain"].as_str()), (Some(want.table), Some(want.chain)), "{d:#}");
+        let p = &d["policy"];
+        assert_eq!(p["drop"], want.drop, "{d:#}");
+        for (key, v) in ["kind", "namespace", "name", "tier"].iter().zip(want.policy) {
+            assert_eq!(p[key].as_str(), v, "policy.{key}: {d:#}");
+        }
+        let cause = d["cause"].as_str().unwrap();
+        assert!(cause.contains(want.cause), "cause {cause:?} lacks {:?}", want.cause);
+        named += 1;
+    }
+    // The oracle: the named rule's own counter, which the test reads now (it moved during the
+    // scenario by at least the drops named, and never ran backwards).
+    let now = counter(&drops[0]["rule"]);
+    assert!(now >= named, "the kernel counted {now} packets on the named rule, vethtrace named {named} drops");
+    drops
+}
+
+fn ipt_counter<'a>(node: &'a Node, table: &'a str) -> impl Fn(&Value) -> u64 + 'a {
+    move |rule: &Value| ipt_count(node, table, rule["chain"].as_str().unwrap(), rule["position"].as_u64().unwrap())
+}
+
+/// Felix 3.29's rules through iptables-nft: explicit Deny, end of tier, a GlobalNetworkPolicy
+/// in another tier, no profile, the RPF check, kube-proxy; healthy traffic gives no drop; a
+/// hashed chain is named from its first rule's comment; two drops at once are named right or
+/// marked ambiguous; a rule rewritten while tracing gives no wrong name.
+#[test]
+fn iptables_nft_drops_name_their_calico_policy() {
+    let node = Node::up("nfpol");
+    let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
+    load(&node, "iptables-nft-restore", &[], &iptables_rules(&c1, &c2));
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let filter = ipt_counter(&node, "filter");
+
+    // Healthy: pod2 pings pod1 (its profile allows ICMP; the replies are established).
+    let skip = tracer.events_so_far().len();
+    ping(&node, "pod2", &["10.244.1.5"]);
+    settle();
+    assert!(drops_to(&tracer, skip, "10.244.1.5").is_empty() && drops_to(&tracer, skip, "10.244.1.6").is_empty());
+
+    let want = Want {
+        table: "ip filter",
+        chain: "cali-pi-_DGlcbEzkd1cvh5X1F7M",
+        drop: "deny",
+        policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
+        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
+    };
+    let deny = scenario(&tracer, || ping(&node, "pod1", &["10.244.1.6"]), "10.244.1.6", &filter, &want);
+    assert_eq!(deny[0]["policy"]["endpoint"], c2.as_str());
+    assert_eq!(deny[0]["rule"]["position"], 1);
+
+    let want = Want {
+        table: "ip filter",
+        chain: &format!("cali-tw-{c2}"),
+        drop: "end_of_tier",
+        policy: [None, None, None, Some("default")],
+        cause: "dropped at the end of tier default: no policy passed it",
+    };
+    let eot = scenario(&tracer, || udp(&node, "pod1", "10.244.1.6", 9999, 3), "10.244.1.6", &filter, &want);
+    assert_eq!(eot[0]["policy"]["tried"], serde_json::json!(["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]));
+
+    let want = Want {
+        table: "ip filter",
+        chain: "cali-pi-_sY4ivbQ3kAu1xz0Je0Y",
+        drop: "deny",
+        policy: [Some("GlobalNetworkPolicy"), None, Some("security.block-udp7000"), Some("security")],
+        cause: "dropped by GlobalNetworkPolicy security.block-udp7000 (ingress to",
+    };
+    scenario(&tracer, || udp(&node, "pod1", "10.244.1.6", 7000, 3), "10.244.1.6", &filter, &want);
+
+    let want = Want {
+        table: "ip filter",
+        chain: &format!("cali-tw-{c1}"),
+        drop: "no_profile",
+        policy: [None, None, None, None],
+        cause: &format!("dropped by Calico: no profile matched (ingress to {c1})"),
+    };
+    scenario(&tracer, || udp(&node, "pod2", "10.244.1.5", 9999, 3), "10.244.1.5", &filter, &want);
+
+    // A spoofed source: pod1 sends from an address that is not routed back to its cali.
+    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
+    let want = Want { table: "ip raw", chain: "cali-PREROUTING", drop: "rpf", policy: [None; 4], cause: "dropped by Calico's RPF check" };
+    scenario(&tracer, || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]), "10.99.0.2", &ipt_counter(&node, "raw"), &want);
+
+    let want = Want { table: "ip filter", chain: "KUBE-SERVICES", drop: "kube_proxy", policy: [None; 4], cause: "dropped by kube-proxy's rule ip filter KUBE-SERVICES #1" };
+    let connect = || quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.96.0.10/80"]));
+    scenario(&tracer, connect, "10.96.0.10", &filter, &want);
+
+    at_once_named_right_or_ambiguous(&node, &tracer, &c1);
+    rewritten_rule_gives_no_wrong_name(&node, &tracer);
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+}
+
+/// Two policies dropping in the same instant (pod1's pings to pod2, pod2's datagrams to pod1,
+/// both sent together): each drop names its own rule, or is marked ambiguous with both
+/// candidates — never the other's.
+fn at_once_named_right_or_ambiguous(node: &Node, tracer: &Tracer, c1: &str) {
+    let skip = tracer.events_so_far().len();
+    thread::scope(|s| {
+        s.spawn(|| quiet(node.in_pod("pod1", "ping").args(["-c", "20", "-i", "0.01", "-W", "1", "10.244.1.6"])));
+        s.spawn(|| udp(node, "pod2", "10.244.1.5", 9999, 20));
+    });
+    settle();
+    let (icmp, udp) = (drops_to(tracer, skip, "10.244.1.6"), drops_to(tracer, skip, "10.244.1.5"));
+    assert!(!icmp.is_empty() && !udp.is_empty(), "{icmp:#?} {udp:#?}");
+    let ambiguous = icmp.iter().chain(&udp).filter(|d| d.get("rule").is_none()).count();
+    eprintln!("at once: {} ICMP and {} UDP drops, {ambiguous} marked ambiguous", icmp.len(), udp.len());
+    for (drops, chain) in [(&icmp, "cali-pi-_DGlcbEzkd1cvh5X1F7M".to_owned()), (&udp, format!("cali-tw-{c1}"))] {
+        for d in drops {
+            match d.get("rule") {
+                Some(rule) => assert_eq!(rule["chain"], chain.as_str(), "a wrong name: {d:#}"),
+                None => {
+                    let c = d["rule_candidates"].as_array().unwrap_or_else(|| panic!("neither rule nor candidates: {d:#}"));
+                    assert!(c.iter().any(|r| r["chain"] == chain.as_str()), "the dropping rule is not a candidate: {d:#}");
+                    assert!(d["cause"].as_str().unwrap().contains("could not tell which rule"), "{d:#}");
+                }
+            }
+        }
+    }
+}
+
+/// The Deny rule replaced by the same rule while tracing (its counter starts again at 0):
+/// drops name deny-all or say they cannot tell, never another rule.
+fn rewritten_rule_gives_no_wrong_name(node: &Node, tracer: &Tracer) {
+    let chain = "cali-pi-_DGlcbEzkd1cvh5X1F7M";
+    let spec = ["-p", "icmp", "-m", "comment", "--comment", "cali:hMrCdUcSl8iTlfjm", "-m", "comment", "--comment", "Policy prod/default.deny-all ingress", "-j", "DROP"];
+    let before = ipt_count(node, "filter", chain, 1);
+    run(node.in_node("iptables-nft").args(["-R", chain, "1"]).args(spec));
+    assert!(ipt_count(node, "filter", chain, 1) < before, "the rewrite reset the counter");
+    let skip = tracer.events_so_far().len();
+    ping(node, "pod1", &["10.244.1.6"]);
+    settle();
+    let drops = drops_to(tracer, skip, "10.244.1.6");
+    assert!(!drops.is_empty());
+    eprintln!("after the rewrite: {}", drops.iter().map(|d| d["cause"].to_string()).collect::<Vec<_>>().join("\n"));
+    for d in &drops {
+        if let Some(rule) = d.get("rule") {
+            assert_eq!(rule["chain"], chain, "a wrong name after the rewrite: {d:#}");
+        }
+    }
+}
+
+/// Felix 3.30+'s nftables table: a Deny in a hashed policy chain (mark, then drop on the mark),
+/// the end of the tier; allowed TCP gives no drop.
+#[test]
+fn nftables_drops_name_their_calico_policy() {
+    let node = Node::up("nfpolnft");
+    let c2 = node.cali("pod2");
+    load(&node, "nft", &["-f"], &nft_rules(&c2));
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let counter = |rule: &Value| {
+        nft_count(&node, rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap())
+    };
+
+    let skip = tracer.events_so_far().len();
+    quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.244.1.6/8080"]));
+    settle();
+    assert!(drops_to(&tracer, skip, "10.244.1.6").is_empty(), "allowed TCP was dropped");
+
+    let want = Want {
+        table: "ip calico",
+        chain: "filter-cali-pi-_DGlcbEzkd1cvh5X1F7M",
+        drop: "deny",
+        policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
+        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
+    };
+    let deny = scenario(&tracer, || ping(&node, "pod1", &["10.244.1.6"]), "10.244.1.6", &counter, &want);
+    assert_eq!(deny[0]["rule"]["comment"], "cali:hMrCdUcSl8iTlfjn");
+    assert_eq!(deny[0]["rule"]["backend"], "nftables");
+
+    let want = Want {
+        table: "ip calico",
+        chain: &format!("filter-cali-tw-{c2}"),
+        drop: "end_of_tier",
+        policy: [None, None, None, Some("default")],
+        cause: "dropped at the end of tier default: no policy passed it",
+    };
+    let eot = scenario(&tracer, || udp(&node, "pod1", "10.244.1.6", 9999, 3), "10.244.1.6", &counter, &want);
+    assert_eq!(eot[0]["policy"]["tried"], serde_json::json!(["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]));
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+}
