@@ -36,6 +36,7 @@ mod qdisc;
 mod ruleset;
 pub mod reaper;
 pub mod show_pods;
+pub mod show_policies;
 pub mod top;
 pub mod trace;
 mod writers;

@@ -185,6 +185,49 @@ fn drops_to(tracer: &Tracer, skip: usize, dst: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The metrics endpoint, inside the node's own namespace.
+const METRICS: &str = "127.0.0.1:9477";
+
+/// `vethtrace policies -o json` in the node: pod2's ingress has both tiers' policies in order
+/// and its profile.
+fn policies_lists_tiers_and_profiles(node: &Node, c2: &str) {
+    let bin = common::vethtrace_bin();
+    let out = common::stdout(node.in_node(&bin).args(["policies", "-o", "json", "--kubelet-pods-dir", "/nonexistent", "--calico-status-dir", "/nonexistent", "--cri-socket", "/nonexistent"]));
+    let line: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["iface"] == c2 && v["direction"] == "ingress")
+        .unwrap_or_else(|| panic!("no ingress line for {c2}: {out}"));
+    assert_eq!(line["backend"], "iptables-nft");
+    assert_eq!(
+        line["tiers"],
+        serde_json::json!([
+            {"tier": "security", "policies": ["GlobalNetworkPolicy security.block-udp7000"]},
+            {"tier": "default", "policies": ["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]}
+        ])
+    );
+    assert_eq!(line["profiles"], serde_json::json!(["Profile kns.prod"]));
+}
+
+/// `vethtrace_policy_drops_total` by policy, judged by promtool: at least the Deny drops named.
+fn metrics_count_drops_by_policy(node: &Node, at_least: usize) {
+    let (host, port) = METRICS.split_once(':').unwrap();
+    let script = format!("exec 3<>/dev/tcp/{host}/{port} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
+    let response = common::stdout(node.in_node("bash").args(["-c", &script]));
+    let text = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let series = "vethtrace_policy_drops_total{drop=\"deny\",kind=\"NetworkPolicy\",namespace=\"prod\",name=\"deny-all\"}";
+    let value: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    assert!(value >= at_least as f64, "{series} = {value}, want >= {at_least}");
+    let path = std::env::temp_dir().join(format!("{}-policy-metrics", node.prefix));
+    fs::write(&path, &text).unwrap();
+    let promtool = Command::new("promtool").args(["check", "metrics"]).stdin(fs::File::open(&path).unwrap()).output().expect("promtool");
+    let _ = fs::remove_file(&path);
+    assert!(promtool.status.success(), "promtool: {}{}", String::from_utf8_lossy(&promtool.stdout), String::from_utf8_lossy(&promtool.stderr));
+}
+
 /// Waits for the drops of a scenario to reach the output.
 fn settle() {
     thread::sleep(Duration::from_millis(700));
@@ -243,8 +286,9 @@ fn iptables_nft_drops_name_their_calico_policy() {
     let node = Node::up("nfpol");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-nft-restore", &[], &iptables_rules(&c1, &c2));
-    let tracer = Tracer::start(&node, &["--drops"]);
+    let tracer = Tracer::start(&node, &["--drops", "--metrics", METRICS]);
     let filter = ipt_counter(&node, "filter");
+    policies_lists_tiers_and_profiles(&node, &c2);
 
     // Healthy: pod2 pings pod1 (its profile allows ICMP; the replies are established).
     let skip = tracer.events_so_far().len();
@@ -301,6 +345,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     scenario(&tracer, connect, "10.96.0.10", &filter, &want);
 
     at_once_named_right_or_ambiguous(&node, &tracer, &c1);
+    metrics_count_drops_by_policy(&node, deny.len());
     rewritten_rule_gives_no_wrong_name(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);

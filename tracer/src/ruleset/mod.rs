@@ -17,6 +17,7 @@ pub(crate) mod calico;
 pub(crate) mod iptsave;
 pub(crate) mod model;
 pub(crate) mod nft;
+pub(crate) mod policies;
 pub(crate) mod watch;
 
 use std::{collections::HashMap, process::Command, sync::Arc};
