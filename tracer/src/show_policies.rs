@@ -13,7 +13,8 @@ use crate::{
     ruleset::{self, policies::EndpointPolicies},
 };
 
-const HEADER: &str = "IFACE           POD                                      DIR     BACKEND         TIERS AND POLICIES / PROFILES";
+const HEADER: &str =
+    "IFACE           POD                                      DIR     BACKEND         TIERS AND POLICIES / PROFILES";
 
 fn text(ep: &EndpointPolicies, pod: Option<&str>) -> String {
     format!(

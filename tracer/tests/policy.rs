@@ -64,7 +64,13 @@ COMMIT
 COMMIT
 "#,
         tw1 = endpoint_chain(cali1, &[]),
-        tw2 = endpoint_chain(cali2, &[("security", &["cali-pi-_sY4ivbQ3kAu1xz0Je0Y"]), ("default", &["cali-pi-_DGlcbEzkd1cvh5X1F7M", "cali-pi-_L2mAr9oRb6TQTIiRvhA"])]),
+        tw2 = endpoint_chain(
+            cali2,
+            &[
+                ("security", &["cali-pi-_sY4ivbQ3kAu1xz0Je0Y"]),
+                ("default", &["cali-pi-_DGlcbEzkd1cvh5X1F7M", "cali-pi-_L2mAr9oRb6TQTIiRvhA"])
+            ]
+        ),
     )
 }
 
@@ -78,12 +84,18 @@ fn endpoint_chain(cali: &str, tiers: &[(&str, &[&str])]) -> String {
          -A {c} -m comment --comment \"cali:pm-LK-c1ra31tRwz\" -j MARK --set-xmark 0x0/0x30000\n"
     );
     for (tier, policies) in tiers {
-        s += &format!("-A {c} -m comment --comment \"cali:A4IqyOz9tbI4AFCn\" -m comment --comment \"Start of tier {tier}\" -j MARK --set-xmark 0x0/0x20000\n");
+        s += &format!(
+            "-A {c} -m comment --comment \"cali:A4IqyOz9tbI4AFCn\" -m comment --comment \"Start of tier {tier}\" -j MARK --set-xmark 0x0/0x20000\n"
+        );
         for p in *policies {
             s += &format!("-A {c} -m comment --comment \"cali:kNLbR6J8dQzEfW8e\" -m mark --mark 0x0/0x20000 -j {p}\n");
-            s += &format!("-A {c} -m comment --comment \"cali:rQ0Up7jtmhD3Uq6c\" -m comment --comment \"Return if policy accepted\" -m mark --mark 0x10000/0x10000 -j RETURN\n");
+            s += &format!(
+                "-A {c} -m comment --comment \"cali:rQ0Up7jtmhD3Uq6c\" -m comment --comment \"Return if policy accepted\" -m mark --mark 0x10000/0x10000 -j RETURN\n"
+            );
         }
-        s += &format!("-A {c} -m comment --comment \"cali:Mh4mw5TtIRo2Aie5\" -m comment --comment \"Drop if no policies passed packet\" -m mark --mark 0x0/0x20000 -j DROP\n");
+        s += &format!(
+            "-A {c} -m comment --comment \"cali:Mh4mw5TtIRo2Aie5\" -m comment --comment \"Drop if no policies passed packet\" -m mark --mark 0x0/0x20000 -j DROP\n"
+        );
     }
     s += &format!(
         "-A {c} -m comment --comment \"cali:Yh9iQcY6XV3ub1o8\" -j cali-pri-kns.prod\n\
@@ -152,7 +164,16 @@ fn udp(node: &Node, pod: &str, dst: &str, port: u16, n: usize) {
 
 /// A packet counter of an iptables rule (`position` 1-based), as `iptables -L -v -x` shows it.
 fn ipt_count(node: &Node, table: &str, chain: &str, position: u64) -> u64 {
-    let out = common::stdout(node.in_node("iptables-nft").args(["-t", table, "-L", chain, "-v", "-x", "-n", "--line-numbers"]));
+    let out = common::stdout(node.in_node("iptables-nft").args([
+        "-t",
+        table,
+        "-L",
+        chain,
+        "-v",
+        "-x",
+        "-n",
+        "--line-numbers",
+    ]));
     out.lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
@@ -192,7 +213,17 @@ const METRICS: &str = "127.0.0.1:9477";
 /// and its profile.
 fn policies_lists_tiers_and_profiles(node: &Node, c2: &str) {
     let bin = common::vethtrace_bin();
-    let out = common::stdout(node.in_node(&bin).args(["policies", "-o", "json", "--kubelet-pods-dir", "/nonexistent", "--calico-status-dir", "/nonexistent", "--cri-socket", "/nonexistent"]));
+    let out = common::stdout(node.in_node(&bin).args([
+        "policies",
+        "-o",
+        "json",
+        "--kubelet-pods-dir",
+        "/nonexistent",
+        "--calico-status-dir",
+        "/nonexistent",
+        "--cri-socket",
+        "/nonexistent",
+    ]));
     let line: Value = out
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -215,7 +246,8 @@ fn metrics_count_drops_by_policy(node: &Node, at_least: usize) {
     let script = format!("exec 3<>/dev/tcp/{host}/{port} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
     let response = common::stdout(node.in_node("bash").args(["-c", &script]));
     let text = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    let series = "vethtrace_policy_drops_total{drop=\"deny\",kind=\"NetworkPolicy\",namespace=\"prod\",name=\"deny-all\"}";
+    let series =
+        "vethtrace_policy_drops_total{drop=\"deny\",kind=\"NetworkPolicy\",namespace=\"prod\",name=\"deny-all\"}";
     let value: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -223,9 +255,18 @@ fn metrics_count_drops_by_policy(node: &Node, at_least: usize) {
     assert!(value >= at_least as f64, "{series} = {value}, want >= {at_least}");
     let path = std::env::temp_dir().join(format!("{}-policy-metrics", node.prefix));
     fs::write(&path, &text).unwrap();
-    let promtool = Command::new("promtool").args(["check", "metrics"]).stdin(fs::File::open(&path).unwrap()).output().expect("promtool");
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(fs::File::open(&path).unwrap())
+        .output()
+        .expect("promtool");
     let _ = fs::remove_file(&path);
-    assert!(promtool.status.success(), "promtool: {}{}", String::from_utf8_lossy(&promtool.stdout), String::from_utf8_lossy(&promtool.stderr));
+    assert!(
+        promtool.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&promtool.stdout),
+        String::from_utf8_lossy(&promtool.stderr)
+    );
 }
 
 /// Waits for the drops of a scenario to reach the output.
@@ -246,7 +287,13 @@ struct Want<'a> {
 /// Runs `trigger`, then checks every netfilter drop to `dst` against `want`, and against the
 /// counter the test reads itself (`counter`, before and after): it moved by at least as many
 /// packets as vethtrace named for it. Returns the drops.
-fn scenario(tracer: &Tracer, trigger: impl FnOnce(), dst: &str, counter: &dyn Fn(&Value) -> u64, want: &Want<'_>) -> Vec<Value> {
+fn scenario(
+    tracer: &Tracer,
+    trigger: impl FnOnce(),
+    dst: &str,
+    counter: &dyn Fn(&Value) -> u64,
+    want: &Want<'_>,
+) -> Vec<Value> {
     let skip = tracer.events_so_far().len();
     trigger();
     settle();
@@ -296,26 +343,8 @@ fn iptables_nft_drops_name_their_calico_policy() {
     settle();
     assert!(drops_to(&tracer, skip, "10.244.1.5").is_empty() && drops_to(&tracer, skip, "10.244.1.6").is_empty());
 
-    let want = Want {
-        table: "ip filter",
-        chain: "cali-pi-_DGlcbEzkd1cvh5X1F7M",
-        drop: "deny",
-        policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
-        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
-    };
-    let deny = scenario(&tracer, || ping(&node, "pod1", &["10.244.1.6"]), "10.244.1.6", &filter, &want);
-    assert_eq!(deny[0]["policy"]["endpoint"], c2.as_str());
+    let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", &c2, &filter);
     assert_eq!(deny[0]["rule"]["position"], 1);
-
-    let want = Want {
-        table: "ip filter",
-        chain: &format!("cali-tw-{c2}"),
-        drop: "end_of_tier",
-        policy: [None, None, None, Some("default")],
-        cause: "dropped at the end of tier default: no policy passed it",
-    };
-    let eot = scenario(&tracer, || udp(&node, "pod1", "10.244.1.6", 9999, 3), "10.244.1.6", &filter, &want);
-    assert_eq!(eot[0]["policy"]["tried"], serde_json::json!(["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]));
 
     let want = Want {
         table: "ip filter",
@@ -337,10 +366,28 @@ fn iptables_nft_drops_name_their_calico_policy() {
 
     // A spoofed source: pod1 sends from an address that is not routed back to its cali.
     run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
-    let want = Want { table: "ip raw", chain: "cali-PREROUTING", drop: "rpf", policy: [None; 4], cause: "dropped by Calico's RPF check" };
-    scenario(&tracer, || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]), "10.99.0.2", &ipt_counter(&node, "raw"), &want);
+    let want = Want {
+        table: "ip raw",
+        chain: "cali-PREROUTING",
+        drop: "rpf",
+        policy: [None; 4],
+        cause: "dropped by Calico's RPF check",
+    };
+    scenario(
+        &tracer,
+        || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]),
+        "10.99.0.2",
+        &ipt_counter(&node, "raw"),
+        &want,
+    );
 
-    let want = Want { table: "ip filter", chain: "KUBE-SERVICES", drop: "kube_proxy", policy: [None; 4], cause: "dropped by kube-proxy's rule ip filter KUBE-SERVICES #1" };
+    let want = Want {
+        table: "ip filter",
+        chain: "KUBE-SERVICES",
+        drop: "kube_proxy",
+        policy: [None; 4],
+        cause: "dropped by kube-proxy's rule ip filter KUBE-SERVICES #1",
+    };
     let connect = || quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.96.0.10/80"]));
     scenario(&tracer, connect, "10.96.0.10", &filter, &want);
 
@@ -349,6 +396,42 @@ fn iptables_nft_drops_name_their_calico_policy() {
     rewritten_rule_gives_no_wrong_name(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
+}
+
+/// Both backends' core: pod1's pings to pod2 denied by prod/deny-all (its chain name hashed:
+/// named from the first rule's comment), its datagrams dropped at the end of tier default
+/// after both policies were tried. `prefix` is nftables mode's table prefix of chain names.
+/// Returns the Deny drops.
+fn deny_and_end_of_tier(
+    node: &Node,
+    tracer: &Tracer,
+    table: &str,
+    prefix: &str,
+    c2: &str,
+    counter: &dyn Fn(&Value) -> u64,
+) -> Vec<Value> {
+    let want = Want {
+        table,
+        chain: &format!("{prefix}cali-pi-_DGlcbEzkd1cvh5X1F7M"),
+        drop: "deny",
+        policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
+        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
+    };
+    let deny = scenario(tracer, || ping(node, "pod1", &["10.244.1.6"]), "10.244.1.6", counter, &want);
+    assert_eq!(deny[0]["policy"]["endpoint"], c2);
+    let want = Want {
+        table,
+        chain: &format!("{prefix}cali-tw-{c2}"),
+        drop: "end_of_tier",
+        policy: [None, None, None, Some("default")],
+        cause: "dropped at the end of tier default: no policy passed it",
+    };
+    let eot = scenario(tracer, || udp(node, "pod1", "10.244.1.6", 9999, 3), "10.244.1.6", counter, &want);
+    assert_eq!(
+        eot[0]["policy"]["tried"],
+        serde_json::json!(["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"])
+    );
+    deny
 }
 
 /// Two policies dropping in the same instant (pod1's pings to pod2, pod2's datagrams to pod1,
@@ -370,8 +453,12 @@ fn at_once_named_right_or_ambiguous(node: &Node, tracer: &Tracer, c1: &str) {
             match d.get("rule") {
                 Some(rule) => assert_eq!(rule["chain"], chain.as_str(), "a wrong name: {d:#}"),
                 None => {
-                    let c = d["rule_candidates"].as_array().unwrap_or_else(|| panic!("neither rule nor candidates: {d:#}"));
-                    assert!(c.iter().any(|r| r["chain"] == chain.as_str()), "the dropping rule is not a candidate: {d:#}");
+                    let c =
+                        d["rule_candidates"].as_array().unwrap_or_else(|| panic!("neither rule nor candidates: {d:#}"));
+                    assert!(
+                        c.iter().any(|r| r["chain"] == chain.as_str()),
+                        "the dropping rule is not a candidate: {d:#}"
+                    );
                     assert!(d["cause"].as_str().unwrap().contains("could not tell which rule"), "{d:#}");
                 }
             }
@@ -383,7 +470,20 @@ fn at_once_named_right_or_ambiguous(node: &Node, tracer: &Tracer, c1: &str) {
 /// drops name deny-all or say they cannot tell, never another rule.
 fn rewritten_rule_gives_no_wrong_name(node: &Node, tracer: &Tracer) {
     let chain = "cali-pi-_DGlcbEzkd1cvh5X1F7M";
-    let spec = ["-p", "icmp", "-m", "comment", "--comment", "cali:hMrCdUcSl8iTlfjm", "-m", "comment", "--comment", "Policy prod/default.deny-all ingress", "-j", "DROP"];
+    let spec = [
+        "-p",
+        "icmp",
+        "-m",
+        "comment",
+        "--comment",
+        "cali:hMrCdUcSl8iTlfjm",
+        "-m",
+        "comment",
+        "--comment",
+        "Policy prod/default.deny-all ingress",
+        "-j",
+        "DROP",
+    ];
     let before = ipt_count(node, "filter", chain, 1);
     run(node.in_node("iptables-nft").args(["-R", chain, "1"]).args(spec));
     assert!(ipt_count(node, "filter", chain, 1) < before, "the rewrite reset the counter");
@@ -408,35 +508,16 @@ fn nftables_drops_name_their_calico_policy() {
     let c2 = node.cali("pod2");
     load(&node, "nft", &["-f"], &nft_rules(&c2));
     let tracer = Tracer::start(&node, &["--drops"]);
-    let counter = |rule: &Value| {
-        nft_count(&node, rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap())
-    };
+    let counter = |rule: &Value| nft_count(&node, rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap());
 
     let skip = tracer.events_so_far().len();
     quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.244.1.6/8080"]));
     settle();
     assert!(drops_to(&tracer, skip, "10.244.1.6").is_empty(), "allowed TCP was dropped");
 
-    let want = Want {
-        table: "ip calico",
-        chain: "filter-cali-pi-_DGlcbEzkd1cvh5X1F7M",
-        drop: "deny",
-        policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
-        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
-    };
-    let deny = scenario(&tracer, || ping(&node, "pod1", &["10.244.1.6"]), "10.244.1.6", &counter, &want);
+    let deny = deny_and_end_of_tier(&node, &tracer, "ip calico", "filter-", &c2, &counter);
     assert_eq!(deny[0]["rule"]["comment"], "cali:hMrCdUcSl8iTlfjn");
     assert_eq!(deny[0]["rule"]["backend"], "nftables");
-
-    let want = Want {
-        table: "ip calico",
-        chain: &format!("filter-cali-tw-{c2}"),
-        drop: "end_of_tier",
-        policy: [None, None, None, Some("default")],
-        cause: "dropped at the end of tier default: no policy passed it",
-    };
-    let eot = scenario(&tracer, || udp(&node, "pod1", "10.244.1.6", 9999, 3), "10.244.1.6", &counter, &want);
-    assert_eq!(eot[0]["policy"]["tried"], serde_json::json!(["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]));
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
 }

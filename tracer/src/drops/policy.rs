@@ -34,14 +34,19 @@ pub(crate) fn describe(
     pod_of: &dyn Fn(&str) -> Option<String>,
 ) -> (PolicyDrop, Cause) {
     let endpoint = match &attribution {
-        Attribution::Named(r) => endpoint_iface(&r.reading, dev, out).map(|i| pod_of(i).unwrap_or_else(|| i.to_owned())),
+        Attribution::Named(r) => {
+            endpoint_iface(&r.reading, dev, out).map(|i| pod_of(i).unwrap_or_else(|| i.to_owned()))
+        }
         _ => None,
     };
     let text = match &attribution {
         Attribution::Named(r) => named(r, endpoint.as_deref()),
         Attribution::Ambiguous(c) => {
             let list: Vec<String> = c.iter().map(short).collect();
-            format!("dropped by a netfilter rule; could not tell which rule (candidates whose counters moved or may have: {})", list.join(", "))
+            format!(
+                "dropped by a netfilter rule; could not tell which rule (candidates whose counters moved or may have: {})",
+                list.join(", ")
+            )
         }
         Attribution::Unknown(why) => format!("dropped by a netfilter rule; could not tell which rule ({why})"),
     };
@@ -75,7 +80,11 @@ fn named(r: &RuleRef, endpoint: Option<&str>) -> String {
         },
         DropKind::EndOfTier => {
             let tier = reading.tier.as_deref().unwrap_or("?");
-            let tried = if reading.tried.is_empty() { "none applies".to_owned() } else { format!("tried {}", names(&reading.tried)) };
+            let tried = if reading.tried.is_empty() {
+                "none applies".to_owned()
+            } else {
+                format!("tried {}", names(&reading.tried))
+            };
             format!("dropped at the end of tier {tier}: no policy passed it{towards}; {tried}")
         }
         DropKind::NoProfile => format!("dropped by Calico: no profile matched{towards}"),
@@ -85,7 +94,9 @@ fn named(r: &RuleRef, endpoint: Option<&str>) -> String {
         DropKind::RateLimit => format!("dropped by Calico's packet rate limit{towards}"),
         DropKind::Calico => format!("dropped by Calico's rule {rule}{towards}"),
         DropKind::KubeProxy => format!("dropped by kube-proxy's rule {rule}"),
-        DropKind::Other => format!("dropped by rule {rule}{}", r.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()),
+        DropKind::Other => {
+            format!("dropped by rule {rule}{}", r.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())
+        }
     }
 }
 
@@ -142,7 +153,7 @@ pub(crate) fn put_json(out: &mut Vec<u8>, p: &PolicyDrop) -> std::io::Result<()>
     match &p.attribution {
         Attribution::Named(r) => {
             out.extend_from_slice(b",\"rule\":");
-            serde_json::to_writer(&mut *out, &RuleJson::from(r))?;
+            serde_json::to_writer(&mut *out, &RuleJson::from(&**r))?;
             let reading = &r.reading;
             let policy = reading.policy.as_ref();
             let json = PolicyJson {

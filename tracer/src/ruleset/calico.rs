@@ -91,7 +91,8 @@ pub(crate) fn logical(table: &Table, chain: &str) -> String {
 /// Reads a dropping rule of `chain` in `table`.
 pub(crate) fn read(table: &Table, chain: &Chain, rule: &Rule) -> Reading {
     let name = logical(table, &chain.name);
-    let mut r = Reading { kind: DropKind::Other, policy: None, direction: None, endpoint: None, tried: Vec::new(), tier: None };
+    let mut r =
+        Reading { kind: DropKind::Other, policy: None, direction: None, endpoint: None, tried: Vec::new(), tier: None };
     if let Some((dir, _)) = policy_chain(&name) {
         r.direction = Some(dir);
         r.policy = owner(table, chain);
@@ -114,9 +115,14 @@ pub(crate) fn read(table: &Table, chain: &Chain, rule: &Rule) -> Reading {
 
 /// `cali-pi-`/`cali-pri-` (ingress), `cali-po-`/`cali-pro-` (egress): the direction and the id.
 fn policy_chain(name: &str) -> Option<(Direction, &str)> {
-    [("cali-pi-", Direction::Ingress), ("cali-pri-", Direction::Ingress), ("cali-po-", Direction::Egress), ("cali-pro-", Direction::Egress)]
-        .into_iter()
-        .find_map(|(p, d)| name.strip_prefix(p).map(|id| (d, id)))
+    [
+        ("cali-pi-", Direction::Ingress),
+        ("cali-pri-", Direction::Ingress),
+        ("cali-po-", Direction::Egress),
+        ("cali-pro-", Direction::Egress),
+    ]
+    .into_iter()
+    .find_map(|(p, d)| name.strip_prefix(p).map(|id| (d, id)))
 }
 
 /// `cali-tw-<iface>` (to the workload: ingress), `cali-fw-<iface>` (from it: egress).
@@ -133,7 +139,10 @@ fn endpoint_drop(table: &Table, chain: &Chain, rule: &Rule, r: &mut Reading) {
         DropKind::ConntrackInvalid
     } else if rule.has_comment("no policies passed packet") {
         let (tier, tried) = tier_of(table, chain, rule);
-        r.tier = rule.text_comments().find_map(|c| Some(c.strip_prefix("End of tier ")?.split_once(". ")?.0.to_owned())).or(tier);
+        r.tier = rule
+            .text_comments()
+            .find_map(|c| Some(c.strip_prefix("End of tier ")?.split_once(". ")?.0.to_owned()))
+            .or(tier);
         r.tried = tried;
         DropKind::EndOfTier
     } else if rule.has_comment("no profiles matched") {
@@ -155,7 +164,12 @@ fn tier_of(table: &Table, chain: &Chain, rule: &Rule) -> (Option<String>, Vec<Po
 
 /// The policies or profiles jumped to before `rule` in `chain`, from the last rule for which
 /// `start` holds (and that rule's tier).
-fn tried_before(table: &Table, chain: &Chain, rule: &Rule, start: impl Fn(&Rule) -> bool) -> (Option<String>, Vec<PolicyName>) {
+fn tried_before(
+    table: &Table,
+    chain: &Chain,
+    rule: &Rule,
+    start: impl Fn(&Rule) -> bool,
+) -> (Option<String>, Vec<PolicyName>) {
     let before = chain.rules.iter().take_while(|r| r.position != rule.position && r.position != 0);
     let mut tier = None;
     let mut tried = Vec::new();
@@ -216,7 +230,12 @@ fn v329_policy(name: &str) -> PolicyName {
         None => (None, name),
     };
     if let Some(k) = rest.strip_prefix("knp.default.") {
-        return PolicyName { kind: "KubernetesNetworkPolicy".into(), namespace: ns.map(Into::into), name: k.into(), tier: Some("default".into()) };
+        return PolicyName {
+            kind: "KubernetesNetworkPolicy".into(),
+            namespace: ns.map(Into::into),
+            name: k.into(),
+            tier: Some("default".into()),
+        };
     }
     let kind = if ns.is_some() { "NetworkPolicy" } else { "GlobalNetworkPolicy" };
     let tier = rest.split_once('.').map(|(t, _)| t.to_owned());
@@ -267,7 +286,10 @@ mod tests {
         let p = owner_comment("Policy prod/default.deny-all ingress").unwrap();
         assert_eq!((p.label(), p.tier.as_deref()), ("NetworkPolicy prod/deny-all".to_owned(), Some("default")));
         let p = owner_comment("Policy security.block-all egress").unwrap();
-        assert_eq!((p.label(), p.tier.as_deref()), ("GlobalNetworkPolicy security.block-all".to_owned(), Some("security")));
+        assert_eq!(
+            (p.label(), p.tier.as_deref()),
+            ("GlobalNetworkPolicy security.block-all".to_owned(), Some("security"))
+        );
         let p = owner_comment("Policy prod/knp.default.web ingress").unwrap();
         assert_eq!(p.label(), "KubernetesNetworkPolicy prod/web");
         let p = owner_comment("GlobalNetworkPolicy default.foo ingress").unwrap();

@@ -72,16 +72,20 @@ pub(crate) fn read() -> Result<Ruleset, RulesetError> {
             Err(e) => last_err = Some(e),
         }
     }
-    for (cmd, family, proc_file) in
-        [("iptables-legacy-save", "ip", "/proc/net/ip_tables_names"), ("ip6tables-legacy-save", "ip6", "/proc/net/ip6_tables_names")]
-    {
+    for (cmd, family, proc_file) in [
+        ("iptables-legacy-save", "ip", "/proc/net/ip_tables_names"),
+        ("ip6tables-legacy-save", "ip6", "/proc/net/ip6_tables_names"),
+    ] {
         if legacy_in_use(proc_file) {
             tables.extend(iptsave::parse(&output(cmd, &["-c"])?, Backend::IptablesLegacy, family));
         }
     }
     // iptables-nft's tables are nf_tables tables too: nft shows them without their comments.
-    let ipt: Vec<(String, String)> =
-        tables.iter().filter(|t| t.backend == Backend::IptablesNft).map(|t| (t.family.clone(), t.name.clone())).collect();
+    let ipt: Vec<(String, String)> = tables
+        .iter()
+        .filter(|t| t.backend == Backend::IptablesNft)
+        .map(|t| (t.family.clone(), t.name.clone()))
+        .collect();
     match output("nft", &["-j", "list", "ruleset"]) {
         Ok(text) => tables.extend(nft::parse(&text, &|f, n| ipt.iter().any(|(tf, tn)| tf == f && tn == n))?),
         Err(e) if tables.is_empty() => return Err(last_err.unwrap_or(e)),
@@ -138,7 +142,7 @@ impl RuleRef {
 /// Which rule dropped a packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Attribution {
-    Named(RuleRef),
+    Named(Box<RuleRef>),
     /// Several dropping rules moved (or may have: rewritten, uncounted) since the last read.
     Ambiguous(Vec<RuleRef>),
     /// No counted dropping rule moved, or the ruleset could not be read: why.
@@ -174,10 +178,28 @@ pub(crate) fn compare(before: Option<Option<u64>>, now: Option<u64>, changed: bo
     match (before, now) {
         (_, None) | (Some(None), Some(_)) => Counted::Maybe,
         // A rule new since `before`: its counter started at 0 after that read.
-        (None, Some(n)) => if n > 0 { Counted::Moved } else { Counted::Still },
-        (Some(Some(b)), Some(n)) if n > b => if changed { Counted::Maybe } else { Counted::Moved },
+        (None, Some(n)) => {
+            if n > 0 {
+                Counted::Moved
+            } else {
+                Counted::Still
+            }
+        }
+        (Some(Some(b)), Some(n)) if n > b => {
+            if changed {
+                Counted::Maybe
+            } else {
+                Counted::Moved
+            }
+        }
         (Some(Some(b)), Some(n)) if n < b => Counted::Maybe,
-        (Some(Some(_)), Some(n)) => if changed && n > 0 { Counted::Maybe } else { Counted::Still },
+        (Some(Some(_)), Some(n)) => {
+            if changed && n > 0 {
+                Counted::Maybe
+            } else {
+                Counted::Still
+            }
+        }
     }
 }
 
@@ -196,13 +218,20 @@ impl RulesetModel {
     /// A first read (the baseline the first drop is compared with) and the change watch.
     pub(crate) fn start() -> Self {
         let changes = watch::Changes::follow()
-            .inspect_err(|e| log::warn!("cannot follow nftables changes ({e}); a rewritten rule is told only by its counter going down"))
+            .inspect_err(|e| {
+                log::warn!(
+                    "cannot follow nftables changes ({e}); a rewritten rule is told only by its counter going down"
+                )
+            })
             .ok();
         let mut m = Self { snapshots: Vec::new(), changes, warned: false };
         m.refresh();
         if let Some(s) = m.snapshots.last() {
             let rules: usize = s.ruleset.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum();
-            log::info!("netfilter ruleset: {} tables, {rules} rules read; drops by a rule are named by its counter", s.ruleset.tables.len());
+            log::info!(
+                "netfilter ruleset: {} tables, {rules} rules read; drops by a rule are named by its counter",
+                s.ruleset.tables.len()
+            );
         }
         m
     }
@@ -244,30 +273,29 @@ impl RulesetModel {
         };
         between(before, after, self.changes.as_ref(), devs)
     }
-
 }
 
 /// The dropping rules of `after` whose counters moved (or may have) since `before`.
 fn between(before: &Snapshot, after: &Snapshot, changes: Option<&watch::Changes>, devs: &DropDevs<'_>) -> Attribution {
-        let mut candidates = Vec::new();
-        let mut moved = 0;
-        for (t, c, r) in after.ruleset.dropping().filter(|(t, c, _)| devs.relevant(t, c)) {
-            let changed = changes.is_some_and(|ch| ch.touched(&t.family, &t.name, &c.name, before.start_ns, after.end_ns));
-            let key = Ruleset::key(t, c, r);
-            match compare(before.counters.get(&key).copied(), r.packets, changed) {
-                Counted::Moved => {
-                    moved += 1;
-                    candidates.push(RuleRef::new(t, c, r));
-                }
-                Counted::Maybe => candidates.push(RuleRef::new(t, c, r)),
-                Counted::Still => {}
+    let mut candidates = Vec::new();
+    let mut moved = 0;
+    for (t, c, r) in after.ruleset.dropping().filter(|(t, c, _)| devs.relevant(t, c)) {
+        let changed = changes.is_some_and(|ch| ch.touched(&t.family, &t.name, &c.name, before.start_ns, after.end_ns));
+        let key = Ruleset::key(t, c, r);
+        match compare(before.counters.get(&key).copied(), r.packets, changed) {
+            Counted::Moved => {
+                moved += 1;
+                candidates.push(RuleRef::new(t, c, r));
             }
+            Counted::Maybe => candidates.push(RuleRef::new(t, c, r)),
+            Counted::Still => {}
         }
-        match candidates.len() {
-            0 => Attribution::Unknown("no dropping rule's counter moved"),
-            1 if moved == 1 => Attribution::Named(candidates.remove(0)),
-            _ => Attribution::Ambiguous(candidates),
-        }
+    }
+    match candidates.len() {
+        0 => Attribution::Unknown("no dropping rule's counter moved"),
+        1 if moved == 1 => Attribution::Named(Box::new(candidates.remove(0))),
+        _ => Attribution::Ambiguous(candidates),
+    }
 }
 
 #[cfg(test)]

@@ -110,7 +110,10 @@ COMMIT
         let eps = endpoints(&ruleset);
         assert_eq!(eps.len(), 1);
         assert_eq!(eps[0].direction, Direction::Ingress);
-        assert_eq!(eps[0].tiers_text(), "security: GlobalNetworkPolicy security.block; default: NetworkPolicy prod/deny-all");
+        assert_eq!(
+            eps[0].tiers_text(),
+            "security: GlobalNetworkPolicy security.block; default: NetworkPolicy prod/deny-all"
+        );
         assert_eq!(eps[0].profiles_text(), "Profile kns.prod");
     }
 }

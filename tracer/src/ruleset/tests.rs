@@ -56,7 +56,9 @@ fn end_of_tier_names_the_tier_and_the_policies_tried() {
 fn two_moved_rules_are_ambiguous_never_a_guess() {
     let after = bumped("[3:180] -A cali-pi-_hashed", "[4:240] -A cali-pi-_hashed")
         .replace("[1:60] -A cali-tw-cali1111", "[2:120] -A cali-tw-cali1111");
-    let Attribution::Ambiguous(c) = between(&snapshot(BEFORE, 10), &snapshot(&after, 20), None, &DEVS) else { panic!() };
+    let Attribution::Ambiguous(c) = between(&snapshot(BEFORE, 10), &snapshot(&after, 20), None, &DEVS) else {
+        panic!()
+    };
     assert_eq!(c.len(), 2);
 }
 
@@ -73,7 +75,12 @@ fn other_endpoints_chains_are_left_out() {
 #[test]
 fn a_rewritten_rule_is_never_a_wrong_name() {
     let changes = watch::Changes::default();
-    changes.push(watch::Change { at_ns: 15, family: 2, table: "filter".into(), chain: Some("cali-pi-_hashedPolicyName0".into()) });
+    changes.push(watch::Change {
+        at_ns: 15,
+        family: 2,
+        table: "filter".into(),
+        chain: Some("cali-pi-_hashedPolicyName0".into()),
+    });
     let after = BEFORE.replace("[1:60] -A cali-tw-cali1111", "[2:120] -A cali-tw-cali1111");
     let a = between(&snapshot(BEFORE, 10), &snapshot(&after, 20), Some(&changes), &DEVS);
     let Attribution::Ambiguous(c) = a else { panic!("{a:?}") };
