@@ -177,3 +177,55 @@ pub(crate) fn put_json(out: &mut Vec<u8>, p: &PolicyDrop) -> std::io::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ruleset::model::Backend;
+
+    /// prod/deny-all's Deny rule in a hashed iptables-nft chain.
+    pub(crate) fn deny_rule() -> RuleRef {
+        RuleRef {
+            backend: Backend::IptablesNft,
+            table: "ip filter".into(),
+            chain: "cali-pi-_DGlcbEzkd1cvh5X1F7M".into(),
+            handle: None,
+            position: 1,
+            comment: Some("cali:hMrCdUcSl8iTlfjm; Policy prod/default.deny-all ingress".into()),
+            reading: Reading {
+                kind: DropKind::Deny,
+                policy: crate::ruleset::calico::owner_comment("Policy prod/default.deny-all ingress"),
+                direction: Some(Direction::Ingress),
+                endpoint: None,
+                tried: Vec::new(),
+                tier: None,
+            },
+        }
+    }
+
+    /// A netfilter drop named (deny-all, to pod `shop/web`) and one ambiguous between two rules.
+    pub(crate) fn named_and_ambiguous() -> [(PolicyDrop, Cause); 2] {
+        let pod = |_: &str| Some("shop/web".to_owned());
+        let named = describe(Attribution::Named(Box::new(deny_rule())), Some("calib"), Some("calia"), &pod);
+        let mut other = deny_rule();
+        other.chain = "cali-tw-calia".into();
+        other.position = 7;
+        let ambiguous = describe(Attribution::Ambiguous(vec![deny_rule(), other]), Some("calib"), Some("calia"), &pod);
+        [named, ambiguous]
+    }
+
+    #[test]
+    fn the_cause_names_the_policy_and_the_pod_or_says_it_cannot_tell() {
+        let [(named, cause), (_, unsure)] = named_and_ambiguous();
+        assert_eq!(cause.text(), "dropped by NetworkPolicy prod/deny-all (ingress to shop/web)");
+        assert_eq!(named.endpoint.as_deref(), Some("shop/web"));
+        assert!(unsure.text().contains("could not tell which rule"), "{unsure}");
+        assert!(unsure.text().contains("NetworkPolicy prod/deny-all [ip filter cali-pi-_DGlcbEzkd1cvh5X1F7M #1]"), "{unsure}");
+        let mut out = Vec::new();
+        put_json(&mut out, &named).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&[b"{", &out[1..], b"}"].concat()).unwrap();
+        assert_eq!(j["rule"]["position"], 1);
+        assert_eq!(j["policy"]["name"], "deny-all");
+        assert_eq!(j["policy"]["direction"], "ingress");
+    }
+}

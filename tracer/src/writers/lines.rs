@@ -150,6 +150,14 @@ mod tests {
             drop: crate::drops::name::tests::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         }));
+        let netfilter: Vec<Record<'_>> = crate::drops::policy::tests::named_and_ambiguous()
+            .into_iter()
+            .map(|(policy, cause)| {
+                let mut d = crate::drops::name::tests::name(&names, &mirror, &drop_ev, Some("calia"));
+                (d.cause, d.policy) = (cause, Some(Box::new(policy)));
+                Record::Drop(Box::new(DropRecord { place: place(drop_ev.ifindex, drop_ev.header.ts_ns), drop: d, frame: Captured::default() }))
+            })
+            .collect();
         let mut pod_ev = drop_ev;
         pod_ev.flags |= tracer_common::dropf::POD_SIDE | tracer_common::dropf::HAS_POD;
         (pod_ev.pod_ifindex, pod_ev.pod_flags) = (2, 1);
@@ -190,8 +198,8 @@ mod tests {
             ev: neigh,
             mode: crate::probes::Mode::Kprobe,
         });
-        for rec in [packet, drop, pod_drop, arp, neigh] {
-            each(&rec);
+        for rec in [packet, drop, pod_drop, arp, neigh].iter().chain(&netfilter) {
+            each(rec);
         }
     }
 
