@@ -80,16 +80,21 @@ pub(crate) fn read() -> Result<Ruleset, RulesetError> {
             tables.extend(iptsave::parse(&output(cmd, &["-c"])?, Backend::IptablesLegacy, family));
         }
     }
-    // iptables-nft's tables are nf_tables tables too: nft shows them without their comments.
-    let ipt: Vec<(String, String)> = tables
-        .iter()
-        .filter(|t| t.backend == Backend::IptablesNft)
-        .map(|t| (t.family.clone(), t.name.clone()))
-        .collect();
-    match output("nft", &["-j", "list", "ruleset"]) {
-        Ok(text) => tables.extend(nft::parse(&text, &|f, n| ipt.iter().any(|(tf, tn)| tf == f && tn == n))?),
+    // iptables-nft's tables are nf_tables tables too: nft shows them without their comments,
+    // and listing them costs (0.3 s for 7000 rules): only nftables' own are listed.
+    let ipt: Vec<(String, String)> =
+        tables.iter().filter(|t| t.backend == Backend::IptablesNft).map(|t| (t.family.clone(), t.name.clone())).collect();
+    let skip = |f: &str, n: &str| ipt.iter().any(|(tf, tn)| tf == f && tn == n);
+    let native = match output("nft", &["-j", "list", "tables"]) {
+        Ok(text) => nft::parse(&text, &skip)?,
         Err(e) if tables.is_empty() => return Err(last_err.unwrap_or(e)),
-        Err(e) => log::debug!("nftables not read: {e}"),
+        Err(e) => {
+            log::debug!("nftables not read: {e}");
+            Vec::new()
+        }
+    };
+    for t in native {
+        tables.extend(nft::parse(&output("nft", &["-j", "list", "table", &t.family, &t.name])?, &skip)?);
     }
     Ok(Ruleset { tables })
 }
