@@ -163,17 +163,8 @@ fn udp(node: &Node, pod: &str, dst: &str, port: u16, n: usize) {
 }
 
 /// A packet counter of an iptables rule (`position` 1-based), as `iptables -L -v -x` shows it.
-fn ipt_count(node: &Node, table: &str, chain: &str, position: u64) -> u64 {
-    let out = common::stdout(node.in_node("iptables-nft").args([
-        "-t",
-        table,
-        "-L",
-        chain,
-        "-v",
-        "-x",
-        "-n",
-        "--line-numbers",
-    ]));
+fn ipt_count(node: &Node, tool: &str, table: &str, chain: &str, position: u64) -> u64 {
+    let out = common::stdout(node.in_node(tool).args(["-t", table, "-L", chain, "-v", "-x", "-n", "--line-numbers"]));
     out.lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
@@ -320,8 +311,10 @@ fn scenario(
     drops
 }
 
-fn ipt_counter<'a>(node: &'a Node, table: &'a str) -> impl Fn(&Value) -> u64 + 'a {
-    move |rule: &Value| ipt_count(node, table, rule["chain"].as_str().unwrap(), rule["position"].as_u64().unwrap())
+fn ipt_counter<'a>(node: &'a Node, tool: &'a str, table: &'a str) -> impl Fn(&Value) -> u64 + 'a {
+    move |rule: &Value| {
+        ipt_count(node, tool, table, rule["chain"].as_str().unwrap(), rule["position"].as_u64().unwrap())
+    }
 }
 
 /// Felix 3.29's rules through iptables-nft: explicit Deny, end of tier, a GlobalNetworkPolicy
@@ -334,7 +327,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-nft-restore", &[], &iptables_rules(&c1, &c2));
     let tracer = Tracer::start(&node, &["--drops", "--metrics", METRICS]);
-    let filter = ipt_counter(&node, "filter");
+    let filter = ipt_counter(&node, "iptables-nft", "filter");
     policies_lists_tiers_and_profiles(&node, &c2);
 
     // Healthy: pod2 pings pod1 (its profile allows ICMP; the replies are established).
@@ -377,7 +370,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
         &tracer,
         || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]),
         "10.99.0.2",
-        &ipt_counter(&node, "raw"),
+        &ipt_counter(&node, "iptables-nft", "raw"),
         &want,
     );
 
@@ -484,9 +477,9 @@ fn rewritten_rule_gives_no_wrong_name(node: &Node, tracer: &Tracer) {
         "-j",
         "DROP",
     ];
-    let before = ipt_count(node, "filter", chain, 1);
+    let before = ipt_count(node, "iptables-nft", "filter", chain, 1);
     run(node.in_node("iptables-nft").args(["-R", chain, "1"]).args(spec));
-    assert!(ipt_count(node, "filter", chain, 1) < before, "the rewrite reset the counter");
+    assert!(ipt_count(node, "iptables-nft", "filter", chain, 1) < before, "the rewrite reset the counter");
     let skip = tracer.events_so_far().len();
     ping(node, "pod1", &["10.244.1.6"]);
     settle();
@@ -498,6 +491,31 @@ fn rewritten_rule_gives_no_wrong_name(node: &Node, tracer: &Tracer) {
             assert_eq!(rule["chain"], chain, "a wrong name after the rewrite: {d:#}");
         }
     }
+}
+
+/// The same 3.29 rules in iptables-legacy's own tables (no change announcements: a rewrite is
+/// told only by a counter going down): Deny, end of tier and the RPF check are named.
+#[test]
+fn iptables_legacy_drops_name_their_calico_policy() {
+    let node = Node::up("nfpolleg");
+    let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
+    load(&node, "iptables-legacy-restore", &[], &iptables_rules(&c1, &c2));
+    let tracer = Tracer::start(&node, &["--drops"]);
+    let deny =
+        deny_and_end_of_tier(&node, &tracer, "ip filter", "", &c2, &ipt_counter(&node, "iptables-legacy", "filter"));
+    assert_eq!(deny[0]["rule"]["backend"], "iptables-legacy");
+    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
+    let want = Want {
+        table: "ip raw",
+        chain: "cali-PREROUTING",
+        drop: "rpf",
+        policy: [None; 4],
+        cause: "dropped by Calico's RPF check",
+    };
+    let spoof = || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]);
+    scenario(&tracer, spoof, "10.99.0.2", &ipt_counter(&node, "iptables-legacy", "raw"), &want);
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
 }
 
 /// Felix 3.30+'s nftables table: a Deny in a hashed policy chain (mark, then drop on the mark),

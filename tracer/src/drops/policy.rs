@@ -220,7 +220,10 @@ pub(crate) mod tests {
         assert_eq!(cause.text(), "dropped by NetworkPolicy prod/deny-all (ingress to shop/web)");
         assert_eq!(named.endpoint.as_deref(), Some("shop/web"));
         assert!(unsure.text().contains("could not tell which rule"), "{unsure}");
-        assert!(unsure.text().contains("NetworkPolicy prod/deny-all [ip filter cali-pi-_DGlcbEzkd1cvh5X1F7M #1]"), "{unsure}");
+        assert!(
+            unsure.text().contains("NetworkPolicy prod/deny-all [ip filter cali-pi-_DGlcbEzkd1cvh5X1F7M #1]"),
+            "{unsure}"
+        );
         let mut out = Vec::new();
         put_json(&mut out, &named).unwrap();
         let j: serde_json::Value = serde_json::from_slice(&[b"{", &out[1..], b"}"].concat()).unwrap();

@@ -82,8 +82,11 @@ pub(crate) fn read() -> Result<Ruleset, RulesetError> {
     }
     // iptables-nft's tables are nf_tables tables too: nft shows them without their comments,
     // and listing them costs (0.3 s for 7000 rules): only nftables' own are listed.
-    let ipt: Vec<(String, String)> =
-        tables.iter().filter(|t| t.backend == Backend::IptablesNft).map(|t| (t.family.clone(), t.name.clone())).collect();
+    let ipt: Vec<(String, String)> = tables
+        .iter()
+        .filter(|t| t.backend == Backend::IptablesNft)
+        .map(|t| (t.family.clone(), t.name.clone()))
+        .collect();
     let skip = |f: &str, n: &str| ipt.iter().any(|(tf, tn)| tf == f && tn == n);
     let native = match output("nft", &["-j", "list", "tables"]) {
         Ok(text) => nft::parse(&text, &skip)?,

@@ -132,6 +132,23 @@ mod tests {
         (obj["kind"].as_str().unwrap().to_owned(), obj.keys().cloned().collect())
     }
 
+    /// Netfilter drops: one named by its rule and policy, one ambiguous.
+    fn netfilter_records(
+        names: &crate::drops::DropNames,
+        mirror: &crate::mirror::Mirror,
+        ev: &crate::events::DropEvent,
+    ) -> Vec<Record<'static>> {
+        crate::drops::policy::tests::named_and_ambiguous()
+            .into_iter()
+            .map(|(policy, cause)| {
+                let mut drop = crate::drops::name::tests::name(names, mirror, ev, Some("calia"));
+                (drop.cause, drop.policy) = (cause, Some(Box::new(policy)));
+                let place = place(ev.ifindex, ev.header.ts_ns);
+                Record::Drop(Box::new(DropRecord { place, drop, frame: Captured::default() }))
+            })
+            .collect()
+    }
+
     /// One record of each kind, from fixtures.
     fn with_records(mut each: impl FnMut(&Record<'_>)) {
         let mirror = bench::calico_node(3);
@@ -150,14 +167,7 @@ mod tests {
             drop: crate::drops::name::tests::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         }));
-        let netfilter: Vec<Record<'_>> = crate::drops::policy::tests::named_and_ambiguous()
-            .into_iter()
-            .map(|(policy, cause)| {
-                let mut d = crate::drops::name::tests::name(&names, &mirror, &drop_ev, Some("calia"));
-                (d.cause, d.policy) = (cause, Some(Box::new(policy)));
-                Record::Drop(Box::new(DropRecord { place: place(drop_ev.ifindex, drop_ev.header.ts_ns), drop: d, frame: Captured::default() }))
-            })
-            .collect();
+        let netfilter = netfilter_records(&names, &mirror, &drop_ev);
         let mut pod_ev = drop_ev;
         pod_ev.flags |= tracer_common::dropf::POD_SIDE | tracer_common::dropf::HAS_POD;
         (pod_ev.pod_ifindex, pod_ev.pod_flags) = (2, 1);
