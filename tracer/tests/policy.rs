@@ -357,22 +357,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     };
     scenario(&tracer, || udp(&node, "pod2", "10.244.1.5", 9999, 3), "10.244.1.5", &filter, &want);
 
-    // A spoofed source: pod1 sends from an address that is not routed back to its cali.
-    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
-    let want = Want {
-        table: "ip raw",
-        chain: "cali-PREROUTING",
-        drop: "rpf",
-        policy: [None; 4],
-        cause: "dropped by Calico's RPF check",
-    };
-    scenario(
-        &tracer,
-        || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]),
-        "10.99.0.2",
-        &ipt_counter(&node, "iptables-nft", "raw"),
-        &want,
-    );
+    spoofed_source_is_rpf(&node, &tracer, "iptables-nft");
 
     let want = Want {
         table: "ip filter",
@@ -389,6 +374,21 @@ fn iptables_nft_drops_name_their_calico_policy() {
     rewritten_rule_gives_no_wrong_name(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
+}
+
+/// A spoofed source: pod1 sends from an address that is not routed back to its cali; Calico's
+/// RPF check in raw `cali-PREROUTING` drops it (`tool`: the iptables backend, for the counter).
+fn spoofed_source_is_rpf(node: &Node, tracer: &Tracer, tool: &str) {
+    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
+    let want = Want {
+        table: "ip raw",
+        chain: "cali-PREROUTING",
+        drop: "rpf",
+        policy: [None; 4],
+        cause: "dropped by Calico's RPF check",
+    };
+    let spoof = || ping(node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]);
+    scenario(tracer, spoof, "10.99.0.2", &ipt_counter(node, tool, "raw"), &want);
 }
 
 /// Both backends' core: pod1's pings to pod2 denied by prod/deny-all (its chain name hashed:
@@ -504,16 +504,7 @@ fn iptables_legacy_drops_name_their_calico_policy() {
     let deny =
         deny_and_end_of_tier(&node, &tracer, "ip filter", "", &c2, &ipt_counter(&node, "iptables-legacy", "filter"));
     assert_eq!(deny[0]["rule"]["backend"], "iptables-legacy");
-    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
-    let want = Want {
-        table: "ip raw",
-        chain: "cali-PREROUTING",
-        drop: "rpf",
-        policy: [None; 4],
-        cause: "dropped by Calico's RPF check",
-    };
-    let spoof = || ping(&node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]);
-    scenario(&tracer, spoof, "10.99.0.2", &ipt_counter(&node, "iptables-legacy", "raw"), &want);
+    spoofed_source_is_rpf(&node, &tracer, "iptables-legacy");
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
 }
