@@ -250,6 +250,7 @@ impl RulesetModel {
         match read() {
             Ok(ruleset) => {
                 let end_ns = monotonic_ns();
+                log::debug!("netfilter ruleset read in {} µs ({} tables)", (end_ns - start_ns) / 1000, ruleset.tables.len());
                 let counters = ruleset.drop_counters();
                 self.snapshots.push(Snapshot { start_ns, end_ns, ruleset: Arc::new(ruleset), counters });
                 if self.snapshots.len() > KEPT {
