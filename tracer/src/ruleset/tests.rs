@@ -100,3 +100,23 @@ fn counters_compare() {
     assert_eq!(compare(Some(Some(2)), Some(2), false), Counted::Still);
     assert_eq!(compare(Some(None), None, false), Counted::Maybe, "no counter: may have dropped");
 }
+
+/// A drop is compared between the last read that ended before it and the first that began
+/// after it; a drop during a read is compared across that read.
+#[test]
+fn a_drop_is_bracketed_by_the_reads_around_it() {
+    let moved = bumped("[3:180] -A cali-pi-_hashed", "[4:240] -A cali-pi-_hashed");
+    let mut model = RulesetModel {
+        snapshots: vec![snapshot(BEFORE, 10), snapshot(BEFORE, 20), snapshot(&moved, 30)],
+        changes: None,
+        warned: false,
+    };
+    // Between the 2nd and 3rd reads: the Deny moved there.
+    assert!(matches!(model.attribute(25, &DEVS), Attribution::Named(_)));
+    // During the 2nd read (20..21): compared from the 1st to the 3rd.
+    assert!(matches!(model.attribute(20, &DEVS), Attribution::Named(_)));
+    // Between the 1st and 2nd: nothing moved there.
+    assert_eq!(model.attribute(15, &DEVS), Attribution::Unknown("no dropping rule's counter moved"));
+    // Before any read ended.
+    assert_eq!(model.attribute(5, &DEVS), Attribution::Unknown("no read of the ruleset before the drop"));
+}
