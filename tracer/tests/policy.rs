@@ -509,6 +509,29 @@ fn iptables_legacy_drops_name_their_calico_policy() {
     assert!(finished.status.success(), "{}", finished.stderr);
 }
 
+/// Someone else's drop rule without a counter (as tracer/tests/drops.rs plants): nothing can
+/// tell whether it moved, so it is a candidate and the drop says it cannot tell — the plain
+/// "dropped by a netfilter rule" stays in the cause.
+fn uncounted_rule_is_only_a_candidate(node: &Node, tracer: &Tracer) {
+    let rules = "table inet vtother {\n  chain vtfwd {\n    type filter hook forward priority 10;\n    udp dport 5555 drop comment \"no counter\"\n  }\n}\n";
+    load(node, "nft", &["-f"], rules);
+    let skip = tracer.events_so_far().len();
+    udp(node, "pod1", "10.244.1.6", 5555, 2);
+    settle();
+    let drops = drops_to(tracer, skip, "10.244.1.6");
+    assert!(!drops.is_empty());
+    for d in &drops {
+        assert!(d.get("rule").is_none(), "an uncounted rule named: {d:#}");
+        let c = d["rule_candidates"].as_array().unwrap_or_else(|| panic!("no candidates: {d:#}"));
+        assert!(
+            c.iter().any(|r| r["table"] == "inet vtother" && r["chain"] == "vtfwd" && r["comment"] == "no counter"),
+            "{d:#}"
+        );
+        let cause = d["cause"].as_str().unwrap();
+        assert!(cause.starts_with("dropped by a netfilter rule; could not tell which rule"), "{cause}");
+    }
+}
+
 /// Felix 3.30+'s nftables table: a Deny in a hashed policy chain (mark, then drop on the mark),
 /// the end of the tier; allowed TCP gives no drop.
 #[test]
@@ -527,6 +550,7 @@ fn nftables_drops_name_their_calico_policy() {
     let deny = deny_and_end_of_tier(&node, &tracer, "ip calico", "filter-", &c2, &counter);
     assert_eq!(deny[0]["rule"]["comment"], "cali:hMrCdUcSl8iTlfjn");
     assert_eq!(deny[0]["rule"]["backend"], "nftables");
+    uncounted_rule_is_only_a_candidate(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
 }
