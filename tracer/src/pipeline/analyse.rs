@@ -109,7 +109,9 @@ fn name_rule(
     pod_of: &dyn Fn(&str) -> Option<String>,
 ) {
     let out = named.annotation.route_dev.and_then(|d| node.links.name(d.index));
-    let attribution = ruleset.attribute(named.ev.header.ts_ns, &DropDevs { dev, out });
+    let view = crate::packet::PacketView(&named.ev.packet);
+    let family = view.src_ip().map(|ip| if ip.is_ipv4() { "ip" } else { "ip6" });
+    let attribution = ruleset.attribute(named.ev.header.ts_ns, &DropDevs { dev, out, family });
     let (policy, cause) = drops::policy::describe(attribution, dev, out, pod_of);
     named.cause = cause;
     named.policy = Some(Box::new(policy));

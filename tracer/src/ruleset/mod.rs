@@ -104,7 +104,11 @@ pub(crate) fn read() -> Result<Ruleset, RulesetError> {
         }
     };
     for t in native {
-        tables.extend(nft::parse(&output("nft", &["-j", "list", "table", &t.family, &t.name])?, &skip)?);
+        // A table deleted since it was listed is simply not there.
+        match output("nft", &["-j", "list", "table", &t.family, &t.name]) {
+            Ok(text) => tables.extend(nft::parse(&text, &skip)?),
+            Err(e) => log::debug!("nftables table {} not read: {e}", t.label()),
+        }
     }
     Ok(Ruleset { tables })
 }
@@ -187,13 +191,20 @@ pub(crate) enum Attribution {
 
 /// The interfaces a drop concerns: its device and the one its destination is routed out of;
 /// endpoint chains of other interfaces cannot have dropped it.
+/// Tables of the other IP family cannot have dropped it either.
 pub(crate) struct DropDevs<'a> {
     pub dev: Option<&'a str>,
     pub out: Option<&'a str>,
+    /// `ip` or `ip6` for an IPv4 or IPv6 packet, `None` when neither.
+    pub family: Option<&'static str>,
 }
 
 impl DropDevs<'_> {
     fn relevant(&self, t: &Table, c: &Chain) -> bool {
+        let other_family = matches!((self.family, t.family.as_str()), (Some("ip"), "ip6") | (Some("ip6"), "ip"));
+        if other_family {
+            return false;
+        }
         let name = calico::logical(t, &c.name);
         let iface = name.strip_prefix("cali-tw-").or_else(|| name.strip_prefix("cali-fw-"));
         iface.is_none_or(|i| self.dev == Some(i) || self.out == Some(i))

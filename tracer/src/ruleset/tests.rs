@@ -29,7 +29,7 @@ fn bumped(from: &str, to: &str) -> String {
     BEFORE.replace(from, to)
 }
 
-const DEVS: DropDevs<'static> = DropDevs { dev: Some("cali9999"), out: Some("cali1111") };
+const DEVS: DropDevs<'static> = DropDevs { dev: Some("cali9999"), out: Some("cali1111"), family: Some("ip") };
 
 #[test]
 fn one_moved_rule_is_named_with_its_policy_from_the_owner_comment() {
@@ -119,4 +119,20 @@ fn a_drop_is_bracketed_by_the_reads_around_it() {
     assert_eq!(model.attribute(15, &DEVS), Attribution::Unknown("no dropping rule's counter moved"));
     // Before any read ended.
     assert_eq!(model.attribute(5, &DEVS), Attribution::Unknown("no read of the ruleset before the drop"));
+}
+
+/// An IPv4 drop is never put on an ip6 table's rule.
+#[test]
+fn the_other_families_tables_are_left_out() {
+    let after = bumped("[3:180] -A cali-pi-_hashed", "[4:240] -A cali-pi-_hashed");
+    let v6 = |text: &str, at| {
+        let mut s = snapshot(text, at);
+        let mut ruleset = (*s.ruleset).clone();
+        ruleset.tables.iter_mut().for_each(|t| t.family = "ip6".into());
+        s.counters = ruleset.drop_counters();
+        s.ruleset = Arc::new(ruleset);
+        s
+    };
+    let a = between(&v6(BEFORE, 10), &v6(&after, 20), None, &DEVS);
+    assert_eq!(a, Attribution::Unknown("no dropping rule's counter moved"));
 }

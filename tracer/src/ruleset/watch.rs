@@ -49,9 +49,18 @@ impl Changes {
         thread::Builder::new().name("nft-watch".into()).spawn(move || {
             let mut buf = vec![0u8; 1 << 16];
             loop {
-                let Ok(n) = socket.recv(&mut &mut buf[..], 0) else { continue };
                 let now = super::monotonic_ns();
-                shared.record(parse_messages(&buf[..n], now));
+                match socket.recv(&mut &mut buf[..], 0) {
+                    Ok(n) => shared.record(parse_messages(&buf[..n], now)),
+                    // Announcements lost (ENOBUFS) or the socket failing: anything may have
+                    // changed, so every chain counts as changed now.
+                    Err(e) => {
+                        shared.record(vec![Change { at_ns: now, family: 0, table: String::new(), chain: None }]);
+                        if e.raw_os_error() != Some(libc::ENOBUFS) {
+                            thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    }
+                }
             }
         })?;
         Ok(changes)
@@ -80,10 +89,12 @@ impl Changes {
     pub(crate) fn touched(&self, family: &str, table: &str, chain: &str, from: u64, to: u64) -> bool {
         let all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         all.iter().any(|c| {
+            // An empty table: announcements were lost, anything may have changed.
             (from..=to).contains(&c.at_ns)
-                && c.table == table
-                && family_matches(c.family, family)
-                && c.chain.as_deref().is_none_or(|ch| ch == chain)
+                && (c.table.is_empty()
+                    || (c.table == table
+                        && family_matches(c.family, family)
+                        && c.chain.as_deref().is_none_or(|ch| ch == chain)))
         })
     }
 
@@ -172,5 +183,7 @@ mod tests {
         assert!(!shared.touched("ip", "filter", "cali-tw-y", 0, 10));
         assert!(!shared.touched("ip6", "filter", "cali-tw-x", 0, 10));
         assert!(!shared.touched("ip", "filter", "cali-tw-x", 6, 10));
+        shared.record(vec![Change { at_ns: 8, family: 0, table: String::new(), chain: None }]);
+        assert!(shared.touched("ip6", "other", "any", 6, 10), "lost announcements touch every chain");
     }
 }
