@@ -336,7 +336,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     settle();
     assert!(drops_to(&tracer, skip, "10.244.1.5").is_empty() && drops_to(&tracer, skip, "10.244.1.6").is_empty());
 
-    let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", &c2, &filter);
+    let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", (&c2, &c2), &filter);
     assert_eq!(deny[0]["rule"]["position"], 1);
 
     let want = Want {
@@ -400,7 +400,7 @@ fn deny_and_end_of_tier(
     tracer: &Tracer,
     table: &str,
     prefix: &str,
-    c2: &str,
+    (c2, pod2): (&str, &str),
     counter: &dyn Fn(&Value) -> u64,
 ) -> Vec<Value> {
     let want = Want {
@@ -408,10 +408,10 @@ fn deny_and_end_of_tier(
         chain: &format!("{prefix}cali-pi-_DGlcbEzkd1cvh5X1F7M"),
         drop: "deny",
         policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
-        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
+        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {pod2})"),
     };
     let deny = scenario(tracer, || ping(node, "pod1", &["10.244.1.6"]), "10.244.1.6", counter, &want);
-    assert_eq!(deny[0]["policy"]["endpoint"], c2);
+    assert_eq!(deny[0]["policy"]["endpoint"], pod2);
     let want = Want {
         table,
         chain: &format!("{prefix}cali-tw-{c2}"),
@@ -501,8 +501,14 @@ fn iptables_legacy_drops_name_their_calico_policy() {
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-legacy-restore", &[], &iptables_rules(&c1, &c2));
     let tracer = Tracer::start(&node, &["--drops"]);
-    let deny =
-        deny_and_end_of_tier(&node, &tracer, "ip filter", "", &c2, &ipt_counter(&node, "iptables-legacy", "filter"));
+    let deny = deny_and_end_of_tier(
+        &node,
+        &tracer,
+        "ip filter",
+        "",
+        (&c2, &c2),
+        &ipt_counter(&node, "iptables-legacy", "filter"),
+    );
     assert_eq!(deny[0]["rule"]["backend"], "iptables-legacy");
     spoofed_source_is_rpf(&node, &tracer, "iptables-legacy");
     let finished = tracer.stop();
@@ -532,6 +538,22 @@ fn uncounted_rule_is_only_a_candidate(node: &Node, tracer: &Tracer) {
     }
 }
 
+/// Felix's endpoint-status file naming `cali` pod prod/api-7f9c5 (10.244.1.6), in a scratch
+/// directory; the flags that point vethtrace at it and the other pod sources at nothing.
+fn pod_status(cali: &str) -> Vec<String> {
+    let tmp = common::scratch_dir("nfpolst");
+    let status = tmp.join("endpoint-status");
+    fs::create_dir(&status).unwrap();
+    let json = format!(r#"{{"ifaceName":"{cali}","mac":"ee:ee:ee:ee:ee:ee","ipv4Nets":["10.244.1.6/32"]}}"#);
+    fs::write(status.join("k8s prod%2Fapi-7f9c5 eth0"), json).unwrap();
+    let flags = [
+        ("--calico-status-dir", status),
+        ("--cri-socket", tmp.join("none.sock")),
+        ("--kubelet-pods-dir", tmp.join("none")),
+    ];
+    flags.iter().flat_map(|(f, p)| [(*f).to_owned(), p.display().to_string()]).collect()
+}
+
 /// Felix 3.30+'s nftables table: a Deny in a hashed policy chain (mark, then drop on the mark),
 /// the end of the tier; allowed TCP gives no drop.
 #[test]
@@ -539,7 +561,11 @@ fn nftables_drops_name_their_calico_policy() {
     let node = Node::up("nfpolnft");
     let c2 = node.cali("pod2");
     load(&node, "nft", &["-f"], &nft_rules(&c2));
-    let tracer = Tracer::start(&node, &["--drops"]);
+    // pod2 is prod/api-7f9c5 to Felix's endpoint-status files: the drops name the pod.
+    let pods = pod_status(&c2);
+    let mut args = vec!["--drops"];
+    args.extend(pods.iter().map(String::as_str));
+    let tracer = Tracer::start(&node, &args);
     let counter = |rule: &Value| nft_count(&node, rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap());
 
     let skip = tracer.events_so_far().len();
@@ -547,7 +573,7 @@ fn nftables_drops_name_their_calico_policy() {
     settle();
     assert!(drops_to(&tracer, skip, "10.244.1.6").is_empty(), "allowed TCP was dropped");
 
-    let deny = deny_and_end_of_tier(&node, &tracer, "ip calico", "filter-", &c2, &counter);
+    let deny = deny_and_end_of_tier(&node, &tracer, "ip calico", "filter-", (&c2, "prod/api-7f9c5"), &counter);
     assert_eq!(deny[0]["rule"]["comment"], "cali:hMrCdUcSl8iTlfjn");
     assert_eq!(deny[0]["rule"]["backend"], "nftables");
     uncounted_rule_is_only_a_candidate(&node, &tracer);
