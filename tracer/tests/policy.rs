@@ -200,27 +200,27 @@ fn drops_to(tracer: &Tracer, skip: usize, dst: &str) -> Vec<Value> {
 /// The metrics endpoint, inside the node's own namespace.
 const METRICS: &str = "127.0.0.1:9477";
 
-/// `vethtrace policies -o json` in the node: pod2's ingress has both tiers' policies in order
-/// and its profile.
-fn policies_lists_tiers_and_profiles(node: &Node, c2: &str) {
+/// `vethtrace policies -o json` in the node (`pod_args`: where pod identity comes from): the
+/// ingress line of `c2`, whose `backend` must be `backend`.
+fn policies_line(node: &Node, c2: &str, backend: &str, pod_args: &[String]) -> Value {
     let bin = common::vethtrace_bin();
-    let out = common::stdout(node.in_node(&bin).args([
-        "policies",
-        "-o",
-        "json",
-        "--kubelet-pods-dir",
-        "/nonexistent",
-        "--calico-status-dir",
-        "/nonexistent",
-        "--cri-socket",
-        "/nonexistent",
-    ]));
+    let none =
+        ["--kubelet-pods-dir", "/nonexistent", "--calico-status-dir", "/nonexistent", "--cri-socket", "/nonexistent"];
+    let args: Vec<&str> =
+        if pod_args.is_empty() { none.to_vec() } else { pod_args.iter().map(String::as_str).collect() };
+    let out = common::stdout(node.in_node(&bin).args(["policies", "-o", "json"]).args(args));
     let line: Value = out
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["iface"] == c2 && v["direction"] == "ingress")
         .unwrap_or_else(|| panic!("no ingress line for {c2}: {out}"));
-    assert_eq!(line["backend"], "iptables-nft");
+    assert_eq!(line["backend"], backend, "{line}");
+    line
+}
+
+/// pod2's ingress in the iptables node: both tiers' policies in order, and its profile.
+fn policies_lists_tiers_and_profiles(node: &Node, c2: &str) {
+    let line = policies_line(node, c2, "iptables-nft", &[]);
     assert_eq!(
         line["tiers"],
         serde_json::json!([
@@ -567,6 +567,12 @@ fn nftables_drops_name_their_calico_policy() {
     args.extend(pods.iter().map(String::as_str));
     let tracer = Tracer::start(&node, &args);
     let counter = |rule: &Value| nft_count(&node, rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap());
+    // `vethtrace policies` reads the nftables table too (a hashed and a long chain name), and
+    // names the pod.
+    let line = policies_line(&node, &c2, "nftables", &pods);
+    assert_eq!(line["pod"], "prod/api-7f9c5");
+    let default = serde_json::json!([{"tier": "default", "policies": ["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]}]);
+    assert_eq!(line["tiers"], default);
 
     let skip = tracer.events_so_far().len();
     quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.244.1.6/8080"]));
