@@ -105,11 +105,18 @@ fn endpoint_chain(cali: &str, tiers: &[(&str, &[&str])]) -> String {
     s
 }
 
-/// Felix 3.30+ (nftables): table `ip calico`, long chain names (`filter-cali-pi-default/…`),
+/// Felix 3.30+ (nftables): table `ip calico` with its RPF check in `raw-cali-PREROUTING`, long chain names (`filter-cali-pi-default/…`),
 /// one hashed; a Deny sets the drop mark and the next rule drops on it.
 fn nft_rules(cali2: &str) -> String {
     format!(
         r#"table ip calico {{
+  chain raw-PREROUTING {{
+    type filter hook prerouting priority raw; policy accept;
+    counter jump raw-cali-PREROUTING comment "cali:6gwbT8clXdHdC1b1"
+  }}
+  chain raw-cali-PREROUTING {{
+    iifname "cali*" fib saddr . mark . iif oif 0 counter drop comment "cali:V6ooGP15glg7wm91"
+  }}
   chain filter-FORWARD {{
     type filter hook forward priority filter; policy accept;
     oifname "cali*" counter jump filter-cali-to-wl-dispatch comment "cali:iBF7oBTpHwn0uQXb"
@@ -357,7 +364,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     };
     scenario(&tracer, || udp(&node, "pod2", "10.244.1.5", 9999, 3), "10.244.1.5", &filter, &want);
 
-    spoofed_source_is_rpf(&node, &tracer, "iptables-nft");
+    spoofed_source_is_rpf(&node, &tracer, ("ip raw", "cali-PREROUTING"), &ipt_counter(&node, "iptables-nft", "raw"));
 
     let want = Want {
         table: "ip filter",
@@ -377,18 +384,12 @@ fn iptables_nft_drops_name_their_calico_policy() {
 }
 
 /// A spoofed source: pod1 sends from an address that is not routed back to its cali; Calico's
-/// RPF check in raw `cali-PREROUTING` drops it (`tool`: the iptables backend, for the counter).
-fn spoofed_source_is_rpf(node: &Node, tracer: &Tracer, tool: &str) {
+/// RPF check in raw `cali-PREROUTING` (`table`, `chain`) drops it.
+fn spoofed_source_is_rpf(node: &Node, tracer: &Tracer, (table, chain): (&str, &str), counter: &dyn Fn(&Value) -> u64) {
     run(node.in_pod("pod1", "ip").args(["addr", "add", "10.244.1.77/32", "dev", "eth0"]));
-    let want = Want {
-        table: "ip raw",
-        chain: "cali-PREROUTING",
-        drop: "rpf",
-        policy: [None; 4],
-        cause: "dropped by Calico's RPF check",
-    };
+    let want = Want { table, chain, drop: "rpf", policy: [None; 4], cause: "dropped by Calico's RPF check" };
     let spoof = || ping(node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]);
-    scenario(tracer, spoof, "10.99.0.2", &ipt_counter(node, tool, "raw"), &want);
+    scenario(tracer, spoof, "10.99.0.2", counter, &want);
 }
 
 /// Both backends' core: pod1's pings to pod2 denied by prod/deny-all (its chain name hashed:
@@ -510,7 +511,7 @@ fn iptables_legacy_drops_name_their_calico_policy() {
         &ipt_counter(&node, "iptables-legacy", "filter"),
     );
     assert_eq!(deny[0]["rule"]["backend"], "iptables-legacy");
-    spoofed_source_is_rpf(&node, &tracer, "iptables-legacy");
+    spoofed_source_is_rpf(&node, &tracer, ("ip raw", "cali-PREROUTING"), &ipt_counter(&node, "iptables-legacy", "raw"));
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
 }
@@ -582,6 +583,7 @@ fn nftables_drops_name_their_calico_policy() {
     let deny = deny_and_end_of_tier(&node, &tracer, "ip calico", "filter-", (&c2, "prod/api-7f9c5"), &counter);
     assert_eq!(deny[0]["rule"]["comment"], "cali:hMrCdUcSl8iTlfjn");
     assert_eq!(deny[0]["rule"]["backend"], "nftables");
+    spoofed_source_is_rpf(&node, &tracer, ("ip calico", "raw-cali-PREROUTING"), &counter);
     uncounted_rule_is_only_a_candidate(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
