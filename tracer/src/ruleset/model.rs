@@ -8,7 +8,7 @@ use std::collections::HashMap;
 pub(crate) enum Backend {
     /// Native nftables (`nft -j list ruleset`): rules have handles and text comments.
     Nft,
-    /// iptables over nf_tables (`iptables-nft-save -c`): positions, no handles.
+    /// iptables over nf_tables (`iptables-nft-save -c`): no handles.
     IptablesNft,
     /// iptables' own tables (`iptables-legacy-save -c`).
     IptablesLegacy,
@@ -44,7 +44,7 @@ impl Action {
 /// One rule, or a base chain's policy (a pseudo-rule at the end of its chain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rule {
-    /// nftables' handle (`None` for iptables, whose rules are known by position).
+    /// nftables' handle (`None` for iptables, whose rules are known by their text).
     pub handle: Option<u64>,
     /// 1-based place in its chain; 0 for a chain's policy.
     pub position: u32,
@@ -58,7 +58,7 @@ pub(crate) struct Rule {
     /// Matches conntrack state INVALID.
     pub ct_invalid: bool,
     /// The rule as its tool prints it, counters left out: iptables rules have no handle, so
-    /// a rule is the same rule only at the same position with the same text.
+    /// a rule is the same rule only with the same text in the same chain.
     pub text: String,
 }
 
@@ -110,9 +110,13 @@ pub(crate) struct RuleKey {
     pub table: String,
     pub table_handle: Option<u64>,
     pub chain: String,
-    /// nftables: the handle; iptables: the position and the rule's text.
+    /// nftables: the handle; iptables: the rule's text, and which of the chain's rules with
+    /// that text it is (0 for the first) — not its position, which every rule inserted before
+    /// it shifts while its counter stays.
     pub handle: Option<u64>,
-    pub position: u32,
+    pub occurrence: u32,
+    /// A chain's policy is its own (it has no text to tell it by).
+    pub policy: bool,
     pub text: String,
 }
 
@@ -120,6 +124,12 @@ pub(crate) struct RuleKey {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ruleset {
     pub tables: Vec<Table>,
+}
+
+/// How many rules before `rule` in `chain` have its text.
+fn occurrence(chain: &Chain, rule: &Rule) -> u32 {
+    let before = chain.rules.iter().take_while(|r| !std::ptr::eq(*r, rule));
+    u32::try_from(before.filter(|r| r.text == rule.text).count()).unwrap_or(u32::MAX)
 }
 
 impl Ruleset {
@@ -132,7 +142,8 @@ impl Ruleset {
             table_handle: table.handle,
             chain: chain.name.clone(),
             handle: rule.handle,
-            position: if nft && rule.position != 0 { 0 } else { rule.position },
+            occurrence: if nft { 0 } else { occurrence(chain, rule) },
+            policy: rule.position == 0,
             text: if nft { String::new() } else { rule.text.clone() },
         }
     }

@@ -136,3 +136,18 @@ fn the_other_families_tables_are_left_out() {
     let a = between(&v6(BEFORE, 10), &v6(&after, 20), None, &DEVS);
     assert_eq!(a, Attribution::Unknown("no dropping rule's counter moved"));
 }
+
+/// A rule inserted at the top of a chain shifts every iptables rule after it: they keep their
+/// counters and are the same rules (known by text, not position), so nothing is said to move.
+#[test]
+fn a_shifted_iptables_rule_is_the_same_rule() {
+    let inserted = BEFORE.replace(
+        "[0:0] -A cali-pi-_hashedPolicyName0 -m comment --comment \"cali:aaaaaaaaaaaaaaaa\"",
+        "[0:0] -A cali-pi-_hashedPolicyName0 -p udp -j DROP\n[0:0] -A cali-pi-_hashedPolicyName0 -m comment --comment \"cali:aaaaaaaaaaaaaaaa\"",
+    );
+    let a = between(&snapshot(BEFORE, 10), &snapshot(&inserted, 20), None, &DEVS);
+    assert_eq!(a, Attribution::Unknown("no dropping rule's counter moved"));
+    let moved = inserted.replace("[3:180] -A cali-pi-_hashed", "[4:240] -A cali-pi-_hashed");
+    let Attribution::Named(r) = between(&snapshot(BEFORE, 10), &snapshot(&moved, 20), None, &DEVS) else { panic!() };
+    assert_eq!(r.position, 3, "named where it is now");
+}
