@@ -107,7 +107,7 @@ pub(crate) fn read(table: &Table, chain: &Chain, rule: &Rule) -> Reading {
         r.kind = DropKind::ConntrackInvalid;
     } else if name.starts_with("cali-") {
         r.kind = DropKind::Calico;
-    } else if name.starts_with("KUBE-") || rule.has_comment("kube") {
+    } else if name.starts_with("KUBE-") || table.name == "kube-proxy" {
         r.kind = DropKind::KubeProxy;
     }
     r
@@ -300,6 +300,28 @@ mod tests {
         assert_eq!((p.label(), p.namespace.as_deref()), ("Profile kns.prod".to_owned(), Some("prod")));
         assert!(owner_comment("Start of tier default").is_none());
         assert!(owner_comment("Return if policy accepted").is_none());
+    }
+
+    /// Whose rule it is, outside Calico's endpoint and policy chains.
+    #[test]
+    fn owners_of_other_rules() {
+        use super::super::iptsave;
+        let text = "*filter\n:KUBE-SERVICES - [0:0]\n:cali-wl-to-host - [0:0]\n:mine - [0:0]\n\
+            [0:0] -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -j REJECT\n\
+            [0:0] -A cali-wl-to-host -m comment --comment \"cali:x\" -j DROP\n\
+            [0:0] -A mine -m comment --comment \"kube-ish\" -j DROP\nCOMMIT\n";
+        let tables = iptsave::parse(text, Backend::IptablesNft, "ip");
+        let kind = |chain: &str| {
+            let c = tables[0].chain(chain).unwrap();
+            read(&tables[0], c, &c.rules[0]).kind
+        };
+        assert_eq!(kind("KUBE-SERVICES"), DropKind::KubeProxy);
+        assert_eq!(kind("cali-wl-to-host"), DropKind::Calico);
+        assert_eq!(kind("mine"), DropKind::Other, "a comment does not make a rule kube-proxy's");
+        let mut nft = tables[0].clone();
+        (nft.backend, nft.name) = (Backend::Nft, "kube-proxy".into());
+        let c = nft.chain("mine").unwrap();
+        assert_eq!(read(&nft, c, &c.rules[0]).kind, DropKind::KubeProxy, "kube-proxy's nftables table");
     }
 
     #[test]
