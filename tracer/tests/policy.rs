@@ -376,6 +376,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     let connect = || quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.96.0.10/80"]));
     scenario(&tracer, connect, "10.96.0.10", &filter, &want);
 
+    ipv6_deny_is_named_in_ip6_filter(&node, &tracer, &c2);
     at_once_named_right_or_ambiguous(&node, &tracer, &c1);
     metrics_count_drops_by_policy(&node, deny.len());
     rewritten_rule_gives_no_wrong_name(&node, &tracer);
@@ -426,6 +427,42 @@ fn deny_and_end_of_tier(
         serde_json::json!(["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"])
     );
     deny
+}
+
+/// IPv6: ip6tables-nft rules of the same shape (Felix writes each family apart) deny pod1's
+/// ICMPv6 echo requests to pod2; the drop names `ip6 filter`, never the IPv4 tables' rules.
+fn ipv6_deny_is_named_in_ip6_filter(node: &Node, tracer: &Tracer, c2: &str) {
+    let rules = format!(
+        r#"*filter
+:FORWARD ACCEPT [0:0]
+:cali-tw-{c2} - [0:0]
+:cali-pi-_DGlcbEzkd1cvh5X1F7M - [0:0]
+-A FORWARD -o {c2} -m comment --comment "cali:Jvy2AGkdgoQcmQBG" -j cali-tw-{c2}
+-A cali-tw-{c2} -m comment --comment "cali:Ti5ZgmWbeSu5RZrc" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A cali-tw-{c2} -m comment --comment "cali:kNLbR6J8dQzEfW8e" -j cali-pi-_DGlcbEzkd1cvh5X1F7M
+-A cali-pi-_DGlcbEzkd1cvh5X1F7M -p ipv6-icmp -m comment --comment "cali:hMrCdUcSl8iTlfjm" -m comment --comment "Policy prod/default.deny-all ingress" -m icmp6 --icmpv6-type 128 -j DROP
+COMMIT
+"#
+    );
+    load(node, "ip6tables-nft-restore", &[], &rules);
+    let want = Want {
+        table: "ip6 filter",
+        chain: "cali-pi-_DGlcbEzkd1cvh5X1F7M",
+        drop: "deny",
+        policy: [Some("NetworkPolicy"), Some("prod"), Some("deny-all"), Some("default")],
+        cause: &format!("dropped by NetworkPolicy prod/deny-all (ingress to {c2})"),
+    };
+    let counter = |rule: &Value| {
+        let out = common::stdout(node.in_node("ip6tables-nft").args([
+            "-L",
+            rule["chain"].as_str().unwrap(),
+            "-v",
+            "-x",
+            "-n",
+        ]));
+        out.lines().filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok()).sum()
+    };
+    scenario(tracer, || ping(node, "pod1", &["fd00:244::6"]), "fd00:244::6", &counter, &want);
 }
 
 /// Two policies dropping in the same instant (pod1's pings to pod2, pod2's datagrams to pod1,
