@@ -135,6 +135,37 @@ impl NeighConfig {
     pub const DISABLED: Self = unsafe { core::mem::zeroed() };
 }
 
+/// Where the journey programs (`--journey`) find the skb in their tracepoints' records
+/// (tracefs). They read the skb and its device with `DropConfig`'s offsets. Without it
+/// (`enabled == 0`) they do nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JourneyConfig {
+    pub enabled: u32,
+    /// `skbaddr` in net:netif_receive_skb, net:net_dev_queue, net:net_dev_xmit,
+    /// skb:consume_skb and skb:skb_copy_datagram_iovec.
+    pub rcv_skbaddr: u32,
+    pub queue_skbaddr: u32,
+    pub xmit_skbaddr: u32,
+    /// `rc` in net:net_dev_xmit.
+    pub xmit_rc: u32,
+    pub consume_skbaddr: u32,
+    /// `location` in skb:consume_skb (6.x), or [`DropConfig::NONE`].
+    pub consume_location: u32,
+    pub copy_skbaddr: u32,
+}
+
+impl JourneyConfig {
+    /// Before the loader sets it: the programs do nothing.
+    // SAFETY: all-zero is a valid value of a struct of integers.
+    pub const DISABLED: Self = unsafe { core::mem::zeroed() };
+}
+
+/// Packets followed at once (`--journey`): the kernel's map of journeys by skb. A packet that
+/// finds it full is not followed, and counted (`LOST` slot [`crate::LOST_JOURNEYS`]).
+pub const JOURNEY_ENTRIES: u32 = 16384;
+
+const _: () = assert!(core::mem::size_of::<JourneyConfig>() == 8 * 4);
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 29 * 4);
 const _: () = assert!(core::mem::size_of::<NeighConfig>() == 17 * 4);
 const _: () = assert!(wakeup_bytes(8 << 20) == WAKEUP_BYTES && wakeup_bytes(4096) == 512);

@@ -62,4 +62,8 @@ mod pod {
     unsafe impl aya::Pod for super::ArpRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NeighRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::JourneySection {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::JourneyConfig {}
 }

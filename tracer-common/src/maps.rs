@@ -32,6 +32,15 @@ pub mod names {
     /// Program array of the translated expression and the programs it continues with.
     pub const FILTER_JUMP_MAP: &str = "FILTER_JUMP";
     pub const DROP_PROG: &str = "vethtrace_drop";
+    /// The journey programs (`--journey`), one per tracepoint, and what they share.
+    pub const JOURNEY_RECEIVE_PROG: &str = "vethtrace_j_rcv";
+    pub const JOURNEY_QUEUE_PROG: &str = "vethtrace_j_queue";
+    pub const JOURNEY_XMIT_PROG: &str = "vethtrace_j_xmit";
+    pub const JOURNEY_CONSUME_PROG: &str = "vethtrace_j_consume";
+    pub const JOURNEY_SOCKET_PROG: &str = "vethtrace_j_socket";
+    /// Journeys under way, by skb address (value: the journey's id).
+    pub const JOURNEYS_MAP: &str = "JOURNEYS";
+    pub const JOURNEY_CONFIG_GLOBAL: &str = "JOURNEY_CFG";
     /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
     /// Load-time global: what the TC programs do ([`crate::tc_flags`]).
@@ -51,6 +60,7 @@ pub mod names {
         FIB_CACHE_MAP,
         FIB_GEN_MAP,
         FILTER_JUMP_MAP,
+        JOURNEYS_MAP,
     ];
 }
 
@@ -64,6 +74,8 @@ pub const SCRATCH_SLOTS: u32 = 3;
 pub mod slot {
     pub const INGRESS: u32 = 0;
     pub const EGRESS: u32 = 1;
+    /// The drop and journey programs: tracepoint programs, which never nest on a CPU (the
+    /// kernel skips a tracing program while another runs there).
     pub const DROP: u32 = 2;
 }
 
@@ -86,7 +98,9 @@ pub mod errsite {
 /// Value of `TRACED_IFACES` entries (the map is a set keyed by ifindex).
 pub const TRACED: u8 = 1;
 
-/// Index of the single entry in the per-CPU `LOST` counter array.
+/// Slot of the per-CPU `LOST` counters: records lost because the ring was full.
 pub const LOST_RESERVE: u32 = 0;
+/// Slot of the per-CPU `LOST` counters: packets not followed because the journey map was full.
+pub const LOST_JOURNEYS: u32 = 1;
 /// Entries in the per-CPU `LOST` counter array.
-pub const LOST_SLOTS: u32 = 1;
+pub const LOST_SLOTS: u32 = 2;

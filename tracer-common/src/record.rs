@@ -2,7 +2,7 @@
 //! [`SectionHeader`] and a body (the bodies are in [`crate::sections`]), and the fixed part of
 //! each kind of record as the eBPF programs build it.
 
-use crate::sections::{ArpSection, DropSection, FrameSection, NeighSection, TcSection};
+use crate::sections::{ArpSection, DropSection, FrameSection, JourneySection, NeighSection, TcSection};
 
 /// Version of the record framing ([`RecordHeader`], [`SectionHeader`]); each section has its
 /// own version besides.
@@ -18,6 +18,9 @@ pub mod kind {
     pub const ARP: u8 = 3;
     /// A neighbour entry that changed or held a packet: section NEIGH.
     pub const NEIGH: u8 = 4;
+    /// A hop of a followed packet (`--journey`): section JOURNEY, and FRAME where the hop
+    /// starts the journey or queues the packet (its headers after NAT).
+    pub const JOURNEY: u8 = 5;
 }
 
 /// `SectionHeader::kind` values, each with its body type and version.
@@ -32,12 +35,15 @@ pub mod section {
     pub const NEIGH: u8 = 4;
     /// [`crate::FrameSection`] followed by `caplen` bytes of the frame.
     pub const FRAME: u8 = 5;
+    /// [`crate::JourneySection`].
+    pub const JOURNEY: u8 = 6;
 
     pub const TC_VERSION: u8 = 1;
-    pub const DROP_VERSION: u8 = 2;
+    pub const DROP_VERSION: u8 = 3;
     pub const ARP_VERSION: u8 = 1;
     pub const NEIGH_VERSION: u8 = 1;
     pub const FRAME_VERSION: u8 = 1;
+    pub const JOURNEY_VERSION: u8 = 1;
 }
 
 /// Start of every ring-buffer record; `len` covers the header and all sections.
@@ -116,8 +122,27 @@ pub struct NeighRecord {
     pub neigh: NeighSection,
 }
 
+/// The fixed part of a journey hop's record; with a frame, its FRAME section follows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JourneyRecord {
+    pub header: RecordHeader,
+    pub journey_hdr: SectionHeader,
+    pub journey: JourneySection,
+}
+
+/// A journey hop's record with its frame's section (the frame's bytes follow).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JourneyFrameRecord {
+    pub hop: JourneyRecord,
+    pub frame_hdr: SectionHeader,
+    pub frame: FrameSection,
+}
+
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 16);
 const _: () = assert!(core::mem::size_of::<SectionHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<TcRecord>() == 16 + 8 + 24 + 8 + 8);
-const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 64 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 72 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<JourneyFrameRecord>() == 16 + 8 + 40 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<DropRecord>() <= 128 && core::mem::size_of::<TcRecord>() <= 128);

@@ -130,6 +130,9 @@ pub struct DropSection {
     pub pod_name: [u8; 16],
     pub pod_carrier: u8,
     pub _pad2: [u8; 7],
+    /// The journey this packet was on (`--journey`: its id from [`JourneySection::id`]), 0
+    /// when it was not followed. The drop ends that journey.
+    pub journey: u64,
 }
 
 /// `ArpSection::hook` values.
@@ -213,6 +216,48 @@ pub struct NeighSection {
 
 const _: () = assert!(core::mem::size_of::<TcSection>() == 24);
 const _: () = assert!(core::mem::size_of::<FrameSection>() == 8);
-const _: () = assert!(core::mem::size_of::<DropSection>() == 64);
+const _: () = assert!(core::mem::size_of::<DropSection>() == 72);
+const _: () = assert!(core::mem::size_of::<JourneySection>() == 40);
 const _: () = assert!(core::mem::size_of::<ArpSection>() == 32);
 const _: () = assert!(core::mem::size_of::<NeighSection>() == 48);
+
+/// `JourneySection::hop` values: where a followed packet (`--journey`) was seen.
+pub mod hop {
+    /// net:netif_receive_skb: the node received it on `ifindex`. A journey starts.
+    pub const RECEIVE: u8 = 1;
+    /// net:net_dev_queue of a packet nobody followed: the node's own stack sent it. A journey
+    /// starts, queued to `ifindex`.
+    pub const LOCAL: u8 = 2;
+    /// net:net_dev_queue: queued for transmission on `ifindex` (after routing and NAT).
+    pub const QUEUE: u8 = 3;
+    /// net:net_dev_xmit: handed to `ifindex`'s driver (`rc`: what it returned). The journey
+    /// ends: the packet left the node's namespace.
+    pub const XMIT: u8 = 4;
+    /// skb:consume_skb, or skb:kfree_skb with SKB_CONSUMED: freed after use, in the node
+    /// (`location`: by which function, where the tracepoint says). The journey ends.
+    pub const CONSUMED: u8 = 5;
+    /// skb:skb_copy_datagram_iovec: a local socket read it. The journey ends.
+    pub const SOCKET: u8 = 6;
+}
+
+/// Where a followed packet was seen (`--journey`). A drop ends a journey too: it comes as a
+/// drop record whose [`DropSection::journey`] names the journey.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JourneySection {
+    /// The journey: one per packet, set where it started (its first hop's time and CPU).
+    pub id: u64,
+    /// The `struct sk_buff` address: how the hops find the journey.
+    pub skbaddr: u64,
+    /// The function that freed it ([`hop::CONSUMED`], where the tracepoint has one), else 0.
+    pub location: u64,
+    /// The device of the hop (0 for [`hop::CONSUMED`] and [`hop::SOCKET`]).
+    pub ifindex: u32,
+    /// `skb->len` at the hop.
+    pub len: u32,
+    /// [`hop::XMIT`]: the driver's return code.
+    pub rc: i32,
+    /// One of [`hop`].
+    pub hop: u8,
+    pub _pad: [u8; 3],
+}

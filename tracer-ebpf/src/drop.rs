@@ -9,27 +9,20 @@
 //! returns before a ring-buffer record is reserved.
 //!
 //! The record carries the dropped frame's first bytes (`--snaplen`); the collector parses them.
+//! A drop of a packet on a journey (`--journey`) ends the journey: it is kept whatever its
+//! device and address, and carries the journey's id; a packet on a journey freed as consumed
+//! (`SKB_CONSUMED`) ends it as a journey hop ([`crate::journey`]).
 //!
 //! Record and struct layouts come from `DROP_CFG` (tracefs and BTF, read by the collector):
 //! Rust eBPF has no CO-RE, and the kfree_skb record changed between 6.1 and 6.18.
 
-use core::ffi::c_void;
-
-use aya_ebpf::{
-    helpers::generated::bpf_probe_read_kernel,
-    macros::{map, tracepoint},
-    maps::{LpmTrie, lpm_trie::Key},
-    programs::TracePointContext,
-};
-use tracer_common::{
-    DropConfig, DropRecord, DropSection, FrameSection, SCRATCH_BYTES, SectionHeader, dropf, frame_origin, kind,
-    proto::{ETH_P_IP, ETH_P_IPV6},
-    section, slot,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use tracer_common::{DropConfig, DropRecord, DropSection, FrameSection, SectionHeader, dropf, frame_origin, kind, section, slot};
 
 use crate::{
-    emit, ifaces,
-    kread::{self, DevLayout, dev_netns, read},
+    emit, ifaces, journey,
+    kread::{DevLayout, dev_netns, read},
+    skb::{RecordAddr, Skb, SkbFrame, routed_to_traced},
     veth::{self, PodEnd},
 };
 
@@ -38,12 +31,13 @@ use crate::{
 #[unsafe(no_mangle)]
 static DROP_CFG: DropConfig = DropConfig::DISABLED;
 
-/// Prefixes routed to traced interfaces, as IPv6 (IPv4 mapped into ::ffff:0:0/96).
-#[map]
-static DROP_ADDRS: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(65536, 0);
-
-/// `skb->mac_header`/`network_header` when unset (`(typeof(skb->mac_header))~0U`).
-const HEADER_UNSET: u16 = 0xffff;
+/// The skb and device layouts as the verifier sees them: a constant.
+#[inline(always)]
+pub fn config() -> DropConfig {
+    // SAFETY: a plain global; the volatile read keeps the compiler from folding the all-zero
+    // default (the loader rewrites it).
+    unsafe { core::ptr::read_volatile(&raw const DROP_CFG) }
+}
 
 #[tracepoint]
 pub fn vethtrace_drop(ctx: TracePointContext) -> u32 {
@@ -52,112 +46,54 @@ pub fn vethtrace_drop(ctx: TracePointContext) -> u32 {
     }
 }
 
-/// The skb fields the program needs.
-struct Skb {
-    head: u64,
-    tail: u32,
-    len: u32,
-    mac: u16,
-    network: u16,
-    dev: u64,
-}
-
 #[inline(always)]
 fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
-    // SAFETY: a plain global; the volatile read keeps the compiler from folding the all-zero
-    // default (the loader rewrites it).
-    let cfg = &unsafe { core::ptr::read_volatile(&raw const DROP_CFG) };
+    let cfg = &config();
     if cfg.enabled == 0 {
         return Ok(());
     }
     let rec = ctx.as_ptr_u64();
+    let skbaddr: u64 = read(rec, cfg.rec_skbaddr)?;
+    let location = read(rec, cfg.rec_location).unwrap_or(0);
     let mut flags = 0;
     let mut reason = 0;
     if cfg.rec_reason != DropConfig::NONE {
         reason = read::<u32>(rec, cfg.rec_reason)?;
         if reason == cfg.reason_consumed {
+            journey::consumed(skbaddr, location);
             return Ok(());
         }
         flags |= dropf::HAS_REASON;
     }
-    let skbaddr: u64 = read(rec, cfg.rec_skbaddr)?;
+    let journey = journey::end(skbaddr);
     let protocol: u16 = read(rec, cfg.rec_protocol)?;
-    let skb = Skb {
-        head: read(skbaddr, cfg.skb_head)?,
-        tail: read(skbaddr, cfg.skb_tail)?,
-        len: read(skbaddr, cfg.skb_len)?,
-        mac: read(skbaddr, cfg.skb_mac_header)?,
-        network: read(skbaddr, cfg.skb_network_header)?,
-        dev: device_of(read(skbaddr, cfg.skb_dev)?, cfg),
-    };
-    let mut ifindex = 0;
-    let (mut dev_flags, mut carrier) = (0, 0);
-    let mut pod = None;
+    let skb = Skb::read(skbaddr, cfg)?;
+    let Some(dev) = Device::of(&skb, skbaddr, cfg)? else { return Ok(()) };
+    let ifindex = dev.ifindex;
     if skb.dev != 0 {
-        let Some(dev) = Device::read(skb.dev, cfg)? else {
-            // Another namespace's device that is not the pod end of a traced veth: its
-            // ifindex is not ours, and what it drops is that namespace's business.
-            return Ok(());
-        };
-        (ifindex, dev_flags, carrier) = (dev.ifindex, dev.flags, dev.carrier);
         flags |= dropf::HAS_DEV | dev.side;
-        pod = dev.pod;
-    } else {
-        // No device: a socket's queue purged (a pod's socket closed with unread data), a TCP
-        // segment rejected after the device was cleared, and the like. Only this namespace's
-        // sockets count; with neither device nor socket the namespace is unknown, and the
-        // same pod addresses may live in other namespaces (other nodes on one host), so skip.
-        let sk: u64 = read(skbaddr, cfg.skb_sk)?;
-        if sk == 0 {
-            return Ok(());
-        }
-        let net: u64 = read(sk, cfg.sk_net)?;
-        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
-            return Ok(());
-        }
     }
     if ifaces::is_traced(ifindex) {
         flags |= dropf::BY_DEV;
-    } else if routed_to_traced(&skb, protocol) {
+    } else if skb.l3().is_some_and(|l3| routed_to_traced(l3, protocol)) {
         flags |= dropf::BY_ADDR;
     } else if skb.dev != 0 && ifaces::is_traced(read(skbaddr, cfg.skb_iif)?) {
         // Arrived through a traced veth and dropped elsewhere in this namespace (skb_iif is
         // an ifindex of the device's namespace, checked above).
         flags |= dropf::BY_IIF;
-    } else {
+    } else if journey == 0 {
         return Ok(());
     }
     let frame = SkbFrame::new(&skb);
     let network_origin = frame.origin == frame_origin::NETWORK;
-    if !crate::filter::pass_drop(frame.base, frame.avail, network_origin.then_some(protocol)) {
+    // A journey's packet matched where it started (NAT may have changed it since).
+    if journey == 0 && !crate::filter::pass_drop(frame.base, frame.avail, network_origin.then_some(protocol)) {
         return Ok(());
     }
 
-    let section = DropSection {
-        location: read(rec, cfg.rec_location).unwrap_or(0),
-        reason,
-        ifindex,
-        len: skb.len,
-        protocol,
-        flags,
-        dev_carrier: carrier,
-        dev_flags,
-        _pad: 0,
-        pod_ifindex: pod.as_ref().map_or(0, |p| p.ifindex),
-        pod_flags: pod.as_ref().map_or(0, |p| p.flags),
-        pod_name: pod.as_ref().map_or([0; 16], |p| p.name),
-        pod_carrier: pod.as_ref().map_or(0, |p| p.carrier),
-        _pad2: [0; 7],
-    };
+    let section = DropSection { location, reason, len: skb.len, protocol, flags, journey, ..dev.section() };
     emit_drop(section, &frame);
     Ok(())
-}
-
-/// `skb->dev` when it is a device: a datagram freed from a closed socket's queue carries the
-/// socket's `dev_scratch` in that word (not an address), and is a drop without a device.
-#[inline(always)]
-fn device_of(dev: u64, cfg: &DropConfig) -> u64 {
-    if dev != 0 && kread::readable(dev + u64::from(cfg.dev_nd_net)) { dev } else { 0 }
 }
 
 /// The dropping device as the record reports it.
@@ -172,6 +108,45 @@ struct Device {
 }
 
 impl Device {
+    /// The record's device and pod fields.
+    #[inline(always)]
+    fn section(&self) -> DropSection {
+        let pod = self.pod.as_ref();
+        DropSection {
+            ifindex: self.ifindex,
+            dev_carrier: self.carrier,
+            dev_flags: self.flags,
+            pod_ifindex: pod.map_or(0, |p| p.ifindex),
+            pod_flags: pod.map_or(0, |p| p.flags),
+            pod_name: pod.map_or([0; 16], |p| p.name),
+            pod_carrier: pod.map_or(0, |p| p.carrier),
+            ..DropSection::default()
+        }
+    }
+
+    /// The dropping device, `None` when the drop is not this namespace's business. A drop
+    /// without a device (a socket's queue purged — a pod's socket closed with unread data —, a
+    /// TCP segment rejected after the device was cleared, and the like) counts when its socket
+    /// is this namespace's; with neither device nor socket the namespace is unknown, and the
+    /// same pod addresses may live in other namespaces (other nodes on one host), so it does not.
+    #[inline(always)]
+    fn of(skb: &Skb, skbaddr: u64, cfg: &DropConfig) -> Result<Option<Self>, ()> {
+        if skb.dev != 0 {
+            // `None`: another namespace's device that is not the pod end of a traced veth: its
+            // ifindex is not ours, and what it drops is that namespace's business.
+            return Self::read(skb.dev, cfg);
+        }
+        let sk: u64 = read(skbaddr, cfg.skb_sk)?;
+        if sk == 0 {
+            return Ok(None);
+        }
+        let net: u64 = read(sk, cfg.sk_net)?;
+        if read::<u32>(net, cfg.net_inum)? != cfg.netns_inum {
+            return Ok(None);
+        }
+        Ok(Some(Self { ifindex: 0, flags: 0, carrier: 0, side: 0, pod: None }))
+    }
+
     /// `None` for a device of another namespace that is not the pod end of a traced veth.
     #[inline(always)]
     fn read(dev: u64, cfg: &DropConfig) -> Result<Option<Self>, ()> {
@@ -209,7 +184,7 @@ fn emit_drop(mut section: DropSection, frame: &SkbFrame) {
     if frame.origin == frame_origin::NETWORK {
         section.flags |= dropf::NO_MAC;
     }
-    let caplen = frame.copy_to(buf, emit::snaplen());
+    let caplen = frame.copy_to(buf, FIXED, emit::snaplen());
     let rec = DropRecord {
         header: emit::header(kind::DROP, FIXED + caplen),
         drop_hdr: SectionHeader::new(section::DROP, section::DROP_VERSION, core::mem::size_of::<DropSection>()),
@@ -220,97 +195,4 @@ fn emit_drop(mut section: DropSection, frame: &SkbFrame) {
     // SAFETY: the slot holds SCRATCH_BYTES >= FIXED bytes; unaligned write of a plain struct.
     unsafe { buf.cast::<DropRecord>().write_unaligned(rec) };
     emit::output(buf, FIXED + caplen);
-}
-
-/// Whether the packet's source or destination lies in a prefix routed to a traced interface.
-#[inline(always)]
-fn routed_to_traced(skb: &Skb, protocol: u16) -> bool {
-    if skb.network == HEADER_UNSET {
-        return false;
-    }
-    let l3 = skb.head + u64::from(skb.network);
-    let mut key = Key::new(128, [0u8; 16]);
-    match protocol {
-        ETH_P_IP => {
-            let Ok(addrs) = read::<[u8; 8]>(l3, 12) else { return false };
-            key.data[10] = 0xff;
-            key.data[11] = 0xff;
-            key.data[12..16].copy_from_slice(&addrs[..4]);
-            if DROP_ADDRS.get(&key).is_some() {
-                return true;
-            }
-            key.data[12..16].copy_from_slice(&addrs[4..]);
-            DROP_ADDRS.get(&key).is_some()
-        }
-        ETH_P_IPV6 => {
-            let Ok(src) = read::<[u8; 16]>(l3, 8) else { return false };
-            key.data = src;
-            if DROP_ADDRS.get(&key).is_some() {
-                return true;
-            }
-            let Ok(dst) = read::<[u8; 16]>(l3, 24) else { return false };
-            key.data = dst;
-            DROP_ADDRS.get(&key).is_some()
-        }
-        _ => false,
-    }
-}
-
-/// The dropped skb's linear data, from its MAC header — or, when the MAC header was never set
-/// (locally generated packets dropped before L2), from its network header.
-struct SkbFrame {
-    /// Kernel address of the first byte, 0 when there is nothing to read.
-    base: u64,
-    /// Bytes readable from `base`.
-    avail: u32,
-    /// One of `frame_origin`.
-    origin: u8,
-}
-
-impl SkbFrame {
-    #[inline(always)]
-    fn new(skb: &Skb) -> Self {
-        let (start, origin) = if skb.mac != HEADER_UNSET {
-            (skb.mac, frame_origin::MAC)
-        } else if skb.network != HEADER_UNSET {
-            (skb.network, frame_origin::NETWORK)
-        } else {
-            return Self { base: 0, avail: 0, origin: frame_origin::MAC };
-        };
-        let avail = skb.tail.saturating_sub(u32::from(start));
-        Self { base: skb.head + u64::from(start), avail, origin }
-    }
-
-    /// Copies up to `snaplen` bytes behind the record's fixed part; returns how many.
-    #[inline(always)]
-    fn copy_to(&self, buf: *mut [u8; SCRATCH_BYTES], snaplen: u32) -> usize {
-        let want = self.avail.min(snaplen);
-        if self.base == 0 || want == 0 {
-            return 0;
-        }
-        let n = emit::copy_len(want);
-        // SAFETY: the slot has room for FIXED + 65536 bytes; bpf_probe_read_kernel checks the
-        // kernel address and fails instead of faulting.
-        let ret = unsafe {
-            bpf_probe_read_kernel(buf.cast::<u8>().add(FIXED).cast(), n, self.base as *const c_void)
-        };
-        if ret == 0 {
-            n as usize
-        } else {
-            emit::count_error(tracer_common::errsite::DROP_COPY, n, ret);
-            0
-        }
-    }
-}
-
-/// The tracepoint record's address as an integer (for offset arithmetic).
-trait RecordAddr {
-    fn as_ptr_u64(&self) -> u64;
-}
-
-impl RecordAddr for TracePointContext {
-    #[inline(always)]
-    fn as_ptr_u64(&self) -> u64 {
-        aya_ebpf::EbpfContext::as_ptr(self) as u64
-    }
 }

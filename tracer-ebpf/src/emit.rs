@@ -161,7 +161,13 @@ pub fn output(buf: *mut [u8; SCRATCH_BYTES], len: usize) {
 
 #[inline(always)]
 fn count_lost() {
-    if let Some(slot) = LOST.get_ptr_mut(LOST_RESERVE) {
+    count_lost_at(LOST_RESERVE);
+}
+
+/// Counts one loss in `LOST` slot `at` (`LOST_RESERVE`, `LOST_JOURNEYS`).
+#[inline(always)]
+pub fn count_lost_at(at: u32) {
+    if let Some(slot) = LOST.get_ptr_mut(at) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
         unsafe { *slot += 1 };
     }

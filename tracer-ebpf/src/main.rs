@@ -3,6 +3,7 @@
 //! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame), with the
 //!   kernel's FIB verdict on ingress ([`fib`]).
 //! - [`drop`]: skb:kfree_skb, the drops that concern a traced veth (set in [`ifaces`]).
+//! - [`journey`]: packets followed through the node by their skb (`--journey`), on tracepoints.
 //! - [`arp`] and [`neigh`]: the host stack's ARP and neighbour path (kprobe, fentry or tp_btf,
 //!   whichever the collector could attach).
 //!
@@ -19,8 +20,10 @@ mod emit;
 mod fib;
 mod filter;
 mod ifaces;
+mod journey;
 mod kread;
 mod neigh;
+mod skb;
 mod tc;
 mod traffic;
 mod veth;

@@ -195,6 +195,24 @@ pub struct TraceArgs {
     #[arg(long, conflicts_with_all = ["drops", "summary"])]
     pub no_drops: bool,
 
+    /// Follow each packet the expression selects through the node, and write one "journey"
+    /// per packet once its way is over: where it entered, where it was queued (its headers
+    /// after NAT), where it left, was delivered or was dropped (with the drop's cause), and
+    /// how long each step took. No packet or drop lines.
+    #[arg(long, conflicts_with_all = ["drops", "summary", "no_drops"])]
+    pub journey: bool,
+
+    /// With --journey: list every hop under the journey's text line.
+    #[arg(long, requires = "journey")]
+    pub journey_hops: bool,
+
+    /// With --journey: how long a packet may go unseen before its journey is written as
+    /// unfinished (what it waited for, from the node's state). Longer than the kernel's
+    /// neighbour resolution (3 s by default), so that packets held for a neighbour end with
+    /// their drop.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, requires = "journey", value_parser = parse_timeout)]
+    pub journey_timeout: f64,
+
     /// How the ARP/neighbour probes attach: kprobe, fentry, tracepoint (tp_btf), auto (the
     /// first of those that works here), or off.
     #[arg(long, value_enum, default_value_t = ProbeMode::Auto)]
@@ -279,6 +297,14 @@ impl TopArgs {
         t.output = Some(OutputFormat::None);
         t.top = true;
         t
+    }
+}
+
+/// A timeout in seconds: a finite number in (0, 3600].
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Ok(t),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
     }
 }
 

@@ -6,7 +6,7 @@ use aya::{
 };
 use tokio::io::unix::AsyncFd;
 use tracer_common::{
-    LOST_RESERVE, errsite,
+    LOST_JOURNEYS, LOST_RESERVE, errsite,
     names::{ERRORS_MAP, EVENTS_MAP, LOST_MAP},
 };
 
@@ -93,6 +93,11 @@ impl Collector {
     /// Records the kernel could not reserve, summed over CPUs.
     pub(crate) fn lost(&self) -> u64 {
         self.lost.get(&LOST_RESERVE, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
+    }
+
+    /// Packets not followed since the start: the kernel's journey map was full (`--journey`).
+    pub(crate) fn lost_journeys(&self) -> u64 {
+        self.lost.get(&LOST_JOURNEYS, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aya::{Ebpf, EbpfLoader};
-use tracer_common::{DropConfig, NeighConfig, SCRATCH_SLOTS, names};
+use tracer_common::{DropConfig, JourneyConfig, NeighConfig, SCRATCH_SLOTS, names};
 
 use crate::filter::Filter;
 
@@ -33,6 +33,8 @@ pub(crate) struct LoadOptions<'a> {
     pub drop_config: Option<DropConfig>,
     /// The ARP/neighbour programs' kernel layout; `None`: they idle.
     pub neigh_config: Option<NeighConfig>,
+    /// The journey programs' tracepoint layouts (`--journey`); `None`: they idle.
+    pub journey_config: Option<JourneyConfig>,
     /// What the TC programs do (`tracer_common::tc_flags`).
     pub tc_flags: u32,
     /// The filter expression, if any.
@@ -49,6 +51,7 @@ impl LoadOptions<'_> {
             snaplen: tracer_common::DEFAULT_SNAPLEN,
             drop_config: None,
             neigh_config: None,
+            journey_config: None,
             tc_flags: tracer_common::tc_flags::ALL,
             filter: None,
             fib_cache_ns: tracer_common::fib::DEFAULT_CACHE_NS,
@@ -64,6 +67,7 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| LoadError::Cpus(what, e))?.get();
     let drop_config = opts.drop_config.unwrap_or(DropConfig::DISABLED);
     let neigh_config = opts.neigh_config.unwrap_or(NeighConfig::DISABLED);
+    let journey_config = opts.journey_config.unwrap_or(JourneyConfig::DISABLED);
     let wakeup = tracer_common::wakeup_bytes(opts.ring_size);
     let mut loader = EbpfLoader::new();
     loader
@@ -74,7 +78,8 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
         .override_global(names::WAKEUP_GLOBAL, &wakeup, true)
         .override_global(names::FIB_CACHE_NS_GLOBAL, &opts.fib_cache_ns, true)
         .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
-        .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true);
+        .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true)
+        .override_global(names::JOURNEY_CONFIG_GLOBAL, &journey_config, true);
     if let Some(filter) = opts.filter {
         filter.configure(&mut loader);
     }
@@ -106,6 +111,7 @@ mod tests {
         let programs: Vec<&str> =
             [names::INGRESS_PROG, names::EGRESS_PROG, names::INGRESS_MATCHED_PROG, names::EGRESS_MATCHED_PROG, names::DROP_PROG]
             .into_iter()
+            .chain(crate::journey::tests::program_names())
             .chain(crate::probes::tests::program_names())
             .collect();
         for prog in programs {

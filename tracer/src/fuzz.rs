@@ -25,13 +25,14 @@ fn section_bytes((kind, version, body, len_skew): (u8, u8, Vec<u8>, i8)) -> Vec<
 }
 
 fn a_section() -> impl Strategy<Value = Vec<u8>> {
-    let kinds = prop_oneof![Just(section::TC), Just(section::DROP), Just(section::ARP), Just(section::NEIGH), Just(section::FRAME), any::<u8>()];
+    let kinds = prop_oneof![Just(section::TC), Just(section::DROP), Just(section::ARP), Just(section::NEIGH), Just(section::FRAME), Just(section::JOURNEY), any::<u8>()];
     (kinds, prop_oneof![Just(1u8), any::<u8>()], vec(any::<u8>(), 0..200), any::<i8>()).prop_map(section_bytes)
 }
 
 /// A record with a true header (but for `len_skew`) and up to four sections.
 fn record() -> impl Strategy<Value = Vec<u8>> {
-    let kinds = prop_oneof![Just(kind::PACKET), Just(kind::DROP), Just(kind::ARP), Just(kind::NEIGH), any::<u8>()];
+    let kinds =
+        prop_oneof![Just(kind::PACKET), Just(kind::DROP), Just(kind::ARP), Just(kind::NEIGH), Just(kind::JOURNEY), any::<u8>()];
     (kinds, vec(a_section(), 0..4), any::<i8>()).prop_map(|(k, sections, len_skew)| {
         let body: Vec<u8> = sections.concat();
         let len = size_of::<RecordHeader>() + body.len();
@@ -50,6 +51,7 @@ fn kind_of(e: &Event) -> u8 {
         Event::Drop(_) => kind::DROP,
         Event::Arp(_) => kind::ARP,
         Event::Neigh(_) => kind::NEIGH,
+        Event::Hop(_) => kind::JOURNEY,
     }
 }
 

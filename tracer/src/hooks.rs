@@ -5,6 +5,7 @@
 //! at load, and whether its failure ends the run or is a warning ([`HookFamily`]). Adding one
 //! is one more line in [`Kernel::start`].
 
+use anyhow::Context as _;
 use aya::Ebpf;
 use tokio::io::{Interest, unix::AsyncFd};
 use tracer_common::NeighConfig;
@@ -16,6 +17,7 @@ use crate::{
     drops::{DropProbe, DropSetup},
     ebpf::{self, LoadOptions},
     filter::Filter,
+    journey::{self, JourneyProbe},
     kernel::btf::KernelBtf,
     logging::KernelLog,
     probes::{self, ProbeError, Probes},
@@ -58,12 +60,14 @@ impl HookFamily for DropProbe {
         if args.no_drops {
             return Ok(None);
         }
-        let setup = required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", DropSetup::prepare(btf))?;
+        let required = args.drops || args.summary || args.journey;
+        let setup = required_or_warn(required, "drops are not traced", "tracing drops", DropSetup::prepare(btf))?;
         Ok(setup.map(with_injected_fault))
     }
 
     fn attach(ebpf: &mut Ebpf, args: &TraceArgs, setup: DropSetup) -> anyhow::Result<Option<Self>> {
-        required_or_warn(args.drops || args.summary, "drops are not traced", "tracing drops", Self::start(ebpf, setup))
+        let required = args.drops || args.summary || args.journey;
+        required_or_warn(required, "drops are not traced", "tracing drops", Self::start(ebpf, setup))
     }
 }
 
@@ -87,7 +91,7 @@ impl HookFamily for Probes {
         if args.probe == ProbeMode::Off {
             return Ok(None); // said once the object is loaded and attached (Kernel::start)
         }
-        let wanted = !args.drops && !args.summary;
+        let wanted = !args.drops && !args.summary && !args.journey;
         // A layout that cannot be found is reported by `attach`, with the mode that wanted it.
         Ok(wanted.then(|| probes::layout(btf).map_err(ProbeError::from)))
     }
@@ -102,11 +106,27 @@ impl HookFamily for Probes {
     }
 }
 
+/// Journeys: only with `--journey`, which needs them.
+impl HookFamily for JourneyProbe {
+    type Layout = tracer_common::JourneyConfig;
+
+    fn prepare(args: &TraceArgs, _: &KernelBtf) -> anyhow::Result<Option<Self::Layout>> {
+        if !args.journey {
+            return Ok(None);
+        }
+        Ok(Some(journey::config().context("--journey")?))
+    }
+
+    fn attach(ebpf: &mut Ebpf, _: &TraceArgs, _: Self::Layout) -> anyhow::Result<Option<Self>> {
+        Ok(Some(JourneyProbe::start(ebpf).context("--journey")?))
+    }
+}
+
 /// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
 /// the interfaces as traced (for the drop program) and send only ARP frames.
 fn tc_flags(args: &TraceArgs) -> u32 {
     use tracer_common::tc_flags::{ALL, ARP, COUNT};
-    let shown = !args.drops && !args.summary && !args.writes_no_events();
+    let shown = !args.drops && !args.summary && !args.journey && !args.writes_no_events();
     // top counts like the metrics.
     let metrics = args.metrics.is_some() || args.top;
     // Drop hunting looks at ARP requests for the ones left unanswered (drops::arpwatch), and
@@ -147,6 +167,7 @@ pub(crate) struct Kernel {
     pub(crate) attacher: Attacher,
     pub(crate) drops: Option<DropProbe>,
     pub(crate) probes: Option<Probes>,
+    pub(crate) journeys: Option<JourneyProbe>,
 }
 
 impl Kernel {
@@ -155,11 +176,13 @@ impl Kernel {
         let btf = KernelBtf::load()?;
         let drops = DropProbe::prepare(args, &btf)?;
         let neigh = Probes::prepare(args, &btf)?;
+        let journey = JourneyProbe::prepare(args, &btf)?;
         let mut ebpf = ebpf::load(LoadOptions {
             ring_size: args.ring_size,
             snaplen: args.snaplen,
             drop_config: drops.as_ref().map(|s| s.config),
             neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
+            journey_config: journey,
             tc_flags: tc_flags(args),
             filter: expression,
             fib_cache_ns: args.fib_cache_ms * 1_000_000,
@@ -170,9 +193,10 @@ impl Kernel {
         let attacher = Attacher::new(&mut ebpf, Backend::choose(args.tc_mode)?, expression)?;
         let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();
         let probes = neigh.map(|layout| Probes::attach(&mut ebpf, args, layout)).transpose()?.flatten();
+        let journeys = journey.map(|layout| JourneyProbe::attach(&mut ebpf, args, layout)).transpose()?.flatten();
         if args.probe == ProbeMode::Off {
             log::info!("ARP/neighbour probes: off");
         }
-        Ok(Self { ebpf, collector, attacher, drops, probes })
+        Ok(Self { ebpf, collector, attacher, drops, probes, journeys })
     }
 }

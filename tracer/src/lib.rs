@@ -23,6 +23,7 @@ mod fibgen;
 pub mod filter;
 mod hooks;
 mod ifaces;
+mod journey;
 pub mod kernel;
 pub mod logging;
 mod metrics;

@@ -31,7 +31,8 @@ use crate::{
     metrics::{self, Interfaces, Metrics},
     mirror::{self, Dump, Mirror, MirrorError, Netlink, Notifications, Redump, RtMessage, links::LinkChange},
     output::Format,
-    pipeline::{Analyser, Pipeline, Shown},
+    journey::JourneyProbe,
+    pipeline::{Analyser, Pipeline, Shown, journeys::Journeys, paths::Paths},
     ruleset::RulesetModel,
     pods::{self, NodeLinks, PodIndex},
     writers::{Outputs, is_closed},
@@ -66,6 +67,23 @@ impl Sink {
         match result {
             Err(e) if is_closed(&e) => Ok(false),
             other => other.map(|()| true).context("writing events"),
+        }
+    }
+
+    /// `--journey`: writes the journeys that timed out (all with `now_ns == u64::MAX`) and
+    /// stops following their packets in the kernel.
+    fn expire(&mut self, node: &Mirror, now_ns: u64, probe: Option<&mut JourneyProbe>) {
+        let ended = self.pipeline.expire(node, now_ns);
+        let mut probe = probe;
+        for (rec, (skbaddr, id)) in ended {
+            if let Some(p) = probe.as_deref_mut() {
+                p.forget(skbaddr, id);
+            }
+            if self.failed.is_none()
+                && let Err(e) = self.outputs.write(&rec)
+            {
+                self.failed = Some(e);
+            }
         }
     }
 
@@ -207,9 +225,10 @@ impl Tracing {
 }
 
 /// What the pipeline hands the writers: with `--drops`/`--summary` no packet, with `--summary` no
-/// drop line either, and with `--output none` without `-w` nothing (only counted).
+/// drop line either, with `--journey` only journeys, and with `--output none` without `-w`
+/// nothing (only counted).
 fn shown(args: &TraceArgs) -> Shown {
-    let quiet = args.writes_no_events();
+    let quiet = args.writes_no_events() || args.journey;
     Shown { packets: !args.drops && !args.summary && !quiet, drops: !args.summary && !quiet }
 }
 
@@ -218,6 +237,8 @@ pub(crate) struct Session {
     collector: Collector,
     tracing: Tracing,
     drop_probe: Option<DropProbe>,
+    /// `--journey`: the kernel's journeys under way.
+    journey_probe: Option<JourneyProbe>,
     netlink: Netlink,
     notifications: Notifications,
     sink: Sink,
@@ -250,7 +271,8 @@ impl Session {
         // What can end the start-up comes first (privileges, BTF, the programs and the ring,
         // netlink, the metrics port), so that a failing start says one line, and that line.
         caps::check()?;
-        let Kernel { mut ebpf, collector, attacher, drops: mut drop_probe, probes } = Kernel::start(args, expression)?;
+        let Kernel { mut ebpf, collector, attacher, drops: mut drop_probe, probes, journeys: journey_probe } =
+            Kernel::start(args, expression)?;
         let fib_generation = FibGeneration::take(&mut ebpf)?;
         // Subscribe before the dump so that nothing falls between the two.
         let (netlink, notifications) = mirror::subscribe()?;
@@ -271,6 +293,9 @@ impl Session {
         let mut pipeline = Pipeline::new(shown(args), analyser, Some(pods.clone()));
         pipeline.observers.metrics = metrics;
         pipeline.observers.top = args.top.then(crate::pipeline::tally::Tally::default); // top: its per-interface tallies
+        pipeline.journeys =
+            args.journey.then(|| Journeys::new(Duration::from_secs_f64(args.journey_timeout), args.journey_hops));
+        pipeline.observers.paths = args.journey.then(Paths::default);
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
@@ -280,6 +305,7 @@ impl Session {
             collector,
             tracing,
             drop_probe,
+            journey_probe,
             netlink,
             notifications,
             sink: Sink { pipeline, outputs, failed: None },
@@ -508,6 +534,8 @@ struct Turns {
     routes_dirty: bool,
     /// Events lost, as last reported.
     reported_lost: u64,
+    /// Packets not followed (`--journey`), as last reported.
+    reported_unfollowed: u64,
     /// The backlog of interfaces to attach takes every other turn, so that a flood never
     /// starves it and it never starves the drain.
     attach: bool,
@@ -517,7 +545,7 @@ struct Turns {
 
 impl Default for Turns {
     fn default() -> Self {
-        Self { routes_dirty: false, reported_lost: 0, attach: true, links_at: None }
+        Self { routes_dirty: false, reported_lost: 0, reported_unfollowed: 0, attach: true, links_at: None }
     }
 }
 
@@ -559,7 +587,35 @@ impl Session {
             m.lost(self.turns.reported_lost); // metrics
         }
         self.reported_errors = report_errors(self.collector.errors(), self.reported_errors);
+        if self.journey_probe.is_some() {
+            self.sink.expire(&self.node, monotonic_ns(), self.journey_probe.as_mut());
+            self.turns.reported_unfollowed = report_unfollowed(
+                self.collector.lost_journeys() + self.sink.pipeline.journeys.as_ref().map_or(0, |j| j.refused),
+                self.turns.reported_unfollowed,
+            );
+        }
     }
+}
+
+/// CLOCK_MONOTONIC now, ns: the kernel's clock for records.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Says on stderr how many packets were not followed since the last report (`--journey`:
+/// too many journeys under way); returns the new total.
+fn report_unfollowed(unfollowed: u64, reported: u64) -> u64 {
+    if unfollowed > reported {
+        log::info!(
+            "{} packets not followed ({unfollowed} in all): {} journeys were under way; the oldest end at --journey-timeout",
+            unfollowed - reported,
+            tracer_common::JOURNEY_ENTRIES
+        );
+    }
+    unfollowed.max(reported)
 }
 
 /// What a frontend (`vethtrace top`) reads of the session.
@@ -651,9 +707,15 @@ pub(crate) async fn run_with<F: Frontend>(
     let stop = stop?;
     if matches!(stop, Stop::Signal) {
         session.drain_rest()?;
+        // Journeys still under way are written as unfinished.
+        session.sink.expire(&session.node, u64::MAX, session.journey_probe.as_mut());
+        session.sink.flush()?;
     }
     if session.sink.pipeline.analyse.drop_names.is_some() {
         session.sink.finish_summary(args.summary)?;
+    }
+    if let Some(paths) = session.sink.pipeline.observers.paths.as_ref().filter(|p| !p.is_empty()) {
+        log::info!("journeys by path:\n{}", paths.table().trim_end());
     }
     session.tracing.attacher.detach_all();
     let mut counters = session.sink.pipeline.observers.counters;

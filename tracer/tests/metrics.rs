@@ -184,17 +184,9 @@ fn ping(node: &Node, pod: &str, args: &[&str]) {
     let _ = node.in_pod(pod, "ping").args(["-W", "1"]).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
-/// A GET in the node's namespace with bash's /dev/tcp: status, headers, body.
+/// A GET of vethtrace's endpoint in the node's namespace: status, headers, body.
 fn http_get(node: &Node, path: &str, accept: Option<&str>) -> (u16, String, String) {
-    let accept = accept.map_or_else(String::new, |a| format!("Accept: {a}\\r\\n"));
-    let (host, port) = METRICS.split_once(':').unwrap();
-    let script = format!(
-        "exec 3<>/dev/tcp/{host}/{port} && printf 'GET {path} HTTP/1.0\\r\\nHost: vethtrace\\r\\n{accept}\\r\\n' >&3 && cat <&3"
-    );
-    let response = stdout(node.in_node("bash").args(["-c", &script]));
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {response:?}"));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    common::http_get(node, METRICS, path, accept)
 }
 
 #[test]

@@ -4,10 +4,10 @@
 //! missing privilege is a failure, never a skip (the tests check that themselves). Then the
 //! integration tests again on Debian's kernels under QEMU (`cargo xtask vm`), each with the
 //! part of the suite that kernel adds something to (README "Kernel support"): 5.10 (Debian 11's:
-//! clsact, kprobes, fentry, no drop reasons), 6.1 (drop reasons and pod-side drops on a kernel
-//! without TCX) and 6.12 (TCX with kprobes and fentry, the combination modern nodes run).
-//! Then deploy/ against the Kubernetes schemas, and the container image built from the static
-//! binary.
+//! clsact, kprobes, fentry, no drop reasons: the whole VM suite), 6.1 (drop reasons and pod-side
+//! drops on a kernel without TCX) and 6.12 (TCX with kprobes and fentry, the combination modern
+//! nodes run). Then deploy/ against the Kubernetes schemas, and the container image built from
+//! the static binary.
 
 use std::{fs, path::Path, process::Command};
 
@@ -31,25 +31,28 @@ struct VmRun {
 /// So does policy (naming netfilter drops by rule counters): the counters and the ruleset tools
 /// are userspace's, the drop it names is the one the drops test checks on every kernel.
 /// 5.10 and 6.1 share clsact, kprobes and fentry: 5.10 (the older verifier, no drop reasons,
-/// no veth BTF) runs the VM suite but drops and podside, whose bpftrace oracle records nothing
-/// on 5.10 (bpftrace 0.17 finds no BTF there); 6.1 runs what 5.10 cannot show — drops with the
-/// kernel's reasons at 6.1's record layout and pod-side drops (veth's module BTF).
+/// no veth BTF) runs the whole VM suite, drops and podside against ftrace's kfree_skb records
+/// (bpftrace 0.17 finds no BTF there and records nothing); 6.1 runs what 5.10 cannot show —
+/// drops with the kernel's reasons at 6.1's record layout and pod-side drops (veth's module
+/// BTF), against bpftrace, which names the devices.
 const MATRIX: &[VmRun] = &[
     VmRun {
         kernel: Line::V5_10,
         probes: &[Probe::All],
-        only: &["kernel", "parse", "annotate", "trace", "neigh", "survive", "neighbours", "wirefuzz", "filter"],
+        only: &[
+            "kernel", "parse", "annotate", "trace", "drops", "podside", "neigh", "survive", "neighbours", "wirefuzz", "filter",
+        ],
     },
     VmRun {
         kernel: Line::V6_1,
         probes: &[Probe::All],
-        only: &["kernel", "parse", "drops", "podside"],
+        only: &["kernel", "parse", "drops", "podside", "journey"],
     },
     VmRun {
         kernel: Line::V6_12,
         probes: &[Probe::Kprobe, Probe::Fentry],
         // Drops are left to 6.1 and 6.18: the tracepoint layout of 6.12 is 6.18's.
-        only: &["kernel", "parse", "trace", "neigh", "survive", "neighbours", "wirefuzz"],
+        only: &["kernel", "parse", "trace", "neigh", "survive", "neighbours", "wirefuzz", "journey"],
     },
 ];
 

@@ -54,7 +54,7 @@ pub fn pod_mac(n: u32) -> Mac {
     Mac([0x92, 0x7d, b[0], b[1], b[2], b[3]])
 }
 
-fn unicast(dst: IpAddr, len: u8, dev: u32, gateway: Option<IpAddr>, table: u32, kind: RouteKind, scope: u8) -> Route {
+pub(crate) fn unicast(dst: IpAddr, len: u8, dev: u32, gateway: Option<IpAddr>, table: u32, kind: RouteKind, scope: u8) -> Route {
     Route {
         dst: Prefix::new(dst, len),
         table,

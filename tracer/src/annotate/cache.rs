@@ -198,8 +198,8 @@ mod tests {
         let mut m = calico_node(2);
         let ev = tcp_event(0, Ipv4Addr::new(10, 250, 0, 1), dir::INGRESS, FIRST_CALI, fib::SUCCESS, UPLINK);
         let mut cache = AnnotationCache::default();
-        let before = cache.get(&m, &ev).clone();
-        assert_eq!(cache.get(&m, &ev), &before);
+        let before = cache.get(&m, &ev).annotation.clone();
+        assert_eq!(cache.get(&m, &ev).annotation, before);
         let route = Route {
             dst: Prefix::new(IpAddr::V4(Ipv4Addr::new(10, 250, 0, 0)), 16),
             table: RT_TABLE_MAIN,
@@ -212,9 +212,9 @@ mod tests {
         };
         m.routes.insert(route, false);
         m.touch();
-        let after = cache.get(&m, &ev).clone();
+        let after = cache.get(&m, &ev).annotation.clone();
         assert_ne!(after, before, "the blackhole route is not in the annotation");
-        assert_eq!(after, fresh(&m, &ev));
+        assert_eq!(after, fresh(&m, &ev).annotation);
         let neigh = Neighbour { state: NeighState::Failed, lladdr: None };
         m.neighbours
             .apply(NeighUpdate { dev: UPLINK, ip: bench::GATEWAY.into(), proxy: false, neighbour: neigh }, true);

@@ -201,18 +201,6 @@ impl fmt::Debug for FlowAnnotation {
 }
 
 /// The same annotation under the same id (no spare buffers).
-impl Clone for FlowAnnotation {
-    fn clone(&self) -> Self {
-        Self {
-            annotation: self.annotation.clone(),
-            id: self.id,
-            text: self.text.clone(),
-            json: self.json.clone(),
-            spare: Default::default(),
-        }
-    }
-}
-
 /// Two are equal when they say the same (whatever their ids).
 impl PartialEq for FlowAnnotation {
     fn eq(&self, other: &Self) -> bool {

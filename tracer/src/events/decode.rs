@@ -12,7 +12,7 @@
 //! writers that want the bytes (pcapng).
 
 use tracer_common::{
-    ArpSection, DropSection, FrameSection, NeighSection, Packet, RECORD_VERSION, RecordHeader, SectionHeader,
+    ArpSection, DropSection, FrameSection, JourneySection, NeighSection, Packet, RECORD_VERSION, RecordHeader, SectionHeader,
     TcSection, frame_origin, proto::ETH_HLEN, section,
 };
 use tracer_ebpf::parse::{self, Frame};
@@ -64,6 +64,7 @@ pub(crate) struct Sections<'a> {
     pub drop: Option<DropSection>,
     pub arp: Option<ArpSection>,
     pub neigh: Option<NeighSection>,
+    pub journey: Option<JourneySection>,
     pub frame: Option<Captured<'a>>,
     unknown: u64,
 }
@@ -83,6 +84,7 @@ impl<'a> Sections<'a> {
             (DROP, DROP_VERSION) => read(body).map(|s| self.drop = Some(s)),
             (ARP, ARP_VERSION) => read(body).map(|s| self.arp = Some(s)),
             (NEIGH, NEIGH_VERSION) => read(body).map(|s| self.neigh = Some(s)),
+            (JOURNEY, JOURNEY_VERSION) => read(body).map(|s| self.journey = Some(s)),
             (FRAME, FRAME_VERSION) => read::<FrameSection>(body).and_then(|f| {
                 let bytes = body.get(size_of::<FrameSection>()..)?.get(..f.caplen as usize)?;
                 self.frame = Some(Captured { bytes, origin: f.origin });

@@ -150,7 +150,7 @@ impl NamedDrop {
     }
 
     /// `DROP <reason> at <location>`.
-    fn put_heading(&self, out: &mut Vec<u8>) {
+    pub(crate) fn put_heading(&self, out: &mut Vec<u8>) {
         put(out, "DROP ");
         put(out, self.reason.as_deref().unwrap_or("(no reason)"));
         put(out, " at ");
@@ -224,7 +224,7 @@ impl Render for DropRecord<'_> {
 /// The drop's own JSON keys, after the frame's and the annotation's (README order), written
 /// as a serde derive writes them (a test holds the two equal: `tests::DropTail`), without serde's
 /// detour through a buffer of its own for every drop.
-fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop) -> io::Result<()> {
+pub(crate) fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop) -> io::Result<()> {
     // No reason (a kernel before 5.17): neither key, rather than a guess or a null.
     if let Some(r) = drop.reason.as_deref() {
         put(out, ",\"reason\":");

@@ -59,6 +59,16 @@ pub(crate) fn put_text(out: &mut Vec<u8>, ev: &PacketEvent) {
     }
 }
 
+/// The frame's network part alone, as tcpdump prints it after the link layer
+/// (`10.244.1.5 > 10.244.1.6: ICMP echo request, …`); the whole frame's text when it has none.
+pub(crate) fn put_l3_text(out: &mut Vec<u8>, ev: &PacketEvent) {
+    let v = PacketView(&ev.packet);
+    match (v.src_ip(), v.dst_ip()) {
+        (Some(s), Some(d)) => text_ip(out, &v, s, d),
+        _ => put_text(out, ev),
+    }
+}
+
 fn ethertype_label(ethertype: u16) -> &'static str {
     match ethertype {
         ETH_P_IP => "IPv4",

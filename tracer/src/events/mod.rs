@@ -10,6 +10,7 @@
 //! | a packet the kernel dropped | [`drop`] | `drop` |
 //! | an ARP packet of the host stack | [`arp`] | `arp` |
 //! | a neighbour entry's change | [`neigh`] | `neigh` |
+//! | a packet's way through the node (`--journey`) | [`journey`] | `journey` |
 //!
 //! Kinds are registered here and nowhere else: a variant of [`Event`] and of [`Record`], a
 //! line in [`build`] and one in [`with_kind!`].
@@ -20,6 +21,7 @@ pub(crate) mod decode;
 pub(crate) mod drop;
 pub(crate) mod frame;
 mod head;
+pub(crate) mod journey;
 pub(crate) mod neigh;
 pub(crate) mod packet;
 
@@ -32,6 +34,7 @@ pub(crate) use self::{
     arp::{ArpEvent, ArpRecord},
     decode::{Captured, DecodeError, Decoded, Decoder},
     drop::{DropEvent, DropRecord, NamedDrop},
+    journey::{HopEvent, JourneyRecord},
     neigh::{NeighEvent, NeighRecord},
     packet::{PacketEvent, PacketRecord},
 };
@@ -71,6 +74,7 @@ pub(crate) enum Event {
     Drop(DropEvent),
     Arp(ArpEvent),
     Neigh(NeighEvent),
+    Hop(HopEvent),
 }
 
 /// The event of a record of `kind`, from its sections (inlined into the decoder: the event
@@ -82,6 +86,7 @@ fn build<'a>(kind: u8, stamp: Stamp, s: &Sections<'a>) -> Result<Decoded<'a>, De
         kind::DROP => Event::Drop(drop::decode(stamp, s)?),
         kind::ARP => Event::Arp(arp::decode(stamp, s)?),
         kind::NEIGH => Event::Neigh(neigh::decode(stamp, s)?),
+        kind::JOURNEY => Event::Hop(journey::decode(stamp, s)?),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     Ok(Decoded { event, frame: s.frame() })
@@ -110,6 +115,8 @@ pub(crate) enum Record<'a> {
     Drop(Box<DropRecord<'a>>),
     Arp(ArpRecord<'a>),
     Neigh(NeighRecord<'a>),
+    /// Boxed: it owns its hops and its entry frame.
+    Journey(Box<JourneyRecord>),
 }
 
 /// `$body` with `$r` bound to the record of whichever kind `$rec` holds (each arm its own
@@ -121,6 +128,7 @@ macro_rules! with_kind {
             Record::Drop($r) => $body,
             Record::Arp($r) => $body,
             Record::Neigh($r) => $body,
+            Record::Journey($r) => $body,
         }
     };
 }

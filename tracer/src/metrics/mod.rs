@@ -12,6 +12,7 @@
 //! when the pod behind an interface becomes known or changes: the interface's series then
 //! carry the new label (the old ones are removed).
 
+mod journeys;
 pub(crate) mod kernel_counts;
 pub(crate) mod serve;
 
@@ -231,6 +232,7 @@ struct IfaceTable {
     families: Families,
     by_index: FastMap<u32, Iface>,
     kernel: KernelCounts,
+    journeys: journeys::JourneyTimes,
 }
 
 impl Interfaces {
@@ -239,7 +241,7 @@ impl Interfaces {
     pub(crate) fn traced(&self, ifindex: u32, name: &str, pod: Option<&str>) {
         let labels = IfaceLabels { iface: name.to_owned(), pod: pod.unwrap_or_default().to_owned() };
         let mut t = self.0.borrow_mut();
-        let IfaceTable { families, by_index, kernel } = &mut *t;
+        let IfaceTable { families, by_index, kernel, journeys } = &mut *t;
         if by_index.get(&ifindex).is_some_and(|known| known.labels == labels && known.traffic.is_some()) {
             return;
         }
@@ -250,6 +252,7 @@ impl Interfaces {
             _ => {
                 if let Some(old) = by_index.remove(&ifindex) {
                     families.remove(&old);
+                    journeys.forget(&old.labels.iface);
                 }
                 by_index.insert(ifindex, Iface { labels, traffic: Some(traffic), drops: Vec::new() });
             }
@@ -262,6 +265,7 @@ impl Interfaces {
         let mut t = self.0.borrow_mut();
         if let Some(old) = t.by_index.remove(&ifindex) {
             t.families.remove(&old);
+            t.journeys.forget(&old.labels.iface);
         }
         t.kernel.untrack(ifindex);
         t.count_traced();
@@ -303,7 +307,9 @@ impl Metrics {
         );
         let kind = |kind| families.events.get_or_create_owned(&KindLabels { kind });
         let kinds = [kind(EventKind::packet), kind(EventKind::drop), kind(EventKind::arp), kind(EventKind::neigh)];
-        let table = IfaceTable { families: families.clone_handles(), by_index: FastMap::default(), kernel: kernel.clone() };
+        let journeys = journeys::JourneyTimes::register(&mut registry);
+        let table =
+            IfaceTable { families: families.clone_handles(), by_index: FastMap::default(), kernel: kernel.clone(), journeys };
         Self {
             kernel,
             families,
@@ -355,6 +361,12 @@ impl Metrics {
                 _ => 0,
             };
         });
+    }
+
+    /// A journey (`--journey`): its time from `entry` to its end, by exit device (empty when
+    /// it did not leave on one) and outcome.
+    pub(crate) fn journey(&self, entry: &str, exit: &str, outcome: &str, seconds: f64) {
+        self.ifaces.0.borrow_mut().journeys.observe(entry, exit, outcome, seconds);
     }
 
     /// A neighbour event: counted when the entry went FAILED.

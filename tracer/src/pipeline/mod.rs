@@ -9,6 +9,8 @@
 //! - **place** ([`place::Placer`]): the interface's name, the pod behind it, the wall-clock time.
 //! - **analyse** ([`analyse::Analyser`]): a packet's route/neighbour annotation, a drop's
 //!   names and cause, the unanswered-ARP watch — the typed record.
+//! - **journeys** ([`journeys::Journeys`], `--journey`): hop records put together into each
+//!   packet's journey, written when it ends (a drop with a journey id ends one).
 //! - **observe** ([`observe::Observers`]): the counters, the drop summary and the metrics see
 //!   every event and every named drop, shown or not, and change nothing.
 //! - **write** ([`crate::writers::Outputs`]): text, JSON, pcapng.
@@ -18,7 +20,9 @@
 //! it, so that every event is analysed against the node as it was when it happened.
 
 pub(crate) mod analyse;
+pub(crate) mod journeys;
 pub(crate) mod observe;
+pub(crate) mod paths;
 pub(crate) mod place;
 pub(crate) mod tally;
 
@@ -29,6 +33,7 @@ use crate::{
     ruleset::RulesetModel,
 };
 
+use self::journeys::End;
 pub use self::observe::Counters;
 pub(crate) use self::{analyse::Analyser, observe::Observers, place::Placer};
 
@@ -46,12 +51,15 @@ pub(crate) struct Pipeline {
     pub place: Placer,
     pub analyse: Analyser,
     pub observers: Observers,
+    /// `--journey`: the journeys under way.
+    pub journeys: Option<journeys::Journeys>,
     shown: Shown,
 }
 
 impl Pipeline {
     pub(crate) fn new(shown: Shown, analyse: Analyser, pods: Option<PodIndex>) -> Self {
-        Self { decoder: Decoder::default(), place: Placer::new(pods), analyse, observers: Observers::default(), shown }
+        let observers = Observers::default();
+        Self { decoder: Decoder::default(), place: Placer::new(pods), analyse, observers, journeys: None, shown }
     }
 
     /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
@@ -76,23 +84,35 @@ impl Pipeline {
         }
         let node: &'a Mirror = node;
         self.observers.event(&event);
-        let Self { place, analyse, observers, shown, .. } = self;
+        let Self { place, analyse, observers, shown, journeys, .. } = self;
         let rec = match event {
+            Event::Hop(ev) => {
+                let journeys = journeys.as_mut()?;
+                let ended = journeys.hop(ev, frame)?;
+                journey_record(journeys, ended, End::Hop, node, place, analyse, observers)
+            }
+            Event::Drop(ev) if ev.journey != 0 && journeys.is_some() => {
+                // IPv6 control traffic freed without a reason after it was handled is no fault
+                // (`Analyser::drop` leaves it out): its journey ends consumed.
+                let end = match analyse.drop(node, ruleset, ev, &|i| place.pod_label(i)) {
+                    Some((named, iface)) => {
+                        observers.drop(&named, &iface, analyse.symbol(&named.ev));
+                        End::Dropped(Box::new(named))
+                    }
+                    None => End::Freed(ev.location),
+                };
+                let journeys = journeys.as_mut()?;
+                let ended = journeys.dropped(ev.journey)?;
+                journey_record(journeys, ended, end, node, place, analyse, observers)
+            }
             Event::Drop(ev) => {
                 let (named, iface) = analyse.drop(node, ruleset, ev, &|i| place.pod_label(i))?;
-                observers.drop(&named, &iface, analyse.symbol(&named.ev));
-                if !shown.drops {
-                    return None;
-                }
-                Record::Drop(Box::new(place.drop(named, iface, frame)))
+                let symbol = analyse.symbol(&named.ev);
+                drop_record(observers, place, *shown, (named, iface, symbol), frame)?
             }
             Event::Packet(ev) if !shown.packets => {
-                let (named, iface) = analyse.arp_finding(node, &ev)?;
-                observers.drop(&named, &iface, None);
-                if !shown.drops {
-                    return None;
-                }
-                Record::Drop(Box::new(place.drop(named, iface, frame)))
+                let finding = analyse.arp_finding(node, &ev)?;
+                drop_record(observers, place, *shown, (finding.0, finding.1, None), frame)?
             }
             _ if !shown.packets => return None,
             Event::Packet(ev) => Record::Packet(analyse.packet(node, place.at(node, ev.ifindex, ev.header.ts_ns), ev, frame)),
@@ -102,4 +122,47 @@ impl Pipeline {
         observers.counters.events += 1;
         Some(rec)
     }
+
+    /// `--journey`: the journeys that started more than the timeout before `now_ns` (all with
+    /// `u64::MAX`), as records, each with its skb address and id.
+    pub(crate) fn expire(&mut self, node: &Mirror, now_ns: u64) -> Vec<(Record<'static>, (u64, u64))> {
+        let Self { journeys, place, analyse, observers, .. } = self;
+        let Some(journeys) = journeys else { return Vec::new() };
+        let ended = journeys.expired(now_ns);
+        observers.counters.events += ended.len() as u64;
+        ended
+            .into_iter()
+            .map(|p| {
+                let key = p.key();
+                (journey_record(journeys, p, End::Unfinished, node, place, analyse, observers), key)
+            })
+            .collect()
+    }
+}
+
+/// A named drop (or ARP finding) observed, and its record when drops are shown.
+fn drop_record<'a>(
+    observers: &mut Observers,
+    place: &Placer,
+    shown: Shown,
+    (named, iface, symbol): (crate::events::NamedDrop, std::borrow::Cow<'a, str>, Option<&str>),
+    frame: crate::events::Captured<'a>,
+) -> Option<Record<'a>> {
+    observers.drop(&named, &iface, symbol);
+    shown.drops.then(|| Record::Drop(Box::new(place.drop(named, iface, frame))))
+}
+
+/// A journey that ended, named, observed and made a record.
+fn journey_record(
+    journeys: &journeys::Journeys,
+    ended: journeys::Pending,
+    end: End,
+    node: &Mirror,
+    place: &Placer,
+    analyse: &Analyser,
+    observers: &mut Observers,
+) -> Record<'static> {
+    let journey = journeys.finish(ended, end, node, place, analyse.drop_names.as_ref());
+    observers.journey(&journey);
+    Record::Journey(Box::new(journey))
 }

@@ -2,10 +2,16 @@
 //! nothing — the counters a finished trace reports, the drop summary, the metrics, and
 //! `vethtrace top`'s per-interface tallies ([`super::tally`]).
 
-use super::tally::{RecentDrop, Tally};
+use super::{
+    paths::Paths,
+    tally::{RecentDrop, Tally},
+};
 use crate::{
     drops::summary::{Summary, flow},
-    events::{Event, NamedDrop},
+    events::{
+        Event, JourneyRecord, NamedDrop,
+        journey::Outcome,
+    },
     metrics::Metrics,
 };
 
@@ -16,6 +22,8 @@ pub(crate) trait Observer {
     /// Every drop once named (and every ARP_UNANSWERED finding), on `iface`; `symbol` is the
     /// dropping function's.
     fn drop(&mut self, _drop: &NamedDrop, _iface: &str, _symbol: Option<&str>) {}
+    /// Every journey once it ended (`--journey`).
+    fn journey(&mut self, _journey: &JourneyRecord) {}
     /// A record that could not be decoded.
     fn undecodable(&mut self) {}
 }
@@ -71,7 +79,7 @@ impl Observer for Metrics {
             Event::Packet(_) => self.packet(),
             Event::Arp(ev) => self.arp(ev.ifindex, ev.hook, ev.op),
             Event::Neigh(ev) => self.neigh(&ev.neigh),
-            Event::Drop(_) => {}
+            Event::Drop(_) | Event::Hop(_) => {}
         }
     }
 
@@ -80,6 +88,14 @@ impl Observer for Metrics {
         if let Some(p) = &drop.policy {
             self.policy_dropped(policy_labels(p));
         }
+    }
+
+    fn journey(&mut self, j: &JourneyRecord) {
+        let exit = match &j.outcome {
+            Outcome::Out { iface, .. } => iface.as_str(),
+            _ => "",
+        };
+        Metrics::journey(self, &j.place.iface, exit, j.outcome.word(), j.duration_ns as f64 / 1e9);
     }
 
     fn undecodable(&mut self) {
@@ -93,7 +109,7 @@ impl Observer for Tally {
         match ev {
             Event::Arp(a) => self.arp(a.ifindex, a.hook, a.op, std::time::Instant::now()),
             Event::Neigh(n) => self.entry(n.ifindex).last_event = Some(std::time::Instant::now()),
-            Event::Packet(_) | Event::Drop(_) => {}
+            Event::Packet(_) | Event::Drop(_) | Event::Hop(_) => {}
         }
     }
 
@@ -117,13 +133,15 @@ pub(crate) struct Observers {
     pub metrics: Option<Metrics>,
     /// `vethtrace top`: drops, ARP and neighbour events per interface.
     pub top: Option<Tally>,
+    /// `--journey`: the journeys by path, for the table at exit.
+    pub paths: Option<Paths>,
 }
 
 /// `$body` for each observer bound to `$o`, each called directly (no vtable on the path every
 /// record takes). The one list of observers.
 macro_rules! each_observer {
     ($observers:expr, $o:ident => $body:expr) => {{
-        let Observers { counters, summary, metrics, top } = $observers;
+        let Observers { counters, summary, metrics, top, paths } = $observers;
         {
             let $o = counters;
             $body;
@@ -138,6 +156,9 @@ macro_rules! each_observer {
         if let Some($o) = top {
             $body;
         }
+        if let Some($o) = paths {
+            $body;
+        }
     }};
 }
 
@@ -149,6 +170,10 @@ impl Observers {
 
     pub(crate) fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
         each_observer!(self, o => Observer::drop(o, drop, iface, symbol));
+    }
+
+    pub(crate) fn journey(&mut self, journey: &JourneyRecord) {
+        each_observer!(self, o => Observer::journey(o, journey));
     }
 
     pub(crate) fn undecodable(&mut self) {

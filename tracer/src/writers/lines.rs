@@ -101,6 +101,10 @@ mod tests {
             }
             "arp" => dedup([common, table_keys("### `\"kind\": \"arp\"`")].concat()),
             "neigh" => dedup([common, table_keys("### `\"kind\": \"neigh\"`")].concat()),
+            "journey" => {
+                let no_dir = packet.into_iter().filter(|k| k != "dir").collect();
+                dedup([no_dir, table_keys("### `\"kind\": \"journey\"`"), annotation].concat())
+            }
             other => panic!("no kind {other}"),
         }
     }
@@ -177,14 +181,8 @@ mod tests {
             drop: crate::drops::name::tests::name(&names, &mirror, &pod_ev, Some("calia")),
             frame: Captured::default(),
         }));
-        let arp = ArpSection {
-            ifindex: 10,
-            op: 1,
-            sha: [0x92, 0x7d, 0, 0, 0, 0],
-            spa: [10, 244, 1, 5],
-            tpa: [169, 254, 1, 1],
-            ..Default::default()
-        };
+        let (sha, spa, tpa) = ([0x92, 0x7d, 0, 0, 0, 0], [10, 244, 1, 5], [169, 254, 1, 1]);
+        let arp = ArpSection { ifindex: 10, op: 1, sha, spa, tpa, ..Default::default() };
         let arp = ArpEvent { arp, ..Default::default() };
         let arp = Record::Arp(ArpRecord {
             place: place(arp.ifindex, arp.header.ts_ns),
@@ -210,6 +208,16 @@ mod tests {
         });
         for rec in [packet, drop, pod_drop, arp, neigh].iter().chain(&netfilter) {
             each(rec);
+        }
+        journeys(&mirror, each);
+    }
+
+    /// A journey out of the node, and one that ended in a drop.
+    fn journeys(mirror: &crate::mirror::Mirror, mut each: impl FnMut(&Record<'_>)) {
+        use crate::{drops::name::tests as drops, pipeline::journeys::tests as journeys};
+        let drop = drops::name(&drops::names(), mirror, &drops::drop_event(), Some("calia"));
+        for j in [journeys::pod_to_pod(mirror), journeys::dropped(mirror, drop)] {
+            each(&Record::Journey(Box::new(j)));
         }
     }
 

@@ -8,6 +8,8 @@
 //! mean the kernel paths really ran.
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod drop_oracle;
+pub mod ftrace;
 pub mod pods;
 
 use std::{
@@ -478,3 +480,17 @@ pub mod system;
 pub mod owner;
 pub mod bpf;
 pub mod bpftrace;
+
+/// A GET of `addr` (`host:port`) in the node's namespace with bash's /dev/tcp: status, headers
+/// (lowercase), body.
+pub fn http_get(node: &Node, addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
+    let accept = accept.map_or_else(String::new, |a| format!("Accept: {a}\\r\\n"));
+    let (host, port) = addr.split_once(':').unwrap();
+    let script = format!(
+        "exec 3<>/dev/tcp/{host}/{port} && printf 'GET {path} HTTP/1.0\\r\\nHost: vethtrace\\r\\n{accept}\\r\\n' >&3 && cat <&3"
+    );
+    let response = stdout(node.in_node("bash").args(["-c", &script]));
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {response:?}"));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}

@@ -1,0 +1,345 @@
+//! Journeys (`--journey`) on a Calico-style node: every packet the expression selects gets
+//! exactly one journey with the right entry and exit (or drop), and no journey is written for a
+//! packet it does not select. bpftrace, reading the same tracepoints in the same run, is the
+//! oracle for the skb addresses, the interfaces and the times.
+//!
+//! Needs root, bpftrace, nft and socat. VETHTRACE_NO_ORACLE=1 leaves bpftrace out (said loudly).
+
+mod common;
+
+use std::{
+    fs,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use common::{Node, Tracer, run};
+use serde_json::Value;
+
+/// The bpftrace program: the skb and device at each tracepoint a journey is made of, with
+/// the kernel's clock (`nsecs`, CLOCK_MONOTONIC as the records' `ts_ns`).
+const SCRIPT: &str = r#"tracepoint:net:netif_receive_skb { printf("HOP rcv %llx %s %llu\n", (uint64)args->skbaddr, str(args->name), nsecs); }
+tracepoint:net:net_dev_queue { printf("HOP queue %llx %s %llu\n", (uint64)args->skbaddr, str(args->name), nsecs); }
+tracepoint:net:net_dev_xmit { printf("HOP xmit %llx %s %llu\n", (uint64)args->skbaddr, str(args->name), nsecs); }
+tracepoint:skb:kfree_skb { printf("HOP free %llx - %llu\n", (uint64)args->skbaddr, nsecs); }
+"#;
+
+/// One tracepoint hit as bpftrace printed it.
+#[derive(Debug, Clone)]
+struct Seen {
+    what: String,
+    skb: u64,
+    dev: String,
+    ns: u64,
+}
+
+fn oracle_start(tag: &str) -> Option<common::bpftrace::Bpftrace> {
+    common::bpftrace::Bpftrace::start(&format!("journey-{tag}"), SCRIPT)
+}
+
+fn oracle_stop(bt: common::bpftrace::Bpftrace) -> Vec<Seen> {
+    common::bpftrace::records(&bt.stop(), "HOP ")
+        .filter_map(|w| {
+            Some(Seen {
+                what: (*w.first()?).to_owned(),
+                skb: u64::from_str_radix(w.get(1)?, 16).ok()?,
+                dev: (*w.get(2)?).to_owned(),
+                ns: w.get(3)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn quiet(cmd: &mut Command) {
+    let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+fn ping(cmd: &mut Command, count: u32, dst: &str) {
+    quiet(cmd.args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", dst]));
+}
+
+/// Loads an nftables ruleset into the node's namespace.
+fn nft(node: &Node, rules: &str) {
+    let path = std::env::temp_dir().join(format!("{}-jnft-{}", node.prefix, std::process::id()));
+    fs::write(&path, rules).unwrap();
+    run(node.in_node("nft").arg("-f").arg(&path));
+    let _ = fs::remove_file(&path);
+}
+
+/// The journeys of ICMP echo messages of `icmp_type` from `src` to `dst`, by sequence number.
+fn echoes<'a>(journeys: &[&'a Value], icmp_type: u64, src: &str, dst: &str) -> Vec<&'a Value> {
+    journeys.iter().copied().filter(|j| j["icmp_type"] == icmp_type && j["src"] == src && j["dst"] == dst).collect()
+}
+
+/// Exactly one journey per sequence number `1..=count`, each entering on `entry`, with
+/// `outcome`, and (for "out") leaving on `exit`.
+fn one_each(what: &str, js: &[&Value], count: u64, entry: &str, outcome: &str, exit: Option<&str>) {
+    for seq in 1..=count {
+        let of_seq: Vec<&&Value> = js.iter().filter(|j| j["icmp_seq"] == seq).collect();
+        assert_eq!(of_seq.len(), 1, "{what}: seq {seq} has {} journeys: {of_seq:#?}", of_seq.len());
+        let j = of_seq[0];
+        assert_eq!(j["iface"], entry, "{what}: entry: {j:#}");
+        assert_eq!(j["outcome"], outcome, "{what}: outcome: {j:#}");
+        if let Some(exit) = exit {
+            assert_eq!(j["exit_iface"], exit, "{what}: exit: {j:#}");
+        }
+    }
+    assert_eq!(js.len() as u64, count, "{what}: journeys of other sequence numbers: {js:#?}");
+}
+
+fn skb_of(j: &Value) -> u64 {
+    let s = j["skb"].as_str().unwrap_or_else(|| panic!("no skb: {j:#}"));
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+}
+
+/// The oracle's hit of `what` for `skb` on `dev` nearest to `ns`. The device is part of the
+/// match: one skb crosses several devices within microseconds (a veth hands the node's skb to
+/// the pod's eth0 as it is), and under QEMU/TCG the two programs on one tracepoint run tens of
+/// microseconds apart.
+fn nearest<'a>(seen: &'a [Seen], what: &str, skb: u64, dev: &str, ns: u64) -> Option<&'a Seen> {
+    seen.iter().filter(|s| s.what == what && s.skb == skb && s.dev == dev).min_by_key(|s| s.ns.abs_diff(ns))
+}
+
+/// Time the oracle and vethtrace may disagree by: two programs on one tracepoint run one after
+/// the other, microseconds apart (more under QEMU/TCG).
+const SLACK_NS: u64 = 2_000_000;
+
+/// A journey's entry, exit and duration as bpftrace saw the same skb.
+fn agrees_with_oracle(j: &Value, seen: &[Seen]) {
+    let skb = skb_of(j);
+    let ts = j["ts_ns"].as_u64().unwrap();
+    let first = if j["entry"] == "local" { "queue" } else { "rcv" };
+    let iface = j["iface"].as_str().unwrap();
+    let entry = nearest(seen, first, skb, iface, ts)
+        .unwrap_or_else(|| panic!("bpftrace never saw {first} of skb {skb:x} on {iface}: {j:#}"));
+    assert!(entry.ns.abs_diff(ts) < SLACK_NS, "entry time {ts} vs bpftrace {}: {j:#}", entry.ns);
+    let duration_ns = (j["duration_us"].as_f64().unwrap() * 1000.0) as u64;
+    let end_ns = ts + duration_ns;
+    let (last, dev) = match j["outcome"].as_str().unwrap() {
+        "out" => ("xmit", j["exit_iface"].as_str().unwrap()),
+        "dropped" => ("free", "-"),
+        _ => return,
+    };
+    let end = nearest(seen, last, skb, dev, end_ns)
+        .unwrap_or_else(|| panic!("bpftrace never saw {last} of skb {skb:x} on {dev}: {j:#}"));
+    assert!(end.ns >= entry.ns, "bpftrace's {last} before its entry: {j:#}");
+    assert!(end.ns.abs_diff(end_ns) < SLACK_NS, "end time {end_ns} vs bpftrace {}: {j:#}", end.ns);
+}
+
+/// Runs vethtrace --journey with `expr` and bpftrace around `traffic`, then returns the journeys
+/// (each checked against bpftrace).
+fn journeys(node: &Node, tag: &str, expr: &[&str], traffic: impl FnOnce(), settle: Duration) -> Vec<Value> {
+    let oracle = oracle_start(tag);
+    let mut args = vec!["--journey", "--journey-timeout", "5"];
+    args.extend_from_slice(expr);
+    let tracer = Tracer::start(node, &args);
+    traffic();
+    thread::sleep(settle);
+    let finished = tracer.stop();
+    let seen = oracle.map(oracle_stop);
+    assert!(finished.status.success(), "vethtrace failed: {}", finished.stderr);
+    for kind in ["packet", "drop", "arp", "neigh"] {
+        assert!(finished.of_kind(kind).is_empty(), "--journey wrote {kind} events");
+    }
+    let js: Vec<Value> = finished.of_kind("journey").into_iter().cloned().collect();
+    if let Some(seen) = &seen {
+        assert!(!seen.is_empty(), "bpftrace saw nothing");
+        js.iter().for_each(|j| agrees_with_oracle(j, seen));
+    }
+    js
+}
+
+#[test]
+fn pod_to_pod_uplink_node_and_back() {
+    let node = Node::up("jp");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let uplink = format!("{}up", node.prefix);
+    // A UDP reader on the node, and datagrams the expression does not select.
+    let mut reader = node.in_node("socat").args(["-u", "UDP-RECV:9999", "/dev/null"]).spawn().unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let js = journeys(
+        &node,
+        "pp",
+        &["icmp or udp port 9999"],
+        || {
+            ping(&mut node.in_pod("pod1", "ping"), 3, "10.244.1.6");
+            ping(&mut node.in_pod("pod1", "ping"), 2, "10.99.0.2");
+            ping(&mut Node::exec(&uplink, "ping"), 2, "10.244.1.5");
+            ping(&mut node.in_pod("pod1", "ping"), 2, "10.99.0.1");
+            for port in ["9999", "9998"] {
+                let mut s = node.in_pod("pod1", "sh");
+                quiet(s.args(["-c", &format!("echo hello | socat -u STDIN UDP:10.99.0.1:{port}")]));
+            }
+        },
+        Duration::from_millis(5500),
+    );
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let js: Vec<&Value> = js.iter().collect();
+    one_each("pod1→pod2 requests", &echoes(&js, 8, "10.244.1.5", "10.244.1.6"), 3, &cali1, "out", Some(&cali2));
+    one_each("pod2→pod1 replies", &echoes(&js, 0, "10.244.1.6", "10.244.1.5"), 3, &cali2, "out", Some(&cali1));
+    one_each("pod1→uplink requests", &echoes(&js, 8, "10.244.1.5", "10.99.0.2"), 2, &cali1, "out", Some("eth0"));
+    one_each("uplink→pod1 replies", &echoes(&js, 0, "10.99.0.2", "10.244.1.5"), 2, "eth0", "out", Some(&cali1));
+    one_each("uplink→pod1 requests", &echoes(&js, 8, "10.99.0.2", "10.244.1.5"), 2, "eth0", "out", Some(&cali1));
+    one_each("pod1→node requests", &echoes(&js, 8, "10.244.1.5", "10.99.0.1"), 2, &cali1, "consumed", None);
+    for j in echoes(&js, 8, "10.244.1.5", "10.99.0.1") {
+        assert_eq!(j["consumed_by"], "icmp_rcv", "{j:#}");
+    }
+    let replies = echoes(&js, 0, "10.99.0.1", "10.244.1.5");
+    one_each("node→pod1 replies", &replies, 2, &cali1, "out", Some(&cali1));
+    assert!(replies.iter().all(|j| j["entry"] == "local"), "{replies:#?}");
+    let udp: Vec<&&Value> = js.iter().filter(|j| j["proto"] == "udp").collect();
+    assert!(udp.iter().all(|j| j["dport"] == 9999), "a journey the expression does not select: {udp:#?}");
+    // A local socket's read is traced where the kernel copies the datagram with
+    // skb_copy_datagram_iter; where it checksums while copying, and frees the skb deferred,
+    // nothing is traced after IP: the journey then ends "node" at the timeout.
+    let to_reader: Vec<&&&Value> = udp.iter().filter(|j| j["iface"] == cali1.as_str()).collect();
+    assert_eq!(to_reader.len(), 1, "the datagram to the reader: {udp:#?}");
+    assert!(["delivered", "node"].contains(&to_reader[0]["outcome"].as_str().unwrap_or_default()), "{udp:#?}");
+    let other: Vec<&&Value> = js.iter().filter(|j| j["proto"] != "udp" && j["proto"] != "icmp").collect();
+    assert!(other.is_empty(), "journeys the expression does not select: {other:#?}");
+}
+
+#[test]
+fn a_service_address_dnatted_to_another_pod() {
+    let node = Node::up("jn");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    nft(
+        &node,
+        "table ip vtsvc {\n  chain pre {\n    type nat hook prerouting priority dstnat;\n    ip daddr 10.96.0.10 dnat to 10.244.1.6\n  }\n}\n",
+    );
+    let js = journeys(&node, "nat", &["icmp"], || ping(&mut node.in_pod("pod1", "ping"), 2, "10.96.0.10"), Duration::from_millis(500));
+    let js: Vec<&Value> = js.iter().collect();
+    let requests = echoes(&js, 8, "10.244.1.5", "10.96.0.10");
+    one_each("requests to the service", &requests, 2, &cali1, "out", Some(&cali2));
+    for j in &requests {
+        assert_eq!(j["nat_dst"], "10.244.1.6", "the address after DNAT: {j:#}");
+        assert_eq!(j["route_dev"], cali2.as_str(), "routed by the translated address: {j:#}");
+    }
+    let replies = echoes(&js, 0, "10.244.1.6", "10.244.1.5");
+    one_each("replies from the backend", &replies, 2, &cali2, "out", Some(&cali1));
+    for j in &replies {
+        assert_eq!(j["nat_src"], "10.96.0.10", "the reply un-DNATed: {j:#}");
+    }
+}
+
+/// A dropped packet's journey ends in its drop, named as the drop event names it.
+fn dropped(js: &[Value], (src, dst): (&str, &str), entry: &str, code: &str, count: u64) {
+    let js: Vec<&Value> = js.iter().collect();
+    let requests = echoes(&js, 8, src, dst);
+    one_each(&format!("requests to {dst}"), &requests, count, entry, "dropped", None);
+    for j in requests {
+        assert_eq!(j["cause_code"], code, "{j:#}");
+        assert!(j["location"].as_str().is_some_and(|l| l.contains("+0x")), "{j:#}");
+        assert_eq!(j["hops"].as_array().and_then(|h| h.last()).map(|h| &h["hop"]), Some(&Value::from("drop")), "{j:#}");
+    }
+}
+
+#[test]
+fn dropped_packets_end_their_journeys() {
+    let node = Node::up("jd");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    run(node.in_node("ip").args(["route", "add", "unreachable", "10.77.0.0/16"]));
+    run(node.in_node("ip").args(["route", "add", "10.244.1.99/32", "dev", &cali2, "scope", "link"]));
+    nft(&node, "table inet vtdrop {\n  chain vtfwd {\n    type filter hook forward priority 0;\n    ip daddr 10.244.1.6 icmp type echo-request drop\n  }\n}\n");
+    // DF over a smaller MTU on the uplink; rp_filter on pod1's cali against a source the node
+    // routes back through the uplink (resolve 169.254.1.1 with the pod's own address first).
+    run(node.in_node("ip").args(["link", "set", "eth0", "mtu", "1000"]));
+    run(node.in_node("sysctl").args(["-qw", "net.ipv4.conf.all.rp_filter=1", &format!("net.ipv4.conf.{cali1}.rp_filter=1")]));
+    ping(&mut node.in_pod("pod1", "ping"), 1, "10.99.0.2");
+    run(node.in_pod("pod1", "ip").args(["addr", "add", "10.55.0.9/32", "dev", "eth0"]));
+    let js = journeys(
+        &node,
+        "drop",
+        &["icmp"],
+        || {
+            ping(&mut node.in_pod("pod1", "ping"), 2, "10.77.0.1");
+            ping(&mut node.in_pod("pod1", "ping"), 2, "10.244.1.6");
+            ping(node.in_pod("pod1", "ping").args(["-M", "do", "-s", "1200"]), 1, "10.99.0.2");
+            ping(node.in_pod("pod1", "ping").args(["-I", "10.55.0.9"]), 2, "10.99.0.2");
+            // Held while 10.244.1.99 is resolved (three probes a second apart), then dropped.
+            ping(&mut node.in_pod("pod1", "ping"), 1, "10.244.1.99");
+        },
+        Duration::from_secs(5),
+    );
+    let pod1 = "10.244.1.5";
+    dropped(&js, (pod1, "10.77.0.1"), &cali1, "no_route", 2);
+    dropped(&js, (pod1, "10.244.1.6"), &cali1, "netfilter", 2);
+    dropped(&js, (pod1, "10.99.0.2"), &cali1, "too_big", 1);
+    dropped(&js, ("10.55.0.9", "10.99.0.2"), &cali1, "rp_filter", 2);
+    dropped(&js, (pod1, "10.244.1.99"), &cali1, "neighbour_unanswered", 1);
+    let held = js.iter().find(|j| j["dst"] == "10.244.1.99").unwrap();
+    assert!(held["duration_us"].as_f64().unwrap() > 1_000_000.0, "held for the neighbour: {held:#}");
+}
+
+/// A packet held longer than --journey-timeout is written as unfinished, with what it waited for.
+#[test]
+fn a_held_packet_times_out_with_what_it_waits_for() {
+    let node = Node::up("jt");
+    let cali2 = node.cali("pod2");
+    run(node.in_node("ip").args(["route", "add", "10.244.1.99/32", "dev", &cali2, "scope", "link"]));
+    let tracer = Tracer::start(&node, &["--journey", "--journey-timeout", "1", "icmp"]);
+    ping(&mut node.in_pod("pod1", "ping"), 1, "10.244.1.99");
+    let j = tracer.wait_event(0, "unfinished journey", |e| e["kind"] == "journey" && e["dst"] == "10.244.1.99");
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert_eq!(j["outcome"], "unfinished", "{j:#}");
+    let why = j["waiting"].as_str().unwrap_or_default();
+    assert!(why.contains("10.244.1.99") && why.contains(&cali2), "waiting: {why:?}");
+    let of_it = finished.of_kind("journey").into_iter().filter(|e| e["dst"] == "10.244.1.99").count();
+    assert_eq!(of_it, 1, "one journey per packet, also when its drop comes later");
+}
+
+/// `--metrics`: the journeys' times by entry, exit and outcome, as many as were written; the
+/// table of paths at exit counts the same.
+#[test]
+fn journey_times_in_metrics_and_the_paths_at_exit() {
+    let node = Node::up("jm");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    let addr = "127.0.0.1:9464";
+    let tracer = Tracer::start(&node, &["--journey", "--metrics", addr, "icmp"]);
+    ping(&mut node.in_pod("pod1", "ping"), 3, "10.244.1.6");
+    thread::sleep(Duration::from_millis(300));
+    let (status, _, text) = common::http_get(&node, addr, "/metrics", None);
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert_eq!(status, 200);
+    let count = |entry: &str, exit: &str| -> u64 {
+        let series = format!("vethtrace_journey_seconds_count{{entry=\"{entry}\",exit=\"{exit}\",outcome=\"out\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    };
+    let written = |entry: &str| finished.of_kind("journey").iter().filter(|j| j["iface"] == entry && j["outcome"] == "out").count() as u64;
+    assert_eq!(count(&cali1, &cali2), 3, "{text}");
+    assert_eq!(count(&cali1, &cali2), written(&cali1));
+    assert_eq!(count(&cali2, &cali1), written(&cali2));
+    let row = finished.stderr.lines().find(|l| l.contains(&cali1) && l.contains(&cali2) && !l.contains("journey "));
+    let cols: Vec<&str> = row.unwrap_or_else(|| panic!("no path row: {}", finished.stderr)).split_whitespace().collect();
+    assert_eq!(cols.first().copied(), Some("3"), "{}", finished.stderr);
+}
+
+/// `-w`: each journey is its entry frame on its entry interface, with the journey's line as the
+/// frame's comment, as tshark reads it.
+#[test]
+fn journeys_in_pcapng_as_tshark_reads_them() {
+    let node = Node::up("jw");
+    let dir = common::scratch_dir("jw");
+    let file = dir.join("j.pcapng");
+    let tracer = Tracer::start(&node, &["--journey", "-w", file.to_str().unwrap(), "icmp"]);
+    ping(&mut node.in_pod("pod1", "ping"), 2, "10.244.1.6");
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let journeys = finished.of_kind("journey");
+    assert_eq!(journeys.len(), 4, "two requests and two replies: {journeys:#?}");
+    let fields = common::stdout(Command::new("tshark").arg("-r").arg(&file).args([
+        "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", "ip.dst", "-e", "frame.comment",
+    ]));
+    let frames: Vec<Vec<&str>> = fields.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(frames.len(), journeys.len(), "{fields}");
+    for (f, j) in frames.iter().zip(&journeys) {
+        assert_eq!((f[0], f[1], f[2]), (j["iface"].as_str().unwrap(), j["src"].as_str().unwrap(), j["dst"].as_str().unwrap()), "{fields}");
+        let comment = f.get(3).copied().unwrap_or_default();
+        assert!(comment.contains(" journey ") && comment.contains(" → Out "), "{comment:?}");
+    }
+    let _ = fs::remove_dir_all(dir);
+}
