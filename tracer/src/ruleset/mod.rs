@@ -9,7 +9,9 @@
 //!
 //! Reading: `iptables-nft-save -c`/`ip6tables-nft-save -c` (iptables-nft's tables, with their
 //! comment matches), `iptables-legacy-save -c` when legacy tables exist, and `nft -j list
-//! ruleset` for the tables native to nftables (Calico's nftables mode). [`watch`] follows
+//! table` for each table native to nftables (Calico's nftables mode) — the distributions' own
+//! tools, which know every match and expression, rather than a netlink decoder of ours (that
+//! would be cheaper per read: see the README's cost). [`watch`] follows
 //! nf_tables' change announcements: a chain changed between two reads has counters that may
 //! have started again at 0, and is never compared as if it had not.
 
