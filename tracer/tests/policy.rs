@@ -625,3 +625,37 @@ fn nftables_drops_name_their_calico_policy() {
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
 }
+
+/// A storm of denied packets (a ping flood) is named with a few reads, not one per drop: reads
+/// are at least 100 ms apart and one serves every drop that happened before it began. Every drop names deny-all or says
+/// it cannot tell; none names another rule.
+#[test]
+fn a_drop_storm_costs_a_few_reads() {
+    let node = Node::up("nfpolstorm");
+    let c2 = node.cali("pod2");
+    load(&node, "nft", &["-f"], &nft_rules(&c2));
+    let tracer = Tracer::start_wrapped(&node, &["env", "RUST_LOG=tracer=debug"], &["--drops", "-o", "json"]);
+    quiet(node.in_pod("pod1", "ping").args(["-f", "-i", "0.002", "-c", "1000", "-W", "1", "10.244.1.6"]));
+    settle();
+    let stdout = tracer.stdout();
+    let finished = tracer.stop();
+    let drops: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "drop" && e["cause_code"] == "netfilter" && e["dst"] == "10.244.1.6")
+        .collect();
+    let reads = finished.stderr.matches("netfilter ruleset read in").count();
+    let named = drops.iter().filter(|d| d.get("rule").is_some()).count();
+    eprintln!("{} drops ({named} named) with {reads} reads", drops.len());
+    assert!(drops.len() >= 900, "the flood's drops: {}\n{}", drops.len(), finished.stderr);
+    // At most ten reads a second (READ_GAP), and far fewer reads than drops.
+    let ts = |d: &Value| d["ts_ns"].as_u64().unwrap();
+    let secs = (ts(drops.last().unwrap()) - ts(&drops[0])) as f64 / 1e9;
+    assert!(reads as f64 <= secs * 10.0 + 3.0, "{reads} reads in {secs:.1} s of drops");
+    assert!(reads * 5 <= drops.len(), "{reads} reads for {} drops", drops.len());
+    for d in &drops {
+        if let Some(rule) = d.get("rule") {
+            assert_eq!(rule["chain"], "filter-cali-pi-_DGlcbEzkd1cvh5X1F7M", "a wrong name: {d:#}");
+        }
+    }
+}

@@ -260,6 +260,11 @@ pub(crate) struct RulesetModel {
     warned: bool,
 }
 
+/// The shortest time between two reads made for drops: bounds the processes a storm of
+/// netfilter drops starts (at most ten reads a second) at the price of the collector waiting up
+/// to this long for the read that names them.
+const READ_GAP_NS: u64 = 100_000_000;
+
 /// Reads kept: enough to bracket any drop still in the ring.
 const KEPT: usize = 8;
 
@@ -321,7 +326,16 @@ impl RulesetModel {
     /// Which rule dropped the packet the kernel dropped at `ts_ns`: reads the ruleset again
     /// unless a read began after the drop.
     pub(crate) fn attribute(&mut self, ts_ns: u64, devs: &DropDevs<'_>) -> Attribution {
-        if !self.snapshots.last().is_some_and(|s| s.start_ns > ts_ns) {
+        if let Some(last) = self.snapshots.last().filter(|s| s.start_ns <= ts_ns) {
+            // Reads at most every READ_GAP: the drops that come meanwhile wait in the ring and
+            // are all served by the next read (a storm of drops costs READ_GAP's reads).
+            let next = last.start_ns + READ_GAP_NS;
+            let now = monotonic_ns();
+            if next > now {
+                std::thread::sleep(std::time::Duration::from_nanos(next - now));
+            }
+            self.refresh();
+        } else if self.snapshots.is_empty() {
             self.refresh();
         }
         let Some(after) = self.snapshots.iter().find(|s| s.start_ns > ts_ns) else {
