@@ -578,7 +578,7 @@ fn uncounted_rule_is_only_a_candidate(node: &Node, tracer: &Tracer) {
 
 /// Felix's endpoint-status file naming `cali` pod prod/api-7f9c5 (10.244.1.6), in a scratch
 /// directory; the flags that point vethtrace at it and the other pod sources at nothing.
-fn pod_status(cali: &str) -> Vec<String> {
+fn pod_status(cali: &str) -> (std::path::PathBuf, Vec<String>) {
     let tmp = common::scratch_dir("nfpolst");
     let status = tmp.join("endpoint-status");
     fs::create_dir(&status).unwrap();
@@ -589,7 +589,7 @@ fn pod_status(cali: &str) -> Vec<String> {
         ("--cri-socket", tmp.join("none.sock")),
         ("--kubelet-pods-dir", tmp.join("none")),
     ];
-    flags.iter().flat_map(|(f, p)| [(*f).to_owned(), p.display().to_string()]).collect()
+    (tmp.clone(), flags.iter().flat_map(|(f, p)| [(*f).to_owned(), p.display().to_string()]).collect())
 }
 
 /// Felix 3.30+'s nftables table: a Deny in a hashed policy chain (mark, then drop on the mark),
@@ -600,7 +600,7 @@ fn nftables_drops_name_their_calico_policy() {
     let c2 = node.cali("pod2");
     load(&node, "nft", &["-f"], &nft_rules(&c2));
     // pod2 is prod/api-7f9c5 to Felix's endpoint-status files: the drops name the pod.
-    let pods = pod_status(&c2);
+    let (scratch, pods) = pod_status(&c2);
     let mut args = vec!["--drops"];
     args.extend(pods.iter().map(String::as_str));
     let tracer = Tracer::start(&node, &args);
@@ -624,6 +624,7 @@ fn nftables_drops_name_their_calico_policy() {
     uncounted_rule_is_only_a_candidate(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
+    let _ = fs::remove_dir_all(scratch);
 }
 
 /// A storm of denied packets (a ping flood) is named with a few reads, not one per drop: reads
