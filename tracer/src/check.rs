@@ -106,6 +106,7 @@ pub fn run(pod_args: &PodArgs) -> Report {
         }
     }
     lines.push(Line::new("pod identity", pod_identity(pod_args)));
+    lines.push(Line::new("netfilter rules", crate::ruleset::summary()));
     let can_trace = privileged_ok && btf.is_ok() && ring_ok;
     Report { lines, auto_mode, can_trace }
 }

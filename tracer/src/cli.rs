@@ -23,6 +23,10 @@ pub enum Command {
     /// One line per cali: interface, pod (namespace/name), UID, IPs, where the pod's identity
     /// came from, the veth peer's netns id, up/down. `--watch`: then one line per change.
     Pods(PodsArgs),
+    /// Per workload endpoint (each cali with Calico chains): its pod, the direction, the tiers
+    /// with their policies in order and the profiles, read from the netfilter ruleset
+    /// (iptables-nft, iptables-legacy or nftables).
+    Policies(PoliciesArgs),
     /// A live full-screen view of the traced pods, one row per cali: packets and bytes per
     /// second each way, drops per second with the top cause, the pod address's neighbour
     /// state, proxy-ARP answered/unanswered. Without a terminal on standard output: one plain
@@ -80,6 +84,21 @@ pub struct PodsArgs {
     /// "event": "add"/"change"/"remove") until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
+
+    #[command(flatten)]
+    pub pods: PodArgs,
+}
+
+/// Options of `vethtrace policies`.
+#[derive(Debug, Clone, Args)]
+pub struct PoliciesArgs {
+    /// Endpoints to list, as shell globs on the interface name.
+    #[arg(short, long = "iface", value_name = "GLOB", default_value = "cali*")]
+    pub iface: Vec<String>,
+
+    /// Output format (JSON: one object per line).
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 
     #[command(flatten)]
     pub pods: PodArgs,

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Reaper) => reaper::run().map(|()| ExitCode::SUCCESS),
         Some(Command::Check(pods)) => Ok(run_check(&pods)),
         Some(Command::Pods(args)) => run_pods(&args),
+        Some(Command::Policies(args)) => run_policies(&args),
         Some(Command::Top(args)) => run_top(&args),
         #[cfg(feature = "bench")]
         Some(Command::BenchCollector { events, pods, stage }) => {
@@ -68,6 +69,13 @@ fn run_check(pods: &tracer::cli::PodArgs) -> ExitCode {
 fn run_pods(args: &tracer::cli::PodsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(tracer::show_pods::run(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vethtrace policies`: the table on standard output.
+fn run_policies(args: &tracer::cli::PoliciesArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(tracer::show_policies::run(args))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,6 +33,7 @@ use crate::{
     output::Format,
     journey::JourneyProbe,
     pipeline::{Analyser, Pipeline, Shown, journeys::Journeys, paths::Paths},
+    ruleset::RulesetModel,
     pods::{self, NodeLinks, PodIndex},
     writers::{Outputs, is_closed},
 };
@@ -46,11 +47,11 @@ struct Sink {
 }
 
 impl Sink {
-    fn record(&mut self, node: &mut Mirror, bytes: &[u8]) {
+    fn record(&mut self, node: &mut Mirror, ruleset: Option<&mut RulesetModel>, bytes: &[u8]) {
         if self.failed.is_some() {
             return;
         }
-        if let Some(rec) = self.pipeline.run(node, bytes)
+        if let Some(rec) = self.pipeline.run(node, ruleset, bytes)
             && let Err(e) = self.outputs.write(&rec)
         {
             self.failed = Some(e);
@@ -245,6 +246,9 @@ pub(crate) struct Session {
     /// session is its one owner: the pod index gets its links and routes from here, at most
     /// [`LINKS_SETTLE`] after a change.
     node: Mirror,
+    /// The netfilter ruleset, node state like the mirror: names the rule behind a netfilter
+    /// drop (`None` when drops are not traced).
+    ruleset: Option<RulesetModel>,
     /// In-kernel failures already reported on stderr.
     reported_errors: ErrorCounts,
     redumps: Redumps,
@@ -295,6 +299,8 @@ impl Session {
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
+        // The ruleset's first read: the baseline the first netfilter drop is compared with.
+        let ruleset = drop_probe.as_ref().map(|_| RulesetModel::start());
         let mut session = Self {
             collector,
             tracing,
@@ -304,6 +310,7 @@ impl Session {
             notifications,
             sink: Sink { pipeline, outputs, failed: None },
             node,
+            ruleset,
             reported_errors: ErrorCounts::default(),
             redumps: Redumps::default(),
             fib_generation,
@@ -373,7 +380,7 @@ impl Session {
     /// Drains what is left in the ring at exit; `false` when the reader went away.
     fn drain_rest(&mut self) -> anyhow::Result<()> {
         loop {
-            let n = self.collector.drain_now(|b| self.sink.record(&mut self.node, b));
+            let n = self.collector.drain_now(|b| self.sink.record(&mut self.node, self.ruleset.as_mut(), b));
             if !self.sink.flush()? || n < collect::BATCH {
                 return Ok(());
             }
@@ -509,7 +516,7 @@ async fn event_loop<F: Frontend>(s: &mut Session, front: &mut F, stops: &mut Sto
             input = front.input() => if !front.on_input(input, s)? {
                 return Ok(Stop::Signal);
             },
-            drained = s.collector.drain(|b| s.sink.record(&mut s.node, b)) => {
+            drained = s.collector.drain(|b| s.sink.record(&mut s.node, s.ruleset.as_mut(), b)) => {
                 s.turns.attach = true;
                 drained?;
                 if !s.sink.flush()? {

@@ -27,6 +27,8 @@ const APT_PACKAGES: &[&str] = &[
     "bpftool",
     "bpftrace",
     "nftables",
+    // The policy tests load Felix's rulesets with iptables-nft (and iptables-legacy).
+    "iptables",
     "iperf3",
     // `vethtrace top`'s test drives the live view in a terminal multiplexer.
     "tmux",

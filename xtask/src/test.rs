@@ -28,6 +28,8 @@ struct VmRun {
 
 /// The VM part of the matrix. Churn, fuzz, badinput, pcapng and top run natively only: they
 /// test vethtrace's own handling, which no kernel changes, and churn under TCG would take too long.
+/// So does policy (naming netfilter drops by rule counters): the counters and the ruleset tools
+/// are userspace's, the drop it names is the one the drops test checks on every kernel.
 /// 5.10 and 6.1 share clsact, kprobes and fentry: 5.10 (the older verifier, no drop reasons,
 /// no veth BTF) runs the whole VM suite, drops and podside against ftrace's kfree_skb records
 /// (bpftrace 0.17 finds no BTF there and records nothing); 6.1 runs what 5.10 cannot show —

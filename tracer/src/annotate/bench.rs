@@ -323,7 +323,7 @@ fn run_pipeline(events: u64, mirror: Mirror, records: &mut [Vec<u8>], new_flows:
         if new_flows {
             bytes[SPORT_AT..SPORT_AT + 2].copy_from_slice(&((i / n) as u16).to_be_bytes());
         }
-        let Some(rec) = pipeline.run(&mut mirror, bytes) else {
+        let Some(rec) = pipeline.run(&mut mirror, None, bytes) else {
             continue;
         };
         match &mut sink {

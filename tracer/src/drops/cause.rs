@@ -61,7 +61,7 @@ pub(crate) fn classify(reason: Option<&str>, symbol: Option<&str>) -> Class {
             Some("neigh_invalidate" | "__neigh_event_send" | "neigh_probe" | "arp_error_report" | "ndisc_error_report") => {
                 Class::Neighbour
             }
-            Some("nf_hook_slow") => Class::Netfilter,
+            Some("nf_hook_slow" | "nft_do_chain" | "ipt_do_table" | "ip6t_do_table") => Class::Netfilter,
             Some("__dev_queue_xmit" | "veth_xmit" | "__dev_forward_skb" | "____dev_forward_skb" | "dev_forward_skb") => {
                 Class::Device
             }

@@ -7,6 +7,7 @@ pub(crate) mod arpwatch;
 pub(crate) mod cause;
 pub(crate) mod name;
 pub(crate) mod podside;
+pub(crate) mod policy;
 pub(crate) mod summary;
 
 use std::{collections::HashSet, net::IpAddr};

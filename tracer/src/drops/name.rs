@@ -37,7 +37,7 @@ pub(crate) fn name_with(
     } else {
         (cause::describe(&facts), None)
     };
-    NamedDrop { ev: *ev, reason, location: names.location(ev), cause, annotation, pod_dev, finding: false }
+    NamedDrop { ev: *ev, reason, location: names.location(ev), cause, annotation, pod_dev, finding: false, policy: None }
 }
 
 #[cfg(test)]

@@ -161,6 +161,7 @@ pub(crate) fn finding_drop(
         annotation: crate::events::annotation::Annotation::default(),
         pod_dev: None,
         finding: true,
+        policy: None,
     }
 }
 

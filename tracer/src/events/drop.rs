@@ -139,6 +139,8 @@ pub(crate) struct NamedDrop {
     pub pod_dev: Option<String>,
     /// Not a kernel drop but a finding of the collector's (ARP_UNANSWERED): no reason code.
     pub finding: bool,
+    /// A netfilter drop: the rule that dropped it (or the candidates) and its policy.
+    pub policy: Option<Box<crate::drops::policy::PolicyDrop>>,
 }
 
 impl NamedDrop {
@@ -244,6 +246,9 @@ pub(crate) fn put_json_tail(out: &mut Vec<u8>, drop: &NamedDrop) -> io::Result<(
     if let Some(dev) = drop.pod_dev.as_deref() {
         put(out, ",\"side\":\"pod\",\"pod_dev\":");
         put_json_str(out, dev)?;
+    }
+    if let Some(p) = &drop.policy {
+        crate::drops::policy::put_json(out, p)?;
     }
     Ok(())
 }

@@ -82,6 +82,21 @@ struct DropLabels {
     pod: String,
 }
 
+/// A netfilter drop's rule in Calico's terms: bounded by the policies the ruleset has (and
+/// capped at [`POLICY_SERIES`]), never an address or a rule's position.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PolicyLabels {
+    /// `policy.drop` (`deny`, `end_of_tier`, …), `ambiguous` or `unknown`.
+    pub drop: String,
+    /// `NetworkPolicy`, `Profile`, …; empty when the rule belongs to none.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Distinct policy series at most; drops beyond are counted under `name="(other)"`.
+const POLICY_SERIES: usize = 1000;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: EventKind,
@@ -126,6 +141,7 @@ struct Families {
     packets: Family<DirLabels, Counter>,
     bytes: Family<DirLabels, Counter>,
     drops: Family<DropLabels, Counter>,
+    policy_drops: Family<PolicyLabels, Counter>,
     arp_requests_received: Family<IfaceLabels, Counter>,
     arp_replies_sent: Family<IfaceLabels, Counter>,
     arp_requests_sent: Family<IfaceLabels, Counter>,
@@ -142,6 +158,7 @@ impl Families {
         registry.register("packets", "Frames seen by TC on a traced interface", f.packets);
         registry.register("bytes", "Bytes of those frames (skb->len, from the MAC header on)", f.bytes);
         registry.register("drops", "Packets the kernel dropped that concern a traced interface, by drop reason", f.drops);
+        registry.register("policy_drops", "Netfilter drops by the Calico policy or profile (or rule owner) whose rule dropped them", f.policy_drops);
         registry.register("arp_requests_received", "ARP requests the host received", f.arp_requests_received);
         registry.register("arp_replies_sent", "ARP replies the host sent (proxy ARP on a cali)", f.arp_replies_sent);
         registry.register("arp_requests_sent", "ARP requests the host sent (resolving a pod's address)", f.arp_requests_sent);
@@ -158,6 +175,7 @@ impl Families {
             packets: self.packets.clone(),
             bytes: self.bytes.clone(),
             drops: self.drops.clone(),
+            policy_drops: self.policy_drops.clone(),
             arp_requests_received: self.arp_requests_received.clone(),
             arp_replies_sent: self.arp_replies_sent.clone(),
             arp_requests_sent: self.arp_requests_sent.clone(),
@@ -200,6 +218,8 @@ pub(crate) struct Metrics {
     ready: Arc<AtomicBool>,
     /// Where the endpoint listens.
     endpoint: Option<std::net::SocketAddr>,
+    /// Distinct `policy_drops` series made so far.
+    policy_series: std::cell::Cell<usize>,
 }
 
 /// The interfaces' labels and counters, shared by [`Metrics`] (which counts events) and
@@ -298,6 +318,7 @@ impl Metrics {
             kinds,
             ready: Arc::new(AtomicBool::new(false)),
             endpoint: None,
+            policy_series: std::cell::Cell::new(0),
         }
     }
 
@@ -356,6 +377,17 @@ impl Metrics {
                 t.neigh_failed.inc();
             });
         }
+    }
+
+    /// A netfilter drop named by its rule's policy.
+    pub(crate) fn policy_dropped(&self, mut labels: PolicyLabels) {
+        let family = &self.families.policy_drops;
+        if family.get(&labels).is_none() && self.policy_series.get() >= POLICY_SERIES {
+            labels = PolicyLabels { drop: labels.drop, kind: String::new(), namespace: String::new(), name: "(other)".into() };
+        } else if family.get(&labels).is_none() {
+            self.policy_series.set(self.policy_series.get() + 1);
+        }
+        family.get_or_create(&labels).inc();
     }
 
     /// A drop on `ifindex` (0: no device), named `iface` (used when the interface is not

@@ -30,6 +30,7 @@ use crate::{
     events::{Decoded, Decoder, Event, Record},
     mirror::Mirror,
     pods::PodIndex,
+    ruleset::RulesetModel,
 };
 
 use self::journeys::End;
@@ -62,7 +63,12 @@ impl Pipeline {
     }
 
     /// The typed record for `bytes`, or `None` when it is not shown (or not decodable: counted).
-    pub(crate) fn run<'a>(&'a mut self, node: &'a mut Mirror, bytes: &'a [u8]) -> Option<Record<'a>> {
+    pub(crate) fn run<'a>(
+        &'a mut self,
+        node: &'a mut Mirror,
+        ruleset: Option<&mut RulesetModel>,
+        bytes: &'a [u8],
+    ) -> Option<Record<'a>> {
         let Decoded { event, frame } = match self.decoder.decode(bytes) {
             Ok(d) => d,
             Err(e) => {
@@ -88,7 +94,7 @@ impl Pipeline {
             Event::Drop(ev) if ev.journey != 0 && journeys.is_some() => {
                 // IPv6 control traffic freed without a reason after it was handled is no fault
                 // (`Analyser::drop` leaves it out): its journey ends consumed.
-                let end = match analyse.drop(node, ev) {
+                let end = match analyse.drop(node, ruleset, ev, &|i| place.pod_label(i)) {
                     Some((named, iface)) => {
                         observers.drop(&named, &iface, analyse.symbol(&named.ev));
                         End::Dropped(Box::new(named))
@@ -100,7 +106,7 @@ impl Pipeline {
                 journey_record(journeys, ended, end, node, place, analyse, observers)
             }
             Event::Drop(ev) => {
-                let (named, iface) = analyse.drop(node, ev)?;
+                let (named, iface) = analyse.drop(node, ruleset, ev, &|i| place.pod_label(i))?;
                 let symbol = analyse.symbol(&named.ev);
                 drop_record(observers, place, *shown, (named, iface, symbol), frame)?
             }

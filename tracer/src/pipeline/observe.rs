@@ -85,6 +85,9 @@ impl Observer for Metrics {
 
     fn drop(&mut self, drop: &NamedDrop, iface: &str, symbol: Option<&str>) {
         self.dropped(drop.ev.ifindex, iface, drop.reason.as_deref().or(symbol).unwrap_or("unknown"));
+        if let Some(p) = &drop.policy {
+            self.policy_dropped(policy_labels(p));
+        }
     }
 
     fn journey(&mut self, j: &JourneyRecord) {
@@ -175,5 +178,21 @@ impl Observers {
 
     pub(crate) fn undecodable(&mut self) {
         each_observer!(self, o => Observer::undecodable(o));
+    }
+}
+
+/// The `policy_drops` labels of a netfilter drop: its rule's policy, `ambiguous` or `unknown`.
+fn policy_labels(p: &crate::drops::policy::PolicyDrop) -> crate::metrics::PolicyLabels {
+    use crate::ruleset::Attribution;
+    let (drop, policy) = match &p.attribution {
+        Attribution::Named(r) => (r.reading.kind.code(), r.reading.policy.as_ref()),
+        Attribution::Ambiguous(_) => ("ambiguous", None),
+        Attribution::Unknown(_) => ("unknown", None),
+    };
+    crate::metrics::PolicyLabels {
+        drop: drop.to_owned(),
+        kind: policy.map(|p| p.kind.clone()).unwrap_or_default(),
+        namespace: policy.and_then(|p| p.namespace.clone()).unwrap_or_default(),
+        name: policy.map(|p| p.name.clone()).unwrap_or_default(),
     }
 }

@@ -58,6 +58,12 @@ impl Placer {
         Place { iface, ifindex, ts_ns, wall_ns: self.clock.wall(ts_ns), pod }
     }
 
+    /// `namespace/name` of the pod behind `iface`.
+    pub(crate) fn pod_label(&self, iface: &str) -> Option<String> {
+        let pod = self.pods.as_ref()?.by_ifname(iface)?;
+        Some(format!("{}/{}", pod.namespace, pod.name))
+    }
+
     /// A named drop's record, on `iface`.
     pub(crate) fn drop<'a>(&self, drop: NamedDrop, iface: Cow<'a, str>, frame: Captured<'a>) -> DropRecord<'a> {
         let ev = &drop.ev;

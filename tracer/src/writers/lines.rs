@@ -136,6 +136,23 @@ mod tests {
         (obj["kind"].as_str().unwrap().to_owned(), obj.keys().cloned().collect())
     }
 
+    /// Netfilter drops: one named by its rule and policy, one ambiguous.
+    fn netfilter_records(
+        names: &crate::drops::DropNames,
+        mirror: &crate::mirror::Mirror,
+        ev: &crate::events::DropEvent,
+    ) -> Vec<Record<'static>> {
+        crate::drops::policy::tests::named_and_ambiguous()
+            .into_iter()
+            .map(|(policy, cause)| {
+                let mut drop = crate::drops::name::tests::name(names, mirror, ev, Some("calia"));
+                (drop.cause, drop.policy) = (cause, Some(Box::new(policy)));
+                let place = place(ev.ifindex, ev.header.ts_ns);
+                Record::Drop(Box::new(DropRecord { place, drop, frame: Captured::default() }))
+            })
+            .collect()
+    }
+
     /// One record of each kind, from fixtures.
     fn with_records(mut each: impl FnMut(&Record<'_>)) {
         let mirror = bench::calico_node(3);
@@ -154,6 +171,7 @@ mod tests {
             drop: crate::drops::name::tests::name(&names, &mirror, &drop_ev, Some("calia")),
             frame: Captured::default(),
         }));
+        let netfilter = netfilter_records(&names, &mirror, &drop_ev);
         let mut pod_ev = drop_ev;
         pod_ev.flags |= tracer_common::dropf::POD_SIDE | tracer_common::dropf::HAS_POD;
         (pod_ev.pod_ifindex, pod_ev.pod_flags) = (2, 1);
@@ -163,14 +181,8 @@ mod tests {
             drop: crate::drops::name::tests::name(&names, &mirror, &pod_ev, Some("calia")),
             frame: Captured::default(),
         }));
-        let arp = ArpSection {
-            ifindex: 10,
-            op: 1,
-            sha: [0x92, 0x7d, 0, 0, 0, 0],
-            spa: [10, 244, 1, 5],
-            tpa: [169, 254, 1, 1],
-            ..Default::default()
-        };
+        let (sha, spa, tpa) = ([0x92, 0x7d, 0, 0, 0, 0], [10, 244, 1, 5], [169, 254, 1, 1]);
+        let arp = ArpSection { ifindex: 10, op: 1, sha, spa, tpa, ..Default::default() };
         let arp = ArpEvent { arp, ..Default::default() };
         let arp = Record::Arp(ArpRecord {
             place: place(arp.ifindex, arp.header.ts_ns),
@@ -194,8 +206,8 @@ mod tests {
             ev: neigh,
             mode: crate::probes::Mode::Kprobe,
         });
-        for rec in [packet, drop, pod_drop, arp, neigh] {
-            each(&rec);
+        for rec in [packet, drop, pod_drop, arp, neigh].iter().chain(&netfilter) {
+            each(rec);
         }
         journeys(&mirror, each);
     }
