@@ -48,6 +48,8 @@ pub fn vethtrace_drop(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
+    // When the tracepoint was hit (a stamp taken at the end would carry the program's own time).
+    let ts = emit::now_ns();
     let cfg = &config();
     if cfg.enabled == 0 {
         return Ok(());
@@ -60,7 +62,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     if cfg.rec_reason != DropConfig::NONE {
         reason = read::<u32>(rec, cfg.rec_reason)?;
         if reason == cfg.reason_consumed {
-            journey::consumed(skbaddr, location);
+            journey::consumed(skbaddr, location, ts);
             return Ok(());
         }
         flags |= dropf::HAS_REASON;
@@ -92,7 +94,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
     }
 
     let section = DropSection { location, reason, len: skb.len, protocol, flags, journey, ..dev.section() };
-    emit_drop(section, &frame);
+    emit_drop(section, &frame, ts);
     Ok(())
 }
 
@@ -175,18 +177,18 @@ impl Device {
 
 const FIXED: usize = core::mem::size_of::<DropRecord>();
 
-/// Builds the drop record with the frame's first bytes in this CPU's scratch slot and sends it.
+/// Builds the drop record (stamped `ts`) with the frame's first bytes in this CPU's scratch slot and sends it.
 /// IPv6 control traffic the kernel frees without a reason (MLD and neighbour discovery, which
 /// every pod sends as it comes up) is left to the collector to set aside: it parses the frame.
 #[inline(always)]
-fn emit_drop(mut section: DropSection, frame: &SkbFrame) {
+fn emit_drop(mut section: DropSection, frame: &SkbFrame, ts: u64) {
     let Some(buf) = emit::scratch(slot::DROP) else { return };
     if frame.origin == frame_origin::NETWORK {
         section.flags |= dropf::NO_MAC;
     }
     let caplen = frame.copy_to(buf, FIXED, emit::snaplen());
     let rec = DropRecord {
-        header: emit::header(kind::DROP, FIXED + caplen),
+        header: emit::header_at(kind::DROP, FIXED + caplen, ts),
         drop_hdr: SectionHeader::new(section::DROP, section::DROP_VERSION, core::mem::size_of::<DropSection>()),
         drop: section,
         frame_hdr: SectionHeader::new(section::FRAME, section::FRAME_VERSION, core::mem::size_of::<FrameSection>() + caplen),

@@ -76,6 +76,7 @@ pub fn vethtrace_j_xmit(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn vethtrace_j_consume(ctx: TracePointContext) -> u32 {
+    let ts = emit::now_ns();
     let jc = config();
     if jc.enabled == 0 {
         return 0;
@@ -84,12 +85,13 @@ pub fn vethtrace_j_consume(ctx: TracePointContext) -> u32 {
     let Ok(skbaddr) = read::<u64>(rec, jc.consume_skbaddr) else { return 0 };
     let location =
         if jc.consume_location == DropConfig::NONE { 0 } else { read(rec, jc.consume_location).unwrap_or(0) };
-    consumed(skbaddr, location);
+    consumed(skbaddr, location, ts);
     0
 }
 
 #[tracepoint]
 pub fn vethtrace_j_socket(ctx: TracePointContext) -> u32 {
+    let ts = emit::now_ns();
     let jc = config();
     if jc.enabled == 0 {
         return 0;
@@ -97,17 +99,17 @@ pub fn vethtrace_j_socket(ctx: TracePointContext) -> u32 {
     if let Ok(skbaddr) = read::<u64>(ctx.as_ptr_u64(), jc.copy_skbaddr)
         && let Some(id) = take(skbaddr)
     {
-        emit_hop(Hop { id, skbaddr, hop: hop::SOCKET, ..Hop::default() });
+        emit_hop(Hop { ts, id, skbaddr, hop: hop::SOCKET, ..Hop::default() });
     }
     0
 }
 
-/// A followed packet freed after use (`location`: by which function, 0 when unknown) ends
-/// its journey.
+/// A followed packet freed after use (`location`: by which function, 0 when unknown) at
+/// `ts` ends its journey.
 #[inline(always)]
-pub fn consumed(skbaddr: u64, location: u64) {
+pub fn consumed(skbaddr: u64, location: u64, ts: u64) {
     if let Some(id) = take(skbaddr) {
-        emit_hop(Hop { id, skbaddr, location, hop: hop::CONSUMED, ..Hop::default() });
+        emit_hop(Hop { ts, id, skbaddr, location, hop: hop::CONSUMED, ..Hop::default() });
     }
 }
 
@@ -131,6 +133,7 @@ fn take(skbaddr: u64) -> Option<u64> {
 
 #[inline(always)]
 fn try_receive(ctx: &TracePointContext) -> Result<(), ()> {
+    let ts = emit::now_ns();
     let jc = config();
     if jc.enabled == 0 {
         return Ok(());
@@ -139,11 +142,12 @@ fn try_receive(ctx: &TracePointContext) -> Result<(), ()> {
     let skbaddr: u64 = read(ctx.as_ptr_u64(), jc.rcv_skbaddr)?;
     let skb = Skb::read(skbaddr, &cfg)?;
     let ifindex = own_device(&skb, &cfg)?;
-    start(skbaddr, &skb, ifindex, hop::RECEIVE)
+    start(Hop { ts, skbaddr, ifindex, len: skb.len, hop: hop::RECEIVE, ..Hop::default() }, &skb)
 }
 
 #[inline(always)]
 fn try_queue(ctx: &TracePointContext) -> Result<(), ()> {
+    let ts = emit::now_ns();
     let jc = config();
     if jc.enabled == 0 {
         return Ok(());
@@ -155,19 +159,20 @@ fn try_queue(ctx: &TracePointContext) -> Result<(), ()> {
     match unsafe { JOURNEYS.get(&skbaddr) }.copied() {
         Some(id) => {
             let ifindex = if skb.dev == 0 { 0 } else { read(skb.dev, cfg.dev_ifindex)? };
-            let hop = Hop { id, skbaddr, ifindex, len: skb.len, hop: hop::QUEUE, ..Hop::default() };
+            let hop = Hop { ts, id, skbaddr, ifindex, len: skb.len, hop: hop::QUEUE, ..Hop::default() };
             emit_hop_frame(hop, &SkbFrame::new(&skb));
             Ok(())
         }
         None => {
             let ifindex = own_device(&skb, &cfg)?;
-            start(skbaddr, &skb, ifindex, hop::LOCAL)
+            start(Hop { ts, skbaddr, ifindex, len: skb.len, hop: hop::LOCAL, ..Hop::default() }, &skb)
         }
     }
 }
 
 #[inline(always)]
 fn try_xmit(ctx: &TracePointContext) -> Result<(), ()> {
+    let ts = emit::now_ns();
     let jc = config();
     if jc.enabled == 0 {
         return Ok(());
@@ -178,7 +183,7 @@ fn try_xmit(ctx: &TracePointContext) -> Result<(), ()> {
         // The skb may be gone already (the driver owns it): nothing is read from it. The
         // device is the last QUEUE hop's.
         let rc: i32 = read(rec, jc.xmit_rc)?;
-        emit_hop(Hop { id, skbaddr, rc, hop: hop::XMIT, ..Hop::default() });
+        emit_hop(Hop { ts, id, skbaddr, rc, hop: hop::XMIT, ..Hop::default() });
     }
     Ok(())
 }
@@ -196,16 +201,16 @@ fn own_device(skb: &Skb, cfg: &DropConfig) -> Result<u32, ()> {
     read(skb.dev, cfg.dev_ifindex)
 }
 
-/// Starts a journey for a packet on `ifindex` that concerns a traced interface and that the
-/// expression selects (`hop`: [`hop::RECEIVE`] or [`hop::LOCAL`]).
+/// Starts a journey at `hop` ([`hop::RECEIVE`] or [`hop::LOCAL`], its skb, device and time
+/// set) for a packet that concerns a traced interface and that the expression selects.
 #[inline(always)]
-fn start(skbaddr: u64, skb: &Skb, ifindex: u32, hop: u8) -> Result<(), ()> {
+fn start(mut hop: Hop, skb: &Skb) -> Result<(), ()> {
     let frame = SkbFrame::new(skb);
     if frame.origin != frame_origin::MAC || frame.avail < 14 {
         return Ok(());
     }
     let ethertype = u16::from_be(read::<u16>(frame.base, 12)?);
-    if !ifaces::is_traced(ifindex) && !skb.l3().is_some_and(|l3| routed_to_traced(l3, ethertype)) {
+    if !ifaces::is_traced(hop.ifindex) && !skb.l3().is_some_and(|l3| routed_to_traced(l3, ethertype)) {
         return Ok(());
     }
     if !crate::filter::pass_drop(frame.base, frame.avail, None) {
@@ -213,20 +218,22 @@ fn start(skbaddr: u64, skb: &Skb, ifindex: u32, hop: u8) -> Result<(), ()> {
     }
     // SAFETY: a helper without preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    let ts = emit::now_ns();
     // Unique per packet: no CPU starts two journeys in the same nanosecond.
-    let id = (ts << 8) | u64::from(cpu & 0xff);
-    if JOURNEYS.insert(&skbaddr, &id, 0).is_err() {
+    hop.id = (hop.ts << 8) | u64::from(cpu & 0xff);
+    if JOURNEYS.insert(&hop.skbaddr, &hop.id, 0).is_err() {
         emit::count_lost_at(LOST_JOURNEYS);
         return Ok(());
     }
-    emit_hop_frame(Hop { id, skbaddr, ifindex, len: skb.len, hop, ..Hop::default() }, &frame);
+    emit_hop_frame(hop, &frame);
     Ok(())
 }
 
 /// A hop's fields.
 #[derive(Default)]
 struct Hop {
+    /// When the tracepoint was hit (read first thing: under an interpreter, as in a VM without
+    /// a JIT, the program's own work takes long enough to skew a stamp taken at the end).
+    ts: u64,
     id: u64,
     skbaddr: u64,
     location: u64,
@@ -240,7 +247,7 @@ impl Hop {
     #[inline(always)]
     fn record(&self, len: usize) -> JourneyRecord {
         JourneyRecord {
-            header: emit::header(kind::JOURNEY, len),
+            header: emit::header_at(kind::JOURNEY, len, self.ts),
             journey_hdr: SectionHeader::new(
                 section::JOURNEY,
                 section::JOURNEY_VERSION,
