@@ -173,7 +173,7 @@ impl Agreement<'_> {
     /// Checks vethtrace's drop events `ours` against the oracle's `seen`. The oracle ran the
     /// whole time vethtrace did, and longer. Every (reason, function, protocol) vethtrace
     /// reports, the oracle saw at that place; every drop of the fault the oracle saw there (in
-    /// the functions vethtrace reported drops in), vethtrace reported, and no more of them than
+    /// the functions and of the protocols vethtrace reported drops of), vethtrace reported, and no more of them than
     /// the oracle counted. Where the oracle cannot tell the place (ftrace), "there" is anywhere:
     /// the comparison is of functions, protocols, reasons and counts.
     pub fn check(&self, seen: &[OracleDrop], ours: &[&Value]) {
@@ -198,11 +198,14 @@ impl Agreement<'_> {
             ours_set.is_subset(&theirs_set),
             "vethtrace reports drops the oracle never saw {what}: {ours_set:?} vs {theirs:#?}"
         );
-        let fault_fns: BTreeSet<&str> = ours_set.iter().map(|(_, f, _)| *f).collect();
+        // The fault's drops: those in the functions and of the protocols vethtrace reported
+        // (the oracle runs longer: the node's own ARP and neighbour discovery meet the same
+        // fault before and after vethtrace's window).
+        let fault: BTreeSet<(&str, u16)> = ours_set.iter().map(|(_, f, p)| (*f, *p)).collect();
         let compared: Vec<&&OracleDrop> = if self.exact && places {
             theirs.iter().collect()
         } else {
-            theirs.iter().filter(|o| fault_fns.contains(o.symbol.as_str())).collect()
+            theirs.iter().filter(|o| fault.contains(&(o.symbol.as_str(), o.protocol))).collect()
         };
         let compared_set: BTreeSet<Key<'_>> =
             compared.iter().map(|o| (o.code, o.symbol.as_str(), o.protocol)).collect();
