@@ -1,13 +1,15 @@
 //! Which rule and policy dropped a packet: a Calico-style node whose ruleset is written in
-//! Felix's own formats (3.29's iptables rules through iptables-nft, 3.30+'s nftables table
-//! with long and hashed chain names), pods whose traffic each planted policy drops, and
-//! vethtrace naming every NETFILTER_DROP's rule and policy. The oracle is the kernel's own
+//! Felix's own formats in each of its three modes (3.29's iptables rules through iptables-nft
+//! and through iptables-legacy, 3.30+'s nftables table with long and hashed chain names beside
+//! kube-proxy's nftables table), pods whose traffic each planted policy drops (an explicit
+//! Deny, the end of a tier, a GlobalNetworkPolicy in another tier, no profile, the RPF check,
+//! kube-proxy), and vethtrace naming every NETFILTER_DROP's rule and policy. The oracle is the kernel's own
 //! counters, read by the test (`iptables -L -v -x`, `nft -j list chain`): the rule vethtrace
 //! names must be the one whose counter moved by the drops of that scenario, and no other
 //! dropping rule of the scenario's traffic may have moved.
 //!
-//! Namespaces are prefixed `vtnfpol…` (see `common::unique_prefix`). Needs root, iptables-nft
-//! and nft (Debian's `iptables` and `nftables`).
+//! Namespaces are prefixed `vtnfpol…` (see `common::unique_prefix`). Needs root, iptables-nft,
+//! iptables-legacy and nft (Debian's `iptables` and `nftables`).
 
 mod common;
 
@@ -53,7 +55,7 @@ COMMIT
 -A cali-to-wl-dispatch -o {cali1} -m comment --comment "cali:yPDJ0ZaNf2qgHxhx" -g cali-tw-{cali1}
 -A cali-to-wl-dispatch -o {cali2} -m comment --comment "cali:Jvy2AGkdgoQcmQBG" -g cali-tw-{cali2}
 -A cali-to-wl-dispatch -m comment --comment "cali:cTZQ8tEPrbGWGDl3" -m comment --comment "Unknown interface" -j DROP
-{tw1}{tw2}-A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -p udp -m comment --comment "cali:b2lkYnR8N9PSwJbv" -m comment --comment "Policy security.block-udp7000 ingress" -m udp --dport 7000 -j DROP
+{tw}-A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -p udp -m comment --comment "cali:b2lkYnR8N9PSwJbv" -m comment --comment "Policy security.block-udp7000 ingress" -m udp --dport 7000 -j DROP
 -A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -m comment --comment "cali:p8mEtpbKXmt0S1ue" -j MARK --set-xmark 0x20000/0x20000
 -A cali-pi-_sY4ivbQ3kAu1xz0Je0Y -m comment --comment "cali:ZbmXK2Xvk3Mcj0Vd" -m mark --mark 0x20000/0x20000 -j RETURN
 -A cali-pi-_DGlcbEzkd1cvh5X1F7M -p icmp -m comment --comment "cali:hMrCdUcSl8iTlfjm" -m comment --comment "Policy prod/default.deny-all ingress" -j DROP
@@ -63,20 +65,29 @@ COMMIT
 -A cali-pri-kns.prod -m comment --comment "cali:dfFcKpZCTffLq2Wl" -m mark --mark 0x10000/0x10000 -j RETURN
 COMMIT
 "#,
-        tw1 = endpoint_chain(cali1, &[]),
-        tw2 = endpoint_chain(
-            cali2,
-            &[
-                ("security", &["cali-pi-_sY4ivbQ3kAu1xz0Je0Y"]),
-                ("default", &["cali-pi-_DGlcbEzkd1cvh5X1F7M", "cali-pi-_L2mAr9oRb6TQTIiRvhA"])
-            ]
-        ),
+        tw = endpoint_chains(endpoint_chain, (cali1, cali2), ["cali-pi-_sY4ivbQ3kAu1xz0Je0Y", "cali-pi-_L2mAr9oRb6TQTIiRvhA"]),
     )
+}
+
+/// An endpoint's tiers, each with the policy chains it jumps to in order.
+type Tiers<'a> = [(&'a str, &'a [&'a str])];
+
+/// Both pods' endpoint chains, written by `chain` (3.29's or 3.30+'s): pod1's has only its
+/// profile; pod2's tier `security` has GlobalNetworkPolicy block-udp7000 (chain `gnp`), tier
+/// `default` prod/deny-all (hashed in both) and prod/allow-web (chain `allow_web`).
+fn endpoint_chains(
+    chain: fn(&str, &Tiers) -> String,
+    (cali1, cali2): (&str, &str),
+    [gnp, allow_web]: [&str; 2],
+) -> String {
+    let tiers: [(&str, &[&str]); 2] =
+        [("security", &[gnp]), ("default", &["cali-pi-_DGlcbEzkd1cvh5X1F7M", allow_web])];
+    chain(cali1, &[]) + &chain(cali2, &tiers)
 }
 
 /// `cali-tw-<cali>` as Felix 3.29 writes it: conntrack, then each tier (its policies, "Return
 /// if policy accepted", the end-of-tier drop), then the profile and "Drop if no profiles matched".
-fn endpoint_chain(cali: &str, tiers: &[(&str, &[&str])]) -> String {
+fn endpoint_chain(cali: &str, tiers: &Tiers) -> String {
     let c = format!("cali-tw-{cali}");
     let mut s = format!(
         "-A {c} -m comment --comment \"cali:Ti5ZgmWbeSu5RZrc\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
@@ -105,10 +116,36 @@ fn endpoint_chain(cali: &str, tiers: &[(&str, &[&str])]) -> String {
     s
 }
 
-/// Felix 3.30+ (nftables): table `ip calico` with its RPF check in `raw-cali-PREROUTING`, long chain names (`filter-cali-pi-default/…`),
-/// one hashed; a Deny sets the drop mark and the next rule drops on it.
-fn nft_rules(cali2: &str) -> String {
-    format!(
+/// kube-proxy's nftables mode (`ip kube-proxy`): a service without endpoints sent to its
+/// `reject-chain` by the `no-endpoint-services` verdict map (kube-proxy's own `reject` has no
+/// counter, which would leave it only ever a candidate; here it has one).
+const KUBE_PROXY_NFT: &str = r#"table ip kube-proxy {
+  comment "rules for kube-proxy"
+  map no-endpoint-services {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    comment "vmap to drop or reject packets to services with no endpoints"
+    elements = { 10.96.0.10 . tcp . 80 comment "prod/nosvc:http" : goto reject-chain }
+  }
+  chain filter-forward {
+    type filter hook forward priority -110; policy accept;
+    ct state new jump service-endpoints-check
+  }
+  chain service-endpoints-check {
+    ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+  }
+  chain reject-chain {
+    comment "helper for @no-endpoint-services / @no-endpoint-nodeports"
+    counter reject
+  }
+}
+"#;
+
+/// Felix 3.30+ (nftables): table `ip calico` with its RPF check in `raw-cali-PREROUTING`, long
+/// chain names (`filter-cali-pi-security/security.block-udp7000`), one hashed; a Deny sets the
+/// drop mark and the next rule drops on it. The same endpoints, tiers, policies and profile as
+/// `iptables_rules`. Beside it, `KUBE_PROXY_NFT`.
+fn nft_rules(cali1: &str, cali2: &str) -> String {
+    let calico = format!(
         r#"table ip calico {{
   chain raw-PREROUTING {{
     type filter hook prerouting priority raw; policy accept;
@@ -122,18 +159,13 @@ fn nft_rules(cali2: &str) -> String {
     oifname "cali*" counter jump filter-cali-to-wl-dispatch comment "cali:iBF7oBTpHwn0uQXb"
   }}
   chain filter-cali-to-wl-dispatch {{
-    oifname vmap {{ "{cali2}" : goto filter-cali-tw-{cali2} }}
+    oifname vmap {{ "{cali1}" : goto filter-cali-tw-{cali1}, "{cali2}" : goto filter-cali-tw-{cali2} }}
   }}
-  chain filter-cali-tw-{cali2} {{
-    ct state related,established counter accept comment "cali:Ti5ZgmWbeSu5RZrc"
-    ct state invalid counter drop comment "cali:5reqxGvwmVtfJmgV"
-    counter meta mark set mark and 0xfffcffff comment "cali:pm-LK-c1ra31tRwz"
-    counter meta mark set mark and 0xfffdffff comment "cali:A4IqyOz9tbI4AFCn; Start of tier default"
-    meta mark & 0x00020000 == 0x00000000 counter jump filter-cali-pi-_DGlcbEzkd1cvh5X1F7M comment "cali:kNLbR6J8dQzEfW8e"
-    meta mark & 0x00010000 == 0x00010000 counter return comment "cali:rQ0Up7jtmhD3Uq6c; Return if policy accepted"
-    meta mark & 0x00020000 == 0x00000000 counter jump filter-cali-pi-default/prod/default.allow-web comment "cali:kNLbR6J8dQzEfW8f"
-    meta mark & 0x00010000 == 0x00010000 counter return comment "cali:rQ0Up7jtmhD3Uq6d; Return if policy accepted"
-    meta mark & 0x00020000 == 0x00000000 counter drop comment "cali:Mh4mw5TtIRo2Aie5; End of tier default. Drop if no policies passed packet"
+{tw}  chain filter-cali-pi-security/security.block-udp7000 {{
+    udp dport 7000 counter meta mark set mark or 0x00040000 comment "cali:b2lkYnR8N9PSwJbv; Policy security.block-udp7000 ingress"
+    meta mark & 0x00040000 == 0x00040000 counter drop comment "cali:b2lkYnR8N9PSwJbw"
+    counter meta mark set mark or 0x00020000 comment "cali:p8mEtpbKXmt0S1ue"
+    meta mark & 0x00020000 == 0x00020000 counter return comment "cali:ZbmXK2Xvk3Mcj0Vd"
   }}
   chain filter-cali-pi-_DGlcbEzkd1cvh5X1F7M {{
     ip protocol icmp counter meta mark set mark or 0x00040000 comment "cali:hMrCdUcSl8iTlfjm; Policy prod/default.deny-all ingress"
@@ -143,9 +175,43 @@ fn nft_rules(cali2: &str) -> String {
     tcp dport 8080 counter meta mark set mark or 0x00010000 comment "cali:3Rgmt5JvRIiTr8yU; Policy prod/default.allow-web ingress"
     meta mark & 0x00010000 == 0x00010000 counter return comment "cali:FUG4klXoWmQ3OIyQ"
   }}
+  chain filter-cali-pri-kns.prod {{
+    ip protocol icmp counter meta mark set mark or 0x00010000 comment "cali:0fuZ3QQsmxZRcfqR; Profile kns.prod ingress"
+    meta mark & 0x00010000 == 0x00010000 counter return comment "cali:dfFcKpZCTffLq2Wl"
+  }}
 }}
-"#
-    )
+"#,
+        tw = endpoint_chains(
+            nft_endpoint_chain,
+            (cali1, cali2),
+            ["cali-pi-security/security.block-udp7000", "cali-pi-default/prod/default.allow-web"]
+        ),
+    );
+    calico + KUBE_PROXY_NFT
+}
+
+/// `filter-cali-tw-<cali>` as Felix 3.30+ writes it: the same rules as 3.29's
+/// (`endpoint_chain`), as marks cleared with `and`, the end of a tier naming its tier.
+fn nft_endpoint_chain(cali: &str, tiers: &Tiers) -> String {
+    let rule = |matches: &str, action: &str, comment: &str| format!("    {matches}counter {action} comment \"cali:{comment}\"\n");
+    let (not_passed, accepted) = ("meta mark & 0x00020000 == 0x00000000 ", "meta mark & 0x00010000 == 0x00010000 ");
+    let mut s = format!("  chain filter-cali-tw-{cali} {{\n");
+    s += &rule("ct state related,established ", "accept", "Ti5ZgmWbeSu5RZrc");
+    s += &rule("ct state invalid ", "drop", "5reqxGvwmVtfJmgV");
+    s += &rule("", "meta mark set mark and 0xfffcffff", "pm-LK-c1ra31tRwz");
+    for (tier, policies) in tiers {
+        s += &rule("", "meta mark set mark and 0xfffdffff", &format!("A4IqyOz9tbI4AFCn; Start of tier {tier}"));
+        for p in *policies {
+            s += &rule(not_passed, &format!("jump filter-{p}"), "kNLbR6J8dQzEfW8e");
+            s += &rule(accepted, "return", "rQ0Up7jtmhD3Uq6c; Return if policy accepted");
+        }
+        let end = format!("Mh4mw5TtIRo2Aie5; End of tier {tier}. Drop if no policies passed packet");
+        s += &rule(not_passed, "drop", &end);
+    }
+    s += &rule("", "jump filter-cali-pri-kns.prod", "Yh9iQcY6XV3ub1o8");
+    s += &rule(accepted, "return", "aCPhyrUY0UEJdyGz; Return if profile accepted");
+    s += &rule("", "drop", "L4qbTh6pDVcdeFI3; Drop if no profiles matched");
+    s + "  }\n"
 }
 
 fn load(node: &Node, tool: &str, args: &[&str], text: &str) {
@@ -181,9 +247,12 @@ fn ipt_count(node: &Node, tool: &str, table: &str, chain: &str, position: u64) -
         .unwrap_or_else(|| panic!("no rule {position} in {table} {chain}:\n{out}"))
 }
 
-/// A packet counter of an nftables rule by handle, from `nft -j list chain`.
-fn nft_count(node: &Node, chain: &str, handle: u64) -> u64 {
-    let out = common::stdout(node.in_node("nft").args(["-j", "list", "chain", "ip", "calico", chain]));
+/// The packet counter of a rule vethtrace named in nftables (its table, chain and handle), from
+/// `nft -j list chain`.
+fn nft_count(node: &Node, rule: &Value) -> u64 {
+    let (family, table) = rule["table"].as_str().unwrap().split_once(' ').unwrap();
+    let (chain, handle) = (rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap());
+    let out = common::stdout(node.in_node("nft").args(["-j", "list", "chain", family, table, chain]));
     let doc: Value = serde_json::from_str(&out).unwrap();
     doc["nftables"]
         .as_array()
@@ -225,9 +294,10 @@ fn policies_line(node: &Node, c2: &str, backend: &str, pod_args: &[String]) -> V
     line
 }
 
-/// pod2's ingress in the iptables node: both tiers' policies in order, and its profile.
-fn policies_lists_tiers_and_profiles(node: &Node, c2: &str) {
-    let line = policies_line(node, c2, "iptables-nft", &[]);
+/// pod2's ingress as `vethtrace policies` reads it from `backend`: both tiers' policies in
+/// order, and its profile.
+fn policies_lists_tiers_and_profiles(node: &Node, c2: &str, backend: &str, pod_args: &[String]) -> Value {
+    let line = policies_line(node, c2, backend, pod_args);
     assert_eq!(
         line["tiers"],
         serde_json::json!([
@@ -236,6 +306,7 @@ fn policies_lists_tiers_and_profiles(node: &Node, c2: &str) {
         ])
     );
     assert_eq!(line["profiles"], serde_json::json!(["Profile kns.prod"]));
+    line
 }
 
 /// `vethtrace_policy_drops_total` by policy, judged by promtool: at least the Deny drops named.
@@ -335,7 +406,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     load(&node, "iptables-nft-restore", &[], &iptables_rules(&c1, &c2));
     let tracer = Tracer::start(&node, &["--drops", "--metrics", METRICS]);
     let filter = ipt_counter(&node, "iptables-nft", "filter");
-    policies_lists_tiers_and_profiles(&node, &c2);
+    policies_lists_tiers_and_profiles(&node, &c2, "iptables-nft", &[]);
 
     // Healthy: pod2 pings pod1 (its profile allows ICMP; the replies are established).
     let skip = tracer.events_so_far().len();
@@ -346,36 +417,9 @@ fn iptables_nft_drops_name_their_calico_policy() {
     let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", (&c2, &c2), &filter);
     assert_eq!(deny[0]["rule"]["position"], 1);
 
-    let want = Want {
-        table: "ip filter",
-        chain: "cali-pi-_sY4ivbQ3kAu1xz0Je0Y",
-        drop: "deny",
-        policy: [Some("GlobalNetworkPolicy"), None, Some("security.block-udp7000"), Some("security")],
-        cause: "dropped by GlobalNetworkPolicy security.block-udp7000 (ingress to",
-    };
-    scenario(&tracer, || udp(&node, "pod1", "10.244.1.6", 7000, 3), "10.244.1.6", &filter, &want);
-
-    let want = Want {
-        table: "ip filter",
-        chain: &format!("cali-tw-{c1}"),
-        drop: "no_profile",
-        policy: [None, None, None, None],
-        cause: &format!("dropped by Calico: no profile matched (ingress to {c1})"),
-    };
-    scenario(&tracer, || udp(&node, "pod2", "10.244.1.5", 9999, 3), "10.244.1.5", &filter, &want);
-
+    gnp_and_no_profile(&node, &tracer, ("ip filter", ""), "cali-pi-_sY4ivbQ3kAu1xz0Je0Y", &c1, &filter);
     spoofed_source_is_rpf(&node, &tracer, ("ip raw", "cali-PREROUTING"), &ipt_counter(&node, "iptables-nft", "raw"));
-
-    let want = Want {
-        table: "ip filter",
-        chain: "KUBE-SERVICES",
-        drop: "kube_proxy",
-        policy: [None; 4],
-        cause: "dropped by kube-proxy's rule ip filter KUBE-SERVICES #1",
-    };
-    let connect = || quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.96.0.10/80"]));
-    scenario(&tracer, connect, "10.96.0.10", &filter, &want);
-
+    kube_proxy_rejects(&node, &tracer, ("ip filter", "KUBE-SERVICES"), &filter);
     ipv6_deny_is_named_in_ip6_filter(&node, &tracer, &c2);
     at_once_named_right_or_ambiguous(&node, &tracer, &c1);
     metrics_count_drops_by_policy(&node, deny.len());
@@ -391,6 +435,44 @@ fn spoofed_source_is_rpf(node: &Node, tracer: &Tracer, (table, chain): (&str, &s
     let want = Want { table, chain, drop: "rpf", policy: [None; 4], cause: "dropped by Calico's RPF check" };
     let spoof = || ping(node, "pod1", &["-I", "10.244.1.77", "10.99.0.2"]);
     scenario(tracer, spoof, "10.99.0.2", counter, &want);
+}
+
+/// pod1's datagrams to port 7000 of pod2 denied by GlobalNetworkPolicy security.block-udp7000
+/// in tier security (its chain `gnp`); pod2's datagrams to pod1, whose endpoint has only its
+/// profile (ICMP only), dropped as no profile matched. `prefix`: as in `deny_and_end_of_tier`.
+fn gnp_and_no_profile(
+    node: &Node,
+    tracer: &Tracer,
+    (table, prefix): (&str, &str),
+    gnp: &str,
+    c1: &str,
+    counter: &dyn Fn(&Value) -> u64,
+) {
+    let want = Want {
+        table,
+        chain: &format!("{prefix}{gnp}"),
+        drop: "deny",
+        policy: [Some("GlobalNetworkPolicy"), None, Some("security.block-udp7000"), Some("security")],
+        cause: "dropped by GlobalNetworkPolicy security.block-udp7000 (ingress to",
+    };
+    scenario(tracer, || udp(node, "pod1", "10.244.1.6", 7000, 3), "10.244.1.6", counter, &want);
+    let want = Want {
+        table,
+        chain: &format!("{prefix}cali-tw-{c1}"),
+        drop: "no_profile",
+        policy: [None; 4],
+        cause: &format!("dropped by Calico: no profile matched (ingress to {c1})"),
+    };
+    let drops = scenario(tracer, || udp(node, "pod2", "10.244.1.5", 9999, 3), "10.244.1.5", counter, &want);
+    assert_eq!(drops[0]["policy"]["tried"], serde_json::json!(["Profile kns.prod"]), "{:#}", drops[0]);
+}
+
+/// pod1 connects to a service without endpoints: kube-proxy's rule (`table`, `chain`) rejects it.
+fn kube_proxy_rejects(node: &Node, tracer: &Tracer, (table, chain): (&str, &str), counter: &dyn Fn(&Value) -> u64) {
+    let cause = format!("dropped by kube-proxy's rule {table} {chain}");
+    let want = Want { table, chain, drop: "kube_proxy", policy: [None; 4], cause: &cause };
+    let connect = || quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.96.0.10/80"]));
+    scenario(tracer, connect, "10.96.0.10", counter, &want);
 }
 
 /// Both backends' core: pod1's pings to pod2 denied by prod/deny-all (its chain name hashed:
@@ -532,23 +614,21 @@ fn rewritten_rule_gives_no_wrong_name(node: &Node, tracer: &Tracer) {
 }
 
 /// The same 3.29 rules in iptables-legacy's own tables (no change announcements: a rewrite is
-/// told only by a counter going down): Deny, end of tier and the RPF check are named.
+/// told only by a counter going down): explicit Deny, end of tier, a GlobalNetworkPolicy in
+/// another tier, no profile, the RPF check and kube-proxy are named alike.
 #[test]
 fn iptables_legacy_drops_name_their_calico_policy() {
     let node = Node::up("nfpolleg");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-legacy-restore", &[], &iptables_rules(&c1, &c2));
     let tracer = Tracer::start(&node, &["--drops"]);
-    let deny = deny_and_end_of_tier(
-        &node,
-        &tracer,
-        "ip filter",
-        "",
-        (&c2, &c2),
-        &ipt_counter(&node, "iptables-legacy", "filter"),
-    );
+    let filter = ipt_counter(&node, "iptables-legacy", "filter");
+    policies_lists_tiers_and_profiles(&node, &c2, "iptables-legacy", &[]);
+    let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", (&c2, &c2), &filter);
     assert_eq!(deny[0]["rule"]["backend"], "iptables-legacy");
+    gnp_and_no_profile(&node, &tracer, ("ip filter", ""), "cali-pi-_sY4ivbQ3kAu1xz0Je0Y", &c1, &filter);
     spoofed_source_is_rpf(&node, &tracer, ("ip raw", "cali-PREROUTING"), &ipt_counter(&node, "iptables-legacy", "raw"));
+    kube_proxy_rejects(&node, &tracer, ("ip filter", "KUBE-SERVICES"), &filter);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
 }
@@ -593,24 +673,23 @@ fn pod_status(cali: &str) -> (std::path::PathBuf, Vec<String>) {
 }
 
 /// Felix 3.30+'s nftables table: a Deny in a hashed policy chain (mark, then drop on the mark),
-/// the end of the tier; allowed TCP gives no drop.
+/// the end of the tier, a GlobalNetworkPolicy in another tier (a long chain name), no profile,
+/// the RPF check, and kube-proxy's nftables table; allowed TCP gives no drop.
 #[test]
 fn nftables_drops_name_their_calico_policy() {
     let node = Node::up("nfpolnft");
-    let c2 = node.cali("pod2");
-    load(&node, "nft", &["-f"], &nft_rules(&c2));
+    let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
+    load(&node, "nft", &["-f"], &nft_rules(&c1, &c2));
     // pod2 is prod/api-7f9c5 to Felix's endpoint-status files: the drops name the pod.
     let (scratch, pods) = pod_status(&c2);
     let mut args = vec!["--drops"];
     args.extend(pods.iter().map(String::as_str));
     let tracer = Tracer::start(&node, &args);
-    let counter = |rule: &Value| nft_count(&node, rule["chain"].as_str().unwrap(), rule["handle"].as_u64().unwrap());
-    // `vethtrace policies` reads the nftables table too (a hashed and a long chain name), and
+    let counter = |rule: &Value| nft_count(&node, rule);
+    // `vethtrace policies` reads the nftables table too (hashed and long chain names), and
     // names the pod.
-    let line = policies_line(&node, &c2, "nftables", &pods);
+    let line = policies_lists_tiers_and_profiles(&node, &c2, "nftables", &pods);
     assert_eq!(line["pod"], "prod/api-7f9c5");
-    let default = serde_json::json!([{"tier": "default", "policies": ["NetworkPolicy prod/deny-all", "NetworkPolicy prod/allow-web"]}]);
-    assert_eq!(line["tiers"], default);
 
     let skip = tracer.events_so_far().len();
     quiet(node.in_pod("pod1", "timeout").args(["2", "bash", "-c", "echo > /dev/tcp/10.244.1.6/8080"]));
@@ -620,7 +699,10 @@ fn nftables_drops_name_their_calico_policy() {
     let deny = deny_and_end_of_tier(&node, &tracer, "ip calico", "filter-", (&c2, "prod/api-7f9c5"), &counter);
     assert_eq!(deny[0]["rule"]["comment"], "cali:hMrCdUcSl8iTlfjn");
     assert_eq!(deny[0]["rule"]["backend"], "nftables");
+    let gnp = "cali-pi-security/security.block-udp7000";
+    gnp_and_no_profile(&node, &tracer, ("ip calico", "filter-"), gnp, &c1, &counter);
     spoofed_source_is_rpf(&node, &tracer, ("ip calico", "raw-cali-PREROUTING"), &counter);
+    kube_proxy_rejects(&node, &tracer, ("ip kube-proxy", "reject-chain"), &counter);
     uncounted_rule_is_only_a_candidate(&node, &tracer);
     let finished = tracer.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
@@ -633,8 +715,8 @@ fn nftables_drops_name_their_calico_policy() {
 #[test]
 fn a_drop_storm_costs_a_few_reads() {
     let node = Node::up("nfpolstorm");
-    let c2 = node.cali("pod2");
-    load(&node, "nft", &["-f"], &nft_rules(&c2));
+    let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
+    load(&node, "nft", &["-f"], &nft_rules(&c1, &c2));
     let tracer = Tracer::start_wrapped(&node, &["env", "RUST_LOG=tracer=debug"], &["--drops", "-o", "json"]);
     quiet(node.in_pod("pod1", "ping").args(["-f", "-i", "0.002", "-c", "1000", "-W", "1", "10.244.1.6"]));
     settle();
