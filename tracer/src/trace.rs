@@ -72,9 +72,8 @@ impl Sink {
 
     /// `--journey`: writes the journeys that timed out (all with `now_ns == u64::MAX`) and
     /// stops following their packets in the kernel.
-    fn expire(&mut self, node: &Mirror, now_ns: u64, probe: Option<&mut JourneyProbe>) {
+    fn expire(&mut self, node: &Mirror, now_ns: u64, mut probe: Option<&mut JourneyProbe>) {
         let ended = self.pipeline.expire(node, now_ns);
-        let mut probe = probe;
         for (rec, (skbaddr, id)) in ended {
             if let Some(p) = probe.as_deref_mut() {
                 p.forget(skbaddr, id);
@@ -588,21 +587,13 @@ impl Session {
         }
         self.reported_errors = report_errors(self.collector.errors(), self.reported_errors);
         if self.journey_probe.is_some() {
-            self.sink.expire(&self.node, monotonic_ns(), self.journey_probe.as_mut());
+            self.sink.expire(&self.node, crate::kernel::monotonic_ns(), self.journey_probe.as_mut());
             self.turns.reported_unfollowed = report_unfollowed(
                 self.collector.lost_journeys() + self.sink.pipeline.journeys.as_ref().map_or(0, |j| j.refused),
                 self.turns.reported_unfollowed,
             );
         }
     }
-}
-
-/// CLOCK_MONOTONIC now, ns: the kernel's clock for records.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// Says on stderr how many packets were not followed since the last report (`--journey`:

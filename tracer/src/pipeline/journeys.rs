@@ -148,25 +148,20 @@ impl Journeys {
         };
         let routed = PacketEvent { packet: nat.unwrap_or(entry_packet), ..ev };
         let annotation = annotate::annotate(node, &routed);
-        let hops = named_hops(&p.hops, node);
+        let mut hops = named_hops(&p.hops, node);
         let last = p.hops.last().copied().unwrap_or(start);
         let (outcome, end_ns) = match end {
             End::Hop => (hop_outcome(&p.hops, node, place, names), last.header.ts_ns),
-            End::Dropped(d) => (Outcome::Dropped(d), 0),
+            End::Dropped(d) => {
+                // The drop is the last hop, on its device.
+                let (at, ifindex) = (d.ev.header.ts_ns, d.ev.ifindex);
+                let iface = (ifindex != 0).then(|| iface_name(node, ifindex).into_owned());
+                hops.push(Hop { hop: DROPPED_HOP, iface, ifindex, after_ns: at.saturating_sub(start.header.ts_ns) });
+                (Outcome::Dropped(d), at)
+            }
             End::Freed(at) => (Outcome::Consumed { by: symbol(names, at) }, last.header.ts_ns),
             End::Unfinished if annotation.route_type == Some(RouteKind::Local) => (Outcome::ToNode, last.header.ts_ns),
             End::Unfinished => (Outcome::Unfinished { why: waiting(&last, &annotation, node) }, last.header.ts_ns),
-        };
-        let mut hops = hops;
-        let end_ns = match &outcome {
-            Outcome::Dropped(d) => {
-                let at = d.ev.header.ts_ns;
-                let iface = (d.ev.ifindex != 0).then(|| iface_name(node, d.ev.ifindex).into_owned());
-                let after_ns = at.saturating_sub(start.header.ts_ns);
-                hops.push(Hop { hop: DROPPED_HOP, iface, ifindex: d.ev.ifindex, after_ns });
-                at
-            }
-            _ => end_ns,
         };
         JourneyRecord {
             place: owned_place(place.at(node, start.ifindex, start.header.ts_ns)),

@@ -50,13 +50,7 @@ impl RulesetError {
     }
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of the kernel's event timestamps (`bpf_ktime_get_ns`).
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
+pub(crate) use crate::kernel::monotonic_ns;
 
 fn output(cmd: &'static str, args: &[&str]) -> Result<String, RulesetError> {
     let out = Command::new(cmd).args(args).output().map_err(|source| RulesetError::Spawn { cmd, source })?;
