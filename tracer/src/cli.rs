@@ -304,7 +304,7 @@ impl TopArgs {
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Ok(t),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+        _ => Err(format!("{s:?} is not a number of seconds above 0 and at most 3600")),
     }
 }
 
