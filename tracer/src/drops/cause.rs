@@ -188,9 +188,15 @@ fn neighbour(f: &DropFacts<'_>, dev: &str, dst: Option<IpAddr>) -> Cause {
     let Some(ip) = a.neigh_ip.or(dst) else {
         return Cause::new(CauseCode::NeighbourUnanswered, format!("neighbour resolution failed on {dev}"));
     };
-    // NEIGH_FAILED is the kernel's word at drop time; the mirror may not have heard yet.
+    // NEIGH_FAILED is the kernel's word at drop time, and so is a drop in neigh_invalidate or
+    // the error_report it calls (kernels without reasons): the kernel runs them only for an
+    // entry it has just made FAILED, and tells netlink after the queue is freed, so the mirror
+    // may not have heard yet.
+    let failed_by_function =
+        f.symbol.map(base_symbol).is_some_and(|s| matches!(s, "neigh_invalidate" | "arp_error_report" | "ndisc_error_report"));
     let state = match f.reason {
         Some("NEIGH_FAILED") => NeighState::Failed,
+        _ if failed_by_function => NeighState::Failed,
         _ => a.neigh_state.unwrap_or(NeighState::Failed),
     };
     let state = state.name().to_ascii_uppercase();
@@ -314,6 +320,28 @@ mod tests {
         assert_eq!(cause(&mirror).code, CauseCode::RpFilter);
         mirror.sysctls.apply(rp(0));
         assert_eq!(cause(&mirror).code, CauseCode::NoReason);
+    }
+
+    /// Without reasons (5.10) a drop in neigh_invalidate or arp_error_report is the kernel
+    /// making the entry FAILED, whatever the mirror last heard (it is told afterwards).
+    #[test]
+    fn a_drop_in_neigh_invalidate_is_a_failed_neighbour_before_netlink_says_so() {
+        let mirror = Mirror::default();
+        let mut ev = DropEvent::default();
+        ev.packet.valid = tracer_common::valid::IPV4;
+        ev.packet.dst_ip[..4].copy_from_slice(&[10, 244, 1, 99]);
+        let text = |symbol, state| {
+            let a = Annotation { neigh_state: Some(state), ..Default::default() };
+            let f = DropFacts { ev: &ev, reason: None, symbol: Some(symbol), dev: Some("calia"), mirror: &mirror, annotation: &a };
+            describe(&f).to_string()
+        };
+        for symbol in ["neigh_invalidate", "arp_error_report", "neigh_invalidate.part.0"] {
+            for state in [NeighState::None, NeighState::Incomplete] {
+                assert_eq!(text(symbol, state), "10.244.1.99 never answered ARP on calia (neighbour FAILED)", "{symbol}");
+            }
+        }
+        // Elsewhere on the path (a full queue in __neigh_event_send) the mirror's state stands.
+        assert_eq!(text("__neigh_event_send", NeighState::Incomplete), "10.244.1.99 never answered ARP on calia (neighbour INCOMPLETE)");
     }
 
     fn facts_cause(reason: &str, ev: &DropEvent, mirror: &Mirror, a: &Annotation) -> Cause {
