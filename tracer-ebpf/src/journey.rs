@@ -164,6 +164,11 @@ fn try_queue(ctx: &TracePointContext) -> Result<(), ()> {
             Ok(())
         }
         None => {
+            // Received (skb_iif set) and not followed: not selected where it entered, or no room
+            // then. Only the node's own packets start here.
+            if read::<u32>(skbaddr, cfg.skb_iif)? != 0 {
+                return Ok(());
+            }
             let ifindex = own_device(&skb, &cfg)?;
             start(Hop { ts, skbaddr, ifindex, len: skb.len, hop: hop::LOCAL, ..Hop::default() }, &skb)
         }

@@ -213,6 +213,13 @@ pub struct TraceArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0, requires = "journey", value_parser = parse_timeout)]
     pub journey_timeout: f64,
 
+    /// With --journey: how many packets may be followed at once (the kernel's map of journeys
+    /// under way; the collector holds twice as many). A packet that finds it full is not
+    /// followed, and counted (said on standard error once a second and at exit).
+    #[arg(long, value_name = "N", default_value_t = tracer_common::JOURNEY_ENTRIES, requires = "journey",
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub journey_max: u32,
+
     /// How the ARP/neighbour probes attach: kprobe, fentry, tracepoint (tp_btf), auto (the
     /// first of those that works here), or off.
     #[arg(long, value_enum, default_value_t = ProbeMode::Auto)]

@@ -35,6 +35,8 @@ pub(crate) struct LoadOptions<'a> {
     pub neigh_config: Option<NeighConfig>,
     /// The journey programs' tracepoint layouts (`--journey`); `None`: they idle.
     pub journey_config: Option<JourneyConfig>,
+    /// The size of the map of journeys under way (`--journey-max`).
+    pub journey_entries: u32,
     /// What the TC programs do (`tracer_common::tc_flags`).
     pub tc_flags: u32,
     /// The filter expression, if any.
@@ -52,6 +54,7 @@ impl LoadOptions<'_> {
             drop_config: None,
             neigh_config: None,
             journey_config: None,
+            journey_entries: tracer_common::JOURNEY_ENTRIES,
             tc_flags: tracer_common::tc_flags::ALL,
             filter: None,
             fib_cache_ns: tracer_common::fib::DEFAULT_CACHE_NS,
@@ -73,6 +76,7 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
     loader
         .map_max_entries(names::EVENTS_MAP, opts.ring_size)
         .map_max_entries(names::SCRATCH_MAP, cpus * SCRATCH_SLOTS)
+        .map_max_entries(names::JOURNEYS_MAP, opts.journey_entries)
         .override_global(names::SNAPLEN_GLOBAL, &opts.snaplen, true)
         .override_global(names::TC_FLAGS_GLOBAL, &opts.tc_flags, true)
         .override_global(names::WAKEUP_GLOBAL, &wakeup, true)

@@ -183,6 +183,8 @@ impl Kernel {
             drop_config: drops.as_ref().map(|s| s.config),
             neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
             journey_config: journey,
+            // Without --journey the map is never written: one entry, not a preallocated 16384.
+            journey_entries: if args.journey { args.journey_max } else { 1 },
             tc_flags: tc_flags(args),
             filter: expression,
             fib_cache_ns: args.fib_cache_ms * 1_000_000,

@@ -105,6 +105,9 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let counters = runtime.block_on(trace::run(args, expression.as_ref()))?;
     log::info!("{} events, {} lost, {} undecodable", counters.events, counters.lost, counters.undecodable);
+    if args.journey {
+        log::info!("{} journeys written, {} packets not followed", counters.journeys, counters.unfollowed);
+    }
     if expression.is_some() {
         log::info!("{} packets matched by the expression's translation to eBPF, the others by the interpreter", counters.translated);
     }

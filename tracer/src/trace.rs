@@ -293,7 +293,7 @@ impl Session {
         pipeline.observers.metrics = metrics;
         pipeline.observers.top = args.top.then(crate::pipeline::tally::Tally::default); // top: its per-interface tallies
         pipeline.journeys =
-            args.journey.then(|| Journeys::new(Duration::from_secs_f64(args.journey_timeout), args.journey_hops));
+            args.journey.then(|| Journeys::new(Duration::from_secs_f64(args.journey_timeout), args.journey_hops, args.journey_max));
         pipeline.observers.paths = args.journey.then(Paths::default);
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
@@ -588,10 +588,7 @@ impl Session {
         self.reported_errors = report_errors(self.collector.errors(), self.reported_errors);
         if self.journey_probe.is_some() {
             self.sink.expire(&self.node, crate::kernel::monotonic_ns(), self.journey_probe.as_mut());
-            self.turns.reported_unfollowed = report_unfollowed(
-                self.collector.lost_journeys() + self.sink.pipeline.journeys.as_ref().map_or(0, |j| j.refused),
-                self.turns.reported_unfollowed,
-            );
+            self.turns.reported_unfollowed = report_unfollowed(self.unfollowed(), self.turns.reported_unfollowed);
         }
     }
 }
@@ -601,9 +598,8 @@ impl Session {
 fn report_unfollowed(unfollowed: u64, reported: u64) -> u64 {
     if unfollowed > reported {
         log::info!(
-            "{} packets not followed ({unfollowed} in all): {} journeys were under way; the oldest end at --journey-timeout",
+            "{} packets not followed ({unfollowed} in all): --journey-max journeys were under way; the oldest end at --journey-timeout",
             unfollowed - reported,
-            tracer_common::JOURNEY_ENTRIES
         );
     }
     unfollowed.max(reported)
@@ -628,6 +624,12 @@ impl Session {
     /// Records lost since the start (the ring was full).
     pub(crate) fn lost(&self) -> u64 {
         self.collector.lost()
+    }
+
+    /// Packets `--journey` did not follow since the start: the kernel's map of journeys under
+    /// way was full, or the collector's.
+    fn unfollowed(&self) -> u64 {
+        self.collector.lost_journeys() + self.sink.pipeline.journeys.as_ref().map_or(0, |j| j.refused)
     }
 
     /// `vethtrace top`'s tallies (`None` in a plain trace).
@@ -714,5 +716,6 @@ pub(crate) async fn run_with<F: Frontend>(
     let errors = session.collector.errors();
     report_errors(errors, session.reported_errors);
     counters.kernel_errors = errors.iter().sum();
+    counters.unfollowed = session.unfollowed();
     Ok(counters)
 }

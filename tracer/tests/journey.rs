@@ -18,6 +18,18 @@ use std::{
 use common::{Node, Tracer, run};
 use serde_json::Value;
 
+/// The flood runs alone: every vethtrace and oracle of the other tests would see its packets
+/// too (their programs run on every packet of the machine), and their oracles lose events.
+static FLOOD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn beside_others() -> std::sync::RwLockReadGuard<'static, ()> {
+    FLOOD.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FLOOD.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The bpftrace program: the skb and device at each tracepoint a journey is made of, with
 /// the kernel's clock (`nsecs`, CLOCK_MONOTONIC as the records' `ts_ns`).
 const SCRIPT: &str = r#"tracepoint:net:netif_receive_skb { printf("HOP rcv %llx %s %llu\n", (uint64)args->skbaddr, str(args->name), nsecs); }
@@ -235,6 +247,7 @@ fn journeys(node: &Node, tag: &str, expr: &[&str], traffic: impl FnOnce(), settl
 
 #[test]
 fn pod_to_pod_uplink_node_and_back() {
+    let _shared = beside_others();
     let node = Node::up("jp");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
     let uplink = format!("{}up", node.prefix);
@@ -292,6 +305,7 @@ fn pod_to_pod_uplink_node_and_back() {
 
 #[test]
 fn a_service_address_dnatted_to_another_pod() {
+    let _shared = beside_others();
     let node = Node::up("jn");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
     nft(
@@ -327,6 +341,7 @@ fn dropped(js: &[Value], (src, dst): (&str, &str), entry: &str, code: &str, coun
 
 #[test]
 fn dropped_packets_end_their_journeys() {
+    let _shared = beside_others();
     let node = Node::up("jd");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
     run(node.in_node("ip").args(["route", "add", "unreachable", "10.77.0.0/16"]));
@@ -365,6 +380,7 @@ fn dropped_packets_end_their_journeys() {
 /// A packet held longer than --journey-timeout is written as unfinished, with what it waited for.
 #[test]
 fn a_held_packet_times_out_with_what_it_waits_for() {
+    let _shared = beside_others();
     let node = Node::up("jt");
     let cali2 = node.cali("pod2");
     run(node.in_node("ip").args(["route", "add", "10.244.1.99/32", "dev", &cali2, "scope", "link"]));
@@ -384,6 +400,7 @@ fn a_held_packet_times_out_with_what_it_waits_for() {
 /// table of paths at exit counts the same.
 #[test]
 fn journey_times_in_metrics_and_the_paths_at_exit() {
+    let _shared = beside_others();
     let node = Node::up("jm");
     let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
     let addr = "127.0.0.1:9464";
@@ -411,6 +428,7 @@ fn journey_times_in_metrics_and_the_paths_at_exit() {
 /// frame's comment, as tshark reads it.
 #[test]
 fn journeys_in_pcapng_as_tshark_reads_them() {
+    let _shared = beside_others();
     let node = Node::up("jw");
     let dir = common::scratch_dir("jw");
     let file = dir.join("j.pcapng");
@@ -431,4 +449,117 @@ fn journeys_in_pcapng_as_tshark_reads_them() {
         assert!(comment.contains(" journey ") && comment.contains(" → Out "), "{comment:?}");
     }
     let _ = fs::remove_dir_all(dir);
+}
+
+/// Checks the flood's journeys: none invented or merged — each is one of the flood's datagrams,
+/// entered on `cali1`, with one receive hop, and ended on `cali2` (out, or dropped by the token
+/// bucket). Returns how many missed their xmit.
+fn flood_journeys(js: &[&Value], cali1: &str, cali2: &str) -> usize {
+    // Known: natively (6.18), a few journeys in ten thousand queued on the token bucket miss
+    // their xmit and end at a later free (consumed) or reuse of their skb's address in the
+    // pod; the kernel's recursion_misses stay 0. Bounded here, printed, and told in the README.
+    let mut ids = std::collections::BTreeSet::new();
+    let mut skipped = Vec::new();
+    for j in js {
+        assert!(ids.insert(j["journey_id"].as_str().unwrap_or_default().to_owned()), "two journeys with one id: {j:#}");
+        assert_eq!((j["iface"].as_str(), j["src"].as_str(), j["dport"].as_u64()), (Some(cali1), Some("10.244.1.5"), Some(5201)), "{j:#}");
+        let hops = j["hops"].as_array().expect("hops");
+        assert_eq!(hops.iter().filter(|h| h["hop"] == "receive").count(), 1, "{j:#}");
+        let queued_on_cali2 = hops.iter().any(|h| h["hop"] == "queue" && h["iface"] == cali2);
+        match j["outcome"].as_str() {
+            Some("out") if j["exit_iface"] == cali2 => {}
+            Some("dropped") => assert!(hops.last().is_some_and(|h| h["hop"] == "drop"), "{j:#}"),
+            _ if queued_on_cali2 => skipped.push(j),
+            other => panic!("outcome {other:?}: {j:#}"),
+        }
+    }
+    assert!(
+        skipped.len() * 100 <= js.len(),
+        "{} of {} journeys queued on {cali2} without its xmit: {skipped:#?}",
+        skipped.len(),
+        js.len()
+    );
+    skipped.len()
+}
+
+/// The packets the netdev-ingress counter `counter` of table `jfcount` counted (`nft -j`).
+fn nft_counter(node: &Node) -> u64 {
+    let out = common::stdout(node.in_node("nft").args(["-j", "list", "table", "netdev", "jfcount"]));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("nft -j: {e}: {out}"));
+    let rules = v["nftables"].as_array().expect("nftables array");
+    let counters: Vec<u64> = rules
+        .iter()
+        .filter_map(|o| o["rule"]["expr"].as_array())
+        .flat_map(|exprs| exprs.iter().filter_map(|e| e["counter"]["packets"].as_u64()))
+        .collect();
+    assert_eq!(counters.len(), 1, "{out}");
+    counters[0]
+}
+
+/// `N journeys written, N packets not followed` and the ring's losses, from the exit lines.
+fn journey_counters(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr.lines().find(|l| l.contains(" journeys written, ")).unwrap_or_else(|| panic!("no journey counters:\n{stderr}"));
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let (_, lost, _) = common::system::exit_counters(stderr).unwrap_or_else(|| panic!("no exit counters:\n{stderr}"));
+    (nums[nums.len() - 2], nums[nums.len() - 1], lost)
+}
+
+/// A flood of 64-byte UDP datagrams pod1 → pod2 with room for few journeys, while a token
+/// bucket on pod2's cali holds datagrams for up to 400 ms (so that many are under way at once,
+/// and the queue overflows into drops): every datagram the node received is in exactly one
+/// journey or counted as not followed — the kernel's own count (an nftables counter on the
+/// cali's ingress) is the sum — and the collector's memory stays bounded.
+#[test]
+fn a_flood_is_followed_or_counted_exactly() {
+    let _alone = alone();
+    let node = Node::up("jf");
+    let (cali1, cali2) = (node.cali("pod1"), node.cali("pod2"));
+    nft(
+        &node,
+        &format!(
+            "table netdev jfcount {{\n  chain in {{\n    type filter hook ingress device \"{cali1}\" priority 0;\n    udp dport 5201 counter\n  }}\n}}\n"
+        ),
+    );
+    run(node.in_node("tc").args(["qdisc", "add", "dev", &cali2, "root", "tbf", "rate", "2mbit", "burst", "8kb", "latency", "400ms"]));
+    let mut server = node.in_pod("pod2", "iperf3").args(["-s", "-1", "-p", "5201"]).stdout(Stdio::null()).spawn().expect("iperf3");
+    assert!(
+        common::eventually(Duration::from_secs(5), || common::stdout(node.in_pod("pod2", "ss").args(["-Htln", "sport = :5201"]))
+            .contains("5201")),
+        "iperf3 server did not listen"
+    );
+    let tracer = Tracer::start(
+        &node,
+        &["--journey", "--journey-max", "64", "--journey-timeout", "2", "--ring-size", "16777216", "udp and dst port 5201"],
+    );
+    let before = nft_counter(&node);
+    run(node.in_pod("pod1", "iperf3").args(["-c", "10.244.1.6", "-u", "-b", "30M", "-l", "64", "-t", "2"]));
+    common::wait_timeout(&mut server, Duration::from_secs(20));
+    // Everything held is transmitted within the token bucket's 400 ms.
+    thread::sleep(Duration::from_millis(1000));
+    let matched = nft_counter(&node) - before;
+    let hwm = fs::read_to_string(format!("/proc/{}/status", tracer.pid())).unwrap_or_default();
+    let finished = tracer.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let (written, unfollowed, lost) = journey_counters(&finished.stderr);
+    let js = finished.of_kind("journey");
+    assert_eq!(lost, 0, "the ring lost records: the count below cannot be exact\n{}", finished.stderr);
+    assert_eq!(written, js.len() as u64, "exit counter vs journeys written");
+    assert!(unfollowed > 0, "room for 64 journeys never ran out: the test proves nothing\n{}", finished.stderr);
+    assert!(js.len() > 64, "only {} journeys", js.len());
+    assert_eq!(
+        written + unfollowed,
+        matched,
+        "{written} journeys + {unfollowed} not followed != {matched} datagrams the node received (nft counter)"
+    );
+    let skipped = flood_journeys(&js, &cali1, &cali2);
+    // Bounded: 64 journeys in the kernel, 128 in the collector.
+    let rss_kb: u64 = hwm
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM: {hwm}"));
+    assert!(rss_kb < 256 * 1024, "the collector's peak memory: {rss_kb} kB");
+    eprintln!(
+        "flood: {matched} datagrams, {written} journeys ({skipped} missing their xmit), {unfollowed} not followed, peak {rss_kb} kB"
+    );
 }

@@ -3,12 +3,12 @@
 //! it, it was dropped (the drop record carries the journey's id), or nothing more was seen of
 //! it within the timeout (then what it was probably waiting for, from the node's state).
 //!
-//! Journeys under way are bounded ([`MAX_PENDING`]): a journey that finds no room is not
+//! Journeys under way are bounded ([`Journeys::room`]): a journey that finds no room is not
 //! followed, and counted.
 
 use std::{borrow::Cow, collections::HashMap, time::Duration};
 
-use tracer_common::{JOURNEY_ENTRIES, Packet, dir, fib, hop};
+use tracer_common::{Packet, dir, fib, hop};
 
 use super::place::{Placer, iface_name};
 use crate::{
@@ -21,10 +21,6 @@ use crate::{
     },
     mirror::{Mirror, neigh::NeighState, routes::RouteKind},
 };
-
-/// Journeys the collector follows at once: the kernel's map, and as many again whose end the
-/// kernel has not told yet.
-pub(crate) const MAX_PENDING: usize = 2 * JOURNEY_ENTRIES as usize;
 
 /// A journey under way: its hops so far (the first is where it started) and its entry frame.
 pub(crate) struct Pending {
@@ -66,6 +62,9 @@ pub(crate) enum End {
 
 pub(crate) struct Journeys {
     pending: HashMap<u64, Pending>,
+    /// Journeys the collector follows at once: the kernel's map (`--journey-max`), and as many
+    /// again whose end the kernel has not told yet.
+    room: usize,
     timeout_ns: u64,
     /// Text lists every hop (`--journey-hops`).
     verbose: bool,
@@ -74,16 +73,18 @@ pub(crate) struct Journeys {
 }
 
 impl Journeys {
-    pub(crate) fn new(timeout: Duration, verbose: bool) -> Self {
+    /// Journeys that end within `timeout`, `kernel_entries` followed at once in the kernel.
+    pub(crate) fn new(timeout: Duration, verbose: bool, kernel_entries: u32) -> Self {
         let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        Self { pending: HashMap::new(), timeout_ns, verbose, refused: 0 }
+        let room = 2 * kernel_entries as usize;
+        Self { pending: HashMap::new(), room, timeout_ns, verbose, refused: 0 }
     }
 
     /// Takes a hop in; returns the journey it ended.
     pub(crate) fn hop(&mut self, ev: HopEvent, frame: Captured<'_>) -> Option<Pending> {
         match ev.hop.hop {
             hop::RECEIVE | hop::LOCAL => {
-                if self.pending.len() >= MAX_PENDING {
+                if self.pending.len() >= self.room {
                     self.refused += 1;
                     return None;
                 }
@@ -247,7 +248,7 @@ fn waiting(last: &HopEvent, a: &Annotation, node: &Mirror) -> String {
 pub(crate) mod tests {
     use std::net::Ipv4Addr;
 
-    use tracer_common::JourneySection;
+    use tracer_common::{JOURNEY_ENTRIES, JourneySection};
 
     use super::*;
     use crate::{annotate::bench, events::Stamp};
@@ -266,7 +267,7 @@ pub(crate) mod tests {
 
     /// Pod 0 → pod 1: received on the first cali, queued to the second, handed to it.
     pub(crate) fn pod_to_pod(node: &Mirror) -> JourneyRecord {
-        let mut j = Journeys::new(Duration::from_secs(5), false);
+        let mut j = Journeys::new(Duration::from_secs(5), false, JOURNEY_ENTRIES);
         let (c0, c1, dst) = (bench::FIRST_CALI, bench::FIRST_CALI + 1, bench::pod_ip(1));
         assert!(j.hop(hop_at(7, hop::RECEIVE, 1_000, c0, Some(dst)), frame()).is_none());
         assert!(j.hop(hop_at(7, hop::QUEUE, 4_000, c1, Some(dst)), frame()).is_none());
@@ -282,7 +283,7 @@ pub(crate) mod tests {
 
     /// Pod 0 → a destination the drop names: received on the first cali, then dropped.
     pub(crate) fn dropped(node: &Mirror, drop: NamedDrop) -> JourneyRecord {
-        let mut j = Journeys::new(Duration::from_secs(5), false);
+        let mut j = Journeys::new(Duration::from_secs(5), false, JOURNEY_ENTRIES);
         j.hop(hop_at(8, hop::RECEIVE, 1_000, bench::FIRST_CALI, Some(Ipv4Addr::new(10, 77, 0, 1))), frame());
         let ended = j.dropped(8).unwrap();
         fixed_time(j.finish(ended, End::Dropped(Box::new(drop)), node, &Placer::new(None), None))
@@ -306,7 +307,7 @@ pub(crate) mod tests {
     #[test]
     fn a_destination_rewritten_on_the_way_is_nat_and_routes_the_packet() {
         let node = bench::calico_node(2);
-        let mut j = Journeys::new(Duration::from_secs(5), false);
+        let mut j = Journeys::new(Duration::from_secs(5), false, JOURNEY_ENTRIES);
         let service = Ipv4Addr::new(10, 96, 0, 10);
         j.hop(hop_at(1, hop::RECEIVE, 0, bench::FIRST_CALI, Some(service)), frame());
         j.hop(hop_at(1, hop::QUEUE, 10, bench::FIRST_CALI + 1, Some(bench::pod_ip(1))), frame());
@@ -319,7 +320,7 @@ pub(crate) mod tests {
 
     #[test]
     fn hops_of_journeys_not_followed_are_ignored_and_a_drop_ends_one() {
-        let mut j = Journeys::new(Duration::from_secs(5), false);
+        let mut j = Journeys::new(Duration::from_secs(5), false, JOURNEY_ENTRIES);
         assert!(j.hop(hop_at(3, hop::QUEUE, 0, 1, None), frame()).is_none());
         assert!(j.hop(hop_at(3, hop::XMIT, 0, 1, None), frame()).is_none());
         assert!(j.dropped(3).is_none());
@@ -330,7 +331,7 @@ pub(crate) mod tests {
 
     #[test]
     fn journeys_time_out_oldest_first_and_all_at_the_end() {
-        let mut j = Journeys::new(Duration::from_secs(1), false);
+        let mut j = Journeys::new(Duration::from_secs(1), false, JOURNEY_ENTRIES);
         for (id, at) in [(1, 2_000_000_000), (2, 500_000_000), (3, 1_900_000_000)] {
             j.hop(hop_at(id, hop::RECEIVE, at, 1, Some(bench::pod_ip(1))), frame());
         }
@@ -347,7 +348,7 @@ pub(crate) mod tests {
         let dst = Ipv4Addr::new(10, 244, 1, 99);
         let dev = bench::FIRST_CALI + 1;
         node.routes.insert(bench::unicast(dst.into(), 32, dev, None, 254, RouteKind::Unicast, 253), false);
-        let mut j = Journeys::new(Duration::from_secs(1), false);
+        let mut j = Journeys::new(Duration::from_secs(1), false, JOURNEY_ENTRIES);
         j.hop(hop_at(9, hop::RECEIVE, 0, bench::FIRST_CALI, Some(dst)), frame());
         let p = j.expired(u64::MAX).pop().unwrap();
         let r = j.finish(p, End::Unfinished, &node, &Placer::new(None), None);
@@ -357,10 +358,10 @@ pub(crate) mod tests {
 
     #[test]
     fn too_many_journeys_under_way_are_refused_and_counted() {
-        let mut j = Journeys::new(Duration::from_secs(1), false);
-        for id in 0..=MAX_PENDING as u64 {
+        let mut j = Journeys::new(Duration::from_secs(1), false, 10);
+        for id in 0..=20 {
             j.hop(hop_at(id, hop::RECEIVE, 0, 1, None), frame());
         }
-        assert_eq!((j.pending.len(), j.refused), (MAX_PENDING, 1));
+        assert_eq!((j.pending.len(), j.refused), (20, 1));
     }
 }

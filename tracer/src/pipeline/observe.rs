@@ -44,6 +44,11 @@ pub struct Counters {
     /// Packet records whose frame the expression's translation matched (the rest, with an
     /// expression: the interpreter's).
     pub translated: u64,
+    /// Journeys written (`--journey`).
+    pub journeys: u64,
+    /// Packets the expression selected that were not followed (`--journey`): the kernel's
+    /// map of journeys under way was full, or the collector's.
+    pub unfollowed: u64,
 }
 
 impl Observer for Counters {
@@ -57,6 +62,10 @@ impl Observer for Counters {
 
     fn drop(&mut self, _: &NamedDrop, _: &str, _: Option<&str>) {
         self.drops += 1;
+    }
+
+    fn journey(&mut self, _: &JourneyRecord) {
+        self.journeys += 1;
     }
 
     fn undecodable(&mut self) {

@@ -54,9 +54,11 @@ enum Tool {
     Pcapng,
     Json,
     Text,
+    Journey,
 }
 
-const TOOLS: [Tool; 6] = [Tool::Tcpdump, Tool::Drops, Tool::MetricsOnly, Tool::Pcapng, Tool::Json, Tool::Text];
+const TOOLS: [Tool; 7] =
+    [Tool::Tcpdump, Tool::Drops, Tool::MetricsOnly, Tool::Pcapng, Tool::Json, Tool::Text, Tool::Journey];
 
 impl Tool {
     fn name(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Tool {
             Self::Pcapng => "vethtrace -w pcapng",
             Self::Json => "vethtrace JSON to a file",
             Self::Text => "vethtrace text to a file",
+            Self::Journey => "vethtrace --journey JSON to a file",
         }
     }
 
@@ -80,6 +83,7 @@ impl Tool {
             Self::Pcapng => strs(&["-w", &out]),
             Self::Json => strs(&["--output", "json", "--output-file", &out]),
             Self::Text => strs(&["--output", "text", "--output-file", &out]),
+            Self::Journey => strs(&["--journey", "--output", "json", "--output-file", &out]),
         }
     }
 }
