@@ -10,7 +10,8 @@
 //!   NAT go with the hop); a packet nobody follows that the node's own stack sends starts a
 //!   journey there, under the same conditions;
 //! - net:net_dev_xmit — handed to the driver: the journey ends (it left the namespace: a veth
-//!   hands it to the pod, the uplink to the wire);
+//!   hands it to the pod, the uplink to the wire); when the kernel ran no program there (see
+//!   [`seen_beyond`]), the pod's receive or reuse of the skb ends it instead;
 //! - skb:consume_skb (and skb:kfree_skb with `SKB_CONSUMED`, in [`crate::drop`]) — freed after
 //!   use in the node: the journey ends;
 //! - skb:skb_copy_datagram_iovec — a local socket read it: the journey ends;
@@ -113,6 +114,17 @@ pub fn consumed(skbaddr: u64, location: u64, ts: u64) {
     }
 }
 
+/// A followed skb at a device of another namespace (a pod received it, or reuses it): it left
+/// the node through the device it was last queued on, and the kernel ran no program at its
+/// net:net_dev_xmit — it skips tracepoint programs in a softirq that interrupted a BPF
+/// program on the CPU, as a qdisc's timer's transmission can. The journey ends as out, now.
+#[inline(always)]
+fn seen_beyond(skbaddr: u64, ts: u64) {
+    if let Some(id) = take(skbaddr) {
+        emit_hop(Hop { ts, id, skbaddr, hop: hop::XMIT, ..Hop::default() });
+    }
+}
+
 /// The journey of a dropped skb (0: none), which the drop ends.
 #[inline(always)]
 pub fn end(skbaddr: u64) -> u64 {
@@ -141,7 +153,10 @@ fn try_receive(ctx: &TracePointContext) -> Result<(), ()> {
     let cfg = drop::config();
     let skbaddr: u64 = read(ctx.as_ptr_u64(), jc.rcv_skbaddr)?;
     let skb = Skb::read(skbaddr, &cfg)?;
-    let ifindex = own_device(&skb, &cfg)?;
+    let Ok(ifindex) = own_device(&skb, &cfg) else {
+        seen_beyond(skbaddr, ts);
+        return Ok(());
+    };
     start(Hop { ts, skbaddr, ifindex, len: skb.len, hop: hop::RECEIVE, ..Hop::default() }, &skb)
 }
 
@@ -158,7 +173,15 @@ fn try_queue(ctx: &TracePointContext) -> Result<(), ()> {
     // SAFETY: the value is copied out at once.
     match unsafe { JOURNEYS.get(&skbaddr) }.copied() {
         Some(id) => {
-            let ifindex = if skb.dev == 0 { 0 } else { read(skb.dev, cfg.dev_ifindex)? };
+            let ifindex = if skb.dev == 0 {
+                0
+            } else if let Ok(ifindex) = own_device(&skb, &cfg) {
+                ifindex
+            } else {
+                // Queued by a pod: the packet left, and the pod reuses its skb.
+                seen_beyond(skbaddr, ts);
+                return Ok(());
+            };
             let hop = Hop { ts, id, skbaddr, ifindex, len: skb.len, hop: hop::QUEUE, ..Hop::default() };
             emit_hop_frame(hop, &SkbFrame::new(&skb));
             Ok(())

@@ -455,9 +455,11 @@ fn journeys_in_pcapng_as_tshark_reads_them() {
 /// entered on `cali1`, with one receive hop, and ended on `cali2` (out, or dropped by the token
 /// bucket). Returns how many missed their xmit.
 fn flood_journeys(js: &[&Value], cali1: &str, cali2: &str) -> usize {
-    // Known: natively (6.18), a few journeys in ten thousand queued on the token bucket miss
-    // their xmit and end at a later free (consumed) or reuse of their skb's address in the
-    // pod; the kernel's recursion_misses stay 0. Bounded here, printed, and told in the README.
+    // The kernel runs no tracepoint program in a softirq that interrupted a BPF program on the
+    // CPU (the token bucket's timer sends from one): bpftrace, run beside vethtrace here, missed
+    // the same net_dev_start_xmit/net_dev_xmit. vethtrace ends such a journey when the pod
+    // receives or reuses the skb; when that is not seen either, the journey ends at the skb's
+    // free. A few in a thousand at most; bounded here and told in the README.
     let mut ids = std::collections::BTreeSet::new();
     let mut skipped = Vec::new();
     for j in js {

@@ -38,8 +38,9 @@ const VERDICT: &str = "VETHTRACE-VM: ";
 /// What the initramfs loads to mount the host's root: virtio-pci and 9p.
 const BOOT_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
 /// Loaded in the VM before the tests (the kernel asks for the rest, e.g. nft_*, itself): veth
-/// pairs, clsact and its BPF classifier/action, nftables for the drop tests.
-const TEST_MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf", "act_bpf", "nf_tables"];
+/// pairs, clsact and its BPF classifier/action, nftables for the drop tests, the token bucket
+/// that holds the journey flood's datagrams.
+const TEST_MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf", "act_bpf", "nf_tables", "sch_tbf"];
 
 /// Which probe family the probe-dependent tests (those reading VETHTRACE_PROBE) use.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
