@@ -208,9 +208,19 @@ fn agrees_with_oracle(j: &Value, seen: &[Seen]) -> Result<(), String> {
     let entry = nearest(seen, first, skb, iface, ts, before)
         .ok_or_else(|| format!("the oracle never saw {first} of skb {skb:x} on {iface} before its end: {j}"))?;
     if entry.ns.abs_diff(ts) >= SLACK_NS {
-        return Err(format!("entry time {ts} vs the oracle's {}: {j}", entry.ns));
+        return Err(format!("entry time {ts} vs the oracle's {}: {j}\n{}", entry.ns, story(seen, skb, ts)));
     }
     Ok(())
+}
+
+/// The oracle's hits of `skb` within 50 ms of `ts`, for a failure's message.
+fn story(seen: &[Seen], skb: u64, ts: u64) -> String {
+    let lines: Vec<String> = seen
+        .iter()
+        .filter(|s| s.skb == skb && s.ns.abs_diff(ts) < 50_000_000)
+        .map(|s| format!("  oracle: {} {} at {:+} us", s.what, s.dev, (s.ns as i64 - ts as i64) / 1000))
+        .collect();
+    lines.join("\n")
 }
 
 /// Runs vethtrace --journey with `expr` and bpftrace around `traffic`, then returns the journeys
