@@ -273,6 +273,14 @@ fn drops_to(tracer: &Tracer, skip: usize, dst: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `tracer` once its first read of the ruleset is in: it comes after the ready line, and a
+/// drop before it has no read before it to be compared with.
+fn started(tracer: Tracer) -> Tracer {
+    let baseline = common::eventually(Duration::from_secs(30), || tracer.stderr().contains(" rules read;"));
+    assert!(baseline, "no read of the ruleset: {}", tracer.stderr());
+    tracer
+}
+
 /// The metrics endpoint, inside the node's own namespace.
 const METRICS: &str = "127.0.0.1:9477";
 
@@ -404,7 +412,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     let node = Node::up("nfpol");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-nft-restore", &[], &iptables_rules(&c1, &c2));
-    let tracer = Tracer::start(&node, &["--drops", "--metrics", METRICS]);
+    let tracer = started(Tracer::start(&node, &["--drops", "--metrics", METRICS]));
     let filter = ipt_counter(&node, "iptables-nft", "filter");
     policies_lists_tiers_and_profiles(&node, &c2, "iptables-nft", &[]);
 
@@ -621,7 +629,7 @@ fn iptables_legacy_drops_name_their_calico_policy() {
     let node = Node::up("nfpolleg");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-legacy-restore", &[], &iptables_rules(&c1, &c2));
-    let tracer = Tracer::start(&node, &["--drops"]);
+    let tracer = started(Tracer::start(&node, &["--drops"]));
     let filter = ipt_counter(&node, "iptables-legacy", "filter");
     policies_lists_tiers_and_profiles(&node, &c2, "iptables-legacy", &[]);
     let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", (&c2, &c2), &filter);
@@ -684,7 +692,7 @@ fn nftables_drops_name_their_calico_policy() {
     let (scratch, pods) = pod_status(&c2);
     let mut args = vec!["--drops"];
     args.extend(pods.iter().map(String::as_str));
-    let tracer = Tracer::start(&node, &args);
+    let tracer = started(Tracer::start(&node, &args));
     let counter = |rule: &Value| nft_count(&node, rule);
     // `vethtrace policies` reads the nftables table too (hashed and long chain names), and
     // names the pod.
@@ -717,7 +725,7 @@ fn a_drop_storm_costs_a_few_reads() {
     let node = Node::up("nfpolstorm");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "nft", &["-f"], &nft_rules(&c1, &c2));
-    let tracer = Tracer::start_wrapped(&node, &["env", "RUST_LOG=tracer=debug"], &["--drops", "-o", "json"]);
+    let tracer = started(Tracer::start_wrapped(&node, &["env", "RUST_LOG=tracer=debug"], &["--drops", "-o", "json"]));
     quiet(node.in_pod("pod1", "ping").args(["-f", "-i", "0.002", "-c", "1000", "-W", "1", "10.244.1.6"]));
     settle();
     let stdout = tracer.stdout();
@@ -820,11 +828,7 @@ fn reads_leave_the_event_loop() {
     let scratch = common::scratch_dir("nfpolbig");
     let path = scratch.join("events.json");
     let args = ["--output", "json", "--output-file", path.to_str().unwrap()];
-    let tracer = Tracer::start_wrapped(&node, &["env", "RUST_LOG=warn,tracer=debug,vethtrace=info"], &args);
-    // The baseline read comes after the ready line; the storm begins once it is in, so that
-    // its first drop has a read before it.
-    let baseline = common::eventually(Duration::from_secs(30), || tracer.stderr().contains(" rules read;"));
-    assert!(baseline, "no baseline read: {}", tracer.stderr());
+    let tracer = started(Tracer::start_wrapped(&node, &["env", "RUST_LOG=warn,tracer=debug,vethtrace=info"], &args));
     let arrivals = Arrivals::follow(&path);
     let finished = thread::scope(|s| {
         s.spawn(|| quiet(node.in_pod("pod1", "ping").args(["-c", "400", "-i", "0.01", "-W", "1", "10.244.1.7"])));

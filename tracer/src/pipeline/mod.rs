@@ -117,15 +117,8 @@ impl Pipeline {
                 // (`Analyser::drop` leaves it out): its journey ends consumed.
                 let end = match analyse.drop(node, ev) {
                     Some((mut named, iface)) => {
-                        if let Some(query) = name_rule(ruleset, held, observers, node, place, analyse, &mut named) {
-                            let what = match journeys.dropped(ev.journey) {
-                                Some(p) => {
-                                    let (end, names) = (End::Dropped(Box::new(named)), analyse.drop_names.as_ref());
-                                    Held::Journey(Box::new(journeys.finish(p, end, node, place, names)))
-                                }
-                                // Its journey is not known: the drop is only observed.
-                                None => Held::Drop { named: Box::new(named), frame: None },
-                            };
+                        if let Some(query) = name_or_wait(ruleset, held, observers, node, place, analyse, &mut named) {
+                            let what = held_journey(journeys, ev.journey, named, node, place, analyse);
                             held.hold(HeldDrop { query, iface: iface.into_owned(), what });
                             return None;
                         }
@@ -139,7 +132,7 @@ impl Pipeline {
             }
             Event::Drop(ev) => {
                 let (mut named, iface) = analyse.drop(node, ev)?;
-                if let Some(query) = name_rule(ruleset, held, observers, node, place, analyse, &mut named) {
+                if let Some(query) = name_or_wait(ruleset, held, observers, node, place, analyse, &mut named) {
                     let frame = shown.drops.then(|| (frame.bytes.to_vec(), frame.origin));
                     let what = Held::Drop { named: Box::new(named), frame };
                     held.hold(HeldDrop { query, iface: iface.into_owned(), what });
@@ -230,7 +223,7 @@ fn counted<'a>(observers: &mut Observers, rec: Record<'a>) -> Record<'a> {
 /// A netfilter drop's rule, named when the reads around the drop are in (its cause then in
 /// its policy's terms). `Some`: the drop waits for the read after it, and is to be held —
 /// unless [`HELD_MAX`] drops wait already: then it keeps its plain cause, counted.
-fn name_rule(
+fn name_or_wait(
     ruleset: Option<&mut RulesetModel>,
     held: &HeldQueue<HeldDrop>,
     observers: &mut Observers,
@@ -257,6 +250,23 @@ fn name_rule(
         Naming::Wait => return Some(query),
     }
     None
+}
+
+/// A netfilter drop that waits for a read, held with the journey `id` it ends (made now); alone
+/// when that journey is not known (then it is only observed).
+fn held_journey(
+    journeys: &mut journeys::Journeys,
+    id: u64,
+    named: NamedDrop,
+    node: &Mirror,
+    place: &Placer,
+    analyse: &Analyser,
+) -> Held {
+    let named = Box::new(named);
+    match journeys.dropped(id) {
+        Some(p) => Held::Journey(Box::new(journeys.finish(p, End::Dropped(named), node, place, analyse.drop_names.as_ref()))),
+        None => Held::Drop { named, frame: None },
+    }
 }
 
 /// A journey that ended, named, observed and made a record.
