@@ -108,6 +108,12 @@ fn run_trace(args: &tracer::cli::TraceArgs) -> anyhow::Result<ExitCode> {
     if args.journey {
         log::info!("{} journeys written, {} packets not followed", counters.journeys, counters.unfollowed);
     }
+    if counters.not_held > 0 {
+        log::info!(
+            "{} netfilter drops written without their rule: too many were waiting for a read of the ruleset",
+            counters.not_held
+        );
+    }
     if expression.is_some() {
         log::info!("{} packets matched by the expression's translation to eBPF, the others by the interpreter", counters.translated);
     }

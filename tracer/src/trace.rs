@@ -33,7 +33,7 @@ use crate::{
     output::Format,
     journey::JourneyProbe,
     pipeline::{Analyser, Pipeline, Shown, journeys::Journeys, paths::Paths},
-    ruleset::RulesetModel,
+    ruleset::{Read, RulesetModel, reader::Reader},
     pods::{self, NodeLinks, PodIndex},
     writers::{Outputs, is_closed},
 };
@@ -56,6 +56,18 @@ impl Sink {
         {
             self.failed = Some(e);
         }
+    }
+
+    /// The held netfilter drops that `ruleset` names now, written.
+    fn release(&mut self, ruleset: &mut RulesetModel) {
+        let Self { pipeline, outputs, failed } = self;
+        pipeline.release(ruleset, &mut |rec| {
+            if failed.is_none()
+                && let Err(e) = outputs.write(rec)
+            {
+                *failed = Some(e);
+            }
+        });
     }
 
     /// Sends what the last drain wrote; `Ok(false)` when the reader went away.
@@ -248,6 +260,9 @@ pub(crate) struct Session {
     /// The netfilter ruleset, node state like the mirror: names the rule behind a netfilter
     /// drop (`None` when drops are not traced).
     ruleset: Option<RulesetModel>,
+    /// Its reads, made off the event loop: the baseline once tracing runs, then one when
+    /// netfilter drops wait for the read after them.
+    ruleset_reads: Reader,
     /// In-kernel failures already reported on stderr.
     reported_errors: ErrorCounts,
     redumps: Redumps,
@@ -298,7 +313,8 @@ impl Session {
         let metrics = pipeline.observers.metrics.as_ref().map(Metrics::interfaces);
         let tracing =
             Tracing { filter, attacher, ebpf, pending: Default::default(), progress: (0, 0), metrics, pods: pods.clone() };
-        // The ruleset's first read: the baseline the first netfilter drop is compared with.
+        // The ruleset's change watch; its first read (the baseline the first netfilter drop is
+        // compared with) is made off the event loop once it runs, after the ready line.
         let ruleset = drop_probe.as_ref().map(|_| RulesetModel::start());
         let mut session = Self {
             collector,
@@ -310,6 +326,7 @@ impl Session {
             sink: Sink { pipeline, outputs, failed: None },
             node,
             ruleset,
+            ruleset_reads: Reader::default(),
             reported_errors: ErrorCounts::default(),
             redumps: Redumps::default(),
             fib_generation,
@@ -374,6 +391,35 @@ impl Session {
             Err(e) => log::warn!("{e}; route/neighbour annotations may be stale"),
         }
         self.redumps.start_queued(&self.netlink);
+    }
+
+    /// A read of the ruleset is under way, or due: the baseline is not in, or netfilter drops
+    /// wait for the read after them.
+    fn wants_read(&self) -> bool {
+        self.ruleset_reads.is_running()
+            || self.sink.pipeline.waiting() > 0
+            || self.ruleset.as_ref().is_some_and(RulesetModel::wants_baseline)
+    }
+
+    /// A read of the ruleset is in: the held netfilter drops it names are written.
+    fn on_read(&mut self, read: Read) {
+        if let Some(ruleset) = &mut self.ruleset {
+            ruleset.take(read);
+            self.sink.release(ruleset);
+        }
+    }
+
+    /// At exit: the netfilter drops still held, named with a last read (or two: the one under
+    /// way may have begun before them) and written.
+    async fn name_held(&mut self) {
+        if self.sink.pipeline.waiting() > 0 {
+            log::debug!("{} netfilter drops held at exit: named with a last read", self.sink.pipeline.waiting());
+        }
+        while self.sink.pipeline.waiting() > 0 && self.ruleset.is_some() {
+            let at = self.ruleset.as_ref().map_or(0, RulesetModel::next_read_ns);
+            let read = self.ruleset_reads.next(at).await;
+            self.on_read(read);
+        }
     }
 
     /// Drains what is left in the ring at exit; `false` when the reader went away.
@@ -515,6 +561,12 @@ async fn event_loop<F: Frontend>(s: &mut Session, front: &mut F, stops: &mut Sto
             input = front.input() => if !front.on_input(input, s)? {
                 return Ok(Stop::Signal);
             },
+            read = s.ruleset_reads.next(s.ruleset.as_ref().map_or(0, RulesetModel::next_read_ns)), if s.wants_read() => {
+                s.on_read(read);
+                if !s.sink.flush()? {
+                    return Ok(Stop::ReaderGone);
+                }
+            }
             drained = s.collector.drain(|b| s.sink.record(&mut s.node, s.ruleset.as_mut(), b)) => {
                 s.turns.attach = true;
                 drained?;
@@ -700,6 +752,7 @@ pub(crate) async fn run_with<F: Frontend>(
     let stop = stop?;
     if matches!(stop, Stop::Signal) {
         session.drain_rest()?;
+        session.name_held().await;
         // Journeys still under way are written as unfinished.
         session.sink.expire(&session.node, u64::MAX, session.journey_probe.as_mut());
         session.sink.flush()?;

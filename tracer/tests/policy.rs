@@ -273,6 +273,14 @@ fn drops_to(tracer: &Tracer, skip: usize, dst: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `tracer` once its first read of the ruleset is in: it comes after the ready line, and a
+/// drop before it has no read before it to be compared with.
+fn started(tracer: Tracer) -> Tracer {
+    let baseline = common::eventually(Duration::from_secs(30), || tracer.stderr().contains(" rules read;"));
+    assert!(baseline, "no read of the ruleset: {}", tracer.stderr());
+    tracer
+}
+
 /// The metrics endpoint, inside the node's own namespace.
 const METRICS: &str = "127.0.0.1:9477";
 
@@ -404,7 +412,7 @@ fn iptables_nft_drops_name_their_calico_policy() {
     let node = Node::up("nfpol");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-nft-restore", &[], &iptables_rules(&c1, &c2));
-    let tracer = Tracer::start(&node, &["--drops", "--metrics", METRICS]);
+    let tracer = started(Tracer::start(&node, &["--drops", "--metrics", METRICS]));
     let filter = ipt_counter(&node, "iptables-nft", "filter");
     policies_lists_tiers_and_profiles(&node, &c2, "iptables-nft", &[]);
 
@@ -621,7 +629,7 @@ fn iptables_legacy_drops_name_their_calico_policy() {
     let node = Node::up("nfpolleg");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "iptables-legacy-restore", &[], &iptables_rules(&c1, &c2));
-    let tracer = Tracer::start(&node, &["--drops"]);
+    let tracer = started(Tracer::start(&node, &["--drops"]));
     let filter = ipt_counter(&node, "iptables-legacy", "filter");
     policies_lists_tiers_and_profiles(&node, &c2, "iptables-legacy", &[]);
     let deny = deny_and_end_of_tier(&node, &tracer, "ip filter", "", (&c2, &c2), &filter);
@@ -684,7 +692,7 @@ fn nftables_drops_name_their_calico_policy() {
     let (scratch, pods) = pod_status(&c2);
     let mut args = vec!["--drops"];
     args.extend(pods.iter().map(String::as_str));
-    let tracer = Tracer::start(&node, &args);
+    let tracer = started(Tracer::start(&node, &args));
     let counter = |rule: &Value| nft_count(&node, rule);
     // `vethtrace policies` reads the nftables table too (hashed and long chain names), and
     // names the pod.
@@ -717,7 +725,7 @@ fn a_drop_storm_costs_a_few_reads() {
     let node = Node::up("nfpolstorm");
     let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
     load(&node, "nft", &["-f"], &nft_rules(&c1, &c2));
-    let tracer = Tracer::start_wrapped(&node, &["env", "RUST_LOG=tracer=debug"], &["--drops", "-o", "json"]);
+    let tracer = started(Tracer::start_wrapped(&node, &["env", "RUST_LOG=tracer=debug"], &["--drops", "-o", "json"]));
     quiet(node.in_pod("pod1", "ping").args(["-f", "-i", "0.002", "-c", "1000", "-W", "1", "10.244.1.6"]));
     settle();
     let stdout = tracer.stdout();
@@ -741,4 +749,145 @@ fn a_drop_storm_costs_a_few_reads() {
             assert_eq!(rule["chain"], "filter-cali-pi-_DGlcbEzkd1cvh5X1F7M", "a wrong name: {d:#}");
         }
     }
+}
+
+/// `n` counted drop rules in chains no hook runs (`table ip vtbig`): they cost nothing per
+/// packet, but every read of the ruleset lists and compares them — thousands make a read take
+/// longer than the 100 ms between reads.
+fn big_table(n: usize) -> String {
+    let mut s = String::from("table ip vtbig {\n");
+    for c in 0..n.div_ceil(100) {
+        s += &format!("  chain filler{c} {{\n");
+        for r in 0..100.min(n - c * 100) {
+            s += &format!(
+                "    ip daddr 192.0.2.{} tcp dport {} counter drop comment \"filler {c}/{r}\"\n",
+                r % 250 + 1,
+                1000 + c
+            );
+        }
+        s += "  }\n";
+    }
+    s + "}\n"
+}
+
+/// The lines of a file as they arrive, each with when the test saw it (since the epoch).
+struct Arrivals {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: thread::JoinHandle<Vec<(Duration, String)>>,
+}
+
+impl Arrivals {
+    fn follow(path: &std::path::Path) -> Self {
+        use std::{io::Read as _, sync::atomic::Ordering};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (path, stopping) = (path.to_owned(), stop.clone());
+        let reader = thread::spawn(move || {
+            let (mut file, mut buf, mut at, mut lines) = (None, Vec::new(), 0, Vec::new());
+            loop {
+                let last = stopping.load(Ordering::Relaxed);
+                if file.is_none() {
+                    file = fs::File::open(&path).ok();
+                }
+                if let Some(f) = &mut file {
+                    f.read_to_end(&mut buf).unwrap();
+                }
+                let now = common::now();
+                while let Some(n) = buf[at..].iter().position(|&b| b == b'\n') {
+                    lines.push((now, String::from_utf8_lossy(&buf[at..at + n]).into_owned()));
+                    at += n + 1;
+                }
+                if last {
+                    return lines;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Self { stop, reader }
+    }
+
+    /// Every line seen, once the writer is done.
+    fn stop(self) -> Vec<(Duration, Value)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let lines = self.reader.join().unwrap();
+        lines.into_iter().filter_map(|(at, l)| Some((at, serde_json::from_str(&l).ok()?))).collect()
+    }
+}
+
+/// Reads of a large ruleset (8000 rules: each read takes longer than the gap between reads) run
+/// off the event loop: under a storm of denied pings (pod1 to pod2), the packet events of
+/// pings between pod1 and pod3 keep arriving while reads run — none waits as long as a read —
+/// and the trace, stopped in the middle of the storm, writes every netfilter drop it saw,
+/// named by rule (or counted as written without it), the ones still held at the stop named
+/// with a last read.
+#[test]
+fn reads_leave_the_event_loop() {
+    let node = Node::up("nfpolbig");
+    node.add_pod("pod3", "10.244.1.7", "fd00:244::7");
+    let (c1, c2) = (node.cali("pod1"), node.cali("pod2"));
+    load(&node, "nft", &["-f"], &(nft_rules(&c1, &c2) + &big_table(8000)));
+    let scratch = common::scratch_dir("nfpolbig");
+    let path = scratch.join("events.json");
+    let args = ["--output", "json", "--output-file", path.to_str().unwrap()];
+    let tracer = started(Tracer::start_wrapped(&node, &["env", "RUST_LOG=warn,tracer=debug,vethtrace=info"], &args));
+    let arrivals = Arrivals::follow(&path);
+    let finished = thread::scope(|s| {
+        s.spawn(|| quiet(node.in_pod("pod1", "ping").args(["-c", "400", "-i", "0.01", "-W", "1", "10.244.1.7"])));
+        // Three floods: ping sends 100 a second without replies.
+        for _ in 0..3 {
+            s.spawn(|| quiet(node.in_pod("pod1", "ping").args(["-f", "-c", "1000", "-W", "1", "10.244.1.6"])));
+        }
+        // Stopped in the middle of both: netfilter drops are held for the read after them.
+        thread::sleep(Duration::from_secs(3));
+        tracer.stop()
+    });
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let lines = arrivals.stop();
+    let _ = fs::remove_dir_all(&scratch);
+    let stderr = &finished.stderr;
+
+    // Reads took longer than the gap between them, else this test shows nothing.
+    let mut reads: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.split("netfilter ruleset read in ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    reads.sort_unstable();
+    eprintln!("{} reads, µs: {reads:?}", reads.len());
+    assert!(reads.len() >= 4, "{stderr}");
+    let typical_read = Duration::from_micros(reads[reads.len() / 2]);
+    assert!(typical_read > Duration::from_millis(100), "reads of {typical_read:?}: the ruleset is too small to tell");
+
+    // The pings between pod1 and pod3 arrive at the writer while reads run: none waits as long
+    // as a read.
+    let pod3 = |e: &Value| e["kind"] == "packet" && (e["dst"] == "10.244.1.7" || e["src"] == "10.244.1.7");
+    let mut waits: Vec<Duration> =
+        lines.iter().filter(|(_, e)| pod3(e)).map(|(at, e)| at.saturating_sub(common::event_time(e))).collect();
+    waits.sort_unstable();
+    assert!(waits.len() >= 200, "{} packet events of the pings to pod3\n{stderr}", waits.len());
+    let worst = *waits.last().unwrap();
+    eprintln!(
+        "{} ping events, waits: median {:?}, 99% {:?}, worst {worst:?}; typical read {typical_read:?}",
+        waits.len(),
+        waits[waits.len() / 2],
+        waits[waits.len() * 99 / 100]
+    );
+    assert!(worst < typical_read / 2, "a packet event waited {worst:?}, reads take {typical_read:?}");
+
+    // Every netfilter drop of the storm is written: as many as the echo requests TC saw go to
+    // pod2 (the last one or two may miss their drop at the stop), named by the Deny or
+    // counted as written without their rule.
+    let to_pod2 = |e: &Value| e["dst"] == "10.244.1.6" && e["icmp_type"] == 8;
+    let seen = lines.iter().filter(|(_, e)| e["kind"] == "packet" && to_pod2(e)).count();
+    let drops: Vec<&Value> =
+        lines.iter().map(|(_, e)| e).filter(|e| e["kind"] == "drop" && e["cause_code"] == "netfilter").collect();
+    // `vethtrace: N events, N lost, …` and `vethtrace: N netfilter drops written without their rule: …`.
+    let count = |what: &str| -> Option<usize> {
+        stderr.lines().find(|l| l.contains(what))?.strip_prefix("vethtrace: ")?.split(' ').next()?.parse().ok()
+    };
+    assert_eq!(stderr.lines().find(|l| l.contains(" events, ")).and_then(|l| l.split(", ").nth(1)), Some("0 lost"), "{stderr}");
+    assert!(drops.len() + 3 >= seen && drops.len() <= seen, "{} drops of {seen} echo requests\n{stderr}", drops.len());
+    let not_held = count(" netfilter drops written without their rule").unwrap_or(0);
+    let named = drops.iter().filter(|d| d["rule"]["chain"] == "filter-cali-pi-_DGlcbEzkd1cvh5X1F7M").count();
+    eprintln!("{} netfilter drops of {seen} requests: {named} named, {not_held} without their rule", drops.len());
+    assert_eq!(named + not_held, drops.len(), "{:#?}", drops.iter().find(|d| d["rule"].is_null()));
+    assert!(stderr.contains("held at exit"), "nothing was held at the stop: {stderr}");
 }

@@ -13,7 +13,7 @@ use crate::{
     },
     mirror::Mirror,
     probes,
-    ruleset::{DropDevs, RulesetModel},
+    ruleset::{Attribution, RuleQuery},
 };
 
 pub(crate) struct Analyser {
@@ -57,28 +57,31 @@ impl Analyser {
     }
 
     /// A drop named, with the name of its device (`-` when it has none); `None` when drops
-    /// are not traced or the drop is noise (IPv6 control traffic, a pod's own).
-    pub(crate) fn drop<'a>(
-        &self,
-        node: &'a Mirror,
-        ruleset: Option<&mut RulesetModel>,
-        ev: DropEvent,
-        pod_of: &dyn Fn(&str) -> Option<String>,
-    ) -> Option<(NamedDrop, Cow<'a, str>)> {
+    /// are not traced or the drop is noise (IPv6 control traffic, a pod's own). A netfilter
+    /// drop's rule is named apart ([`Self::rule_query`], [`name_rule`]).
+    pub(crate) fn drop<'a>(&self, node: &'a Mirror, ev: DropEvent) -> Option<(NamedDrop, Cow<'a, str>)> {
         let names = self.drop_names.as_ref()?;
         if names.is_ipv6_control_noise(&ev) || drops::podside::is_pod_noise(names, &ev) {
             return None;
         }
         let dev = (ev.ifindex != 0).then(|| iface_name(node, ev.ifindex));
         let unanswered = self.arp_watch.last_unanswered(ev.ifindex);
-        let mut named = drops::name::name_with(names, node, &ev, dev.as_deref(), unanswered);
-        if let Some(ruleset) = ruleset
-            && named.cause.code == drops::cause::CauseCode::Netfilter
-            && named.pod_dev.is_none()
-        {
-            name_rule(&mut named, ruleset, node, dev.as_deref(), pod_of);
-        }
+        let named = drops::name::name_with(names, node, &ev, dev.as_deref(), unanswered);
         Some((named, dev.unwrap_or(Cow::Borrowed("-"))))
+    }
+
+    /// What naming the rule of a netfilter drop on the node's side takes: when, its device,
+    /// the device its destination is routed out of, its IP family. `None` for other drops.
+    pub(crate) fn rule_query(&self, node: &Mirror, named: &NamedDrop) -> Option<RuleQuery> {
+        if named.cause.code != drops::cause::CauseCode::Netfilter || named.pod_dev.is_some() {
+            return None;
+        }
+        let ev = &named.ev;
+        let dev = (ev.ifindex != 0).then(|| iface_name(node, ev.ifindex).into_owned());
+        let out = named.annotation.route_dev.and_then(|d| node.links.name(d.index)).map(str::to_owned);
+        let view = crate::packet::PacketView(&ev.packet);
+        let family = view.src_ip().map(|ip| if ip.is_ipv4() { "ip" } else { "ip6" });
+        Some(RuleQuery { ts_ns: ev.header.ts_ns, dev, out, family })
     }
 
     /// The dropping function's symbol (metrics name drops by it on kernels without reasons).
@@ -100,19 +103,14 @@ impl Analyser {
     }
 }
 
-/// A netfilter drop: the rule whose counter moved, and the cause in its policy's terms.
-fn name_rule(
+/// A netfilter drop named by its rule (`attribution`): the cause in its policy's terms.
+pub(crate) fn name_rule(
     named: &mut NamedDrop,
-    ruleset: &mut RulesetModel,
-    node: &Mirror,
-    dev: Option<&str>,
+    attribution: Attribution,
+    query: &RuleQuery,
     pod_of: &dyn Fn(&str) -> Option<String>,
 ) {
-    let out = named.annotation.route_dev.and_then(|d| node.links.name(d.index));
-    let view = crate::packet::PacketView(&named.ev.packet);
-    let family = view.src_ip().map(|ip| if ip.is_ipv4() { "ip" } else { "ip6" });
-    let attribution = ruleset.attribute(named.ev.header.ts_ns, &DropDevs { dev, out, family });
-    let (policy, cause) = drops::policy::describe(attribution, dev, out, pod_of);
+    let (policy, cause) = drops::policy::describe(attribution, query.dev.as_deref(), query.out.as_deref(), pod_of);
     named.cause = cause;
     named.policy = Some(Box::new(policy));
 }

@@ -49,6 +49,9 @@ pub struct Counters {
     /// Packets the expression selected that were not followed (`--journey`): the kernel's
     /// map of journeys under way was full, or the collector's.
     pub unfollowed: u64,
+    /// Netfilter drops written with the plain cause, not named by rule: as many as the
+    /// pipeline holds already waited for a read of the ruleset.
+    pub not_held: u64,
 }
 
 impl Observer for Counters {

@@ -1,8 +1,6 @@
 //! The ruleset as vethtrace models it: tables, chains and rules of every backend (nftables,
 //! iptables-nft, iptables-legacy) in one shape, with the counters of one read.
 
-use std::collections::HashMap;
-
 /// Who keeps the rules: what the kernel runs them with and how vethtrace reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Backend {
@@ -148,15 +146,10 @@ impl Ruleset {
         }
     }
 
-    /// Every rule that can drop (drop or reject verdicts, base chains' drop policies).
-    pub(crate) fn dropping(&self) -> impl Iterator<Item = (&Table, &Chain, &Rule)> {
-        self.tables.iter().flat_map(|t| {
-            t.chains.iter().flat_map(move |c| c.rules.iter().filter(|r| r.action.drops()).map(move |r| (t, c, r)))
-        })
-    }
-
-    /// The counters of the rules that can drop.
-    pub(crate) fn drop_counters(&self) -> HashMap<RuleKey, Option<u64>> {
-        self.dropping().map(|(t, c, r)| (Self::key(t, c, r), r.packets)).collect()
+    /// The rule at `(table, chain, rule)` indices, with its table and chain.
+    pub(crate) fn rule(&self, (t, c, r): (usize, usize, usize)) -> (&Table, &Chain, &Rule) {
+        let table = &self.tables[t];
+        let chain = &table.chains[c];
+        (table, chain, &chain.rules[r])
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{calico::DropKind, *};
 
-const BEFORE: &str = r#"*filter
+pub(crate) const BEFORE: &str = r#"*filter
 :FORWARD ACCEPT [0:0]
 :cali-pi-_hashedPolicyName0 - [0:0]
 :cali-pi-_otherPolicyName00 - [0:0]
@@ -20,9 +20,12 @@ COMMIT
 "#;
 
 fn snapshot(text: &str, at: u64) -> Snapshot {
-    let ruleset = Ruleset { tables: iptsave::parse(text, Backend::IptablesNft, "ip") };
-    let counters = ruleset.drop_counters();
-    Snapshot { start_ns: at, end_ns: at + 1, ruleset: Arc::new(ruleset), counters }
+    Snapshot::new(Ruleset { tables: iptsave::parse(text, Backend::IptablesNft, "ip") }, at, at + 1)
+}
+
+/// A read of `text` that began at `at` and took 1 ns.
+pub(crate) fn read_of(text: &str, at: u64) -> Read {
+    Read { start_ns: at, result: Ok(snapshot(text, at)) }
 }
 
 fn bumped(from: &str, to: &str) -> String {
@@ -101,24 +104,59 @@ fn counters_compare() {
     assert_eq!(compare(Some(None), None, false), Counted::Maybe, "no counter: may have dropped");
 }
 
+/// A model with the reads `snapshots` in.
+fn model(snapshots: Vec<Snapshot>) -> RulesetModel {
+    let last_start_ns = snapshots.last().map(|s| s.start_ns);
+    RulesetModel { snapshots, last_start_ns, ..RulesetModel::new(None) }
+}
+
+/// A netfilter drop at `ts_ns` on `DEVS`.
+pub(crate) fn query(ts_ns: u64) -> RuleQuery {
+    RuleQuery { ts_ns, dev: DEVS.dev.map(str::to_owned), out: DEVS.out.map(str::to_owned), family: DEVS.family }
+}
+
 /// A drop is compared between the last read that ended before it and the first that began
-/// after it; a drop during a read is compared across that read.
+/// after it; a drop during a read is compared across that read; a drop after the last read
+/// waits for the next.
 #[test]
 fn a_drop_is_bracketed_by_the_reads_around_it() {
     let moved = bumped("[3:180] -A cali-pi-_hashed", "[4:240] -A cali-pi-_hashed");
-    let mut model = RulesetModel {
-        snapshots: vec![snapshot(BEFORE, 10), snapshot(BEFORE, 20), snapshot(&moved, 30)],
-        changes: None,
-        warned: false,
-    };
+    let mut model = model(vec![snapshot(BEFORE, 10), snapshot(BEFORE, 20), snapshot(&moved, 30)]);
+    let named = |n: Naming| matches!(n, Naming::Rule(Attribution::Named(_)));
     // Between the 2nd and 3rd reads: the Deny moved there.
-    assert!(matches!(model.attribute(25, &DEVS), Attribution::Named(_)));
+    assert!(named(model.naming(&query(25))));
     // During the 2nd read (20..21): compared from the 1st to the 3rd.
-    assert!(matches!(model.attribute(20, &DEVS), Attribution::Named(_)));
+    assert!(named(model.naming(&query(20))));
     // Between the 1st and 2nd: nothing moved there.
-    assert_eq!(model.attribute(15, &DEVS), Attribution::Unknown("no dropping rule's counter moved"));
+    assert_eq!(model.naming(&query(15)), Naming::Rule(Attribution::Unknown("no dropping rule's counter moved")));
     // Before any read ended.
-    assert_eq!(model.attribute(5, &DEVS), Attribution::Unknown("no read of the ruleset before the drop"));
+    assert_eq!(model.naming(&query(5)), Naming::Rule(Attribution::Unknown("no read of the ruleset before the drop")));
+    // After the last read began: not yet.
+    assert_eq!(model.naming(&query(35)), Naming::Wait);
+}
+
+/// Reads are taken in as they come; a failed read ends the wait of the drops before it; the
+/// tools missing from the start leaves every netfilter drop its plain cause.
+#[test]
+fn reads_taken_in_end_the_wait() {
+    let mut m = RulesetModel::new(None);
+    assert!(m.wants_baseline());
+    assert_eq!(m.next_read_ns(), 0, "the baseline at once");
+    assert_eq!(m.naming(&query(5)), Naming::Wait, "a drop before the baseline waits for it");
+    m.take(read_of(BEFORE, 10));
+    assert!(!m.wants_baseline());
+    assert_eq!(m.next_read_ns(), 10 + READ_GAP_NS, "at most ten reads a second");
+    assert_eq!(m.naming(&query(5)), Naming::Rule(Attribution::Unknown("no read of the ruleset before the drop")));
+    assert_eq!(m.naming(&query(12)), Naming::Wait);
+    m.take(Read { start_ns: 20, result: Err(RulesetError::Stopped("test".into())) });
+    assert_eq!(m.naming(&query(12)), Naming::Rule(Attribution::Unknown("the ruleset could not be read")));
+    assert_eq!(m.naming(&query(22)), Naming::Wait, "a later drop waits for a read that works");
+    let mut absent = RulesetModel::new(None);
+    let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+    absent.take(Read { start_ns: 1, result: Err(RulesetError::Spawn { cmd: "nft", source: missing }) });
+    assert!(!absent.wants_baseline());
+    assert_eq!(absent.naming(&query(0)), Naming::Plain);
+    assert_eq!(absent.naming(&query(5)), Naming::Plain);
 }
 
 /// An IPv4 drop is never put on an ip6 table's rule.
@@ -126,12 +164,9 @@ fn a_drop_is_bracketed_by_the_reads_around_it() {
 fn the_other_families_tables_are_left_out() {
     let after = bumped("[3:180] -A cali-pi-_hashed", "[4:240] -A cali-pi-_hashed");
     let v6 = |text: &str, at| {
-        let mut s = snapshot(text, at);
-        let mut ruleset = (*s.ruleset).clone();
+        let mut ruleset = Ruleset { tables: iptsave::parse(text, Backend::IptablesNft, "ip") };
         ruleset.tables.iter_mut().for_each(|t| t.family = "ip6".into());
-        s.counters = ruleset.drop_counters();
-        s.ruleset = Arc::new(ruleset);
-        s
+        Snapshot::new(ruleset, at, at + 1)
     };
     let a = between(&v6(BEFORE, 10), &v6(&after, 20), None, &DEVS);
     assert_eq!(a, Attribution::Unknown("no dropping rule's counter moved"));
