@@ -187,9 +187,10 @@ fn try_queue(ctx: &TracePointContext) -> Result<(), ()> {
             Ok(())
         }
         None => {
-            // Received (skb_iif set) and not followed: not selected where it entered, or no room
-            // then. Only the node's own packets start here.
-            if read::<u32>(skbaddr, cfg.skb_iif)? != 0 {
+            // Received (skb_iif set) with no socket of the node's (forwarded) and not followed:
+            // not selected where it entered, or no room then. Only the node's own packets start
+            // here (a socket's, or ARP, which has none and arrived on no interface).
+            if read::<u64>(skbaddr, cfg.skb_sk)? == 0 && read::<u32>(skbaddr, cfg.skb_iif)? != 0 {
                 return Ok(());
             }
             let ifindex = own_device(&skb, &cfg)?;
