@@ -17,7 +17,7 @@ use crate::{
     events::{
         Captured, HopEvent, NamedDrop, PacketEvent, Place,
         annotation::Annotation,
-        journey::{DROPPED_HOP, Hop, JourneyRecord, Outcome, translated},
+        journey::{DROPPED_HOP, Hop, HopDetail, JourneyRecord, Outcome, hop_name as hop_name_of, translated},
     },
     mirror::{Mirror, neigh::NeighState, routes::RouteKind},
 };
@@ -92,7 +92,8 @@ impl Journeys {
                 self.pending.insert(ev.id, p);
                 None
             }
-            hop::QUEUE => {
+            // Hops on the way: the journey goes on.
+            hop::QUEUE | hop::FORWARD | hop::OUTPUT | hop::NEIGH | hop::NF => {
                 if let Some(p) = self.pending.get_mut(&ev.id) {
                     p.hops.push(ev);
                 }
@@ -157,7 +158,8 @@ impl Journeys {
                 // The drop is the last hop, on its device.
                 let (at, ifindex) = (d.ev.header.ts_ns, d.ev.ifindex);
                 let iface = (ifindex != 0).then(|| iface_name(node, ifindex).into_owned());
-                hops.push(Hop { hop: DROPPED_HOP, iface, ifindex, after_ns: at.saturating_sub(start.header.ts_ns) });
+                let after_ns = at.saturating_sub(start.header.ts_ns);
+                hops.push(Hop { hop: DROPPED_HOP, iface, ifindex, after_ns, detail: HopDetail::None });
                 (Outcome::Dropped(d), at)
             }
             End::Freed(at) => (Outcome::Consumed { by: symbol(names, at) }, last.header.ts_ns),
@@ -202,7 +204,8 @@ fn named_hops(hops: &[HopEvent], node: &Mirror) -> Vec<Hop> {
                 _ => h.ifindex,
             };
             let iface = (ifindex != 0).then(|| iface_name(node, ifindex).into_owned());
-            Hop { hop: h.hop.hop, iface, ifindex, after_ns: h.header.ts_ns.saturating_sub(t0) }
+            let after_ns = h.header.ts_ns.saturating_sub(t0);
+            Hop { hop: h.hop.hop, iface, ifindex, after_ns, detail: HopDetail::of(&h.hop) }
         })
         .collect()
 }
@@ -240,6 +243,9 @@ fn waiting(last: &HopEvent, a: &Annotation, node: &Mirror) -> String {
     let dev = if last.ifindex != 0 { iface_name(node, last.ifindex).into_owned() } else { "-".into() };
     match last.hop.hop {
         hop::QUEUE | hop::LOCAL => format!("queued on {dev}, never handed to its driver"),
+        hop::NEIGH => format!("sent through its neighbour on {dev}, never queued"),
+        hop::FORWARD | hop::OUTPUT => format!("routed ({}), nothing after", hop_name_of(last.hop.hop)),
+        hop::NF => "at a netfilter hook, nothing after".to_owned(),
         _ => format!("last seen on {dev} (received), nothing after"),
     }
 }
