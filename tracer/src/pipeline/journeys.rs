@@ -370,4 +370,61 @@ pub(crate) mod tests {
         }
         assert_eq!((j.pending.len(), j.refused), (20, 1));
     }
+
+    /// A hop inside the stack (kprobe/fentry) of journey `id`, its neighbour's or netfilter
+    /// verdict's fields (`family`, `state`, `rc`, `addr`) set by `set` as the kernel sets them.
+    fn inner_hop(id: u64, hop: u8, ts_ns: u64, ifindex: u32, set: impl FnOnce(&mut JourneySection)) -> HopEvent {
+        let mut ev = hop_at(id, hop, ts_ns, ifindex, None);
+        set(&mut ev.hop);
+        ev
+    }
+
+    #[test]
+    fn hops_inside_the_stack_go_on_and_are_named_in_order() {
+        use tracer_common::{nf_verdict, nud, proto};
+
+        use crate::events::Render as _;
+        let node = bench::calico_node(2);
+        let (c0, c1, dst) = (bench::FIRST_CALI, bench::FIRST_CALI + 1, bench::pod_ip(1));
+        let mut key = [0; 16];
+        key[..4].copy_from_slice(&dst.octets());
+        let mut j = Journeys::new(Duration::from_secs(5), true, JOURNEY_ENTRIES);
+        j.hop(hop_at(7, hop::RECEIVE, 1_000, c0, Some(dst)), frame());
+        for h in [
+            hop_at(7, hop::FORWARD, 2_000, c0, None),
+            hop_at(7, hop::OUTPUT, 3_000, c1, None),
+            inner_hop(7, hop::NEIGH, 3_500, c1, |s| (s.family, s.state, s.addr) = (proto::AF_INET, nud::STALE, key)),
+            hop_at(7, hop::QUEUE, 4_000, c1, Some(dst)),
+        ] {
+            assert!(j.hop(h, frame()).is_none(), "a hop on the way does not end the journey");
+        }
+        let ended = j.hop(hop_at(7, hop::XMIT, 9_200, 0, None), frame()).unwrap();
+        let r = j.finish(ended, End::Hop, &node, &Placer::new(None), None);
+        let names: Vec<&str> = r.hops.iter().map(|h| crate::events::journey::hop_name(h.hop)).collect();
+        assert_eq!(names, ["receive", "forward", "output", "neigh", "queue", "xmit"]);
+        let mut text = Vec::new();
+        r.put_text(&mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains(&format!(" µs  neigh cali00000a1b2c4 {dst} STALE")), "{text}");
+        let mut json = Vec::new();
+        r.put_json(&mut json).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(json.contains(r#""hop":"neigh","iface":"cali00000a1b2c4""#) && json.contains(r#""neigh_state":"STALE""#), "{json}");
+
+        // A netfilter drop: its hop comes before the drop record, which ends the journey.
+        let mut j = Journeys::new(Duration::from_secs(5), true, JOURNEY_ENTRIES);
+        j.hop(hop_at(8, hop::RECEIVE, 1_000, c0, Some(dst)), frame());
+        // NFPROTO_IPV4 (2), NF_INET_FORWARD (2).
+        let nf = inner_hop(8, hop::NF, 2_000, 0, |s| (s.family, s.state, s.rc) = (2, 2, nf_verdict::DROP));
+        assert!(j.hop(nf, frame()).is_none());
+        let p = j.dropped(8).unwrap();
+        let r = j.finish(p, End::Unfinished, &node, &Placer::new(None), None);
+        let mut text = Vec::new();
+        r.put_text(&mut text);
+        assert!(String::from_utf8(text).unwrap().contains(" µs  nf FORWARD drop"));
+        let mut json = Vec::new();
+        r.put_json(&mut json).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(json.contains(r#"{"hop":"nf","nf_family":"ipv4","nf_hook":"FORWARD","verdict":"drop","t_us":1.0}"#), "{json}");
+    }
 }
