@@ -161,11 +161,34 @@ impl JourneyConfig {
     pub const DISABLED: Self = unsafe { core::mem::zeroed() };
 }
 
+/// What the journeys' kprobe/fentry hops read besides the skb and neighbour offsets
+/// ([`DropConfig`], [`NeighConfig`]); all zero (off) in tracepoint mode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HopsConfig {
+    pub enabled: u32,
+    /// `nf_hook_state.hook` (an `unsigned int` before 5.15, a `u8` since: its low byte either
+    /// way) and `nf_hook_state.pf`.
+    pub nf_state_hook: u32,
+    pub nf_state_pf: u32,
+    /// `sk_buff._skb_refdst` (the route, its low bit a flag) and `dst_entry.dev`.
+    pub skb_refdst: u32,
+    pub dst_dev: u32,
+    pub _pad: u32,
+}
+
+impl HopsConfig {
+    /// Before the loader sets it: the programs do nothing.
+    // SAFETY: all-zero is a valid value of a struct of integers.
+    pub const DISABLED: Self = unsafe { core::mem::zeroed() };
+}
+
 /// Packets followed at once (`--journey`): the kernel's map of journeys by skb. A packet that
 /// finds it full is not followed, and counted (`LOST` slot [`crate::LOST_JOURNEYS`]).
 pub const JOURNEY_ENTRIES: u32 = 16384;
 
 const _: () = assert!(core::mem::size_of::<JourneyConfig>() == 8 * 4);
+const _: () = assert!(core::mem::size_of::<HopsConfig>() == 6 * 4);
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 29 * 4);
 const _: () = assert!(core::mem::size_of::<NeighConfig>() == 17 * 4);
 const _: () = assert!(wakeup_bytes(8 << 20) == WAKEUP_BYTES && wakeup_bytes(4096) == 512);

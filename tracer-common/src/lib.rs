@@ -66,4 +66,6 @@ mod pod {
     unsafe impl aya::Pod for super::JourneySection {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::JourneyConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HopsConfig {}
 }

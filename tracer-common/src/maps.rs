@@ -41,6 +41,7 @@ pub mod names {
     /// Journeys under way, by skb address (value: the journey's id).
     pub const JOURNEYS_MAP: &str = "JOURNEYS";
     pub const JOURNEY_CONFIG_GLOBAL: &str = "JOURNEY_CFG";
+    pub const HOPS_CONFIG_GLOBAL: &str = "HOPS_CFG";
     /// Load-time global: bytes of each frame copied into its record (`--snaplen`).
     pub const SNAPLEN_GLOBAL: &str = "SNAPLEN";
     /// Load-time global: what the TC programs do ([`crate::tc_flags`]).

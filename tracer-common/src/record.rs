@@ -144,5 +144,5 @@ const _: () = assert!(core::mem::size_of::<RecordHeader>() == 16);
 const _: () = assert!(core::mem::size_of::<SectionHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<TcRecord>() == 16 + 8 + 24 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<DropRecord>() == 16 + 8 + 72 + 8 + 8);
-const _: () = assert!(core::mem::size_of::<JourneyFrameRecord>() == 16 + 8 + 40 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<JourneyFrameRecord>() == 16 + 8 + 56 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<DropRecord>() <= 128 && core::mem::size_of::<TcRecord>() <= 128);

@@ -217,7 +217,7 @@ pub struct NeighSection {
 const _: () = assert!(core::mem::size_of::<TcSection>() == 24);
 const _: () = assert!(core::mem::size_of::<FrameSection>() == 8);
 const _: () = assert!(core::mem::size_of::<DropSection>() == 72);
-const _: () = assert!(core::mem::size_of::<JourneySection>() == 40);
+const _: () = assert!(core::mem::size_of::<JourneySection>() == 56);
 const _: () = assert!(core::mem::size_of::<ArpSection>() == 32);
 const _: () = assert!(core::mem::size_of::<NeighSection>() == 48);
 
@@ -238,6 +238,23 @@ pub mod hop {
     pub const CONSUMED: u8 = 5;
     /// skb:skb_copy_datagram_iovec: a local socket read it. The journey ends.
     pub const SOCKET: u8 = 6;
+    /// `ip_forward` (kprobe/fentry): the node decided to forward it (`ifindex`: where it came in).
+    pub const FORWARD: u8 = 7;
+    /// `ip_output` (kprobe/fentry): IPv4 output, routed (`ifindex`: the route's device).
+    pub const OUTPUT: u8 = 8;
+    /// `neigh_resolve_output` (kprobe/fentry): through a neighbour entry that is not yet (or no
+    /// longer) confirmed (`addr`, `family`, `state`: its key and NUD state; `ifindex`: its device).
+    pub const NEIGH: u8 = 9;
+    /// `nf_hook_slow` (kprobe/fentry with their returns): a netfilter verdict other than accept
+    /// (`state`: the hook, `family`: the protocol family, `rc`: the verdict, [`nf_verdict`]).
+    pub const NF: u8 = 10;
+}
+
+/// [`hop::NF`] verdicts (`JourneySection::rc`), netfilter's own numbers.
+pub mod nf_verdict {
+    pub const DROP: i32 = 0;
+    /// Stolen or queued (`nf_hook_slow` returned 0: the hook took the packet).
+    pub const STOLEN: i32 = 2;
 }
 
 /// Where a followed packet was seen (`--journey`). A drop ends a journey too: it comes as a
@@ -255,9 +272,16 @@ pub struct JourneySection {
     pub ifindex: u32,
     /// `skb->len` at the hop.
     pub len: u32,
-    /// [`hop::XMIT`]: the driver's return code.
+    /// [`hop::XMIT`]: the driver's return code; [`hop::NF`]: the verdict ([`nf_verdict`]).
     pub rc: i32,
     /// One of [`hop`].
     pub hop: u8,
-    pub _pad: [u8; 3],
+    /// [`hop::NEIGH`]: the neighbour table's address family; [`hop::NF`]: the hook's protocol
+    /// family (`NFPROTO_*`).
+    pub family: u8,
+    /// [`hop::NEIGH`]: the entry's NUD state; [`hop::NF`]: the hook (`NF_INET_*`).
+    pub state: u8,
+    pub _pad: u8,
+    /// [`hop::NEIGH`]: the neighbour's address (IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
 }

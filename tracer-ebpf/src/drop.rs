@@ -67,7 +67,7 @@ fn try_drop(ctx: &TracePointContext) -> Result<(), ()> {
         }
         flags |= dropf::HAS_REASON;
     }
-    let journey = journey::end(skbaddr);
+    let journey = journey::end(skbaddr, ts);
     let protocol: u16 = read(rec, cfg.rec_protocol)?;
     let skb = Skb::read(skbaddr, cfg)?;
     let Some(dev) = Device::of(&skb, skbaddr, cfg)? else { return Ok(()) };

@@ -17,6 +17,9 @@
 //! - skb:skb_copy_datagram_iovec — a local socket read it: the journey ends;
 //! - skb:kfree_skb — dropped: the drop record ends the journey ([`crate::drop`]).
 //!
+//! Where kprobes or fentry attach, [`crate::hops`] adds hops inside the stack (forwarding,
+//! output, the neighbour, netfilter verdicts) to the journeys this map holds.
+//!
 //! `JOURNEYS` maps a followed skb to its journey's id. It is bounded: a packet that finds it
 //! full is not followed, and counted (`LOST_JOURNEYS`). An entry whose end the kernel does not
 //! trace (an skb freed with `__kfree_skb`) is removed by the collector when the journey times
@@ -125,10 +128,23 @@ fn seen_beyond(skbaddr: u64, ts: u64) {
     }
 }
 
-/// The journey of a dropped skb (0: none), which the drop ends.
+/// The journey of an skb dropped at `ts` (0: none), which the drop ends. A drop by netfilter's
+/// verdict is first a hop of its own (the hook that dropped it, [`crate::hops`]).
 #[inline(always)]
-pub fn end(skbaddr: u64) -> u64 {
-    take(skbaddr).unwrap_or(0)
+pub fn end(skbaddr: u64, ts: u64) -> u64 {
+    let Some(id) = take(skbaddr) else { return 0 };
+    crate::hops::nf_dropped(skbaddr, id, ts);
+    id
+}
+
+/// The journey `skbaddr` is on, if any (one hash lookup).
+#[inline(always)]
+pub fn following(skbaddr: u64) -> Option<u64> {
+    if config().enabled == 0 {
+        return None;
+    }
+    // SAFETY: the value is copied out at once.
+    unsafe { JOURNEYS.get(&skbaddr) }.copied()
 }
 
 /// The journey `skbaddr` is on, removed from the map.
@@ -259,17 +275,21 @@ fn start(mut hop: Hop, skb: &Skb) -> Result<(), ()> {
 
 /// A hop's fields.
 #[derive(Default)]
-struct Hop {
+pub struct Hop {
     /// When the tracepoint was hit (read first thing: under an interpreter, as in a VM without
     /// a JIT, the program's own work takes long enough to skew a stamp taken at the end).
-    ts: u64,
-    id: u64,
-    skbaddr: u64,
-    location: u64,
-    ifindex: u32,
-    len: u32,
-    rc: i32,
-    hop: u8,
+    pub ts: u64,
+    pub id: u64,
+    pub skbaddr: u64,
+    pub location: u64,
+    pub ifindex: u32,
+    pub len: u32,
+    pub rc: i32,
+    pub hop: u8,
+    /// [`hop::NEIGH`] and [`hop::NF`] only (see [`JourneySection`]).
+    pub family: u8,
+    pub state: u8,
+    pub addr: [u8; 16],
 }
 
 impl Hop {
@@ -290,7 +310,10 @@ impl Hop {
                 len: self.len,
                 rc: self.rc,
                 hop: self.hop,
-                _pad: [0; 3],
+                family: self.family,
+                state: self.state,
+                _pad: 0,
+                addr: self.addr,
             },
         }
     }
@@ -298,7 +321,7 @@ impl Hop {
 
 /// A hop without a frame, reserved in the ring.
 #[inline(always)]
-fn emit_hop(hop: Hop) {
+pub fn emit_hop(hop: Hop) {
     let Some(mut entry) = emit::reserve::<JourneyRecord>() else { return };
     entry.write(hop.record(core::mem::size_of::<JourneyRecord>()));
     emit::submit(entry);

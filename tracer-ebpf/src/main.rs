@@ -3,7 +3,8 @@
 //! - [`tc`]: TC ingress/egress classifiers on the traced veths (one event per frame), with the
 //!   kernel's FIB verdict on ingress ([`fib`]).
 //! - [`drop`]: skb:kfree_skb, the drops that concern a traced veth (set in [`ifaces`]).
-//! - [`journey`]: packets followed through the node by their skb (`--journey`), on tracepoints.
+//! - [`journey`]: packets followed through the node by their skb (`--journey`), on tracepoints;
+//!   [`hops`]: their hops inside the stack where kprobes or fentry attach.
 //! - [`arp`] and [`neigh`]: the host stack's ARP and neighbour path (kprobe, fentry or tp_btf,
 //!   whichever the collector could attach).
 //!
@@ -19,6 +20,7 @@ mod drop;
 mod emit;
 mod fib;
 mod filter;
+mod hops;
 mod ifaces;
 mod journey;
 mod kread;

@@ -262,6 +262,22 @@ fn try_leave(neigh: u64, old: Option<u8>, hook: u8, rc: u32) -> Result<(), ()> {
     Ok(())
 }
 
+/// The neighbour table's family and the entry's key address (IPv4 in the first 4 bytes).
+#[inline(always)]
+pub fn key_address(neigh: u64, cfg: &NeighConfig) -> (u16, [u8; 16]) {
+    let family = read::<u64>(neigh, cfg.neigh_tbl).and_then(|tbl| read::<u16>(tbl, cfg.tbl_family)).unwrap_or(0);
+    let key = neigh + u64::from(cfg.neigh_primary_key);
+    let mut addr = [0u8; 16];
+    if family == u16::from(AF_INET) {
+        if let Ok(a) = read::<[u8; 4]>(key, 0) {
+            addr[..4].copy_from_slice(&a);
+        }
+    } else if let Ok(a) = read::<[u8; 16]>(key, 0) {
+        addr = a;
+    }
+    (family, addr)
+}
+
 #[inline(always)]
 fn remember(neigh: u64, state: u8) {
     let _ = SEEN.insert(&neigh, &state, 0);
@@ -283,18 +299,7 @@ struct Report {
 impl Report {
     #[inline(always)]
     fn emit(&self, cfg: &NeighConfig) {
-        let family = read::<u64>(self.neigh, cfg.neigh_tbl)
-            .and_then(|tbl| read::<u16>(tbl, cfg.tbl_family))
-            .unwrap_or(0);
-        let key = self.neigh + u64::from(cfg.neigh_primary_key);
-        let mut addr = [0u8; 16];
-        if family == u16::from(AF_INET) {
-            if let Ok(a) = read::<[u8; 4]>(key, 0) {
-                addr[..4].copy_from_slice(&a);
-            }
-        } else if let Ok(a) = read::<[u8; 16]>(key, 0) {
-            addr = a;
-        }
+        let (family, addr) = key_address(self.neigh, cfg);
         let Some(mut entry) = emit::reserve::<NeighRecord>() else { return };
         let neigh = NeighSection {
             ifindex: self.ifindex,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aya::{Ebpf, EbpfLoader};
-use tracer_common::{DropConfig, JourneyConfig, NeighConfig, SCRATCH_SLOTS, names};
+use tracer_common::{DropConfig, HopsConfig, JourneyConfig, NeighConfig, SCRATCH_SLOTS, names};
 
 use crate::filter::Filter;
 
@@ -37,6 +37,8 @@ pub(crate) struct LoadOptions<'a> {
     pub journey_config: Option<JourneyConfig>,
     /// The size of the map of journeys under way (`--journey-max`).
     pub journey_entries: u32,
+    /// The journeys' hops inside the stack (kprobe/fentry mode), else off.
+    pub hops_config: Option<HopsConfig>,
     /// What the TC programs do (`tracer_common::tc_flags`).
     pub tc_flags: u32,
     /// The filter expression, if any.
@@ -55,6 +57,7 @@ impl LoadOptions<'_> {
             neigh_config: None,
             journey_config: None,
             journey_entries: tracer_common::JOURNEY_ENTRIES,
+            hops_config: None,
             tc_flags: tracer_common::tc_flags::ALL,
             filter: None,
             fib_cache_ns: tracer_common::fib::DEFAULT_CACHE_NS,
@@ -71,6 +74,7 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
     let drop_config = opts.drop_config.unwrap_or(DropConfig::DISABLED);
     let neigh_config = opts.neigh_config.unwrap_or(NeighConfig::DISABLED);
     let journey_config = opts.journey_config.unwrap_or(JourneyConfig::DISABLED);
+    let hops_config = opts.hops_config.unwrap_or(HopsConfig::DISABLED);
     let wakeup = tracer_common::wakeup_bytes(opts.ring_size);
     let mut loader = EbpfLoader::new();
     loader
@@ -83,7 +87,8 @@ pub(crate) fn load(opts: LoadOptions<'_>) -> Result<Ebpf, LoadError> {
         .override_global(names::FIB_CACHE_NS_GLOBAL, &opts.fib_cache_ns, true)
         .override_global(names::DROP_CONFIG_GLOBAL, &drop_config, true)
         .override_global(names::NEIGH_CONFIG_GLOBAL, &neigh_config, true)
-        .override_global(names::JOURNEY_CONFIG_GLOBAL, &journey_config, true);
+        .override_global(names::JOURNEY_CONFIG_GLOBAL, &journey_config, true)
+        .override_global(names::HOPS_CONFIG_GLOBAL, &hops_config, true);
     if let Some(filter) = opts.filter {
         filter.configure(&mut loader);
     }

@@ -1,6 +1,7 @@
 //! The kernel side of a trace, one hook family after another: the eBPF object is loaded with
 //! each family's load-time layout, then each family is started — TC on the interfaces
-//! ([`Attacher`], always), drops ([`DropProbe`]) and the ARP/neighbour path ([`Probes`]).
+//! ([`Attacher`], always), drops ([`DropProbe`]), the ARP/neighbour path ([`Probes`]), journeys
+//! ([`JourneyProbe`]) and their hops inside the stack ([`JourneyHops`]).
 //! A family other than TC is optional: it says whether this run wants it, what it needs set
 //! at load, and whether its failure ends the run or is a warning ([`HookFamily`]). Adding one
 //! is one more line in [`Kernel::start`].
@@ -8,7 +9,7 @@
 use anyhow::Context as _;
 use aya::Ebpf;
 use tokio::io::{Interest, unix::AsyncFd};
-use tracer_common::NeighConfig;
+use tracer_common::{HopsConfig, NeighConfig};
 
 use crate::{
     attach::{Attacher, Backend},
@@ -17,8 +18,8 @@ use crate::{
     drops::{DropProbe, DropSetup},
     ebpf::{self, LoadOptions},
     filter::Filter,
-    journey::{self, JourneyProbe},
-    kernel::btf::KernelBtf,
+    journey::{self, JourneyHops, JourneyProbe},
+    kernel::btf::{BtfError, KernelBtf},
     logging::KernelLog,
     probes::{self, ProbeError, Probes},
 };
@@ -122,6 +123,36 @@ impl HookFamily for JourneyProbe {
     }
 }
 
+/// Journeys' hops inside the stack (forward, output, neigh, nf): only with `--journey`; from
+/// kprobes or fentry, chosen as the ARP/neighbour probes are (`--probe`). Where neither
+/// attaches (or with `--probe tracepoint`) journeys are TC's and the tracepoints', said once;
+/// an explicit `--probe kprobe|fentry` that cannot attach ends the run.
+impl HookFamily for JourneyHops {
+    type Layout = Result<(NeighConfig, HopsConfig), BtfError>;
+
+    fn prepare(args: &TraceArgs, btf: &KernelBtf) -> anyhow::Result<Option<Self::Layout>> {
+        Ok(args.journey.then(|| journey::hops_layout(btf)))
+    }
+
+    fn attach(ebpf: &mut Ebpf, args: &TraceArgs, layout: Self::Layout) -> anyhow::Result<Option<Self>> {
+        let required = matches!(args.probe, ProbeMode::Kprobe | ProbeMode::Fentry);
+        let started = layout.map_err(ProbeError::from).and_then(|_| probes::start_hops(ebpf, args.probe));
+        match started {
+            Ok(p) => {
+                log::info!("journeys: hops inside the stack from {} ({})", p.mode, p.targets.join(", "));
+                Ok(Some(JourneyHops))
+            }
+            Err(e) if required => Err(anyhow::Error::new(e).context("--journey: the hops inside the stack (--probe)")),
+            Err(e) => {
+                log::warn!(
+                    "journeys: no forward, output, neigh or nf hops: {e}; journeys are built from TC and tracepoints"
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// What the TC programs do: with `--drops`/`--summary` no packet is shown, so they only mark
 /// the interfaces as traced (for the drop program) and send only ARP frames.
 fn tc_flags(args: &TraceArgs) -> u32 {
@@ -177,11 +208,14 @@ impl Kernel {
         let drops = DropProbe::prepare(args, &btf)?;
         let neigh = Probes::prepare(args, &btf)?;
         let journey = JourneyProbe::prepare(args, &btf)?;
+        let hops = JourneyHops::prepare(args, &btf)?;
+        let hops_layout = hops.as_ref().and_then(|r| r.as_ref().ok().copied());
         let mut ebpf = ebpf::load(LoadOptions {
             ring_size: args.ring_size,
             snaplen: args.snaplen,
             drop_config: drops.as_ref().map(|s| s.config),
-            neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()),
+            neigh_config: neigh.as_ref().and_then(|r| r.as_ref().ok().copied()).or(hops_layout.map(|(n, _)| n)),
+            hops_config: hops_layout.map(|(_, h)| h),
             journey_config: journey,
             // Without --journey the map is never written: one entry, not a preallocated 16384.
             journey_entries: if args.journey { args.journey_max } else { 1 },
@@ -196,6 +230,7 @@ impl Kernel {
         let drops = drops.map(|setup| DropProbe::attach(&mut ebpf, args, setup)).transpose()?.flatten();
         let probes = neigh.map(|layout| Probes::attach(&mut ebpf, args, layout)).transpose()?.flatten();
         let journeys = journey.map(|layout| JourneyProbe::attach(&mut ebpf, args, layout)).transpose()?.flatten();
+        hops.map(|layout| JourneyHops::attach(&mut ebpf, args, layout)).transpose()?;
         if args.probe == ProbeMode::Off {
             log::info!("ARP/neighbour probes: off");
         }

@@ -7,9 +7,15 @@ use aya::{
     maps::{HashMap, MapData, MapError},
     programs::{ProgramError, TracePoint},
 };
-use tracer_common::{DropConfig, JourneyConfig, names};
+use tracer_common::{DropConfig, HopsConfig, JourneyConfig, NeighConfig, names};
 
-use crate::kernel::tracefs::{self, TracefsError};
+use crate::{
+    kernel::{
+        btf::{BtfError, KernelBtf},
+        tracefs::{self, TracefsError},
+    },
+    probes,
+};
 
 /// Each program and its tracepoint (system, event).
 const HOOKS: [(&str, &str, &str); 5] = [
@@ -50,6 +56,24 @@ pub(crate) fn config() -> Result<JourneyConfig, JourneyError> {
         copy_skbaddr: skbaddr(4)?,
     })
 }
+
+/// What the hops inside the stack read (tracer-ebpf/src/hops.rs): the neighbour layout the
+/// ARP/neighbour probes use, and the netfilter state's and the route's members.
+pub(crate) fn hops_layout(btf: &KernelBtf) -> Result<(NeighConfig, HopsConfig), BtfError> {
+    let hops = HopsConfig {
+        enabled: 1,
+        nf_state_hook: btf.member_offset("nf_hook_state", "hook")?,
+        nf_state_pf: btf.member_offset("nf_hook_state", "pf")?,
+        skb_refdst: btf.member_offset("sk_buff", "_skb_refdst")?,
+        dst_dev: btf.member_offset("dst_entry", "dev")?,
+        _pad: 0,
+    };
+    Ok((probes::layout(btf)?, hops))
+}
+
+/// Journeys' hops inside the stack, attached in the first probe mode that has them (kprobe or
+/// fentry); the links live in the object.
+pub(crate) struct JourneyHops;
 
 /// The attached programs and the map of journeys under way.
 pub(crate) struct JourneyProbe {

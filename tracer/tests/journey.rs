@@ -4,12 +4,19 @@
 //! oracle for the skb addresses, the interfaces and the times: bpftrace where it has BTF, else
 //! (5.10) the kernel's own ftrace records of those events, on the monotonic clock.
 //!
+//! The hops inside the stack (forward, output, neigh, nf) come from kprobes or fentry: with
+//! VETHTRACE_PROBE=kprobe|fentry (the VMs) that mode is asked for and the hops must be there, in
+//! order, and agree with the oracle's kprobes on the same functions (bpftrace's, or ftrace kprobe
+//! events on 5.10); unset, `--probe auto` takes them (fentry first) where the kernel has kprobes,
+//! and where it has none (these machines) no such hop may appear and vethtrace must say why.
+//!
 //! Needs root, bpftrace, nft and socat. VETHTRACE_NO_ORACLE=1 leaves bpftrace out (said loudly).
 
 mod common;
 
 use std::{
     fs,
+    path::Path,
     process::{Command, Stdio},
     thread,
     time::Duration,
@@ -37,6 +44,43 @@ tracepoint:net:net_dev_queue { printf("HOP queue %llx %s %llu\n", (uint64)args->
 tracepoint:net:net_dev_xmit { printf("HOP xmit %llx %s %llu\n", (uint64)args->skbaddr, str(args->name), nsecs); }
 tracepoint:skb:kfree_skb { printf("HOP free %llx - %llu\n", (uint64)args->skbaddr, nsecs); }
 "#;
+
+/// The oracle's kprobes on the functions of the hops inside the stack, where vethtrace has them:
+/// the skb's argument register and the clock, as the tracepoints'.
+const SCRIPT_HOPS: &str = r#"kprobe:ip_forward { printf("HOP forward %llx - %llu\n", arg0, nsecs); }
+kprobe:ip_output { printf("HOP output %llx - %llu\n", arg2, nsecs); }
+kprobe:neigh_resolve_output { printf("HOP neigh %llx - %llu\n", arg1, nsecs); }
+"#;
+
+/// The same kprobes as ftrace kprobe events (name, function, the skb's register).
+const FTRACE_KPROBES: [(&str, &str, &str); 3] =
+    [("forward", "ip_forward", "%di"), ("output", "ip_output", "%dx"), ("neigh", "neigh_resolve_output", "%si")];
+
+/// The probe mode asked for (VETHTRACE_PROBE, the VM runs), `None`: `auto`.
+fn probe_mode() -> Option<String> {
+    std::env::var("VETHTRACE_PROBE").ok().filter(|m| !m.is_empty())
+}
+
+/// Whether the hops inside the stack must be there: the mode asked for has them, or `auto`
+/// takes them (the kernel has the kprobe PMU: the VMs' kernels have fentry too).
+fn hops_expected() -> bool {
+    match probe_mode().as_deref() {
+        Some("kprobe" | "fentry") => true,
+        Some(_) => false,
+        None => Path::new("/sys/bus/event_source/devices/kprobe/type").exists(),
+    }
+}
+
+/// The hop names inside the stack.
+const INNER_HOPS: [&str; 4] = ["forward", "output", "neigh", "nf"];
+
+fn hop_names(j: &Value) -> Vec<&str> {
+    j["hops"].as_array().map(|h| h.iter().filter_map(|h| h["hop"].as_str()).collect()).unwrap_or_default()
+}
+
+fn hop_of<'a>(j: &'a Value, name: &str) -> Option<&'a Value> {
+    j["hops"].as_array()?.iter().find(|h| h["hop"] == name)
+}
 
 /// One tracepoint hit as bpftrace printed it.
 #[derive(Debug, Clone)]
@@ -70,7 +114,8 @@ fn oracle_start(tag: &str) -> Option<Oracle> {
     // VETHTRACE_ORACLE=ftrace takes ftrace where bpftrace would do (to try that oracle here).
     let ftrace = std::env::var_os("VETHTRACE_ORACLE").is_some_and(|v| v == "ftrace");
     if !ftrace && common::drop_oracle::bpftrace_has_btf() {
-        return Some(Oracle::Bpftrace(common::bpftrace::Bpftrace::start(&tag, SCRIPT)));
+        let script = if hops_expected() { format!("{SCRIPT}{SCRIPT_HOPS}") } else { SCRIPT.to_owned() };
+        return Some(Oracle::Bpftrace(common::bpftrace::Bpftrace::start(&tag, &script)));
     }
     eprintln!("{tag}: bpftrace has no BTF here: the oracle is ftrace's own records of the tracepoints");
     let mut ft = common::ftrace::Instance::new(&tag);
@@ -82,6 +127,11 @@ fn oracle_start(tag: &str) -> Option<Oracle> {
     }
     for (event, _) in FTRACE_EVENTS {
         ft.enable(event);
+    }
+    if hops_expected() {
+        for (name, function, reg) in FTRACE_KPROBES {
+            ft.kprobe(&format!("vtj_{name}_{}", std::process::id()), function, &format!("skbaddr={reg}"));
+        }
     }
     Some(Oracle::Ftrace(ft))
 }
@@ -102,7 +152,11 @@ fn oracle_stop(oracle: Oracle) -> (Vec<Seen>, bool) {
 fn parse_ftrace(line: &str) -> Option<Seen> {
     let (head, rest) = line.split_once(": ")?;
     let (event, fields) = rest.split_once(": ")?;
-    let what = FTRACE_EVENTS.iter().find(|(e, _)| e.ends_with(&format!("/{event}")))?.1;
+    let kprobe = FTRACE_KPROBES.iter().find(|(n, _, _)| event == format!("vtj_{n}_{}", std::process::id()));
+    let what = match kprobe {
+        Some((name, _, _)) => name,
+        None => FTRACE_EVENTS.iter().find(|(e, _)| e.ends_with(&format!("/{event}")))?.1,
+    };
     let (secs, micros) = head.split_whitespace().last()?.split_once('.')?;
     let ns = secs.parse::<u64>().ok()? * 1_000_000_000 + micros.parse::<u64>().ok()? * 1000;
     let value = |key: &str| fields.split_whitespace().find_map(|w| w.strip_prefix(key));
@@ -180,6 +234,12 @@ fn nearest<'a>(seen: &'a [Seen], what: &str, skb: u64, dev: &str, ns: u64, not_a
 /// the other, microseconds apart (more under QEMU/TCG).
 const SLACK_NS: u64 = 2_000_000;
 
+/// The same for a hop inside the stack: the oracle's kprobe and vethtrace's share one kprobe on
+/// the function and run one after the other; under QEMU/TCG a program's first run is slowed by
+/// its translation (seen: the oracle's ftrace stamp 2.4 ms after vethtrace's on 5.10's first
+/// forwarded packet of a run). Pings are 200 ms apart, so 10 ms still names one packet's hit.
+const INNER_SLACK_NS: u64 = 10_000_000;
+
 /// A journey's entry, exit and duration as the oracle saw the same skb. The end is matched
 /// first (exit devices are cali names, unique on the node); the entry is then the oracle's hit
 /// on the entry device before that end — a device name such as eth0 is also the pod's and the
@@ -210,6 +270,19 @@ fn agrees_with_oracle(j: &Value, seen: &[Seen]) -> Result<(), String> {
     if entry.ns.abs_diff(ts) >= SLACK_NS {
         return Err(format!("entry time {ts} vs the oracle's {}: {j}\n{}", entry.ns, story(seen, skb, ts)));
     }
+    // The hops inside the stack, on the oracle's kprobes (no device there).
+    for h in j["hops"].as_array().into_iter().flatten() {
+        let what = h["hop"].as_str().unwrap_or_default();
+        if !["forward", "output", "neigh"].contains(&what) {
+            continue;
+        }
+        let at = ts + (h["t_us"].as_f64().unwrap() * 1000.0) as u64;
+        let hit = nearest(seen, what, skb, "-", at, u64::MAX)
+            .ok_or_else(|| format!("the oracle never saw {what} of skb {skb:x}: {j}"))?;
+        if hit.ns.abs_diff(at) >= INNER_SLACK_NS {
+            return Err(format!("{what} at {at} vs the oracle's {}: {j}", hit.ns));
+        }
+    }
     Ok(())
 }
 
@@ -227,7 +300,11 @@ fn story(seen: &[Seen], skb: u64, ts: u64) -> String {
 /// (each checked against bpftrace).
 fn journeys(node: &Node, tag: &str, expr: &[&str], traffic: impl FnOnce(), settle: Duration) -> Vec<Value> {
     let oracle = oracle_start(tag);
+    let mode = probe_mode();
     let mut args = vec!["--journey", "--journey-timeout", "5"];
+    if let Some(mode) = &mode {
+        args.extend(["--probe", mode.as_str()]);
+    }
     args.extend_from_slice(expr);
     let tracer = Tracer::start(node, &args);
     traffic();
@@ -239,6 +316,7 @@ fn journeys(node: &Node, tag: &str, expr: &[&str], traffic: impl FnOnce(), settl
         assert!(finished.of_kind(kind).is_empty(), "--journey wrote {kind} events");
     }
     let js: Vec<Value> = finished.of_kind("journey").into_iter().cloned().collect();
+    inner_hops_as_said(&finished.stderr, &js);
     if let Some((seen, lost)) = &oracle {
         assert!(!seen.is_empty(), "the oracle saw nothing");
         let disagree: Vec<String> = js.iter().filter_map(|j| agrees_with_oracle(j, seen).err()).collect();
@@ -255,6 +333,47 @@ fn journeys(node: &Node, tag: &str, expr: &[&str], traffic: impl FnOnce(), settl
     js
 }
 
+/// The hops inside the stack are there when the probe mode gives them (said at start), and
+/// none appears otherwise, where vethtrace says why once.
+fn inner_hops_as_said(stderr: &str, js: &[Value]) {
+    let inner = |j: &&Value| hop_names(j).iter().any(|h| INNER_HOPS.contains(h));
+    if hops_expected() {
+        // `auto` takes fentry first for them.
+        let mode = probe_mode().unwrap_or_else(|| "fentry".into());
+        let said = format!("journeys: hops inside the stack from {mode} (ip_forward, ip_output, neigh_resolve_output, nf_hook_slow");
+        assert!(stderr.contains(&said), "expected {said:?}:\n{stderr}");
+        return;
+    }
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("journeys: no forward, output, neigh or nf hops: ")).collect();
+    assert_eq!(said.len(), 1, "said once why there are no hops inside the stack:\n{stderr}");
+    let why = match probe_mode().as_deref() {
+        Some(mode) => format!("--probe {mode} has none (they need kprobes or fentry)"),
+        // These machines: fentry refused, no kprobe PMU (`auto` tries fentry first for them).
+        None => "no attach mode works on this kernel (fentry: ".to_owned(),
+    };
+    let both = probe_mode().is_some() || said[0].contains("; kprobe: ");
+    assert!(both && said[0].contains(&why) && said[0].contains("journeys are built from TC and tracepoints"), "{}", said[0]);
+    let with: Vec<&Value> = js.iter().filter(inner).collect();
+    assert!(with.is_empty(), "hops inside the stack where the mode has none: {with:#?}");
+}
+
+/// A forwarded journey's hops in the stack's order: received, forwarded, routed out on `exit`,
+/// through a neighbour there (when `neighbour`, resolving it: the first packet after a flush),
+/// queued, transmitted.
+fn forwarded_in_order(j: &Value, entry: &str, exit: &str, neighbour: Option<&str>) {
+    let names = hop_names(j);
+    let at = |n: &str| names.iter().position(|h| *h == n).unwrap_or_else(|| panic!("no {n} hop: {j:#}"));
+    assert!(at("receive") < at("forward") && at("forward") < at("output") && at("output") < at("queue"), "{j:#}");
+    assert_eq!(hop_of(j, "forward").unwrap()["iface"], entry, "{j:#}");
+    assert_eq!(hop_of(j, "output").unwrap()["iface"], exit, "{j:#}");
+    if let Some(addr) = neighbour {
+        let n = hop_of(j, "neigh").unwrap_or_else(|| panic!("no neigh hop after the flush: {j:#}"));
+        assert!(at("output") < at("neigh") && at("neigh") < at("queue"), "{j:#}");
+        assert_eq!((&n["iface"], &n["neigh"]), (&Value::from(exit), &Value::from(addr)), "{j:#}");
+        assert!(n["neigh_state"].is_string(), "{j:#}");
+    }
+}
+
 #[test]
 fn pod_to_pod_uplink_node_and_back() {
     let _shared = beside_others();
@@ -269,6 +388,8 @@ fn pod_to_pod_uplink_node_and_back() {
         "pp",
         &["icmp or udp port 9999"],
         || {
+            // The first request goes through neigh_resolve_output (a resolution).
+            run(node.in_node("ip").args(["neigh", "flush", "dev", &cali2]));
             ping(&mut node.in_pod("pod1", "ping"), 3, "10.244.1.6");
             ping(&mut node.in_pod("pod1", "ping"), 2, "10.99.0.2");
             ping(&mut Node::exec(&uplink, "ping"), 2, "10.244.1.5");
@@ -283,7 +404,17 @@ fn pod_to_pod_uplink_node_and_back() {
     let _ = reader.kill();
     let _ = reader.wait();
     let js: Vec<&Value> = js.iter().collect();
-    one_each("pod1→pod2 requests", &echoes(&js, 8, "10.244.1.5", "10.244.1.6"), 3, &cali1, "out", Some(&cali2));
+    let requests = echoes(&js, 8, "10.244.1.5", "10.244.1.6");
+    one_each("pod1→pod2 requests", &requests, 3, &cali1, "out", Some(&cali2));
+    if hops_expected() {
+        for j in &requests {
+            let first = j["icmp_seq"] == 1;
+            forwarded_in_order(j, &cali1, &cali2, first.then_some("10.244.1.6"));
+        }
+        for j in echoes(&js, 0, "10.244.1.6", "10.244.1.5") {
+            forwarded_in_order(j, &cali2, &cali1, None);
+        }
+    }
     one_each("pod2→pod1 replies", &echoes(&js, 0, "10.244.1.6", "10.244.1.5"), 3, &cali2, "out", Some(&cali1));
     one_each("pod1→uplink requests", &echoes(&js, 8, "10.244.1.5", "10.99.0.2"), 2, &cali1, "out", Some("eth0"));
     one_each("uplink→pod1 replies", &echoes(&js, 0, "10.99.0.2", "10.244.1.5"), 2, "eth0", "out", Some(&cali1));
@@ -380,6 +511,16 @@ fn dropped_packets_end_their_journeys() {
     let pod1 = "10.244.1.5";
     dropped(&js, (pod1, "10.77.0.1"), &cali1, "no_route", 2);
     dropped(&js, (pod1, "10.244.1.6"), &cali1, "netfilter", 2);
+    if hops_expected() {
+        // nft's forward drop: the verdict at FORWARD, then the drop, after the forwarding decision.
+        for j in js.iter().filter(|j| j["dst"] == "10.244.1.6" && j["icmp_type"] == 8) {
+            let names = hop_names(j);
+            assert_eq!(names[names.len() - 2..], ["nf", "drop"], "{j:#}");
+            let nf = hop_of(j, "nf").unwrap();
+            assert_eq!((&nf["nf_hook"], &nf["verdict"], &nf["nf_family"]), (&Value::from("FORWARD"), &Value::from("drop"), &Value::from("ipv4")), "{j:#}");
+            assert!(names.iter().position(|h| *h == "forward") < names.iter().position(|h| *h == "nf"), "{j:#}");
+        }
+    }
     dropped(&js, (pod1, "10.99.0.2"), &cali1, "too_big", 1);
     dropped(&js, ("10.55.0.9", "10.99.0.2"), &cali1, "rp_filter", 2);
     dropped(&js, (pod1, "10.244.1.99"), &cali1, "neighbour_unanswered", 1);

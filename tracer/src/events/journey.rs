@@ -7,9 +7,13 @@
 //! dropped (the drop event, named as every drop is), or nothing more was seen of it within
 //! the journey timeout.
 
-use std::{io, sync::Arc};
+use std::{
+    io,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
 
-use tracer_common::{JourneySection, Packet, hop, kind, section};
+use tracer_common::{JourneySection, Packet, hop, kind, nf_verdict, proto, section};
 
 use super::{
     Capture, Captured, DecodeError, NamedDrop, PacketEvent, Place, Render, Stamp,
@@ -23,6 +27,7 @@ use crate::{
         key, key_quoted, put_number,
         write::{put, put_ip, put_json_str, put_u32, put_u64},
     },
+    mirror::neigh::NeighState,
     packet::PacketView,
     pods::Pod,
 };
@@ -55,6 +60,74 @@ pub(crate) fn hop_name(hop: u8) -> &'static str {
         hop::XMIT => "xmit",
         hop::CONSUMED => "consumed",
         hop::SOCKET => "socket",
+        hop::FORWARD => "forward",
+        hop::OUTPUT => "output",
+        hop::NEIGH => "neigh",
+        hop::NF => "nf",
+        _ => "unknown",
+    }
+}
+
+/// What a hop inside the stack (kprobe/fentry) tells besides its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HopDetail {
+    None,
+    /// [`hop::NEIGH`]: the neighbour entry it went through, its key and state then.
+    Neigh { addr: IpAddr, state: NeighState },
+    /// [`hop::NF`]: netfilter's verdict at a hook (`pf`: `NFPROTO_*`, `hook`: `NF_INET_*`).
+    Nf { pf: u8, hook: u8, verdict: i32 },
+}
+
+impl HopDetail {
+    pub(crate) fn of(s: &JourneySection) -> Self {
+        match s.hop {
+            hop::NEIGH => {
+                let addr = if s.family == proto::AF_INET {
+                    IpAddr::V4(Ipv4Addr::new(s.addr[0], s.addr[1], s.addr[2], s.addr[3]))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(s.addr))
+                };
+                Self::Neigh { addr, state: NeighState::from_nud(s.state) }
+            }
+            hop::NF => Self::Nf { pf: s.family, hook: s.state, verdict: s.rc },
+            _ => Self::None,
+        }
+    }
+}
+
+/// `NFPROTO_*` by name.
+fn nf_family(pf: u8) -> &'static str {
+    match pf {
+        1 => "inet",
+        2 => "ipv4",
+        3 => "arp",
+        5 => "netdev",
+        7 => "bridge",
+        10 => "ipv6",
+        _ => "unknown",
+    }
+}
+
+/// The hook's name: `NF_INET_*` (and the bridge's, numbered alike), `NF_ARP_*`.
+fn nf_hook(pf: u8, hook: u8) -> &'static str {
+    match (pf, hook) {
+        (3, 0) => "IN",
+        (3, 1) => "OUT",
+        (3, 2) => "FORWARD",
+        (_, 0) => "PREROUTING",
+        (_, 1) => "INPUT",
+        (_, 2) => "FORWARD",
+        (_, 3) => "OUTPUT",
+        (_, 4) => "POSTROUTING",
+        (_, 5) => "INGRESS",
+        _ => "unknown",
+    }
+}
+
+fn nf_verdict_name(verdict: i32) -> &'static str {
+    match verdict {
+        nf_verdict::DROP => "drop",
+        nf_verdict::STOLEN => "stolen",
         _ => "unknown",
     }
 }
@@ -69,6 +142,7 @@ pub(crate) struct Hop {
     pub ifindex: u32,
     /// Since the journey started, ns.
     pub after_ns: u64,
+    pub detail: HopDetail,
 }
 
 /// The last hop of a dropped packet (not a kernel hop value).
@@ -326,6 +400,22 @@ impl JourneyRecord {
                 put_json_str(out, iface)?;
                 put_number!(out, "ifindex", u64::from(h.ifindex));
             }
+            match h.detail {
+                HopDetail::None => {}
+                HopDetail::Neigh { addr, state } => {
+                    key_quoted!(out, "neigh", |o| put_ip(o, addr));
+                    key!(out, "neigh_state");
+                    put_json_str(out, state.name())?;
+                }
+                HopDetail::Nf { pf, hook, verdict } => {
+                    key!(out, "nf_family");
+                    put_json_str(out, nf_family(pf))?;
+                    key!(out, "nf_hook");
+                    put_json_str(out, nf_hook(pf, hook))?;
+                    key!(out, "verdict");
+                    put_json_str(out, nf_verdict_name(verdict))?;
+                }
+            }
             key!(out, "t_us");
             put_micros(out, h.after_ns);
             out.push(b'}');
@@ -345,6 +435,25 @@ impl JourneyRecord {
             if let Some(iface) = &h.iface {
                 out.push(b' ');
                 put(out, iface);
+            }
+            match h.detail {
+                HopDetail::None => {}
+                HopDetail::Neigh { addr, state } => {
+                    out.push(b' ');
+                    put_ip(out, addr);
+                    out.push(b' ');
+                    put(out, state.name());
+                }
+                HopDetail::Nf { pf, hook, verdict } => {
+                    if !matches!(pf, 1 | 2) {
+                        out.push(b' ');
+                        put(out, nf_family(pf));
+                    }
+                    out.push(b' ');
+                    put(out, nf_hook(pf, hook));
+                    out.push(b' ');
+                    put(out, nf_verdict_name(verdict));
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::{
     events::{
         Captured, HopEvent, NamedDrop, PacketEvent, Place,
         annotation::Annotation,
-        journey::{DROPPED_HOP, Hop, JourneyRecord, Outcome, translated},
+        journey::{DROPPED_HOP, Hop, HopDetail, JourneyRecord, Outcome, hop_name as hop_name_of, translated},
     },
     mirror::{Mirror, neigh::NeighState, routes::RouteKind},
 };
@@ -92,7 +92,8 @@ impl Journeys {
                 self.pending.insert(ev.id, p);
                 None
             }
-            hop::QUEUE => {
+            // Hops on the way: the journey goes on.
+            hop::QUEUE | hop::FORWARD | hop::OUTPUT | hop::NEIGH | hop::NF => {
                 if let Some(p) = self.pending.get_mut(&ev.id) {
                     p.hops.push(ev);
                 }
@@ -157,7 +158,8 @@ impl Journeys {
                 // The drop is the last hop, on its device.
                 let (at, ifindex) = (d.ev.header.ts_ns, d.ev.ifindex);
                 let iface = (ifindex != 0).then(|| iface_name(node, ifindex).into_owned());
-                hops.push(Hop { hop: DROPPED_HOP, iface, ifindex, after_ns: at.saturating_sub(start.header.ts_ns) });
+                let after_ns = at.saturating_sub(start.header.ts_ns);
+                hops.push(Hop { hop: DROPPED_HOP, iface, ifindex, after_ns, detail: HopDetail::None });
                 (Outcome::Dropped(d), at)
             }
             End::Freed(at) => (Outcome::Consumed { by: symbol(names, at) }, last.header.ts_ns),
@@ -202,7 +204,8 @@ fn named_hops(hops: &[HopEvent], node: &Mirror) -> Vec<Hop> {
                 _ => h.ifindex,
             };
             let iface = (ifindex != 0).then(|| iface_name(node, ifindex).into_owned());
-            Hop { hop: h.hop.hop, iface, ifindex, after_ns: h.header.ts_ns.saturating_sub(t0) }
+            let after_ns = h.header.ts_ns.saturating_sub(t0);
+            Hop { hop: h.hop.hop, iface, ifindex, after_ns, detail: HopDetail::of(&h.hop) }
         })
         .collect()
 }
@@ -240,6 +243,9 @@ fn waiting(last: &HopEvent, a: &Annotation, node: &Mirror) -> String {
     let dev = if last.ifindex != 0 { iface_name(node, last.ifindex).into_owned() } else { "-".into() };
     match last.hop.hop {
         hop::QUEUE | hop::LOCAL => format!("queued on {dev}, never handed to its driver"),
+        hop::NEIGH => format!("sent through its neighbour on {dev}, never queued"),
+        hop::FORWARD | hop::OUTPUT => format!("routed ({}), nothing after", hop_name_of(last.hop.hop)),
+        hop::NF => "at a netfilter hook, nothing after".to_owned(),
         _ => format!("last seen on {dev} (received), nothing after"),
     }
 }
@@ -363,5 +369,62 @@ pub(crate) mod tests {
             j.hop(hop_at(id, hop::RECEIVE, 0, 1, None), frame());
         }
         assert_eq!((j.pending.len(), j.refused), (20, 1));
+    }
+
+    /// A hop inside the stack (kprobe/fentry) of journey `id`, its neighbour's or netfilter
+    /// verdict's fields (`family`, `state`, `rc`, `addr`) set by `set` as the kernel sets them.
+    fn inner_hop(id: u64, hop: u8, ts_ns: u64, ifindex: u32, set: impl FnOnce(&mut JourneySection)) -> HopEvent {
+        let mut ev = hop_at(id, hop, ts_ns, ifindex, None);
+        set(&mut ev.hop);
+        ev
+    }
+
+    #[test]
+    fn hops_inside_the_stack_go_on_and_are_named_in_order() {
+        use tracer_common::{nf_verdict, nud, proto};
+
+        use crate::events::Render as _;
+        let node = bench::calico_node(2);
+        let (c0, c1, dst) = (bench::FIRST_CALI, bench::FIRST_CALI + 1, bench::pod_ip(1));
+        let mut key = [0; 16];
+        key[..4].copy_from_slice(&dst.octets());
+        let mut j = Journeys::new(Duration::from_secs(5), true, JOURNEY_ENTRIES);
+        j.hop(hop_at(7, hop::RECEIVE, 1_000, c0, Some(dst)), frame());
+        for h in [
+            hop_at(7, hop::FORWARD, 2_000, c0, None),
+            hop_at(7, hop::OUTPUT, 3_000, c1, None),
+            inner_hop(7, hop::NEIGH, 3_500, c1, |s| (s.family, s.state, s.addr) = (proto::AF_INET, nud::STALE, key)),
+            hop_at(7, hop::QUEUE, 4_000, c1, Some(dst)),
+        ] {
+            assert!(j.hop(h, frame()).is_none(), "a hop on the way does not end the journey");
+        }
+        let ended = j.hop(hop_at(7, hop::XMIT, 9_200, 0, None), frame()).unwrap();
+        let r = j.finish(ended, End::Hop, &node, &Placer::new(None), None);
+        let names: Vec<&str> = r.hops.iter().map(|h| crate::events::journey::hop_name(h.hop)).collect();
+        assert_eq!(names, ["receive", "forward", "output", "neigh", "queue", "xmit"]);
+        let mut text = Vec::new();
+        r.put_text(&mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains(&format!(" µs  neigh cali00000a1b2c4 {dst} STALE")), "{text}");
+        let mut json = Vec::new();
+        r.put_json(&mut json).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(json.contains(r#""hop":"neigh","iface":"cali00000a1b2c4""#) && json.contains(r#""neigh_state":"STALE""#), "{json}");
+
+        // A netfilter drop: its hop comes before the drop record, which ends the journey.
+        let mut j = Journeys::new(Duration::from_secs(5), true, JOURNEY_ENTRIES);
+        j.hop(hop_at(8, hop::RECEIVE, 1_000, c0, Some(dst)), frame());
+        // NFPROTO_IPV4 (2), NF_INET_FORWARD (2).
+        let nf = inner_hop(8, hop::NF, 2_000, 0, |s| (s.family, s.state, s.rc) = (2, 2, nf_verdict::DROP));
+        assert!(j.hop(nf, frame()).is_none());
+        let p = j.dropped(8).unwrap();
+        let r = j.finish(p, End::Unfinished, &node, &Placer::new(None), None);
+        let mut text = Vec::new();
+        r.put_text(&mut text);
+        assert!(String::from_utf8(text).unwrap().contains(" µs  nf FORWARD drop"));
+        let mut json = Vec::new();
+        r.put_json(&mut json).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(json.contains(r#"{"hop":"nf","nf_family":"ipv4","nf_hook":"FORWARD","verdict":"drop","t_us":1.0}"#), "{json}");
     }
 }

@@ -118,6 +118,32 @@ const TRACEPOINT: &[Hook] = &[
     hook("vt_neigh_new_tp", Attach::TpBtf, &["neigh_create"]),
 ];
 
+/// Journeys' hops inside the stack (tracer-ebpf/src/hops.rs); no tracepoint marks these
+/// places. `nf_hook_slow`'s return probe comes before its entry probe (as above).
+const HOPS_KPROBE: &[Hook] = &[
+    hook("vt_j_fwd_kp", Attach::Kprobe, &["ip_forward"]),
+    hook("vt_j_out_kp", Attach::Kprobe, &["ip_output"]),
+    hook("vt_j_neigh_kp", Attach::Kprobe, &["neigh_resolve_output"]),
+    hook("vt_j_nf_kr", Attach::Kprobe, &["nf_hook_slow"]),
+    hook("vt_j_nf_kp", Attach::Kprobe, &["nf_hook_slow"]),
+];
+
+const HOPS_FENTRY: &[Hook] = &[
+    hook("vt_j_fwd_fe", Attach::Fentry, &["ip_forward"]),
+    hook("vt_j_out_fe", Attach::Fentry, &["ip_output"]),
+    hook("vt_j_neigh_fe", Attach::Fentry, &["neigh_resolve_output"]),
+    hook("vt_j_nf_fx", Attach::Fexit, &["nf_hook_slow"]),
+    hook("vt_j_nf_fe", Attach::Fentry, &["nf_hook_slow"]),
+];
+
+fn hop_hooks(mode: Mode) -> &'static [Hook] {
+    match mode {
+        Mode::Kprobe => HOPS_KPROBE,
+        Mode::Fentry => HOPS_FENTRY,
+        Mode::Tracepoint => &[],
+    }
+}
+
 /// What stands in for `arp_rcv` and `arp_xmit` in tracepoint mode (tracer-ebpf/src/arp.rs).
 const TC_ARP: [&str; 2] = ["TC ingress", "TC egress"];
 
@@ -141,6 +167,8 @@ pub(crate) enum ProbeError {
     ArpFromTc(#[from] MapError),
     #[error("no attach mode works on this kernel ({0})")]
     NoMode(String),
+    #[error("--probe {0} has none (they need kprobes or fentry)")]
+    NotInMode(&'static str),
 }
 
 /// The attached probes.
@@ -157,7 +185,6 @@ pub(crate) struct Probes {
 /// The programs' layout ([`layout`]) is a load-time global: the object must have been loaded
 /// with it.
 pub(crate) fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
-    let btf = attach_btf()?;
     let modes: &[Mode] = match wanted {
         ProbeMode::Off => &[],
         ProbeMode::Auto => &Mode::ALL,
@@ -165,12 +192,41 @@ pub(crate) fn start(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeE
         ProbeMode::Fentry => &[Mode::Fentry],
         ProbeMode::Tracepoint => &[Mode::Tracepoint],
     };
+    first_mode(ebpf, modes, attach_mode, unload_mode)
+}
+
+/// Journeys' hops inside the stack ([`HOPS_FENTRY`], [`HOPS_KPROBE`]): the first of fentry and
+/// kprobe that attaches (`auto`), or the one asked for; tracepoint mode has none. fentry first:
+/// a kprobe program holds the CPU's `bpf_prog_active` while it runs, and the kernel skips every
+/// tracepoint program that a softirq interrupting it would run — the journeys' own
+/// net_dev_xmit among them (seen: 1.35 % of a flood's journeys without their xmit on 5.10 with
+/// kprobe hops); a trampoline does not hold it.
+pub(crate) fn start_hops(ebpf: &mut Ebpf, wanted: ProbeMode) -> Result<Probes, ProbeError> {
+    let modes: &[Mode] = match wanted {
+        ProbeMode::Auto => &[Mode::Fentry, Mode::Kprobe],
+        ProbeMode::Kprobe => &[Mode::Kprobe],
+        ProbeMode::Fentry => &[Mode::Fentry],
+        ProbeMode::Tracepoint => return Err(ProbeError::NotInMode("tracepoint")),
+        ProbeMode::Off => return Err(ProbeError::NotInMode("off")),
+    };
+    let attach = |ebpf: &mut Ebpf, mode: Mode, btf: &Btf| attach_hooks(ebpf, mode, hop_hooks(mode), btf);
+    first_mode(ebpf, modes, attach, |ebpf, mode| unload_hooks(ebpf, hop_hooks(mode)))
+}
+
+/// The first of `modes` whose programs all attach; a mode that fails is detached again.
+fn first_mode(
+    ebpf: &mut Ebpf,
+    modes: &[Mode],
+    attach: impl Fn(&mut Ebpf, Mode, &Btf) -> Result<Vec<&'static str>, ProbeError>,
+    unload: impl Fn(&mut Ebpf, Mode),
+) -> Result<Probes, ProbeError> {
+    let btf = attach_btf()?;
     let mut failures = Vec::new();
     for &mode in modes {
-        match attach_mode(ebpf, mode, &btf) {
+        match attach(ebpf, mode, &btf) {
             Ok(targets) => return Ok(Probes { mode, targets }),
             Err(e) => {
-                unload_mode(ebpf, mode);
+                unload(ebpf, mode);
                 if modes.len() == 1 {
                     return Err(e);
                 }
@@ -186,20 +242,26 @@ pub(crate) fn attach_btf() -> Result<Btf, ProbeError> {
     Btf::from_sys_fs().map_err(|e| ProbeError::AyaBtf(e.to_string()))
 }
 
-/// Whether `mode` loads and attaches here; detached again at once (for `vethtrace check`).
+/// Whether `mode` loads and attaches here, the ARP/neighbour path and the journeys' hops;
+/// detached again at once (for `vethtrace check`).
 pub(crate) fn try_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<(), ProbeError> {
-    let result = attach_mode(ebpf, mode, btf).map(drop);
+    let result = attach_mode(ebpf, mode, btf).and_then(|_| attach_hooks(ebpf, mode, hop_hooks(mode), btf)).map(drop);
     unload_mode(ebpf, mode);
+    unload_hooks(ebpf, hop_hooks(mode));
     result
 }
 
 fn attach_mode(ebpf: &mut Ebpf, mode: Mode, btf: &Btf) -> Result<Vec<&'static str>, ProbeError> {
-    let mut targets = mode.hooks().iter().map(|h| attach_hook(ebpf, mode, h, btf)).collect::<Result<Vec<_>, _>>()?;
+    let mut targets = attach_hooks(ebpf, mode, mode.hooks(), btf)?;
     if mode == Mode::Tracepoint {
         set_arp_from_tc(ebpf, true)?;
         targets.splice(0..0, TC_ARP);
     }
     Ok(targets)
+}
+
+fn attach_hooks(ebpf: &mut Ebpf, mode: Mode, hooks: &[Hook], btf: &Btf) -> Result<Vec<&'static str>, ProbeError> {
+    hooks.iter().map(|h| attach_hook(ebpf, mode, h, btf)).collect()
 }
 
 /// Tells the TC programs whether to send ARP events.
@@ -210,7 +272,7 @@ fn set_arp_from_tc(ebpf: &mut Ebpf, on: bool) -> Result<(), ProbeError> {
 
 /// Attaches `hook` to its first target that works; the error is the last target's.
 fn attach_hook(ebpf: &mut Ebpf, mode: Mode, hook: &Hook, btf: &Btf) -> Result<&'static str, ProbeError> {
-    let program = ebpf.program_mut(hook.program).ok_or(ProbeError::Missing("an ARP/neighbour program"))?;
+    let program = ebpf.program_mut(hook.program).ok_or(ProbeError::Missing(hook.program))?;
     let mut last = None;
     for &target in hook.targets {
         match attach_one(program, hook.attach, target, btf) {
@@ -287,7 +349,11 @@ fn unload_mode(ebpf: &mut Ebpf, mode: Mode) {
     if mode == Mode::Tracepoint {
         let _ = set_arp_from_tc(ebpf, false);
     }
-    for h in mode.hooks() {
+    unload_hooks(ebpf, mode.hooks());
+}
+
+fn unload_hooks(ebpf: &mut Ebpf, hooks: &[Hook]) {
+    for h in hooks {
         let _ = match ebpf.program_mut(h.program) {
             Some(Program::KProbe(p)) => p.unload(),
             Some(Program::FEntry(p)) => p.unload(),
@@ -330,7 +396,7 @@ pub(crate) mod tests {
 
     /// Every program of every mode (for the check that the object has them all).
     pub(crate) fn program_names() -> impl Iterator<Item = &'static str> {
-        Mode::ALL.into_iter().flat_map(|m| m.hooks().iter().map(|h| h.program))
+        Mode::ALL.into_iter().flat_map(|m| m.hooks().iter().chain(hop_hooks(m)).map(|h| h.program))
     }
 
     /// Every offset is found on the running kernel (6.18 here, 6.1 in the VM), and they agree

@@ -8,7 +8,13 @@
 //!
 //! The instance is removed when the value is dropped, also when a test panics.
 
-use std::{fs, path::PathBuf, thread, time::Duration};
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    thread,
+    time::Duration,
+};
 
 use super::drop_oracle::{OracleDrop, kfree_skb_format};
 
@@ -17,6 +23,8 @@ pub struct Instance {
     path: PathBuf,
     /// Events enabled (`system/event`), disabled before the instance goes.
     events: Vec<String>,
+    /// Kprobe events defined for it ([`Instance::kprobe`]), removed after it.
+    kprobes: Vec<String>,
 }
 
 impl Instance {
@@ -24,7 +32,19 @@ impl Instance {
         let (root, _) = kfree_skb_format();
         let path = root.join("instances").join(format!("vt-{tag}-{}", std::process::id()));
         fs::create_dir(&path).unwrap_or_else(|e| panic!("tracefs instance {}: {e}", path.display()));
-        Self { path, events: Vec::new() }
+        Self { path, events: Vec::new(), kprobes: Vec::new() }
+    }
+
+    /// Defines the kprobe event `kprobes/<name>` on `function` with the fetch arguments `args`
+    /// (`kprobe_events` is the whole tracefs's: the name should be unique, and the event is
+    /// removed again after the instance) and records it here.
+    pub fn kprobe(&mut self, name: &str, function: &str, args: &str) {
+        let events = self.path.parent().and_then(Path::parent).expect("instances/<name>").join("kprobe_events");
+        let definition = format!("p:kprobes/{name} {function} {args}\n");
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap_or_else(|e| panic!("{}: {e}", events.display()));
+        file.write_all(definition.as_bytes()).unwrap_or_else(|e| panic!("{}: {definition:?}: {e}", events.display()));
+        self.kprobes.push(name.to_owned());
+        self.enable(&format!("kprobes/{name}"));
     }
 
     /// Writes `what` to the instance's file `file` (`trace_clock`, `events/skb/kfree_skb/filter`).
@@ -96,13 +116,25 @@ impl Drop for Instance {
         for event in &self.events {
             let _ = fs::write(self.path.join(format!("events/{event}/enable")), "0");
         }
+        let mut removed = false;
         for _ in 0..50 {
             if fs::remove_dir(&self.path).is_ok() {
-                return;
+                removed = true;
+                break;
             }
             thread::sleep(Duration::from_millis(100));
         }
-        eprintln!("tracefs instance {} could not be removed", self.path.display());
+        if !removed {
+            eprintln!("tracefs instance {} could not be removed", self.path.display());
+        }
+        if let Some(events) = self.path.parent().and_then(Path::parent).map(|r| r.join("kprobe_events")) {
+            for name in &self.kprobes {
+                let removal = fs::OpenOptions::new().append(true).open(&events).and_then(|mut f| f.write_all(format!("-:kprobes/{name}\n").as_bytes()));
+                if let Err(e) = removal {
+                    eprintln!("kprobe event {name} could not be removed: {e}");
+                }
+            }
+        }
     }
 }
 
